@@ -1,0 +1,5 @@
+"""CLI commands (placeholder until implemented)."""
+
+
+def register(group):
+    """Add this module's commands to ``group``."""
