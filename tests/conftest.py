@@ -1,0 +1,107 @@
+"""Shared pytest fixtures.
+
+* ``reset_precision`` (autouse): restores mpmath / python-flint global precision after each test,
+  so no test can leak a changed global precision into another (STYLE §12).
+* ``fake_generator``: a tiny deterministic generator module registered in ``aqpgen.build``'s
+  registry as family "fake" / method "lin" (tests of the build machinery must not depend on the
+  real generators).
+* ``small_table``: a small TableData with metrics, NaN metrics, hp strings and a non-ok row.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def reset_precision():
+    saved = {}
+    try:
+        import mpmath
+
+        saved["mp"] = mpmath.mp.prec
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import flint
+
+        saved["flint"] = flint.ctx.prec
+    except ImportError:  # pragma: no cover
+        pass
+    yield
+    if "mp" in saved:
+        import mpmath
+
+        mpmath.mp.prec = saved["mp"]
+    if "flint" in saved:
+        import flint
+
+        flint.ctx.prec = saved["flint"]
+
+
+def _fake_build_K(K, params):
+    """c_K[n] = a * n / K (exact rationals -> float64), optional failure / non-ok rows."""
+    from aqpgen.records import KResult
+
+    if params.get("fail_at") == K:
+        raise RuntimeError(f"fake generator fails at K={K}")
+    a = Fraction(str(params.get("a", "1")))
+    exact = [a * n / K for n in range(1, K + 1)]
+    if K in params.get("bad", ()):
+        return KResult(K, np.full(K, np.nan), None, {"beta": float("nan")}, "out of reach (fake)",
+                       {"solver": "fake"})
+    return KResult(
+        K,
+        np.array([float(x) for x in exact]),
+        tuple(f"{x.numerator}/{x.denominator}" for x in exact) if params.get("hp") else None,
+        {"beta": 1.0 / K, "max_abs_c": float(max(abs(x) for x in exact))},
+        "ok",
+        {"solver": "fake", "prec": 53},
+    )
+
+
+def _fake_verify_row(K, values, values_hp, metrics, params):
+    from aqpgen.records import Check
+
+    a = Fraction(str(params.get("a", "1")))
+    want = np.array([float(a * n / K) for n in range(1, K + 1)])
+    ok = bool(np.array_equal(np.asarray(values), want))
+    return [Check("fake-exact", ok, "values equal a*n/K" if ok else "values differ", K)]
+
+
+@pytest.fixture
+def fake_generator(monkeypatch):
+    """Register module ``aqpgen_fake_gen`` as generator ("fake", "lin")."""
+    mod = types.ModuleType("aqpgen_fake_gen")
+    mod.GENERATOR_VERSION = "fake-1"
+    mod.build_K = _fake_build_K
+    mod.verify_row = _fake_verify_row
+    mod.target_name = lambda params: f"{params.get('a', '1')}*p"
+    mod.kmin = lambda params: 2
+    # picklable by reference for process pools: functions live in this (importable) module
+    monkeypatch.setitem(sys.modules, "aqpgen_fake_gen", mod)
+    from aqpgen import build
+
+    monkeypatch.setitem(build.GENERATORS, ("fake", "lin"), "aqpgen_fake_gen")
+    return mod
+
+
+@pytest.fixture
+def small_table():
+    from aqpgen.records import KResult
+    from aqpgen.tablefile import make_table
+
+    rs = [
+        KResult(2, [0.25, 1.0], ("1/4", "1"), {"beta": 0.5, "exact": 1.0}, "ok", {"solver": "s", "prec": 64}),
+        KResult(3, [1 / 3, 2 / 3, 1.0], None, {"beta": float("nan"), "V1": 0.125}, "ok", {"solver": "s"}),
+        KResult(5, np.full(5, np.nan), None, {"beta": float("nan")}, "infeasible at K=5", {"solver": "s", "status": "infeasible"}),
+    ]
+    return make_table(
+        name="small", family="fake", target="p", method="lin", params={"a": "1"},
+        provenance={"aqpgen": "test"}, results=rs, inputs_hash="0" * 64,
+    )
