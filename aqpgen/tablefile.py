@@ -673,7 +673,7 @@ def update_manifest(tables_dir: str | os.PathLike) -> dict:
 
     The manifest is sorted JSON ``{"schema": "aqpgen.manifest", "version": 1, "files":
     {"<file>.h5": {"sha256": ..., "content_hash": ..., "size": ...}}}``, written atomically.
-    Returns the manifest dict.
+    An identical existing manifest is left untouched.  Returns the manifest dict.
     """
     d = os.fspath(tables_dir)
     files = {}
@@ -682,7 +682,15 @@ def update_manifest(tables_dir: str | os.PathLike) -> dict:
         if fn.endswith(".h5") and os.path.isfile(p):
             files[fn] = manifest_entry(p)
     manifest = {"schema": MANIFEST_SCHEMA, "version": MANIFEST_VERSION, "files": files}
-    _write_text_atomic(os.path.join(d, MANIFEST_NAME), json.dumps(manifest, sort_keys=True, indent=2) + "\n")
+    text = json.dumps(manifest, sort_keys=True, indent=2) + "\n"
+    mpath = os.path.join(d, MANIFEST_NAME)
+    try:
+        with open(mpath, encoding="utf-8") as fh:
+            unchanged = fh.read() == text
+    except OSError:
+        unchanged = False
+    if not unchanged:  # leave an identical manifest untouched (no spurious mtime changes)
+        _write_text_atomic(mpath, text)
     return manifest
 
 
