@@ -1,0 +1,116 @@
+"""Classical count-based estimators ("peers") of log p, the tables the KL presets are compared with.
+
+All tables use the self-inclusive count convention: for completion i, n in 1..K counts the K
+completions whose answer equals its own, so n - 1 ~ Binomial(K-1, p).  Every peer estimates the
+target **log p**.
+
+Public names
+------------
+PEERS                    -- ("plugin", "digamma", "laplace", "jackknife").
+PEER_TARGET              -- "log p".
+peer_table(name, K)      -- float64 table c_K[1..K] (``values[n-1]``), correctly rounded.
+digamma_table_exact(K)   -- the digamma table as exact Fractions.
+
+Definitions (n = 1..K)
+----------------------
+plugin     log(n/K).
+digamma    psi(n) - psi(K) = -sum_{j=n}^{K-1} 1/j.  It is the U-statistic (exactly unbiased table)
+           of the degree-(K-1) truncation of log p = -sum_{j>=1} (1-p)^j / j, so its bias is
+           g_c(p) - log p = sum_{j>=K} (1-p)^j / j.
+laplace    log((n - 1/2)/K)  (add-1/2).
+jackknife  the delete-one jackknife of the plug-in over the K-1 *other* samples (the completion's
+           own sample is always present):  with theta = log(n/K) and the K-1 leave-one-out values
+           log((n-1)/(K-1)) (deleting one of the n-1 others sharing the answer; these terms are
+           absent when n = 1, i.e. 0 log 0 = 0) and log(n/(K-1)) (deleting one of the K-n others),
+               theta_bar = [(n-1) log((n-1)/(K-1)) + (K-n) log(n/(K-1))] / (K-1),
+               theta_J   = (K-1) theta - (K-2) theta_bar
+           (the textbook N theta - (N-1) theta_bar with N = K-1 deletable observations; Quenouille
+           1956, Efron & Stein 1981).  K = 2 gives theta_J = theta (the plug-in); K = 1 has nothing
+           to delete and returns the plug-in table [0].
+
+The transcendental tables are evaluated with 40-digit mpmath and rounded once to float64; the
+digamma table is summed exactly in rationals and rounded once.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = ["PEERS", "PEER_TARGET", "peer_table", "digamma_table_exact"]
+
+PEERS = ("plugin", "digamma", "laplace", "jackknife")
+PEER_TARGET = "log p"
+
+_DPS = 40  # working digits of the transcendental tables (rounded once to float64)
+
+
+def _check_K(K) -> int:
+    if isinstance(K, (bool, np.bool_)) or int(K) != K:
+        raise TypeError(f"K must be an integer, received {K!r}")
+    K = int(K)
+    if K < 1:
+        raise ValueError(f"K must be >= 1, received {K}")
+    return K
+
+
+def digamma_table_exact(K) -> list[Fraction]:
+    """c_K[n] = psi(n) - psi(K) = -sum_{j=n}^{K-1} 1/j as exact Fractions, n = 1..K."""
+    K = _check_K(K)
+    out = [Fraction(0)] * K
+    acc = Fraction(0)
+    for n in range(K - 1, 0, -1):
+        acc += Fraction(1, n)
+        out[n - 1] = -acc
+    return out
+
+
+@lru_cache(maxsize=None)
+def _peer_table_cached(name: str, K: int) -> tuple[float, ...]:
+    if name == "digamma":
+        return tuple(float(x) for x in digamma_table_exact(K))
+    import mpmath as mp
+
+    with mp.workdps(_DPS):
+        if name == "plugin":
+            vals = [mp.log(mp.mpf(n) / K) for n in range(1, K + 1)]
+        elif name == "laplace":
+            vals = [mp.log((mp.mpf(2 * n - 1)) / (2 * K)) for n in range(1, K + 1)]
+        elif name == "jackknife":
+            if K == 1:
+                vals = [mp.mpf(0)]
+            else:
+                vals = []
+                for n in range(1, K + 1):
+                    theta = mp.log(mp.mpf(n) / K)
+                    same = (n - 1) * mp.log(mp.mpf(n - 1) / (K - 1)) if n > 1 else mp.mpf(0)
+                    other = (K - n) * mp.log(mp.mpf(n) / (K - 1))
+                    theta_bar = (same + other) / (K - 1)
+                    vals.append((K - 1) * theta - (K - 2) * theta_bar)
+        else:  # pragma: no cover - guarded by peer_table
+            raise ValueError(name)
+        return tuple(float(v) for v in vals)
+
+
+def peer_table(name: str, K) -> np.ndarray:
+    """The float64 table c_K[1..K] of a classical estimator of log p.
+
+    Parameters
+    ----------
+    name : str
+        One of `PEERS` ("plugin", "digamma", "laplace", "jackknife"); definitions in the module
+        docstring.
+    K : int
+        Batch size, K >= 1.
+
+    Returns
+    -------
+    numpy.ndarray, shape (K,)
+        ``values[n-1] = c_K[n]``, each entry the correctly rounded float64 of the exact value.
+    """
+    if name not in PEERS:
+        raise ValueError(f"name must be one of {PEERS}, received {name!r}")
+    K = _check_K(K)
+    return np.array(_peer_table_cached(name, K), dtype=np.float64)
