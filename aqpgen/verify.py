@@ -1,0 +1,135 @@
+"""Re-verification of table files (``aqpgen verify``).
+
+Public names
+------------
+verify_file(path, manifest=True) -- schema, content hash, manifest entry, and per-row checks by
+                                    the table's generator (``module.verify_row``).
+verify_rate(table)               -- the E*_K = Θ(1/K²) rate audit of a KL minimax table,
+                                    delegated to ``aqpgen.minimax.rate_audit``.
+summarize(checks)                -- per check name: number passed, number failed.
+
+Every function returns a list of :class:`aqpgen.records.Check`; nothing raises for a bad file
+(the failure is a Check with ``ok=False`` and the reason), so a caller can verify many files and
+report all problems at once.  ``aqpgen audit`` goes further (recomputes every metric from the
+values alone, with rigorous bounds); this module is the fast gate run by ``make verify``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+import numpy as np
+
+from .errors import TableFormatError
+from .records import Check
+from .tablefile import MANIFEST_NAME, TableData, check_manifest, read_table
+
+__all__ = ["verify_file", "verify_rate", "summarize"]
+
+
+def _row_checks(table: TableData, mod) -> list:
+    checks = []
+    for K in table.Ks:
+        row = table.rows[K]
+        if row.status != "ok":
+            # recorded on purpose (infeasible / out of reach); the runtime refuses to serve it
+            checks.append(Check("row.status", True, f"not served: {row.status}", K))
+            continue
+        finite = bool(np.all(np.isfinite(row.values)))
+        checks.append(Check("row.finite", finite, "all values finite" if finite else "non-finite values in an ok row", K))
+        if mod is None:
+            continue
+        try:
+            out = mod.verify_row(K, row.values, row.values_hp, dict(row.metrics), dict(table.params))
+        except Exception as e:  # a crash in a verifier is a failed check, not a crash of verify
+            checks.append(Check("row.verify", False, f"verify_row raised {type(e).__name__}: {e}", K))
+            continue
+        checks.extend(out)
+    return checks
+
+
+def verify_file(path: str | os.PathLike, *, manifest: bool = True) -> list:
+    """Verify one table file.
+
+    Parameters
+    ----------
+    path : path-like
+        A table file.
+    manifest : bool
+        Also check the file's entry in ``MANIFEST.json`` when one sits next to the file.
+
+    Returns
+    -------
+    list of Check
+        ``file`` (schema, structure and content hash: from :func:`aqpgen.tablefile.read_table`),
+        ``manifest`` (sha256/size/content hash vs the sibling manifest), ``generator`` (the
+        table's generator module is importable), then per row ``row.finite`` and the generator's
+        own checks (e.g. ``power.unbiased``: exact unbiasedness in rational arithmetic), or
+        ``row.status`` for a recorded non-ok row.
+    """
+    from .build import GENERATORS
+
+    path = os.fspath(path)
+    checks = []
+    try:
+        table = read_table(path, check_hash=True)
+    except (TableFormatError, FileNotFoundError) as e:
+        return [Check("file", False, str(e))]
+    checks.append(Check("file", True, f"schema ok, content hash {table.content_hash[:16]}... ok"))
+    if manifest and os.path.exists(os.path.join(os.path.dirname(os.path.abspath(path)), MANIFEST_NAME)):
+        checks.extend(check_manifest(path))
+    modname = GENERATORS.get((table.family, table.method))
+    mod = None
+    if modname is None:
+        checks.append(Check("generator", False, f"no generator registered for ({table.family!r}, {table.method!r})"))
+    else:
+        import importlib
+
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError as e:
+            checks.append(Check("generator", False, f"{modname} cannot be imported: {e}"))
+        else:
+            stored = table.provenance.get("generator_version")
+            now = getattr(mod, "GENERATOR_VERSION", None)
+            note = "" if stored == now else f" (file written by generator version {stored}, now {now})"
+            checks.append(Check("generator", True, f"{modname}{note}"))
+    checks.extend(_row_checks(table, mod))
+    return checks
+
+
+def verify_rate(table: TableData | str | os.PathLike) -> list:
+    """Rate audit of a KL minimax table: K²·E*_K settles and the log-log slope is −2 ± 0.01.
+
+    Delegates to ``aqpgen.minimax.rate_audit(Ks, E_star)`` on the table's ``ok`` rows (SPEC §2).
+
+    Returns
+    -------
+    list of Check
+        One ``rate`` check (detail: fitted slope) -- ``ok=False`` when the table has no
+        ``E_star`` metric or the audit fails.
+    """
+    if not isinstance(table, TableData):
+        try:
+            table = read_table(table)
+        except (TableFormatError, FileNotFoundError) as e:
+            return [Check("rate", False, str(e))]
+    Ks = [K for K in table.Ks if table.rows[K].status == "ok"]
+    E = [table.rows[K].metrics.get("E_star", float("nan")) for K in Ks]
+    if not Ks or not np.all(np.isfinite(E)):
+        return [Check("rate", False, f"{table.name}: no finite E_star metric on every ok row; not a KL minimax table?")]
+    from .minimax import rate_audit
+
+    audit = rate_audit(tuple(Ks), np.asarray(E, dtype=np.float64))
+    return [Check("rate", bool(audit.ok), f"{table.name}: fitted log-log slope of E*_K {float(audit.slope):+.5f} "
+                  f"(required -2 within 0.01)")]
+
+
+def summarize(checks: Iterable[Check]) -> dict:
+    """``{name: (n_passed, n_failed)}`` in first-seen order."""
+    out: dict = {}
+    for c in checks:
+        p, f = out.get(c.name, (0, 0))
+        out[c.name] = (p + bool(c.ok), f + (not c.ok))
+    return out
