@@ -1,0 +1,395 @@
+"""Zero-overhead reward lookup for training code (SPEC §5).
+
+Imports only numpy; h5py is imported when a file is read, torch / jax only when the caller passes
+their arrays (this module never imports them itself: it looks them up in ``sys.modules``).
+
+Public names
+------------
+load_table(path_or_name)    -- read a table file once into a dense float64 array -> Table.
+Table                       -- ``Ks``, ``values(K)``, ``lookup(counts, K)``, ``rewards(answers)``,
+                               ``metrics(K)``, ``status``, ``name``, ``target``, ``method``, ``params``.
+answers_to_counts(answers)  -- self-inclusive counts of one group of K answers (O(K)).
+
+Conventions
+-----------
+Counts are self-inclusive: for completion i of a group of K, n_i = number of the K completions
+whose answer equals z_i, so 1 <= n_i <= K.  The reward of completion i is c_K[n_i]:
+
+>>> t = load_table("power-m2")                     # doctest: +SKIP
+>>> t.lookup(np.array([1, 2, 4]), K=4)              # doctest: +SKIP
+array([0.        , 0.        , 1.        ])
+
+Validation and cost
+-------------------
+``lookup`` validates (integer dtype, 1 <= n <= K, K present and its row ``"ok"``) and then does
+one gather from a contiguous row of the dense table; the row is padded at index 0 so that the
+count is the index (no ``counts - 1`` temporary).  Validation is a min and a max over the counts.
+Nothing ever returns NaN silently on the checked paths.
+
+* numpy: always checked.
+* torch: ``check=True`` (default) computes ``aminmax`` on the counts' device and reads two
+  scalars back (a device synchronisation, but no host copy of the data).  ``check=False`` skips
+  it: then a count of 0 reads the NaN padding, and a negative count or one above K raises
+  IndexError on CPU (a device-side assert on CUDA).  Use ``check=False`` only for counts produced
+  by :func:`answers_to_counts`-like code you trust.
+* jax: outside ``jit`` the counts are checked eagerly like torch.  Under ``jit`` (traced counts)
+  values cannot be checked; the lookup then returns NaN for every count outside 1..K (an
+  explicit ``where``, so a bad count shows up as NaN in the loss and never as another row's
+  value).  Check counts outside the traced function if you need an exception.
+
+Possible issues: counts given as floats are refused even when integral (convert with
+``.astype(np.int64)`` / ``.long()``): a float count usually means counts were averaged or
+normalised upstream, which is a bug worth surfacing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import numbers
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+__all__ = ["load_table", "Table", "answers_to_counts", "tables_dirs"]
+
+#: Environment variable holding extra table directories (``os.pathsep``-separated), searched first.
+TABLES_ENV = "AQPGEN_TABLES"
+
+
+# ----------------------------------------------------------------------------- locating tables
+def tables_dirs() -> list[Path]:
+    """Directories searched for a table given by name: ``$AQPGEN_TABLES`` entries, then the
+    repository's ``tables/`` directory."""
+    dirs = [Path(d) for d in os.environ.get(TABLES_ENV, "").split(os.pathsep) if d]
+    dirs.append(Path(__file__).resolve().parent.parent / "tables")
+    return dirs
+
+
+def _resolve(path_or_name) -> Path:
+    p = Path(os.fspath(path_or_name))
+    if p.is_file():
+        return p
+    name = str(path_or_name)
+    if os.sep not in name and (os.altsep is None or os.altsep not in name):
+        for d in tables_dirs():
+            for cand in (d / f"{name}.h5", d / name):
+                if cand.is_file():
+                    return cand
+    searched = [str(d) for d in tables_dirs()]
+    available = sorted({f.stem for d in tables_dirs() if d.is_dir() for f in d.glob("*.h5")})
+    raise FileNotFoundError(
+        f"no table file {name!r}: not a file, and no '{name}.h5' in {searched} "
+        f"(available names: {available or 'none'}; run `make tables` to build the shipped ones, "
+        f"or set ${TABLES_ENV})"
+    )
+
+
+def load_table(path_or_name, *, check_hash: bool = True) -> "Table":
+    """Load a table file once into a dense float64 array.
+
+    Parameters
+    ----------
+    path_or_name : str or path-like
+        A ``.h5`` file, or the name of a shipped table (``"power-m2"``), looked up in
+        ``$AQPGEN_TABLES`` (``os.pathsep``-separated directories) and then the repository's
+        ``tables/`` directory.
+    check_hash : bool
+        Recompute and compare the file's content hash (default True; a few milliseconds).
+
+    Raises
+    ------
+    FileNotFoundError
+        Neither a file nor a known table name (the message lists the available names).
+    aqpgen.errors.TableFormatError
+        Wrong schema or schema version, malformed file, content hash mismatch.
+    """
+    from aqpgen.tablefile import read_table  # numpy + lazy h5py
+
+    path = _resolve(path_or_name)
+    return Table(read_table(path, check_hash=check_hash), path=path)
+
+
+# ----------------------------------------------------------------------------- counts
+def answers_to_counts(answers: Iterable) -> np.ndarray:
+    """Self-inclusive counts of one group of K answers.
+
+    ``counts[i]`` = number of ``j`` with ``answers[j] == answers[i]`` (so 1 <= counts[i] <= K),
+    computed in O(K) with a dict.  Answers are compared by Python equality and hash (strings,
+    ints, tuples...; ``1``, ``1.0`` and ``True`` are equal; ``"1"`` and ``1`` are not).  Normalise
+    answers (strip, lowercase, canonical numbers) before calling.  A numpy integer array is
+    counted with ``np.unique``.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (K,)
+    """
+    if isinstance(answers, np.ndarray) and answers.dtype.kind in "iub":
+        if answers.ndim != 1:
+            raise ValueError(f"answers must be one group (1-d), received shape {answers.shape}")
+        _, inv, cnt = np.unique(answers, return_inverse=True, return_counts=True)
+        return cnt[inv.reshape(-1)].astype(np.int64)
+    if isinstance(answers, (str, bytes)):
+        raise TypeError("answers must be a sequence of K answers, received a single string")
+    items = answers.tolist() if isinstance(answers, np.ndarray) else list(answers)
+    freq: dict = {}
+    try:
+        for a in items:
+            freq[a] = freq.get(a, 0) + 1
+    except TypeError as exc:
+        raise TypeError(f"answers must be hashable (str, int, tuple, ...): {exc}") from None
+    return np.fromiter((freq[a] for a in items), dtype=np.int64, count=len(items))
+
+
+# ----------------------------------------------------------------------------- the table
+def _nearby(Ks: tuple, K: int, k: int = 3) -> list[int]:
+    j = bisect.bisect_left(Ks, K)
+    return list(Ks[max(0, j - k): j + k])
+
+
+def _first_bad(bad_mask: np.ndarray) -> tuple:
+    idx = np.argwhere(bad_mask)[0]
+    return tuple(int(i) for i in idx)
+
+
+class Table:
+    """A loaded reward table: one dense float64 array, one row per K.
+
+    Attributes
+    ----------
+    name, family, target, method : str
+        From the file (``target`` e.g. ``"p^2"`` or ``"log p"``).
+    params, provenance : dict
+        Generator parameters and build provenance.
+    Ks : tuple of int
+        Sorted K values in the file (including rows whose status is not ``"ok"``).
+    status : dict[int, str]
+        ``"ok"`` or the reason row K is unavailable (such rows cannot be looked up).
+    content_hash : str
+        The table's content hash.
+    path : pathlib.Path or None
+        The file it was read from.
+
+    Notes
+    -----
+    ``self.dense[i, n]`` = c_K[n] for K = ``Ks[i]`` and n in 1..K; column 0 and columns beyond K
+    are NaN padding.  Device copies for torch / jax are cached per (device, dtype).
+    """
+
+    def __init__(self, data, path: str | os.PathLike | None = None):
+        self.name = data.name
+        self.family = data.family
+        self.target = data.target
+        self.method = data.method
+        self.params = dict(data.params)
+        self.provenance = dict(data.provenance)
+        self.content_hash = data.content_hash
+        self.path = None if path is None else Path(path)
+        self.Ks = tuple(int(k) for k in data.Ks)
+        self._index = {K: i for i, K in enumerate(self.Ks)}
+        self.status = {K: str(data.rows[K].status) for K in self.Ks}
+        self._metrics = {K: dict(data.rows[K].metrics) for K in self.Ks}
+        kmax = max(self.Ks, default=0)
+        dense = np.full((len(self.Ks), kmax + 1), np.nan, dtype=np.float64)
+        for i, K in enumerate(self.Ks):
+            v = np.asarray(data.rows[K].values, dtype=np.float64)
+            if self.status[K] == "ok" and not np.all(np.isfinite(v)):
+                bad = int(np.argmin(np.isfinite(v)))
+                raise ValueError(
+                    f"table {self.name!r}: row K={K} has status 'ok' but c_K[{bad + 1}] = {float(v[bad])!r}")
+            dense[i, 1: K + 1] = v
+        dense.flags.writeable = False
+        self.dense = dense
+        self._cache: dict = {}
+
+    @classmethod
+    def from_data(cls, data) -> "Table":
+        """A Table from an in-memory ``aqpgen.tablefile.TableData``."""
+        return cls(data)
+
+    def __repr__(self) -> str:
+        ks = f"{self.Ks[0]}..{self.Ks[-1]} ({len(self.Ks)} values)" if self.Ks else "none"
+        return f"Table(name={self.name!r}, target={self.target!r}, method={self.method!r}, Ks={ks})"
+
+    # ------------------------------------------------------------------ per-K access
+    def _row_index(self, K) -> tuple[int, int]:
+        if isinstance(K, bool) or not isinstance(K, numbers.Integral):
+            raise TypeError(f"K must be an integer, received {K!r}")
+        K = int(K)
+        i = self._index.get(K)
+        if i is None:
+            raise ValueError(
+                f"K={K} is not in table {self.name!r} (nearby Ks: {_nearby(self.Ks, K)}; "
+                f"the table has {len(self.Ks)} Ks from {self.Ks[0] if self.Ks else '-'} to "
+                f"{self.Ks[-1] if self.Ks else '-'}); build it with `aqpgen build`")
+        if self.status[K] != "ok":
+            raise ValueError(
+                f"row K={K} of table {self.name!r} is unavailable: {self.status[K]}")
+        return K, i
+
+    def values(self, K) -> np.ndarray:
+        """Read-only float64 view of c_K[1..K] (0-based: ``values(K)[n-1] = c_K[n]``)."""
+        K, i = self._row_index(K)
+        return self.dense[i, 1: K + 1]
+
+    def metrics(self, K) -> dict:
+        """The stored metrics of row K (see docs/ARCHITECTURE.md, "Metric names")."""
+        if int(K) not in self._metrics:
+            self._row_index(K)
+        return dict(self._metrics[int(K)])
+
+    # ------------------------------------------------------------------ lookup
+    def lookup(self, counts, K, *, dtype=None, check: bool = True):
+        """Rewards c_K[counts] for counts of any shape; same shape and array type as ``counts``.
+
+        Parameters
+        ----------
+        counts : array-like of int
+            Self-inclusive counts, 1 <= n <= K.  numpy arrays (and Python ints / lists) give
+            numpy float64; a torch tensor gives a torch tensor on its device; a jax array a jax
+            array on its device.  An integer dtype is required.
+        K : int
+            Batch size (group size) the counts refer to.
+        dtype : optional
+            Output dtype: numpy dtype (default float64), torch dtype (default torch.float64) or
+            jax dtype (default float64 when ``jax_enable_x64`` is on, else float32).
+        check : bool
+            torch / jax only: validate the range (one min/max reduction and a device sync).
+            numpy inputs are always checked.  See the module docstring for unchecked semantics.
+
+        Returns
+        -------
+        Array of rewards: ``out[idx] = c_K[counts[idx]]``.  A Python int gives a float; a numpy
+        integer scalar a numpy float64.
+
+        Raises
+        ------
+        TypeError
+            ``counts`` not of an integer dtype (float counts are refused even when integral).
+        ValueError
+            A count outside 1..K (the message names the first offending value and its index),
+            K absent from the table (nearby Ks listed) or its row not ``"ok"``.
+        """
+        K, i = self._row_index(K)
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(counts, torch.Tensor):
+            return self._lookup_torch(torch, counts, K, i, dtype, check)
+        jax = sys.modules.get("jax")
+        if jax is not None and isinstance(counts, jax.Array):
+            return self._lookup_jax(jax, counts, K, i, dtype, check)
+        return self._lookup_numpy(counts, K, i, dtype)
+
+    def _numpy_dense(self, dtype) -> np.ndarray:
+        if dtype is None or np.dtype(dtype) == np.float64:
+            return self.dense
+        key = ("numpy", np.dtype(dtype).str)
+        d = self._cache.get(key)
+        if d is None:
+            if np.dtype(dtype).kind != "f":
+                raise TypeError(f"dtype must be a floating dtype, received {dtype!r}")
+            d = self._cache[key] = self.dense.astype(dtype)
+        return d
+
+    def _lookup_numpy(self, counts, K: int, i: int, dtype):
+        scalar_kind = None
+        if isinstance(counts, np.ndarray):
+            a = counts
+        elif isinstance(counts, np.generic):
+            a, scalar_kind = np.asarray(counts), "numpy"
+        elif isinstance(counts, numbers.Integral) and not isinstance(counts, bool):
+            a, scalar_kind = np.asarray(int(counts), dtype=np.int64), "python"
+        else:
+            a = np.asarray(counts)
+            if a.size == 0 and a.dtype.kind == "f":  # an empty list has no integer dtype
+                a = a.astype(np.int64)
+        if a.dtype.kind not in "iu":
+            hint = (" (whole-number floats are refused on purpose: convert with "
+                    "counts.astype(np.int64))" if a.dtype.kind == "f" else "")
+            raise TypeError(f"counts must have an integer dtype, received {a.dtype}{hint}")
+        if a.size:
+            lo = a.min()
+            hi = a.max()
+            if lo < 1 or hi > K:
+                self._raise_range(a, K, lo if lo < 1 else hi)
+            if a.dtype.kind == "u" and a.dtype.itemsize >= np.dtype(np.intp).itemsize:
+                a = a.astype(np.intp)
+        row = self._numpy_dense(dtype)[i, : K + 1]
+        out = np.take(row, a)
+        if scalar_kind == "python":
+            return float(out)
+        if scalar_kind is None and a.ndim == 0:
+            return np.asarray(out)
+        return out
+
+    def _raise_range(self, a, K: int, value) -> None:
+        a = np.asarray(a)
+        idx = _first_bad((a < 1) | (a > K)) if a.ndim else ()
+        where = f"counts[{', '.join(map(str, idx))}]" if a.ndim else "counts"
+        raise ValueError(
+            f"counts must be self-inclusive counts in 1..K=1..{K}, but {where} = "
+            f"{int(a[idx])} (first offending entry; {'min' if int(a[idx]) < 1 else 'max'} "
+            f"is {int(value)})")
+
+    # torch -------------------------------------------------------------
+    def _lookup_torch(self, torch, counts, K: int, i: int, dtype, check: bool):
+        if counts.dtype.is_floating_point or counts.dtype.is_complex or counts.dtype == torch.bool:
+            hint = (" (whole-number floats are refused on purpose: convert with counts.long())"
+                    if counts.dtype.is_floating_point else "")
+            raise TypeError(f"counts must have an integer dtype, received {counts.dtype}{hint}")
+        dtype = torch.float64 if dtype is None else dtype
+        key = ("torch", counts.device, dtype)
+        dense = self._cache.get(key)
+        if dense is None:
+            # from a writable copy: torch warns on read-only numpy buffers
+            dense = torch.from_numpy(np.array(self.dense)).to(device=counts.device, dtype=dtype)
+            self._cache[key] = dense
+        if check and counts.numel():
+            lo, hi = torch.aminmax(counts)
+            lo, hi = int(lo), int(hi)
+            if lo < 1 or hi > K:
+                bad = torch.nonzero((counts < 1) | (counts > K))[0].tolist() if counts.dim() else []
+                v = int(counts[tuple(bad)]) if counts.dim() else int(counts)
+                where = f"counts[{', '.join(map(str, bad))}]" if counts.dim() else "counts"
+                raise ValueError(
+                    f"counts must be self-inclusive counts in 1..K=1..{K}, but {where} = {v} "
+                    f"(first offending entry; {'min' if v < 1 else 'max'} is {lo if v < 1 else hi})")
+        row = dense[i, : K + 1]
+        idx = counts if counts.dtype in (torch.int64, torch.int32) else counts.to(torch.int64)
+        return torch.index_select(row, 0, idx.reshape(-1)).reshape(counts.shape)
+
+    # jax ---------------------------------------------------------------
+    def _lookup_jax(self, jax, counts, K: int, i: int, dtype, check: bool):
+        import jax.numpy as jnp
+
+        if not jnp.issubdtype(counts.dtype, jnp.integer):
+            raise TypeError(f"counts must have an integer dtype, received {counts.dtype} "
+                            f"(convert with counts.astype(jnp.int32))")
+        if dtype is None:
+            dtype = jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32
+        traced = isinstance(counts, jax.core.Tracer)
+        if traced:
+            row = jnp.asarray(self.dense[i, : K + 1], dtype=dtype)
+            valid = (counts >= 1) & (counts <= K)
+            # Under jit the values cannot be checked: invalid counts give NaN (documented).
+            return jnp.where(valid, row[jnp.clip(counts, 0, K)], jnp.nan)
+        device = next(iter(counts.devices()))
+        key = ("jax", device, jnp.dtype(dtype).name)
+        dense = self._cache.get(key)
+        if dense is None:
+            dense = self._cache[key] = jax.device_put(jnp.asarray(self.dense, dtype=dtype), device)
+        if check and counts.size:
+            lo, hi = int(counts.min()), int(counts.max())
+            if lo < 1 or hi > K:
+                self._raise_range(np.asarray(counts), K, lo if lo < 1 else hi)
+        return dense[i, counts]
+
+    # ------------------------------------------------------------------ groups
+    def rewards(self, answers, **kw):
+        """Rewards of one group of K answers: ``lookup(answers_to_counts(answers), K=len(answers))``.
+
+        Keyword arguments are passed to :meth:`lookup`.  Returns numpy float64, shape (K,).
+        """
+        counts = answers_to_counts(answers)
+        return self.lookup(counts, len(counts), **kw)
