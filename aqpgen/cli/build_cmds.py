@@ -1,5 +1,263 @@
-"""CLI commands (placeholder until implemented)."""
+"""CLI commands ``build``, ``show`` and ``verify`` (thin layer over aqpgen.build / tablefile / verify).
+
+Heavy imports (h5py, numpy, generators) happen inside the command functions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import click
+
+from . import CONVENTIONS
+
+TABLE_HELP = """\
+A table file (tables/<name>.h5, HDF5 schema 'aqpgen.table' v1) holds, for every K it covers,
+the K rewards c_K[1..K] (float64, plus exact / high-precision decimal strings where they
+exist), per-K metrics, a status ("ok" or why the row is unavailable), solver provenance and a
+content hash.  TABLE is a path or a shipped table name such as power-m2 or kl-aqp-eta15.
+"""
+
+
+def _default_spec() -> str:
+    from ..build import DEFAULT_SPEC
+
+    if os.path.isfile(DEFAULT_SPEC):
+        return DEFAULT_SPEC
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.path.join(repo, DEFAULT_SPEC)
+
+
+def _resolve_table(ref: str) -> str:
+    """A path, or a shipped name searched in aqpgen.runtime.tables_dirs()."""
+    if os.path.isfile(ref):
+        return ref
+    from ..runtime import tables_dirs
+
+    if os.sep not in ref and not ref.endswith(".h5"):
+        for d in tables_dirs():
+            cand = os.path.join(os.fspath(d), f"{ref}.h5")
+            if os.path.isfile(cand):
+                return cand
+    names = sorted({f[:-3] for d in tables_dirs() if os.path.isdir(d) for f in os.listdir(d) if f.endswith(".h5")})
+    raise click.BadParameter(
+        f"{ref!r} is neither a file nor a shipped table name (available: {', '.join(names) or 'none; run make tables'})",
+        param_hint="TABLE",
+    )
+
+
+def _json_float(x):
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def _fmt(x: float) -> str:
+    return "nan" if isinstance(x, float) and math.isnan(x) else f"{x:.6g}"
+
+
+def _Ks_text(Ks) -> str:
+    if len(Ks) <= 8:
+        return ", ".join(map(str, Ks))
+    return f"{Ks[0]}..{Ks[-1]} ({len(Ks)} values)"
+
+
+# --------------------------------------------------------------------------------------------
+# build
+# --------------------------------------------------------------------------------------------
+
+
+class _Bars:
+    """Progress callback: one click progress bar per table being built (on stderr)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+
+    def __call__(self, ev) -> None:
+        if ev.kind == "skip":
+            click.echo(f"{ev.table}: up to date", err=True)
+        elif ev.kind == "start":
+            click.echo(f"{ev.table}: building {ev.total} K values", err=True)
+            if not self.quiet:
+                self.bar = click.progressbar(length=ev.total, label=ev.table, file=click.get_text_stream("stderr"),
+                                             show_pos=True, item_show_func=lambda K: f"K={K}" if K else "")
+                self.bar.__enter__()
+        elif ev.kind == "K" and self.bar is not None:
+            self.bar.update(1, ev.K)
+        elif ev.kind == "written":
+            self.close()
+            click.echo(f"{ev.table}: written", err=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@click.command(
+    "build",
+    help="Build the tables listed in a spec file (default tables/tables.toml).\n\n"
+    "Each [[table]] entry makes <out>/<name>.h5.  A table whose recorded inputs (name, family, "
+    "method, params, Ks, generator and schema versions) match the spec and whose content hash "
+    "checks is skipped, so rerunning is cheap.  Files are written to a temporary file and renamed "
+    "(never left half-written), bytes are reproducible, and <out>/MANIFEST.json is updated.\n\n"
+    "\b\nExamples:\n  aqpgen build                       # everything, in spec order\n"
+    "  aqpgen build --only power-m2 --jobs 2\n  aqpgen build my.toml --out /tmp/t --force\n\n"
+    + CONVENTIONS,
+)
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes for the per-K builds (largest K first).")
+@click.option("--only", multiple=True, metavar="NAME", help="Build only this table (repeatable).")
+@click.option("--force", is_flag=True, help="Rebuild even tables that are up to date.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output directory (default: the spec file's directory).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def build_cmd(spec, jobs, only, force, out_dir, quiet):
+    from ..build import BuildError, build
+
+    spec = spec or _default_spec()
+    if not os.path.isfile(spec):
+        raise click.BadParameter(f"spec file {spec!r} not found", param_hint="SPEC")
+    bars = _Bars(quiet)
+    try:
+        outcomes = build(spec, out_dir, jobs=jobs, only=list(only) or None, force=force, progress=bars)
+    except BuildError as e:
+        bars.close()
+        raise click.ClickException(f"build failed, nothing written for this table: {e}") from None
+    except (ValueError, ImportError) as e:
+        bars.close()
+        raise click.ClickException(str(e)) from None
+    finally:
+        bars.close()
+    built = [o.name for o in outcomes if o.action == "built"]
+    click.echo(f"{len(built)} built, {len(outcomes) - len(built)} up to date")
+    not_ok = [(o.name, K, s) for o in outcomes for K, s in o.not_ok]
+    if not_ok:
+        click.secho(f"WARNING: {len(not_ok)} row(s) are recorded as unavailable (status != ok); "
+                    "the runtime refuses to serve them:", fg="yellow", bold=True, err=True)
+        for name, K, s in not_ok:
+            click.secho(f"  {name} K={K}: {s}", fg="yellow", err=True)
+
+
+# --------------------------------------------------------------------------------------------
+# show
+# --------------------------------------------------------------------------------------------
+
+
+@click.command(
+    "show",
+    help="Show a table's metadata, or one row with --K.\n\n" + TABLE_HELP
+    + "\n\b\nExamples:\n  aqpgen show power-m2\n  aqpgen show power-m2 --K 8\n"
+    "  aqpgen show tables/kl-minimax.h5 --K 16 --json\n\n" + CONVENTIONS,
+)
+@click.argument("table")
+@click.option("--K", "K", type=int, default=None, help="Print the row c_K[1..K] with its metrics.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON (NaN as null).")
+def show_cmd(table, K, as_json):
+    from ..errors import TableFormatError
+    from ..tablefile import read_table
+
+    path = _resolve_table(table)
+    try:
+        t = read_table(path)
+    except TableFormatError as e:
+        raise click.ClickException(str(e)) from None
+    if K is not None and K not in t.rows:
+        raise click.BadParameter(f"K={K} is not in {t.name} (Ks {_Ks_text(t.Ks)})", param_hint="--K")
+    head = {
+        "file": path, "name": t.name, "family": t.family, "target": t.target, "method": t.method,
+        "params": t.params, "provenance": t.provenance, "content_hash": t.content_hash,
+        "inputs_hash": t.inputs_hash,
+    }
+    if K is not None:
+        r = t.rows[K]
+        doc = {**head, "K": K, "status": r.status, "values": [_json_float(float(v)) for v in r.values],
+               "values_hp": list(r.values_hp) if r.values_hp is not None else None,
+               "metrics": {k: _json_float(v) for k, v in r.metrics.items()}, "solver": r.solver}
+    else:
+        doc = {**head, "Ks": list(t.Ks), "metric_names": list(t.metric_names),
+               "not_ok": {str(k): t.rows[k].status for k in t.Ks if t.rows[k].status != "ok"},
+               "metrics": {str(k): {m: _json_float(v) for m, v in t.rows[k].metrics.items()} for k in t.Ks}}
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return
+    click.echo(f"{t.name}: target {t.target}  (family {t.family}, method {t.method}, params {json.dumps(t.params)})")
+    click.echo(f"  file          {path}")
+    click.echo(f"  Ks            {_Ks_text(t.Ks)}")
+    click.echo(f"  content hash  {t.content_hash}")
+    for k, v in sorted(t.provenance.items()):
+        click.echo(f"  {k:<13} {v}")
+    if K is None:
+        click.echo(f"  metrics       {', '.join(t.metric_names) or '-'}")
+        bad = doc["not_ok"]
+        click.echo(f"  rows not ok   {len(bad)}" + "".join(f"\n    K={k}: {s}" for k, s in bad.items()))
+        click.echo("Use --K K to print a row: c_K[n] is the reward of a completion whose answer is shared by n of the K.")
+        return
+    r = t.rows[K]
+    click.echo(f"K = {K}: status {r.status}; solver {json.dumps(r.solver, sort_keys=True)}")
+    for k, v in r.metrics.items():
+        click.echo(f"  {k:<13} {_fmt(v)}")
+    hp = r.values_hp is not None
+    click.echo(f"{'n':>6}  {'c_K[n]':>24}" + ("  exact/high-precision" if hp else ""))
+    for n in range(1, K + 1):
+        line = f"{n:>6}  {float(r.values[n - 1]):>24.17g}"
+        if hp:
+            s = r.values_hp[n - 1]
+            line += "  " + (s if len(s) <= 60 else s[:57] + "...")
+        click.echo(line)
+
+
+# --------------------------------------------------------------------------------------------
+# verify
+# --------------------------------------------------------------------------------------------
+
+
+@click.command(
+    "verify",
+    help="Re-verify table files: schema, content hash, manifest entry and, per K, the "
+    "generator's own checks from the stored values (for power tables: exact unbiasedness in "
+    "rational arithmetic).  Exits non-zero if any check fails.\n\n" + TABLE_HELP
+    + "\n\b\nExamples:\n  aqpgen verify tables/*.h5\n  aqpgen verify kl-minimax --rate\n\n" + CONVENTIONS,
+)
+@click.argument("tables", nargs=-1, required=True)
+@click.option("--rate", is_flag=True, help="Also audit the rate: K^2*E*_K settles, log-log slope -2 +- 0.01 "
+              "(KL minimax tables).")
+@click.option("--json", "as_json", is_flag=True, help="Every check as JSON.")
+@click.option("--all", "show_all", is_flag=True, help="Print every check, not only a summary and the failures.")
+def verify_cmd(tables, rate, as_json, show_all):
+    from ..verify import summarize, verify_file, verify_rate
+
+    results = {}
+    for ref in tables:
+        path = _resolve_table(ref)
+        checks = verify_file(path)
+        if rate:
+            checks = checks + verify_rate(path)
+        results[path] = checks
+    failed = sum(not c.ok for cs in results.values() for c in cs)
+    if as_json:
+        doc = {p: [{"name": c.name, "ok": c.ok, "K": c.K, "detail": c.detail} for c in cs] for p, cs in results.items()}
+        click.echo(json.dumps({"failed": failed, "files": doc}, indent=2, sort_keys=True))
+    else:
+        for path, cs in results.items():
+            nbad = sum(not c.ok for c in cs)
+            click.secho(f"{path}: {'OK' if nbad == 0 else f'{nbad} FAILED'} ({len(cs)} checks)",
+                        fg="green" if nbad == 0 else "red", bold=True)
+            click.echo(f"  {'check':<22} {'passed':>7} {'failed':>7}")
+            for name, (p, f) in summarize(cs).items():
+                click.echo(f"  {name:<22} {p:>7} {f:>7}")
+            for c in cs:
+                if show_all or not c.ok or c.K is None:
+                    where = f"K={c.K}: " if c.K is not None else ""
+                    click.echo(f"  {'ok  ' if c.ok else 'FAIL'} {c.name}: {where}{c.detail}")
+    if failed:
+        raise SystemExit(1)
 
 
 def register(group):
-    """Add this module's commands to ``group``."""
+    """Add ``build``, ``show`` and ``verify`` to ``group``."""
+    group.add_command(build_cmd)
+    group.add_command(show_cmd)
+    group.add_command(verify_cmd)
