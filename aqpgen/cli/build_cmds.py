@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 
 import click
 
@@ -80,7 +81,7 @@ class _Bars:
         elif ev.kind == "start":
             click.echo(f"{ev.table}: building {ev.total} K values", err=True)
             if not self.quiet:
-                self.bar = click.progressbar(length=ev.total, label=ev.table, file=click.get_text_stream("stderr"),
+                self.bar = click.progressbar(length=ev.total, label=ev.table, file=sys.stderr,
                                              show_pos=True, item_show_func=lambda K: f"K={K}" if K else "")
                 self.bar.__enter__()
         elif ev.kind == "K" and self.bar is not None:

@@ -1,0 +1,140 @@
+"""CLI tests: --help / --version, build, show, verify on small fake tables."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import h5py
+import pytest
+from click.testing import CliRunner
+
+import aqpgen
+from aqpgen.cli import main
+
+SPEC = """
+[[table]]
+name = "fake-a"
+family = "fake"
+method = "lin"
+params = { a = "1/2", hp = true }
+Ks = [2, 3, 6]
+"""
+
+
+@pytest.fixture
+def built(tmp_path, fake_generator):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC)
+    res = CliRunner().invoke(main, ["build", str(spec), "--out", str(tmp_path / "t"), "--jobs", "1"])
+    assert res.exit_code == 0, res.output
+    return tmp_path / "t" / "fake-a.h5"
+
+
+def test_version():
+    res = CliRunner().invoke(main, ["--version"])
+    assert res.exit_code == 0 and aqpgen.__version__ in res.output
+
+
+@pytest.mark.parametrize("cmd", [[], ["build"], ["show"], ["verify"]])
+def test_help_teaches_conventions(cmd):
+    res = CliRunner().invoke(main, cmd + ["--help"])
+    assert res.exit_code == 0
+    text = " ".join(res.output.split())
+    assert "itself included" in text and "Binomial(K-1, p)" in text
+    if cmd:
+        assert "Examples" in text
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-c", "from aqpgen.cli import main; main()", "--help"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "build" in out.stdout
+
+
+def test_build_then_up_to_date(tmp_path, built):
+    spec = tmp_path / "spec.toml"
+    res = CliRunner().invoke(main, ["build", str(spec), "--out", str(tmp_path / "t")])
+    assert res.exit_code == 0 and "0 built, 1 up to date" in res.output
+
+
+def test_build_errors_are_clean(tmp_path, fake_generator):
+    r = CliRunner()
+    res = r.invoke(main, ["build", str(tmp_path / "missing.toml")])
+    assert res.exit_code == 2 and "not found" in res.output and "Traceback" not in res.output
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.replace("hp = true", "fail_at = 3"))
+    res = r.invoke(main, ["build", str(spec), "--out", str(tmp_path / "t")])
+    assert res.exit_code == 1 and "K=3" in res.output and "fake-a" in res.output
+    assert not (tmp_path / "t" / "fake-a.h5").exists()
+    res = r.invoke(main, ["build", str(spec), "--only", "zzz"])
+    assert res.exit_code == 1 and "zzz" in res.output
+    res = r.invoke(main, ["build", str(spec), "--jobs", "0"])
+    assert res.exit_code == 2
+
+
+def test_build_reports_non_ok_rows(tmp_path, fake_generator):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.replace("hp = true", "bad = [3]"))
+    res = CliRunner().invoke(main, ["build", str(spec), "--out", str(tmp_path / "t")])
+    assert res.exit_code == 0 and "WARNING" in res.output and "K=3: out of reach (fake)" in res.output
+
+
+def test_show(built):
+    r = CliRunner()
+    res = r.invoke(main, ["show", str(built)])
+    assert res.exit_code == 0 and "fake-a" in res.output and "2, 3, 6" in res.output
+    res = r.invoke(main, ["show", str(built), "--K", "6", "--json"])
+    doc = json.loads(res.output)
+    assert doc["K"] == 6 and doc["values"] == [n / 12 for n in range(1, 7)]
+    assert doc["values_hp"][0] == "1/12" and doc["status"] == "ok"
+    res = r.invoke(main, ["show", str(built), "--K", "6"])
+    assert res.exit_code == 0 and "1/12" in res.output
+    res = r.invoke(main, ["show", str(built), "--K", "5"])
+    assert res.exit_code == 2 and "K=5 is not in fake-a" in res.output
+    res = r.invoke(main, ["show", "no-such-table"])
+    assert res.exit_code == 2 and "no-such-table" in res.output and "Traceback" not in res.output
+
+
+def test_show_by_name(built, monkeypatch):
+    monkeypatch.setenv("AQPGEN_TABLES", str(built.parent))
+    res = CliRunner().invoke(main, ["show", "fake-a", "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["Ks"] == [2, 3, 6]
+
+
+def test_verify_ok_and_tampered(built):
+    r = CliRunner()
+    res = r.invoke(main, ["verify", str(built)])
+    assert res.exit_code == 0, res.output
+    assert "fake-exact" in res.output and "manifest" in res.output
+    res = r.invoke(main, ["verify", str(built), "--json"])
+    doc = json.loads(res.output)
+    assert doc["failed"] == 0 and any(c["name"] == "fake-exact" for c in doc["files"][str(built)])
+    with h5py.File(built, "r+") as f:
+        f["values"][0] = 0.3
+    res = r.invoke(main, ["verify", str(built)])
+    assert res.exit_code == 1 and "content hash mismatch" in res.output
+    res = r.invoke(main, ["verify", str(built), "--json"])
+    assert res.exit_code == 1 and json.loads(res.output)["failed"] >= 1
+
+
+def test_verify_rowcheck_failure_detected(built, monkeypatch):
+    """A wrong value written with a consistent hash (re-written file) fails the generator check."""
+    from aqpgen.tablefile import read_table, update_manifest, write_table
+
+    t = read_table(built)
+    row = t.rows[3]
+    v = row.values.copy()
+    v[1] += 1e-3
+    rows = dict(t.rows)
+    rows[3] = row._replace(values=v)
+    write_table(built, type(t)(**{**t.__dict__, "rows": rows}))
+    update_manifest(built.parent)
+    res = CliRunner().invoke(main, ["verify", str(built)])
+    assert res.exit_code == 1 and "FAIL fake-exact: K=3" in res.output
+
+
+def test_verify_rate_on_non_kl_table_fails(built):
+    res = CliRunner().invoke(main, ["verify", str(built), "--rate"])
+    assert res.exit_code == 1 and "E_star" in res.output
