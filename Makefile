@@ -1,0 +1,54 @@
+# aqpgen -- make tables | test | verify | bench | report | clean
+# Everything runs inside .venv (created from $(PY) when missing; `pip install -e .[dev]` again
+# only when pyproject.toml changes).
+
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.aqpgen-installed
+JOBS    ?= 2
+SPEC    ?= tables/tables.toml
+# Build only these tables (space-separated names; empty = every table in $(SPEC)).
+ONLY    ?=
+# Set WITH_TORCH=1 to try installing torch (its tests are skipped when it is absent).
+WITH_TORCH ?= 0
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: all venv tables test verify bench report clean
+
+all: test
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+tables: $(STAMP)
+	$(BIN)/aqpgen build $(SPEC) --jobs $(JOBS) $(foreach t,$(ONLY),--only $(t))
+
+test: $(STAMP)
+	@if [ "$(WITH_TORCH)" = "1" ]; then \
+	  $(BIN)/python -c "import torch" 2>/dev/null \
+	  || timeout 1800 $(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)" \
+	  || echo "note: torch $(TORCH_VERSION) could not be installed; torch tests will be skipped" >&2; \
+	fi
+	@$(BIN)/python -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$rc
+
+verify: $(STAMP)
+	$(BIN)/aqpgen verify tables/*.h5
+	@if [ -f tables/kl-minimax.h5 ]; then $(BIN)/aqpgen verify --rate tables/kl-minimax.h5; fi
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+report: $(STAMP)
+	$(BIN)/aqpgen report
+
+# Removes the virtual environment and caches; never the tables.
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build dist *.egg-info
+	find aqpgen tests bench -name __pycache__ -type d -prune -exec rm -rf {} +
