@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -43,14 +43,14 @@ from aqpgen.records import Check, KResult
 
 __all__ = [
     "GENERATOR_VERSION",
-    "ustat_table_exact",
-    "poly_table_exact",
-    "to_float64",
-    "mean_poly_exact",
-    "verify_exact",
-    "target_name",
-    "target_coeffs",
     "build_K",
+    "mean_poly_exact",
+    "poly_table_exact",
+    "target_coeffs",
+    "target_name",
+    "to_float64",
+    "ustat_table_exact",
+    "verify_exact",
     "verify_row",
 ]
 

@@ -48,12 +48,12 @@ import bisect
 import numbers
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["load_table", "Table", "answers_to_counts", "tables_dirs"]
+__all__ = ["Table", "answers_to_counts", "load_table", "tables_dirs"]
 
 #: Environment variable holding extra table directories (``os.pathsep``-separated), searched first.
 TABLES_ENV = "AQPGEN_TABLES"
@@ -87,7 +87,7 @@ def _resolve(path_or_name) -> Path:
     )
 
 
-def load_table(path_or_name, *, check_hash: bool = True) -> "Table":
+def load_table(path_or_name, *, check_hash: bool = True) -> Table:
     """Load a table file once into a dense float64 array.
 
     Parameters
@@ -205,7 +205,7 @@ class Table:
         self._cache: dict = {}
 
     @classmethod
-    def from_data(cls, data) -> "Table":
+    def from_data(cls, data) -> Table:
         """A Table from an in-memory ``aqpgen.tablefile.TableData``."""
         return cls(data)
 

@@ -78,7 +78,8 @@ def main(argv=None) -> int:
         for K in KS:
             for dt in (np.int64, np.int32):
                 c = rng.integers(1, K + 1, size=args.size).astype(dt)
-                a, b = _best_pair(lambda: t.lookup(c, K), lambda: np.log(c / K), args.repeats)
+                a, b = _best_pair(lambda c=c, K=K: t.lookup(c, K), lambda c=c, K=K: np.log(c / K),
+                                  args.repeats)
                 print(_line(f"numpy {np.dtype(dt).name}", K, a, b, "np.log(counts / K)"))
         try:
             import torch
@@ -89,7 +90,8 @@ def main(argv=None) -> int:
             for K in KS:
                 for dt in (torch.int64, torch.int32):
                     c = torch.randint(1, K + 1, (args.size,), dtype=dt)
-                    a, b = _best_pair(lambda: t.lookup(c, K), lambda: torch.log(c / K), args.repeats)
+                    a, b = _best_pair(lambda c=c, K=K: t.lookup(c, K),
+                                      lambda c=c, K=K: torch.log(c / K), args.repeats)
                     print(_line(f"torch {str(dt).split('.')[-1]}", K, a, b, "torch.log(counts / K)"))
     return 0
 
