@@ -367,8 +367,9 @@ class Table:
             raise TypeError(f"counts must have an integer dtype, received {counts.dtype} "
                             f"(convert with counts.astype(jnp.int32))")
         if dtype is None:
-            dtype = jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32
-        traced = isinstance(counts, jax.core.Tracer)
+            dtype = jnp.result_type(float)  # float64 iff jax_enable_x64, else float32
+        tracer = getattr(getattr(jax, "core", None), "Tracer", None)
+        traced = tracer is not None and isinstance(counts, tracer)
         if traced:
             row = jnp.asarray(self.dense[i, : K + 1], dtype=dtype)
             valid = (counts >= 1) & (counts <= K)
