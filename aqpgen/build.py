@@ -36,9 +36,9 @@ import importlib
 import os
 import re
 import subprocess
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable, Iterable, Mapping
 
 from .errors import AqpgenError, TableFormatError
 from .records import KResult, standard_Ks
@@ -53,19 +53,19 @@ from .tablefile import (
 )
 
 __all__ = [
-    "GENERATORS",
     "DEFAULT_SPEC",
-    "TableSpec",
+    "GENERATORS",
+    "BuildError",
     "Progress",
     "TableOutcome",
-    "BuildError",
-    "load_spec",
-    "standard_kmin",
+    "TableSpec",
+    "build",
     "generator",
+    "git_commit",
     "inputs_hash",
     "is_up_to_date",
-    "build",
-    "git_commit",
+    "load_spec",
+    "standard_kmin",
 ]
 
 #: Generator registry: ``(family, method) -> importable module name`` (docs/ARCHITECTURE.md).
@@ -211,7 +211,7 @@ def standard_kmin(family: str, params: Mapping) -> int:
 def _validate_entry(i: int, entry, path: str) -> TableSpec:
     where = f"{path}: [[table]] #{i + 1}"
     if not isinstance(entry, dict):
-        raise ValueError(f"{where} must be a table, received {entry!r}")
+        raise ValueError(f"{where} must be a table, received {entry!r}")  # noqa: TRY004 - spec error
     unknown = set(entry) - _SPEC_KEYS
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; allowed {sorted(_SPEC_KEYS)}")
@@ -229,7 +229,7 @@ def _validate_entry(i: int, entry, path: str) -> TableSpec:
         )
     params = entry.get("params", {})
     if not isinstance(params, dict):
-        raise ValueError(f"{where}: 'params' must be an inline table, received {params!r}")
+        raise ValueError(f"{where}: 'params' must be an inline table, received {params!r}")  # noqa: TRY004
     try:
         canonical_json(params)
     except (TypeError, ValueError) as e:
@@ -344,13 +344,14 @@ def git_commit() -> str | None:
     src = os.path.dirname(os.path.abspath(__file__))
     commit = None
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=10)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True,
+                              timeout=10, check=False)
         if head.returncode == 0:
             commit = head.stdout.strip()
             top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=src, capture_output=True,
-                                 text=True, timeout=10).stdout.strip()
+                                 text=True, timeout=10, check=False).stdout.strip()
             st = subprocess.run(["git", "status", "--porcelain", "--", ".", ":(exclude)tables"],
-                                cwd=top or src, capture_output=True, text=True, timeout=30)
+                                cwd=top or src, capture_output=True, text=True, timeout=30, check=False)
             if st.returncode == 0 and st.stdout.strip():
                 commit += "+dirty"
     except (OSError, subprocess.SubprocessError):

@@ -56,27 +56,28 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .errors import TableFormatError
 
 __all__ = [
+    "MANIFEST_NAME",
     "SCHEMA",
     "SCHEMA_VERSION",
-    "MANIFEST_NAME",
     "Row",
     "TableData",
-    "make_table",
-    "write_table",
-    "read_table",
-    "content_hash",
     "canonical_json",
-    "file_sha256",
-    "update_manifest",
     "check_manifest",
+    "content_hash",
+    "file_sha256",
+    "make_table",
+    "read_table",
+    "update_manifest",
+    "write_table",
 ]
 
 SCHEMA = "aqpgen.table"
@@ -433,32 +434,31 @@ def write_table(path: str | os.PathLike, table: TableData | None = None, **parts
     raw = _to_raw(table)
     sections = _section_hashes(raw)
     chash = _combine(sections)
-    with _atomic_path(path) as tmp:
-        with h5py.File(tmp, "w", libver=LIBVER, track_order=False) as f:
-            a = f.attrs
-            for key in ("schema",):
-                a.create(key, _str_attr(h5py, raw.attrs[key]))
-            a.create("schema_version", np.int64(raw.attrs["schema_version"]))
-            for key in _STR_ATTRS[1:]:
-                a.create(key, _str_attr(h5py, raw.attrs[key]))
-            a.create("content_sections", _str_attr(h5py, canonical_json(sections)))
-            a.create("content_hash", _str_attr(h5py, chash))
-            kw = dict(track_times=False)
-            f.create_dataset("K", data=raw.K, **kw)
-            f.create_dataset("offsets", data=raw.offsets, **kw)
-            f.create_dataset("values", data=raw.values, **kw)
-            if raw.values_hp is not None:
-                f.create_dataset("values_hp", data=_fixed_ascii(raw.values_hp), **kw)
-            if raw.metric_names:
-                dt = np.dtype([(n, "<f8") for n in raw.metric_names])
-                rec = np.zeros(len(raw.K), dtype=dt)
-                for j, n in enumerate(raw.metric_names):
-                    rec[n] = raw.metrics[:, j]
-                f.create_dataset("metrics", data=rec, **kw)
-            else:
-                f.create_dataset("metrics", data=np.zeros((len(raw.K), 0), dtype="<f8"), **kw)
-            f.create_dataset("status", data=_fixed_ascii(raw.status), **kw)
-            f.create_dataset("solver", data=_fixed_ascii(raw.solver), **kw)
+    with _atomic_path(path) as tmp, h5py.File(tmp, "w", libver=LIBVER, track_order=False) as f:
+        a = f.attrs
+        for key in ("schema",):
+            a.create(key, _str_attr(h5py, raw.attrs[key]))
+        a.create("schema_version", np.int64(raw.attrs["schema_version"]))
+        for key in _STR_ATTRS[1:]:
+            a.create(key, _str_attr(h5py, raw.attrs[key]))
+        a.create("content_sections", _str_attr(h5py, canonical_json(sections)))
+        a.create("content_hash", _str_attr(h5py, chash))
+        kw = {"track_times": False}
+        f.create_dataset("K", data=raw.K, **kw)
+        f.create_dataset("offsets", data=raw.offsets, **kw)
+        f.create_dataset("values", data=raw.values, **kw)
+        if raw.values_hp is not None:
+            f.create_dataset("values_hp", data=_fixed_ascii(raw.values_hp), **kw)
+        if raw.metric_names:
+            dt = np.dtype([(n, "<f8") for n in raw.metric_names])
+            rec = np.zeros(len(raw.K), dtype=dt)
+            for j, n in enumerate(raw.metric_names):
+                rec[n] = raw.metrics[:, j]
+            f.create_dataset("metrics", data=rec, **kw)
+        else:
+            f.create_dataset("metrics", data=np.zeros((len(raw.K), 0), dtype="<f8"), **kw)
+        f.create_dataset("status", data=_fixed_ascii(raw.status), **kw)
+        f.create_dataset("solver", data=_fixed_ascii(raw.solver), **kw)
     return replace(table, content_hash=chash)
 
 
@@ -653,9 +653,8 @@ def read_attrs(path: str | os.PathLike) -> dict:
 
 
 def _write_text_atomic(path: str, text: str) -> None:
-    with _atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
+    with _atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
 
 
 def manifest_entry(path: str | os.PathLike) -> dict:
