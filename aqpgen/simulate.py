@@ -49,13 +49,13 @@ The reported distance is :math:`\mathrm{TV}(p_K, p^*) = \tfrac12 \sum_z |p_{K,z}
 Accurate mean polynomials (``mean_function``)
 ---------------------------------------------
 The minimax table's values are huge and alternate in sign, so the float64 Bernstein sum cancels
-catastrophically once K passes a few dozen.  ``mean_function`` evaluates :math:`g_c` at K
-Chebyshev nodes in ball arithmetic (python-flint ``arb``) from the exact table values (the
-high-precision strings ``values_hp`` when the table has them, else the float64 values, which are
-exact binary numbers), raising the precision until every ball is narrower than
-:math:`2^{-70}` relative, and interpolates: :math:`g_c` has degree K-1, so its K-point Chebyshev
-interpolant *is* :math:`g_c`; the float64 Chebyshev coefficients then evaluate it with error
-:math:`\approx 10^{-16} \max|g_c|` (Clenshaw is stable).  Cached per (estimator, K, use_hp).
+catastrophically once K passes a few dozen.  ``mean_function`` converts the exact table values
+(the high-precision strings ``values_hp`` when the table has them, else the float64 values, which
+are exact binary numbers) to the Chebyshev coefficients of :math:`g_c` in exact rational
+arithmetic (``aqpgen.bernstein.to_chebyshev_exact`` for :math:`P = p g_c`, then an exact division
+by p) and rounds them once to float64.  Those coefficients are moderate (:math:`|q_j| \le
+2\max|g_c|`), so Clenshaw evaluates :math:`g_c` with error :math:`O(K u \sum_j |q_j|)`,
+including at p = 0.  Cached per (estimator, K, use_hp).
 
 Sampled dynamics (``run_sampled``)
 ----------------------------------
@@ -130,8 +130,9 @@ class Scenario:
         Entropy weight τ.
     traces : int
         Latent traces per answer (the policy is a softmax over S·traces logits).
-    lr, steps, groups : float, int, int
-        Defaults of the sampled dynamics (learning rate, steps, groups G per step).
+    lr, steps, groups, init : float, int, int, str
+        Defaults of the sampled dynamics (learning rate, steps, groups G per step, initial
+        policy: ``"uniform"`` (θ = 0) or ``"optimum"`` (p = p*, uniform over an answer's traces)).
     description : str
     """
 
@@ -142,6 +143,7 @@ class Scenario:
     lr: float = 1.0
     steps: int = 2000
     groups: int = 4
+    init: str = "uniform"
     description: str = ""
 
     @property
@@ -166,7 +168,8 @@ def _zipf() -> Scenario:
     tau = 0.5
     z = np.arange(1, 101, dtype=np.float64)
     return Scenario(
-        "zipf", tuple(float(v) for v in -1.1 * tau * np.log(z)), tau, lr=20.0, steps=3000,
+        "zipf", tuple(float(v) for v in -1.1 * tau * np.log(z)), tau, lr=5.0, steps=5000,
+        init="optimum",
         description="S=100 answers, tau=0.5, R_z = -1.1*tau*ln z, so p* ~ z^-1.1 (long tail)")
 
 
@@ -486,75 +489,30 @@ def _to_float(v) -> float:
     return float(Fraction(v)) if isinstance(v, (str, Fraction)) else float(v)
 
 
-def _flint_value(v, arb):
-    if isinstance(v, (bytes, str)):
-        s = v.decode() if isinstance(v, bytes) else v
-        return arb(s)
-    if isinstance(v, Fraction):
-        return arb(v.numerator) / v.denominator
-    if isinstance(v, (int, np.integer)):
-        return arb(int(v))
-    return arb(float(v))  # a binary64 number is exact in arb
+def _mean_cheb_coeffs(values_exact: Sequence) -> np.ndarray:
+    r"""Correctly rounded float64 Chebyshev coefficients (x = 2p - 1) of g_c, computed exactly.
 
+    ``aqpgen.bernstein.to_chebyshev_exact`` gives the exact coefficients :math:`a_j` of
+    :math:`P = p\,g_c = \sum_{j=0}^K a_j T_j(x)`.  With :math:`p = (1+x)/2`,
+    :math:`(1 + x) Q(x) = 2P(x)` for :math:`g_c = Q = \sum_{j<K} q_j T_j`; using
+    :math:`x T_j = (T_{j+1} + T_{|j-1|})/2` and matching :math:`T_k` from the top (r = 2a):
+    :math:`q_{k-1} = 2(r_k - q_k - q_{k+1}/2)` for k = K..2, :math:`q_0 = r_1 - q_1 - q_2/2`,
+    and :math:`q_0 + q_1/2 = r_0` holds because P(0) = 0.  Back substitution in exact rationals
+    (unstable in floating point, exact here); one rounding at the end.
+    """
+    from flint import fmpq
 
-def _mean_at_cheb_nodes(values_exact: Sequence, prec: int) -> tuple[np.ndarray, float]:
-    r"""g_c at the K first-kind Chebyshev nodes :math:`p_j = (1 + \cos(\pi (j+\frac12)/K))/2`,
-    in arb at ``prec`` bits.  Returns (float64 midpoints, max relative radius)."""
-    import flint
+    from .bernstein import to_chebyshev_exact
 
-    K = len(values_exact)
-    old = flint.ctx.prec
-    try:
-        flint.ctx.prec = prec
-        arb = flint.arb
-        c = [_flint_value(v, arb) for v in values_exact]
-        binom = [arb(math.comb(K - 1, m)) for m in range(K)]
-        pi = arb.pi()
-        out = np.empty(K)
-        worst = 0.0
-        for j in range(K):
-            p = (1 + (pi * (2 * j + 1) / (2 * K)).cos()) / 2
-            q = 1 - p
-            # b_{K-1,m}(p) = C(K-1,m) p^m q^(K-1-m), powers built once per node
-            pw = [arb(1)] * K
-            qw = [arb(1)] * K
-            for m in range(1, K):
-                pw[m] = pw[m - 1] * p
-                qw[m] = qw[m - 1] * q
-            s = arb(0)
-            for m in range(K):
-                s += c[m] * binom[m] * pw[m] * qw[K - 1 - m]
-            mid = float(s.mid())
-            out[j] = mid
-            worst = max(worst, float(s.rad()) / max(1.0, abs(mid)))
-        return out, worst
-    finally:
-        flint.ctx.prec = old
-
-
-def _mean_cheb_coeffs(values_exact: Sequence, prec: int | None = None) -> np.ndarray:
-    """float64 Chebyshev coefficients (x = 2p-1) of g_c from exact/hp table values.
-
-    Precision starts at 96 bits + log2(max|c|) and doubles until every value's ball has relative
-    radius below 2^-70; then a float64 DCT-II of the K node values (exact interpolation of the
-    degree-(K-1) polynomial up to rounding)."""
-    K = len(values_exact)
-    if prec is None:
-        big = max(abs(_to_float(v)) for v in values_exact)
-        prec = 96 + max(0, int(math.log2(big)) + 1 if big > 0 else 0)
-    for _ in range(6):
-        gvals, rel = _mean_at_cheb_nodes(values_exact, prec)
-        if rel < 2.0 ** -70:
-            break
-        prec *= 2
-    else:
-        raise ConvergenceError(f"mean polynomial for K={K}: relative ball radius {rel:.3g} "
-                               f"at {prec} bits, required < 2^-70", {"K": K, "prec": prec})
-    j = np.arange(K)
-    k = np.arange(K)[:, None]
-    a = (2.0 / K) * (np.cos(np.pi * k * (j + 0.5) / K) @ gvals)
-    a[0] *= 0.5
-    return a
+    r = [2 * x for x in to_chebyshev_exact(list(values_exact))]
+    K = len(r) - 1
+    q = [fmpq(0)] * (K + 2)
+    for k in range(K, 1, -1):
+        q[k - 1] = 2 * (r[k] - q[k] - q[k + 1] / 2)
+    q[0] = r[1] - q[1] - q[2] / 2
+    if q[0] + q[1] / 2 != r[0]:  # P(0) != 0: impossible for a table (d_0 = 0)
+        raise ArithmeticError("P(p) = p g_c(p) does not vanish at p = 0")
+    return np.array([int(x.p) / int(x.q) for x in q[:K]], dtype=np.float64)
 
 
 def mean_function(estimator, K: int, *, use_hp: bool = True) -> MeanFunction:
@@ -608,11 +566,13 @@ def fixed_point_dynamics(scenario, g: MeanFunction, *, method: str = "npg", tol:
     r"""Iterate the expected policy-gradient dynamics from θ = 0 until stationary.
 
     Each step computes :math:`F_z = R_z - \tau g(p_z)`, :math:`A_z = F_z - \sum p F` and
-    ``"npg"``: :math:`\theta_t \mathrel{+}= \eta A_{z(t)}` with
-    :math:`\eta = 1/(\tau \max(1, \max_z p_z g'(p_z)))` (for g = log this is one exact step);
-    ``"pg"``: :math:`\theta_t \mathrel{+}= \eta \pi_t A_{z(t)}` with
-    :math:`\eta = 1/(\tau \max_t \pi_t p_{z(t)} g'(p_{z(t)}))`.
-    Stopping rule: :math:`\sum_z p_z |A_z| \le` ``tol``; else ``ConvergenceError``.
+    With :math:`\eta = 1/(\tau \max(1, \max_z p_z g'(p_z)))` (the linearised rate of
+    :math:`\log p_z` is :math:`\eta \tau p_z g'(p_z)`, so this step is stable; for g = log it is
+    one exact step): ``"npg"``: :math:`\theta_t \mathrel{+}= \eta A_{z(t)}`; ``"pg"``:
+    :math:`\theta_t \mathrel{+}= (\eta / \max_s \pi_s)\, \pi_t A_{z(t)}`.
+    Stopping rule (KKT residual): :math:`\max(\sum_z p_z |A_z|, \max_z A_z) \le` ``tol`` --
+    live answers level and no answer still growing (a vertex has :math:`\sum p|A| = 0` but some
+    :math:`A_z > 0`); else ``ConvergenceError``.
     """
     sc = get_scenario(scenario)
     if method not in ("npg", "pg"):
@@ -629,16 +589,17 @@ def fixed_point_dynamics(scenario, g: MeanFunction, *, method: str = "npg", tol:
         F = R - tau * g(p)
         lam = float(p @ F)
         A = F - lam
-        res = float(p @ np.abs(A))
+        # KKT residual: live answers level (p|A| small) and no answer still growing (A <= 0)
+        res = max(float(p @ np.abs(A)), float(A.max()))
         if res <= tol:
             return DynamicsResult(p / p.sum(), step, res, lam, method)
         with np.errstate(invalid="ignore"):
             stiff = np.nan_to_num(p * g.derivative(p), nan=0.0, posinf=0.0)
+        eta = 1.0 / (tau * max(1.0, float(stiff.max())))
         if method == "npg":
-            theta += A[z_of] / (tau * max(1.0, float(stiff.max())))
+            theta += eta * A[z_of]
         else:
-            s = float((pi * stiff[z_of]).max())
-            theta += pi * A[z_of] / (tau * max(s, 1e-300))
+            theta += (eta / float(pi.max())) * pi * A[z_of]
     raise ConvergenceError(
         f"expected {method} dynamics not stationary after {max_steps} steps: residual "
         f"{res:.3g}, required <= {tol:.3g}", {"residual": res, "tol": tol, "steps": max_steps})
@@ -742,7 +703,8 @@ class SampledResult:
     steps : int array (n_rec,), the step index of each record (0 = initial policy)
     tv : float array (n_seeds, n_rec), TV(p, p*) per seed and record
     seeds : tuple of int
-    lr, groups : learning rate and groups per step used
+    lr, groups, init : learning rate, groups per step and initial policy used
+    p_final : float array (n_seeds, S), the answer distributions at the end
     final_mean, final_std : mean and standard deviation over seeds of the last TV
     """
 
@@ -754,6 +716,7 @@ class SampledResult:
     seeds: tuple[int, ...]
     lr: float
     groups: int
+    init: str = "uniform"
     p_final: np.ndarray = field(repr=False, default=None)
 
     @property
@@ -780,15 +743,21 @@ def self_inclusive_counts(z: np.ndarray) -> np.ndarray:
 
 def run_sampled(scenario, estimator, K: int, seeds: Sequence[int] = tuple(range(20)), *,
                 steps: int | None = None, lr: float | None = None, groups: int | None = None,
-                record_every: int | None = None) -> SampledResult:
+                init: str | None = None, record_every: int | None = None) -> SampledResult:
     r"""Sampled policy-gradient runs, one per seed (vectorised, seed-independent streams).
 
     Per step and seed: G groups of K traces drawn from π; reward
     :math:`r_i = R_{z_i} - \tau\,c_K[n_i]` (the oracle uses :math:`\log p_{z_i}`); baseline
     :math:`b_g` = mean reward of the other G-1 groups; update
     :math:`\theta \mathrel{+}= \frac{lr}{GK}\sum_i (r_i - b_{g(i)})(e_{t_i} - \pi)`.
-    Defaults (steps, lr, groups) come from the scenario; TV recorded every ``record_every`` steps
-    (default steps/100).
+    Defaults (steps, lr, groups, init) come from the scenario; TV recorded every
+    ``record_every`` steps (default steps/100).
+
+    Possible issues: plain softmax PG from the uniform policy on a long tail first concentrates
+    on the head and then regrows the tail at a rate proportional to its (tiny) probability -- a
+    plateau far longer than any practical run, for every estimator.  ``init="optimum"`` starts
+    at p* instead, so the curve measures how far the estimator's bias and noise push the policy
+    away from the optimum (the zipf default).
     """
     sc = get_scenario(scenario)
     est = _as_estimator(estimator)
@@ -814,7 +783,13 @@ def run_sampled(scenario, estimator, K: int, seeds: Sequence[int] = tuple(range(
     ps = sc.p_star
     nS = len(seeds)
     rngs = [np.random.default_rng(s) for s in seeds]
-    theta = np.zeros((nS, S * T))
+    init = sc.init if init is None else init
+    if init == "uniform":
+        theta = np.zeros((nS, S * T))
+    elif init == "optimum":
+        theta = np.tile(np.repeat(np.log(ps), T), (nS, 1))
+    else:
+        raise ValueError(f"init must be 'uniform' or 'optimum', received {init!r}")
     offs = np.arange(nS)[:, None]
     tv = np.empty((nS, len(rec_steps)))
     rec = 0
@@ -847,7 +822,7 @@ def run_sampled(scenario, estimator, K: int, seeds: Sequence[int] = tuple(range(
                         minlength=nS * S * T).reshape(nS, S * T)
         grad = (w - pi * A.sum(axis=-1, keepdims=True)) / (G * K)
         theta += lr * grad
-    return SampledResult(sc.name, est.name, K, np.asarray(rec_steps), tv, seeds, lr, G,
+    return SampledResult(sc.name, est.name, K, np.asarray(rec_steps), tv, seeds, lr, G, init,
                          answer_p(_softmax(theta)))
 
 
