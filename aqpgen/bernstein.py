@@ -19,6 +19,7 @@ to_chebyshev_exact(values)  -- exact Chebyshev coefficients a_0..a_K of P in x =
 to_chebyshev_arb(values, prec) -- the same as arb balls at ``prec`` bits.
 to_chebyshev_f64(values)    -- correctly rounded float64 coefficients and their error bound.
 mean_poly_cheb(cheb, p)     -- P(p) = sum_j a_j T_j(2p - 1) by Clenshaw's recurrence (float64).
+from_chebyshev_exact(cheb)  -- the exact table whose P has the given Chebyshev coefficients.
 
 Two kinds of tables
 -------------------
@@ -61,6 +62,7 @@ __all__ = [
     "to_chebyshev_arb",
     "to_chebyshev_f64",
     "mean_poly_cheb",
+    "from_chebyshev_exact",
 ]
 
 #: rows of the p-grid processed at once by the float64 evaluators (memory ~ rows * (K+1) * 8 B).
@@ -380,3 +382,50 @@ def mean_poly_cheb(cheb, p) -> np.ndarray:
     for k in range(a.size - 1, 0, -1):
         b1, b2 = a[k] + x2 * b1 - b2, b1
     return a[0] + x * b1 - b2
+
+
+def from_chebyshev_exact(cheb: Sequence) -> list:
+    """The table c_K[1..K] whose weighted mean is P(p) = sum_{j=0}^K a_j T_j(2p - 1), exactly.
+
+    Parameters
+    ----------
+    cheb : sequence of exact numbers (float / str / Fraction / fmpq), length K + 1
+        Chebyshev coefficients a_0..a_K of P in x = 2p - 1.  P(0) = sum_j (-1)^j a_j must be 0
+        (P = p g_c(p) vanishes at p = 0).
+
+    Returns
+    -------
+    list of flint.fmpq, length K: ``c[n-1] = c_K[n]`` (the inverse of `to_chebyshev_exact`).
+
+    Notes
+    -----
+    P's monomial form M(y) in y = p is built by Clenshaw's recurrence on exact polynomials; its
+    Bernstein coefficients e_j (P = sum_j e_j y^j (1-y)^(K-j)) follow from
+    sum_j e_j s^j = (1+s)^K M(s/(1+s)) = s^K Mrev(1 + 1/s), Mrev(w) = w^K M(1/w), i.e. one exact
+    Taylor shift; then d_j = e_j / binom(K, j) and c_j = K d_j / j.
+    """
+    from flint import fmpq, fmpq_poly, fmpz
+
+    a = exact_values(cheb)
+    K = len(a) - 1
+    if K < 1:
+        raise ValueError(f"cheb must have at least 2 coefficients (K >= 1), received {K + 1}")
+    if sum((a[j] if j % 2 == 0 else -a[j]) for j in range(K + 1)) != 0:
+        raise ValueError("cheb must satisfy P(0) = sum_j (-1)^j a_j = 0 (P = p g_c(p))")
+    x = fmpq_poly([-1, 2])  # x = 2y - 1
+    b1 = fmpq_poly([])
+    b2 = fmpq_poly([])
+    for k in range(K, 0, -1):
+        b1, b2 = a[k] + 2 * x * b1 - b2, b1
+    M = a[0] + x * b1 - b2
+    m = M.coeffs() + [fmpq(0)] * (K + 1 - (M.degree() + 1))
+    Mrev = fmpq_poly(list(reversed(m)))  # w^K M(1/w)
+    beta = Mrev(fmpq_poly([1, 1]))
+    bc = beta.coeffs() + [fmpq(0)] * (K + 1 - (beta.degree() + 1))
+    e = list(reversed(bc))  # e_j = beta_{K-j}
+    out = []
+    binom = fmpz(1)  # binom(K, j)
+    for j in range(1, K + 1):
+        binom = binom * (K - j + 1) // j
+        out.append(e[j] * K / (binom * j))
+    return out

@@ -1,0 +1,301 @@
+"""Measured quality numbers of a table for the target log p: beta, V_inf, V1 (SPEC §1).
+
+Public functions
+----------------
+weighted_bias(values, K, *, grid=None, values_hp=None)  -- sampled beta = max_p p|g_c(p) - log p|.
+variance_sup(values, K, *, values_hp=None)              -- V_inf = sup_p p Var_p(c[n]) (sampled +
+                                                           golden-section refinement).
+variance_mean(values, K, *, values_hp=None)             -- V1 = int_0^1 p Var_p dp (exact quadrature).
+kl_metrics(K, values, values_hp=None) -> dict           -- beta, beta_cert, V_inf, V1, max_abs_c
+                                                           (and beta_f64 when values_hp is given).
+
+Precision policy
+----------------
+The bias is always computed from the exact Chebyshev coefficients of P(p) = p g_c(p)
+(`aqpgen.bernstein.to_chebyshev_exact`, exact rationals, then correctly rounded float64 and
+Clenshaw), which is accurate for both kinds of tables.  The variance uses
+p Var_p = S(p) - P(p)^2 / p with S(p) = sum_j s_j b_{K,j}(p), s_j = (j/K) c_j^2 >= 0 (again because
+p b_{K-1,m} = ((m+1)/K) b_{K,m+1}).  For moderate tables (max|c| <= `HP_THRESHOLD`) the centred
+float64 form `aqpgen.bernstein.variance` is used; above it (the minimax table of kind (b), given
+as ``values_hp``) S is evaluated as s_max * sum_j (s_j/s_max) b_{K,j}(p) (positive terms: relative
+error ~1e-12) with s_max kept in mpmath, so astronomically large variances are returned as
+float64 (``inf`` beyond 1.8e308) instead of garbage.
+
+Grids
+-----
+The weighted error oscillates about K times in theta, p = sin^2(theta/2); sampled maxima use a
+uniform theta grid with `POINTS_PER_OSCILLATION` points per oscillation plus p = 0 and p = 1.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from .bernstein import (_as_K, _as_p, binom_pmf, exact_values, mean_poly_cheb,
+                        to_chebyshev_f64, variance)
+
+__all__ = ["weighted_bias", "variance_sup", "variance_mean", "kl_metrics", "HP_THRESHOLD",
+           "POINTS_PER_OSCILLATION"]
+
+#: tables with max|c| above this are treated as kind (b) (high-precision variance path).
+HP_THRESHOLD = 1e6
+#: theta-grid density of sampled maxima (points per oscillation of the weighted error).
+POINTS_PER_OSCILLATION = 20
+_VAR_POINTS_PER_OSCILLATION = 10
+_GOLDEN_ITERS = 60
+_DPS = 30
+
+
+def _theta_grid(K: int, per_osc: int) -> np.ndarray:
+    """p = sin^2(theta/2) on a uniform theta grid over [0, pi]; p[0] = 0, p[-1] = 1 exactly."""
+    n = per_osc * (K + 1)
+    th = np.linspace(0.0, np.pi, n + 1)
+    p = np.sin(0.5 * th) ** 2
+    p[0], p[-1] = 0.0, 1.0
+    return p
+
+
+def _xlogx(p: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+
+
+def _source(values, values_hp, K: int):
+    """The exact source of the table (values_hp preferred) and its float64 version."""
+    K = _as_K(K, "K", minimum=1)
+    if values_hp is not None:
+        src = list(values_hp)
+        if len(src) != K:
+            raise ValueError(f"values_hp must have K = {K} entries, received {len(src)}")
+    else:
+        if values is None:
+            raise ValueError("values (or values_hp) is required, received None")
+        src = np.asarray(values, dtype=np.float64)
+        if src.shape != (K,):
+            raise ValueError(f"values must have shape ({K},), received {src.shape}")
+        if not np.all(np.isfinite(src)):
+            raise ValueError("values must be finite")
+    return K, src
+
+
+def _hp_moments(src, K: int):
+    """(max|c| as mpf, s/s_max float array, s_max as mpf, first-moment integral sum s_j/(K+1))."""
+    import mpmath as mp
+
+    with mp.workdps(_DPS):
+        c = [mp.mpf(int(q.p)) / int(q.q) for q in exact_values(src)]
+        s = [mp.mpf(j + 1) / K * c[j] ** 2 for j in range(K)]
+        smax = max(s)
+        if smax == 0:
+            smax = mp.mpf(1)
+        sr = np.array([0.0] + [float(x / smax) for x in s])
+        maxc = max(abs(x) for x in c)
+        int_S = mp.fsum(s) / (K + 1)
+    return maxc, sr, smax, int_S
+
+
+class _PVar:
+    """p Var_p(c[n]) evaluator for one table (float path or scaled high-precision path)."""
+
+    def __init__(self, src, K: int, cheb: np.ndarray | None = None):
+        import mpmath as mp
+
+        self.K = K
+        maxc, sr, smax, int_S = _hp_moments(src, K)
+        self.maxc = maxc
+        self.hp = maxc > HP_THRESHOLD
+        self.int_S = int_S
+        self.smax = smax
+        self.sr = sr
+        self.cheb = cheb if cheb is not None else to_chebyshev_f64(src)[0]
+        if not self.hp:
+            with mp.workdps(_DPS):
+                self.values = np.array([float(mp.mpf(int(q.p)) / int(q.q))
+                                        for q in exact_values(src)])
+
+    def scaled(self, p: np.ndarray) -> np.ndarray:
+        """p Var_p / scale (scale = 1 on the float path, s_max on the hp path)."""
+        p = np.asarray(p, dtype=np.float64)
+        if not self.hp:
+            return p * variance(self.values, p)
+        S = np.empty(p.size)
+        for s in range(0, p.size, 4096):
+            S[s:s + 4096] = binom_pmf(self.K, p[s:s + 4096]) @ self.sr
+        P = mean_poly_cheb(self.cheb, p)
+        with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
+            corr = np.where(p > 0, (P * P) / np.where(p > 0, p, 1.0), 0.0) / float(self.smax)
+        return S - corr
+
+    def unscale(self, x: float) -> float:
+        if not self.hp:
+            return float(x)
+        import mpmath as mp
+
+        with mp.workdps(_DPS):
+            v = mp.mpf(x) * self.smax
+            return float(v) if abs(v) < mp.mpf("1.7976931348623157e308") else math.copysign(
+                math.inf, float(x))
+
+
+def weighted_bias(values, K, *, grid=None, values_hp=None) -> float:
+    """Sampled weighted bias max_p p |g_c(p) - log p| for the target log p.
+
+    Parameters
+    ----------
+    values : array_like, shape (K,)
+        float64 table (ignored when ``values_hp`` is given).
+    K : int
+    grid : array_like of p in [0, 1], optional
+        Points to sample; default: uniform theta grid, p = sin^2(theta/2), with
+        `POINTS_PER_OSCILLATION` * (K+1) cells, p = 0 and p = 1 included.
+    values_hp : sequence of str, optional
+        Exact / high-precision decimal strings of the table (kind (b) tables).
+
+    Returns
+    -------
+    float
+        The sampled maximum, a lower bound on beta up to ~1e-12 rounding (use
+        `aqpgen.certify.certify_beta` for the rigorous upper bound).
+    """
+    K, src = _source(values, values_hp, K)
+    a, _ = to_chebyshev_f64(src)
+    p = _theta_grid(K, POINTS_PER_OSCILLATION) if grid is None else _as_p(grid)
+    e = mean_poly_cheb(a, p) - _xlogx(p)
+    return float(np.max(np.abs(e)))
+
+
+def _golden_max(fun, lo: float, hi: float, iters: int = _GOLDEN_ITERS):
+    """Golden-section search for a maximum of a unimodal scalar function on [lo, hi]."""
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+    a, b = lo, hi
+    x1, x2 = b - g * (b - a), a + g * (b - a)
+    f1, f2 = fun(x1), fun(x2)
+    best = max((f1, x1), (f2, x2))
+    for _ in range(iters):
+        if f1 < f2:
+            a, x1, f1 = x1, x2, f2
+            x2 = a + g * (b - a)
+            f2 = fun(x2)
+        else:
+            b, x2, f2 = x2, x1, f1
+            x1 = b - g * (b - a)
+            f1 = fun(x1)
+        best = max(best, (f1, x1), (f2, x2))
+        if b - a < 1e-15:
+            break
+    return best
+
+
+def _variance_sup(pv: _PVar, K: int) -> float:
+    n = _VAR_POINTS_PER_OSCILLATION * (K + 1)
+    th = np.linspace(0.0, np.pi, n + 1)
+    p = np.sin(0.5 * th) ** 2
+    p[0], p[-1] = 0.0, 1.0
+    v = pv.scaled(p)
+    best = float(np.max(v))
+    # refine around the three largest local maxima (in theta)
+    cand = np.argsort(v)[::-1][:3]
+    for i in cand:
+        lo, hi = th[max(i - 1, 0)], th[min(i + 1, n)]
+
+        def fun(t):
+            q = min(1.0, math.sin(0.5 * t) ** 2)
+            return float(pv.scaled(np.array([q]))[0])
+
+        fb, _ = _golden_max(fun, lo, hi)
+        best = max(best, fb)
+    return pv.unscale(best)
+
+
+def variance_sup(values, K, *, values_hp=None) -> float:
+    """V_inf = sup_{p in [0,1]} p Var_p(c[n]), n - 1 ~ Binomial(K-1, p).
+
+    Sampled on a uniform theta grid (p = sin^2(theta/2), 10 (K+1) cells, endpoints included), then
+    refined by golden-section search around the three largest samples.  A lower bound on the sup
+    up to rounding (relative ~1e-12).  Kind (b) tables (max|c| > `HP_THRESHOLD`) use the scaled
+    high-precision path (module docstring); the result may be ``inf`` if it exceeds float64.
+    """
+    K, src = _source(values, values_hp, K)
+    return _variance_sup(_PVar(src, K), K)
+
+
+@lru_cache(maxsize=32)
+def _gauss_legendre01(n: int):
+    from scipy.special import roots_legendre
+
+    x, w = roots_legendre(n)
+    p = 0.5 * (x + 1.0)
+    w = 0.5 * w
+    p.setflags(write=False)
+    w.setflags(write=False)
+    return p, w
+
+
+def _variance_mean(pv: _PVar, K: int) -> float:
+    import mpmath as mp
+
+    p, w = _gauss_legendre01(K)  # exact for degree 2K - 1 >= deg(P^2/p)
+    P = mean_poly_cheb(pv.cheb, p)
+    int_P2p = math.fsum(w * P * P / p)
+    with mp.workdps(_DPS):
+        v = pv.int_S - mp.mpf(int_P2p)
+        return float(v) if abs(v) < mp.mpf("1.7976931348623157e308") else math.inf
+
+
+def variance_mean(values, K, *, values_hp=None) -> float:
+    """V1 = int_0^1 p Var_p(c[n]) dp, exactly up to rounding.
+
+    .. math::  V_1 = \\int_0^1 S\\,dp - \\int_0^1 P^2/p\\,dp
+               = \\frac{1}{K+1}\\sum_{j=1}^K \\frac{j}{K} c_j^2 - \\int_0^1 p\\,g_c(p)^2\\,dp,
+
+    using int_0^1 b_{K,j} dp = 1/(K+1); the second integrand is a polynomial of degree 2K - 1,
+    integrated exactly by K-point Gauss-Legendre on [0, 1] (P from the exact Chebyshev
+    coefficients by Clenshaw).  The first sum is formed in 30-digit mpmath.
+    """
+    K, src = _source(values, values_hp, K)
+    return _variance_mean(_PVar(src, K), K)
+
+
+def kl_metrics(K, values, values_hp=None, *, rel_slack: float = 0.003) -> dict:
+    """All measured and certified numbers of a log p table for one K.
+
+    Parameters
+    ----------
+    K : int
+    values : array_like, shape (K,)
+        The float64 table as stored.
+    values_hp : sequence of str, optional
+        High-precision strings (minimax tables).  When given, beta / beta_cert / V_inf / V1 /
+        max_abs_c describe the exact table and ``beta_f64`` certifies the float64-rounded table.
+    rel_slack : float
+        Passed to `aqpgen.certify.certify_beta`.
+
+    Returns
+    -------
+    dict
+        ``beta`` (rigorous lower bound: max over the certification grid), ``beta_cert`` (rigorous
+        upper bound), ``V_inf``, ``V1``, ``max_abs_c``, and ``beta_f64`` (certified upper bound for
+        the float64 table) when ``values_hp`` is given.  All plain floats.
+    """
+    from .certify import _certify_source
+
+    K, src = _source(values, values_hp, K)
+    a, cert = _certify_source(K, src, rel_slack)
+    pv = _PVar(src, K, cheb=a)
+    out = {
+        "beta": float(cert.beta_lower),
+        "beta_cert": float(cert.beta_upper),
+        "V_inf": _variance_sup(pv, K),
+        "V1": _variance_mean(pv, K),
+        "max_abs_c": float(pv.maxc) if pv.maxc < 1.7976931348623157e308 else math.inf,
+    }
+    if values_hp is not None:
+        vf = np.asarray(values, dtype=np.float64) if values is not None else None
+        if vf is None or vf.shape != (K,) or not np.all(np.isfinite(vf)):
+            out["beta_f64"] = math.inf
+        else:
+            out["beta_f64"] = float(_certify_source(K, vf, rel_slack)[1].beta_upper)
+    return out
