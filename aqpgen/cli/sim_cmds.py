@@ -1,5 +1,158 @@
-"""CLI commands (placeholder until implemented)."""
+"""``aqpgen simulate``: the toy alignment game of SPEC §6 (thin layer over ``aqpgen.simulate``)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import click
+
+
+def _int_list(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        out = [int(v) for v in str(value).split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, received {value!r}") from None
+    if not out:
+        raise click.BadParameter(f"expected at least one value, received {value!r}")
+    bad = [k for k in out if k < 2]
+    if bad and param.name == "K":
+        raise click.BadParameter(f"every K must be >= 2, received {bad}")
+    return out
+
+
+def _jsonable(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+_HELP = """Play the entropy-regularised alignment game with each estimator's log-p reward.
+
+\b
+Game: answers z = 1..S, three latent traces per answer, softmax policy over traces,
+objective E[R(z)] + tau*H(p), optimum p* = softmax(R/tau).  A completion with answer z and
+self-inclusive count n (of K) gets the reward R_z - tau*c_K[n].
+Scenarios: zipf (default; S=100, tau=0.5, R_z = -1.1*tau*ln z, p* ~ z^-1.1, long tail)
+           head (S=5, tau=0.5, R = (1.0, 0.8, 0.5, 0.2, 0.0), no rare answers).
+
+\b
+--exact   expected dynamics (reward of answer z = R_z - tau*g_c(p_z), g_c the table's mean,
+          evaluated exactly) run to the fixed point p_K, cross-checked by a direct solve of
+          R_z - tau*g_c(p_z) = lambda; reports TV(p_K, p*) = 1/2 sum |p_K - p*|.
+default   sampled REINFORCE (G groups of K per step, baseline = other groups' mean reward,
+          no clipping), --seeds runs; reports the final TV (mean and std over seeds).
+
+\b
+Estimators: peers plugin, digamma, laplace, jackknife; table names or .h5 paths
+(kl-minimax, kl-aqp-eta3, kl-aqp-eta15, kl-aqp-rho1, kl-aqp-rho2, ...); oracle-log (the exact
+log p -- no table can do this; a reference).  Default: every peer and shipped table found.
+
+\b
+--json prints {name: {"K": [...], "tv": [...], "slope": s, "slope_K": [...]}} (sampled mode
+adds "tv_std"); slope = least-squares slope of log tv against log K over K >= 16 (all K when
+fewer than two are >= 16), null when undefined.
+
+\b
+Examples:
+  aqpgen simulate --exact --K 4,8,16,32,64,128 --json
+  aqpgen simulate --scenario head --exact --K 8,32 --estimators plugin,kl-minimax
+  aqpgen simulate --K 8,32 --seeds 20 --plot curves.png
+"""
 
 
 def register(group):
-    """Add this module's commands to ``group``."""
+    """Add ``simulate`` to ``group``."""
+
+    @group.command("simulate", help=_HELP)
+    @click.option("--scenario", type=click.Choice(["zipf", "head"]), default="zipf",
+                  show_default=True, help="Which game.")
+    @click.option("--exact", is_flag=True, help="Fixed point of the expected dynamics (no sampling).")
+    @click.option("--K", "K", callback=_int_list, default="4,8,16,32,64,128", show_default=True,
+                  help="Comma-separated batch sizes K.")
+    @click.option("--estimators", default=None,
+                  help="Comma-separated estimator names (default: all peers and shipped tables found).")
+    @click.option("--seeds", type=click.IntRange(min=1), default=20, show_default=True,
+                  help="Sampled mode: number of seeds (0..N-1).")
+    @click.option("--steps", type=click.IntRange(min=1), default=None,
+                  help="Sampled mode: policy-gradient steps (default per scenario: zipf 5000, head 2000).")
+    @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+                  help="Sampled mode: learning rate (default per scenario: zipf 5, head 2).")
+    @click.option("--groups", type=click.IntRange(min=2), default=None,
+                  help="Sampled mode: groups of K completions per step (default 4).")
+    @click.option("--init", type=click.Choice(["uniform", "optimum"]), default=None,
+                  help="Sampled mode: initial policy (default: zipf optimum, head uniform).")
+    @click.option("--float64-values", "float64_values", is_flag=True,
+                  help="--exact: use the float64 values the runtime serves instead of the "
+                       "tables' high-precision strings.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    @click.option("--plot", type=click.Path(dir_okay=False, writable=True), default=None,
+                  help="Write a PNG: TV against K (--exact) or learning curves (sampled).")
+    def simulate_cmd(scenario, exact, K, estimators, seeds, steps, lr, groups, init,
+                     float64_values, as_json, plot):
+        from .. import simulate as sm
+        from ..errors import ConvergenceError
+
+        if estimators is None:
+            names = sm.available_estimators()
+            if not names:
+                raise click.UsageError("no estimators available (aqpgen.peers missing and no "
+                                       "tables found); pass --estimators oracle-log")
+        else:
+            names = [s.strip() for s in estimators.split(",") if s.strip()]
+            if not names:
+                raise click.BadParameter(f"no estimator names in {estimators!r}",
+                                         param_hint="--estimators")
+        ests = []
+        for name in names:
+            try:
+                est = sm.get_estimator(name)
+                if not est.is_oracle:
+                    for k in K:
+                        est.check_K(k)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--estimators / --K") from None
+            ests.append(est)
+
+        try:
+            if exact:
+                out = sm.exact_sweep(scenario, ests, K, use_hp=not float64_values)
+                results = None
+            else:
+                out, results = sm.sampled_sweep(scenario, ests, K, range(seeds), steps=steps,
+                                                lr=lr, groups=groups, init=init)
+        except (ValueError, ConvergenceError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+        if plot:
+            from .. import figures
+            if exact:
+                figures.plot_fixed_point_tv({scenario: out}, plot)
+            else:
+                curves = {k: {name: res[k] for name, res in results.items()} for k in K}
+                figures.plot_learning_curves(curves, plot, title=f"scenario {scenario}")
+
+        if as_json:
+            click.echo(json.dumps(_jsonable(out), indent=1, sort_keys=False))
+            return
+        sc = sm.get_scenario(scenario)
+        mode = "exact fixed point" if exact else f"sampled, {seeds} seeds, final TV mean (std)"
+        click.echo(f"scenario {sc.name}: {sc.description}")
+        click.echo(f"TV(p, p*) -- {mode}")
+        width = max(len(n) for n in out) + 2
+        click.echo("estimator".ljust(width) + "".join(f"{'K=' + str(k):>20}" for k in K) + "   slope")
+        for name, row in out.items():
+            if exact:
+                cells = [f"{v:20.4e}" for v in row["tv"]]
+            else:
+                cells = [f"{m:>11.4e} ({s:.1e})" for m, s in zip(row["tv"], row["tv_std"])]
+            slope = "nan" if not math.isfinite(row["slope"]) else f"{row['slope']:.3f}"
+            click.echo(name.ljust(width) + "".join(cells) + f"   {slope}")
+        if plot:
+            click.echo(f"wrote {plot}")

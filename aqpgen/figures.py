@@ -1,0 +1,154 @@
+"""Figures for the report (matplotlib, Agg backend, deterministic PNG bytes).
+
+Every figure has a fixed size and dpi and is saved without the "Software" metadata, through a
+temporary file renamed into place, so the same data and matplotlib version give the same bytes.
+
+Public functions
+----------------
+save_png(fig, path)                         -- deterministic, atomic PNG write.
+plot_fixed_point_tv(sweeps, path)           -- fixed-point TV(p_K, p*) against K, log-log, one
+                                               panel per scenario, one line per estimator.
+plot_learning_curves(curves, path, title=)  -- sampled TV against steps, mean and 10-90% band
+                                               over seeds, one panel per K.
+simulation_figures(outdir, ...)             -- both simulation figures for both scenarios.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["save_png", "plot_fixed_point_tv", "plot_learning_curves", "simulation_figures"]
+
+DPI = 100
+_PANEL = (4.8, 3.8)  # inches per panel
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_png(fig, path) -> Path:
+    """Save ``fig`` as PNG at ``DPI`` without timestamps/software tags (temp file + rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+        _pyplot().close(fig)
+    return path
+
+
+def _style(name: str, i: int) -> dict:
+    ls = "-" if name.startswith("kl-") else ("--" if name != "oracle-log" else ":")
+    return {"linestyle": ls, "marker": "os^vD<>ph*"[i % 10], "markersize": 4, "label": name}
+
+
+def plot_fixed_point_tv(sweeps: Mapping[str, Mapping[str, Mapping]], path) -> Path:
+    """TV(p_K, p*) against K on log-log axes.
+
+    Parameters
+    ----------
+    sweeps : {scenario: {estimator: {"K": [...], "tv": [...], "slope": s}}}
+        E.g. ``{"zipf": aqpgen.simulate.exact_sweep("zipf", names, Ks)}``.
+    path : output PNG path.
+
+    Zero TVs (the oracle) cannot be drawn on a log axis and are skipped.
+    """
+    plt = _pyplot()
+    n = max(1, len(sweeps))
+    fig, axes = plt.subplots(1, n, figsize=(_PANEL[0] * n, _PANEL[1]), squeeze=False)
+    for ax, (scenario, sweep) in zip(axes[0], sweeps.items()):
+        for i, (name, row) in enumerate(sweep.items()):
+            K = np.asarray(row["K"], dtype=float)
+            tv = np.asarray(row["tv"], dtype=float)
+            ok = np.isfinite(tv) & (tv > 0)
+            if not ok.any():
+                continue
+            st = _style(name, i)
+            slope = row.get("slope")
+            if slope is not None and np.isfinite(slope):
+                st["label"] = f"{name} (slope {slope:.2f})"
+            ax.loglog(K[ok], tv[ok], **st)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("K (completions per prompt)")
+        ax.set_ylabel("TV(p_K, p*) at the fixed point")
+        ax.set_title(f"scenario {scenario}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_png(fig, path)
+
+
+def plot_learning_curves(curves: Mapping[int, Mapping[str, object]], path, *,
+                         title: str = "") -> Path:
+    """Sampled learning curves: TV(p_t, p*) against steps, one panel per K.
+
+    Parameters
+    ----------
+    curves : {K: {estimator: aqpgen.simulate.SampledResult}}
+    path : output PNG path.
+    title : figure title (e.g. the scenario).
+
+    Each line is the mean over seeds; the band spans the 10% and 90% quantiles over seeds.
+    """
+    plt = _pyplot()
+    n = max(1, len(curves))
+    fig, axes = plt.subplots(1, n, figsize=(_PANEL[0] * n, _PANEL[1]), squeeze=False)
+    for ax, (K, per_est) in zip(axes[0], curves.items()):
+        for i, (name, res) in enumerate(per_est.items()):
+            steps = np.asarray(res.steps)
+            tv = np.asarray(res.tv)
+            st = _style(name, i)
+            st.pop("marker")
+            line, = ax.plot(steps, tv.mean(axis=0), **st)
+            lo, hi = np.quantile(tv, [0.1, 0.9], axis=0)
+            ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
+        ax.set_yscale("log")
+        ax.set_xlabel("policy-gradient step")
+        ax.set_ylabel("TV(p, p*)")
+        any_res = next(iter(per_est.values()), None)
+        seeds = len(any_res.seeds) if any_res is not None else 0
+        ax.set_title(f"K = {K} ({seeds} seeds, mean and 10-90% band)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_png(fig, path)
+
+
+def simulation_figures(outdir, *, estimators: Sequence[str] | None = None,
+                       Ks: Sequence[int] = (4, 8, 16, 32, 64, 128),
+                       sampled_Ks: Sequence[int] = (8, 32), seeds: int = 20,
+                       scenarios: Sequence[str] = ("zipf", "head")) -> dict[str, Path]:
+    """Write ``sim-fixed-point-tv.png`` and ``sim-curves-<scenario>.png`` into ``outdir``.
+
+    Returns ``{"fixed_point": path, "curves_<scenario>": path, ...}`` plus the data under
+    ``"data"``: ``{"exact": {scenario: sweep}, "sampled": {scenario: summary}}``.
+    """
+    from . import simulate as sm
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    names = list(estimators) if estimators is not None else sm.available_estimators()
+    exact = {sc: sm.exact_sweep(sc, names, Ks) for sc in scenarios}
+    out: dict = {"fixed_point": plot_fixed_point_tv(exact, outdir / "sim-fixed-point-tv.png")}
+    sampled = {}
+    for sc in scenarios:
+        summary, results = sm.sampled_sweep(sc, names, sampled_Ks, range(seeds))
+        sampled[sc] = summary
+        curves = {k: {n: res[k] for n, res in results.items()} for k in sampled_Ks}
+        out[f"curves_{sc}"] = plot_learning_curves(curves, outdir / f"sim-curves-{sc}.png",
+                                                   title=f"scenario {sc}")
+    out["data"] = {"exact": exact, "sampled": sampled}
+    return out
