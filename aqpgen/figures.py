@@ -16,12 +16,12 @@ simulation_figures(outdir, ...)             -- both simulation figures for both 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["save_png", "plot_fixed_point_tv", "plot_learning_curves", "simulation_figures"]
+__all__ = ["plot_fixed_point_tv", "plot_learning_curves", "save_png", "simulation_figures"]
 
 DPI = 100
 _PANEL = (4.8, 3.8)  # inches per panel

@@ -85,10 +85,10 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from numpy.polynomial import chebyshev as _cheb
@@ -96,11 +96,30 @@ from numpy.polynomial import chebyshev as _cheb
 from .errors import ConvergenceError
 
 __all__ = [
-    "Scenario", "SCENARIOS", "get_scenario", "Estimator", "ArrayEstimator", "get_estimator",
-    "ORACLE", "PEER_NAMES", "TABLE_NAMES", "MeanFunction", "mean_function",
-    "fixed_point_dynamics", "fixed_point_solve", "DynamicsResult", "SolveResult", "ExactResult",
-    "SampledResult", "run_exact", "run_sampled", "exact_sweep", "sampled_sweep", "tv_distance",
-    "loglog_slope", "available_estimators",
+    "ORACLE",
+    "PEER_NAMES",
+    "SCENARIOS",
+    "TABLE_NAMES",
+    "ArrayEstimator",
+    "DynamicsResult",
+    "Estimator",
+    "ExactResult",
+    "MeanFunction",
+    "SampledResult",
+    "Scenario",
+    "SolveResult",
+    "available_estimators",
+    "exact_sweep",
+    "fixed_point_dynamics",
+    "fixed_point_solve",
+    "get_estimator",
+    "get_scenario",
+    "loglog_slope",
+    "mean_function",
+    "run_exact",
+    "run_sampled",
+    "sampled_sweep",
+    "tv_distance",
 ]
 
 #: Name of the oracle estimator: the exact log p (mean function g = log; in sampled runs the
@@ -180,7 +199,7 @@ SCENARIOS: Mapping[str, Scenario] = {
 }
 
 
-def get_scenario(scenario: "str | Scenario") -> Scenario:
+def get_scenario(scenario: str | Scenario) -> Scenario:
     """Return the scenario object for a name in ``SCENARIOS`` (or pass a Scenario through)."""
     if isinstance(scenario, Scenario):
         return scenario
@@ -362,7 +381,7 @@ class _OracleEstimator(Estimator):
         raise ValueError(f"{ORACLE!r} is an oracle, not a table: it has no values for K={K}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def get_estimator(name: str) -> Estimator:
     """Resolve an estimator name: ``oracle-log``, a peer (``aqpgen.peers.PEERS``), or a table
     name / path served by ``aqpgen.runtime.load_table``.  Cached, so mean functions are shared."""
