@@ -296,3 +296,48 @@ def test_cli_exit_code_reports(tmp_path):
     assert "V_inf" in md.read_text() and "FAILED" in md.read_text()
     r = runner.invoke(main, ["audit", "--help"])
     assert "1e-6" in r.output and "1.01" in r.output
+
+
+# ------------------------------------------------------------------------------- minimax
+def _minimax_file(path, Ks=(2, 3, 5, 8, 16, 20), tweak=None):
+    from aqpgen import metrics, minimax
+    from aqpgen.records import KResult
+
+    res = []
+    for K in Ks:
+        hp, f64, r = minimax.minimax_table(K)
+        m = metrics.kl_metrics(K, f64, hp)
+        m.update(E_star=float(r.E), spread=float(r.spread))
+        if tweak:
+            hp, f64, m = tweak(K, hp, f64, m)
+        res.append(KResult(K, np.asarray(f64), tuple(hp), m, "ok", {"solver": "remez"}))
+    t = tablefile.make_table(name="kl-minimax", family="kl", target="log p", method="minimax",
+                             params={}, provenance={"test": True}, results=res)
+    return tablefile.write_table(path, t)
+
+
+def test_minimax_equioscillation_and_tamper(tmp_path):
+    pytest.importorskip("aqpgen.minimax")
+    good = tmp_path / "good" / "kl-minimax.h5"
+    _minimax_file(good)
+    a = audit.audit_file(good)
+    assert a.ok, audit.format_text([a])
+    eq = [f for f in a.findings if f.check == "equioscillation"]
+    assert len(eq) == 6 and all(f.ok for f in eq)
+
+    def tamper(K, hp, f64, m):  # one high-precision coefficient changed in its 12th digit
+        if K == 16:
+            hp = list(hp)
+            x = Fraction(hp[7])
+            hp[7] = str(float(x * (1 + Fraction(1, 10**11))))
+            f64 = np.asarray(f64).copy()
+            f64[7] = float(Fraction(hp[7]))
+        return hp, f64, m
+
+    from fractions import Fraction
+
+    bad = tmp_path / "bad" / "kl-minimax.h5"
+    _minimax_file(bad, tweak=tamper)
+    a = audit.audit_file(bad)
+    assert {f.K for f in a.failures} == {16}
+    assert {"spread", "E_star"} & {f.check for f in a.failures}
