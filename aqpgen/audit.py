@@ -67,28 +67,26 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import json
 import math
 import os
 import re
-import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 __all__ = [
     "TOLERANCES",
     "TOLERANCE_HELP",
-    "Finding",
     "FileAudit",
+    "Finding",
     "audit_file",
     "audit_files",
+    "format_text",
     "summary_rows",
     "to_json",
     "to_markdown",
-    "format_text",
 ]
 
 #: Every tolerance of the audit (the single place they are defined).
@@ -767,8 +765,8 @@ def _minimax_checks(task, ext, extra, prec) -> list[Finding]:
         mags = [abs(y) for _, y in ext]
         hi, lo = mags[0], mags[0]
         for a in mags[1:]:
-            hi = a if a > hi else hi
-            lo = a if a < lo else lo
+            hi = max(hi, a)
+            lo = min(lo, a)
         spread = float(((hi - lo) / hi).mid())
         level = float(((hi + lo) / 2).mid())
     extra["level"] = level
@@ -861,7 +859,7 @@ def _audit_row(task: _RowTask) -> tuple[str, int, list[Finding], dict]:
             return task.file, task.K, _audit_power_row(task), {}
         out, extra = _audit_kl_row(task)
         return task.file, task.K, out, extra
-    except Exception as exc:  # a crash in the audit of one row is itself a failed check
+    except Exception as exc:  # a crash in the audit of one row is itself a failed check  # noqa: BLE001 - isolate one part's failure
         return task.file, task.K, [_info(task, "audit.error", False,
                                          f"K={task.K}: audit raised {type(exc).__name__}: {exc}")], {}
 
@@ -1027,7 +1025,7 @@ def _prepare(path: str, manifest: str | None, minimax: str | None) -> _Prepared:
             F.append(_file_finding(fname, "target", ok, f"target {t.target!r} agrees with params" if ok else
                                    f"header target {t.target!r} parses to {[str(c) for c in tc]} but params "
                                    f"{t.params!r} give {[str(c) for c in pc]}"))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - isolate one part's failure
             F.append(_file_finding(fname, "target", False, f"cannot parse header target {t.target!r}: {exc}"))
             return _Prepared(path, F, [], header)
     elif t.family == "kl":
@@ -1076,7 +1074,7 @@ def _rate_findings(fname: str, Ks, E) -> tuple[list[Finding], dict]:
     if sel.sum() < 2:
         return [_file_finding(fname, "rate", True,
                               f"fewer than two K in [{_RATE_RANGE[0]}, {_RATE_RANGE[1]}]: rate not audited")], {}
-    slope, icpt = np.polyfit(np.log(Ks[sel]), np.log(E[sel]), 1)
+    slope, _icpt = np.polyfit(np.log(Ks[sel]), np.log(E[sel]), 1)
     tol = TOLERANCES["slope"]
     ok = abs(slope + 2) <= tol
     kmax = int(Ks[sel].max())
@@ -1257,8 +1255,8 @@ def to_markdown(audits: Sequence[FileAudit], title: str = "Audit report") -> str
     """A Markdown report: verdict, tolerances, per-file summary tables and every failure."""
     fails = [f for a in audits for f in a.findings if not f.ok]
     out = [f"# {title}", "",
-           f"**{'PASSED' if not fails else 'FAILED'}**: {len(audits)} file(s), "
-           f"{sum(len(a.findings) for a in audits)} checks, {len(fails)} failure(s).", "",
+           (f"**{'PASSED' if not fails else 'FAILED'}**: {len(audits)} file(s), "
+            f"{sum(len(a.findings) for a in audits)} checks, {len(fails)} failure(s)."), "",
            TOLERANCE_HELP, ""]
     for a in audits:
         out.append(f"## {os.path.basename(a.path)} ({a.family}/{a.method}) — {'ok' if a.ok else 'FAILED'}")

@@ -23,12 +23,22 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["bias_curves", "beta_vs_K", "k2_estar", "frontier", "weighted_bias_curve", "peer_beta",
-           "FIGSIZE", "DPI", "KL_TABLES", "fit_slope"]
+__all__ = [
+    "DPI",
+    "FIGSIZE",
+    "KL_TABLES",
+    "beta_vs_K",
+    "bias_curves",
+    "fit_slope",
+    "frontier",
+    "k2_estar",
+    "peer_beta",
+    "weighted_bias_curve",
+]
 
 FIGSIZE = (6.4, 4.2)
 DPI = 110
@@ -204,7 +214,7 @@ def frontier(K: int, path, points=None) -> str:
 
         vals = [Fraction(float(x)) for x in peers.peer_table(name, K)]
         grid = audit._grid(K)
-        b, v = audit._with_prec(lambda r: (audit._sup_err(r, grid)[0], audit._sup_pvar(r, grid)), vals)
+        b, v = audit._with_prec(lambda r, g=grid: (audit._sup_err(r, g)[0], audit._sup_pvar(r, g)), vals)
         ax.loglog([v], [b], "s", ms=6, label=name)
     ax.set_xlabel("V∞ = sup p·Var")
     ax.set_ylabel("β = sup p·|bias|")

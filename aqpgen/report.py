@@ -20,11 +20,19 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
-__all__ = ["ReportResult", "write_report", "build_sections", "update_readme", "compare_markdown",
-           "replace_generated", "COMPARE_KS", "README_COMPARE_KS"]
+__all__ = [
+    "COMPARE_KS",
+    "README_COMPARE_KS",
+    "ReportResult",
+    "build_sections",
+    "compare_markdown",
+    "replace_generated",
+    "update_readme",
+    "write_report",
+]
 
 #: K values of the report's compare table (issue 4) and of the README's (K = 8, 16, 64).
 COMPARE_KS = (4, 8, 16, 32, 64, 128, 256, 1024)
@@ -88,7 +96,7 @@ def _rate_section(tables_dir: str) -> tuple[str, dict]:
         for key in ("slope", "limit", "limit_digits"):
             if hasattr(ra, key):
                 info["rate_audit_" + key] = getattr(ra, key)
-    except Exception:  # rate_audit is optional here: the fit above is the number shown
+    except Exception:  # rate_audit is optional here: the fit above is the number shown  # noqa: BLE001 - isolate one part's failure
         pass
     show = [K for K in (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024) if K in E]
     lines = ["| K | E*_K | K²·E*_K |", "|---:|---:|---:|"]
@@ -101,55 +109,52 @@ def _rate_section(tables_dir: str) -> tuple[str, dict]:
 
 
 def _sim_sections(quick: bool, figdir: str, figures: list, notes: list) -> str:
+    """Fixed-point TV tables (zipf, head) and sampled final-TV table, with the simulation
+    engineer's figures (``aqpgen.figures.simulation_figures``) when available."""
     from aqpgen import simulate
 
     Ks = SIM_KS_QUICK if quick else SIM_KS
-    names = list(simulate.available_estimators())
-    parts = []
-    for scen in ("zipf", "head"):
-        res = simulate.exact_sweep(scen, names, Ks)
-        head = "| estimator | " + " | ".join(f"K={K}" for K in Ks) + " | slope (K ≥ 16) |"
-        lines = [head, "|---|" + "---:|" * (len(Ks) + 1)]
-        for name, r in res.items():
-            lines.append(f"| {name} | " + " | ".join(_fmt(x, 3) for x in r["tv"]) + f" | {_fmt(r['slope'], 3)} |")
-        parts.append(f"**Fixed point, scenario `{scen}`**: TV(p_K, p*) of the exact expected dynamics.\n\n"
-                     + "\n".join(lines))
-    seeds = tuple(range(3 if quick else 20))
     sKs = (8,) if quick else (8, 32)
-    try:
-        summary, _full = simulate.sampled_sweep("zipf", names, sKs, seeds)
-        lines = ["| estimator | " + " | ".join(f"K={K} final TV (mean ± sd)" for K in sKs) + " |",
-                 "|---|" + "---:|" * len(sKs)]
-        for name, per in summary.items():
-            cells = []
-            for K in sKs:
-                v = per.get(K, per.get(str(K))) if isinstance(per, Mapping) else None
-                if isinstance(v, Mapping):
-                    cells.append(f"{_fmt(v.get('mean'), 3)} ± {_fmt(v.get('std'), 2)}")
-                elif isinstance(v, (tuple, list)) and len(v) >= 2:
-                    cells.append(f"{_fmt(v[0], 3)} ± {_fmt(v[1], 2)}")
-                else:
-                    cells.append(_fmt(v, 3))
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        parts.append(f"**Sampled dynamics, scenario `zipf`** ({len(seeds)} seeds): final TV to p*.\n\n"
-                     + "\n".join(lines))
-    except Exception as exc:
-        notes.append(f"sampled simulation skipped: {type(exc).__name__}: {exc}")
+    nseeds = 3 if quick else 20
+    names = list(simulate.available_estimators())
+    parts, data = [], None
     try:
         from aqpgen import figures as simfig
 
-        for fname in ("tv_vs_K", "learning_curves"):
-            fn = getattr(simfig, fname, None)
-            if fn is not None:
-                path = os.path.join(figdir, f"sim_{fname}.png")
-                fn(path=path, quick=quick) if "quick" in fn.__code__.co_varnames else fn(path)
-                figures.append(path)
-                parts.append(f"![{fname}](figures/sim_{fname}.png)")
-    except ImportError:
-        pass
-    except Exception as exc:
+        out = simfig.simulation_figures(figdir, estimators=names, Ks=Ks, sampled_Ks=sKs, seeds=nseeds)
+        data = out.pop("data", None)
+        for key, path in sorted(out.items()):
+            figures.append(os.fspath(path))
+            parts.append(f"![{key}](figures/{os.path.basename(os.fspath(path))})")
+    except Exception as exc:  # noqa: BLE001 - isolate one part's failure
         notes.append(f"simulation figures skipped: {type(exc).__name__}: {exc}")
-    return "\n\n".join(parts)
+    exact = (data or {}).get("exact") or {s: simulate.exact_sweep(s, names, Ks) for s in ("zipf", "head")}
+    tables = []
+    for scen, res in exact.items():
+        ks = next(iter(res.values()))["K"]
+        lines = ["| estimator | " + " | ".join(f"K={K}" for K in ks) + " | slope (K ≥ 16) |",
+                 "|---|" + "---:|" * (len(ks) + 1)]
+        for name, r in res.items():
+            lines.append(f"| {name} | " + " | ".join(_fmt(x, 3) for x in r["tv"]) + f" | {_fmt(r['slope'], 3)} |")
+        tables.append(f"**Fixed point, scenario `{scen}`**: TV(p_K, p*) of the exact expected dynamics.\n\n"
+                      + "\n".join(lines))
+    sampled = (data or {}).get("sampled")
+    if sampled is None:
+        try:
+            sampled = {"zipf": simulate.sampled_sweep("zipf", names, sKs, tuple(range(nseeds)))[0]}
+        except Exception as exc:  # noqa: BLE001 - isolate one part's failure
+            notes.append(f"sampled simulation skipped: {type(exc).__name__}: {exc}")
+            sampled = {}
+    for scen, summ in sampled.items():
+        ks = next(iter(summ.values()))["K"]
+        lines = ["| estimator | " + " | ".join(f"K={K}: final TV mean ± sd" for K in ks) + " |",
+                 "|---|" + "---:|" * len(ks)]
+        for name, r in summ.items():
+            sd = r.get("tv_std", [None] * len(ks))
+            lines.append(f"| {name} | " + " | ".join(f"{_fmt(m, 3)} ± {_fmt(d, 2)}" for m, d in zip(r["tv"], sd)) + " |")
+        tables.append(f"**Sampled dynamics, scenario `{scen}`** ({nseeds} seeds): final TV to p*.\n\n"
+                      + "\n".join(lines))
+    return "\n\n".join(tables + parts)
 
 
 def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False, K: int = 64):
@@ -167,7 +172,7 @@ def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False,
     def attempt(label, fn):
         try:
             return fn()
-        except Exception as exc:  # a missing table/module must not sink the whole report
+        except Exception as exc:  # a missing table/module must not sink the whole report  # noqa: BLE001 - isolate one part's failure
             notes.append(f"{label} skipped: {type(exc).__name__}: {exc}")
             return None
 
@@ -242,7 +247,7 @@ def replace_generated(text: str, name: str, body: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ValueError(f"section name must be [A-Za-z0-9_.-]+, received {name!r}")
     pat = re.compile(re.escape(_MARK.format(name=name)) + r"\n?(.*?)" + re.escape(_END.format(name=name)),
-                     re.S)
+                     re.DOTALL)
     if len(pat.findall(text)) != 1:
         raise ValueError(f"expected exactly one generated:{name} section, found {len(pat.findall(text))}")
     block = _MARK.format(name=name) + "\n" + body.strip("\n") + "\n" + _END.format(name=name)

@@ -33,7 +33,7 @@ def register(group):
     """Add ``audit`` and ``report`` to ``group``."""
     from ..audit import TOLERANCE_HELP
 
-    @group.command("audit", help=_AUDIT_HELP + "\n\b\n" + TOLERANCE_HELP + "\n\n" + CONVENTIONS)
+    @group.command("audit", help=_AUDIT_HELP + "\n" + TOLERANCE_HELP + "\n\n" + CONVENTIONS)
     @click.argument("tables", nargs=-1, required=True)
     @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
                   help="Write the full audit (every finding) as JSON to this file ('-' = stdout).")
