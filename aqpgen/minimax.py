@@ -766,3 +766,355 @@ def minimax_table(K: int, *, prec: int | None = None, tol: float | None = None,
             f"at {bits} bits", {"K": K, "bits": bits, "rad": rad})
     values = np.array([float(s) for s in strings], dtype=np.float64)
     return strings, values, result
+
+
+# --------------------------------------------------------------------------------------------
+# E*_K look-up and the Theta(1/K^2) rate audit
+# --------------------------------------------------------------------------------------------
+def E_star(K: int, *, path: str | os.PathLike | None = None) -> float:
+    """E*_K as a float: from the shipped table if it holds K, else by ``remez(K)``.
+
+    Parameters
+    ----------
+    K : int
+        Batch size >= 1.
+    path : path-like, optional
+        Minimax table file (default ``tables/kl-minimax.h5`` of the repository).  Its ``E_star``
+        metric is used when the file exists, reads cleanly (schema and content hash checked by
+        ``aqpgen.tablefile.read_table``) and has an ``ok`` row for K.
+    """
+    K = _as_K(K)
+    p = Path(_TABLE_PATH if path is None else path)
+    if p.is_file():
+        try:
+            from .tablefile import read_table
+
+            t = read_table(p)
+            if K in t.Ks and t.status(K) == "ok":
+                v = float(t.metrics(K).get("E_star", float("nan")))
+                if math.isfinite(v) and v > 0:
+                    return v
+        except Exception:  # an unreadable table is not fatal here: solve instead
+            pass
+    return remez(K).E
+
+
+@dataclass(frozen=True)
+class RateAudit:
+    """The Theta(1/K^2) audit of E*_K (SPEC §2: slope -2 +- 0.01 over K >= 16).
+
+    Attributes
+    ----------
+    Ks : tuple of int
+        The K values, ascending.
+    E : tuple of float
+        E*_K for each K.
+    K2E : tuple of float
+        K^2 E*_K for each K.
+    slope : float
+        Least-squares slope of log E*_K against log K over K >= ``Kmin`` (NaN if < 2 points).
+    Kmin : int
+        Smallest K used in the slope fit (16).
+    n_fit : int
+        Number of K values in the slope fit.
+    ok : bool
+        ``|slope + 2| <= 0.01`` (and at least two K >= Kmin).
+    limit_value : float
+        Extrapolated lim K^2 E*_K (Richardson / Neville extrapolation in h = 1/K^2 through the
+        ``len(estimates) + 1`` largest K; the expansion K^2 E*_K = C + c_2/K^2 + c_4/K^4 + ...
+        is measured: first differences of K^2 E*_K fall by 4 per doubling of K, and those of the
+        once-extrapolated values by 16, so no odd powers appear).
+    limit_err : float
+        Error estimate: the larger of |last estimate - previous estimate| and |last estimate -
+        the same-order extrapolation through the next-largest K|, floored at 8 ulp of the limit.
+    limit_digits : int
+        Significant digits of the limit justified by ``limit_err`` (floor(-log10(err/C))).
+    limit : str
+        The limit rounded to ``limit_digits`` significant digits.
+    estimates : tuple of float
+        Successive extrapolations through 2, 3, ... of the largest K (orders h^1, h^2, ...).
+    """
+
+    Ks: tuple
+    E: tuple
+    K2E: tuple
+    slope: float
+    Kmin: int
+    n_fit: int
+    ok: bool
+    limit_value: float
+    limit_err: float
+    limit_digits: int
+    limit: str
+    estimates: tuple
+
+    def to_text(self) -> str:
+        """Human-readable K, E*_K, K^2 E*_K table with the slope and the limit."""
+        lines = [f"{'K':>6}  {'E*_K':>22}  {'K^2 E*_K':>18}"]
+        for K, E, f in zip(self.Ks, self.E, self.K2E):
+            lines.append(f"{K:>6}  {E:>22.15e}  {f:>18.15f}")
+        lines.append(f"fitted log-log slope over K >= {self.Kmin} ({self.n_fit} values): "
+                     f"{self.slope:+.6f} (required -2 +- 0.01): {'ok' if self.ok else 'FAIL'}")
+        lines.append(f"lim K^2 E*_K = {self.limit} ({self.limit_digits} digits; "
+                     f"Richardson in 1/K^2, error estimate {self.limit_err:.1e})")
+        return "\n".join(lines)
+
+
+def _neville0(h: Sequence[float], f: Sequence[float]) -> float:
+    """Value at h = 0 of the polynomial interpolating (h_i, f_i) (Neville's scheme)."""
+    P = list(f)
+    n = len(h)
+    for m in range(1, n):
+        for i in range(n - m):
+            P[i] = (h[i] * P[i + 1] - h[i + m] * P[i]) / (h[i] - h[i + m])
+    return P[0]
+
+
+def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: int = 3) -> RateAudit:
+    """Audit E*_K = Theta(1/K^2): K^2 E*_K table, log-log slope, extrapolated limit.
+
+    Parameters
+    ----------
+    Ks : sequence of int
+        Batch sizes (distinct, any order).
+    E : sequence of float
+        E*_K for each K (positive).
+    Kmin : int
+        The slope is fitted by least squares on log E against log K over K >= Kmin.
+    order : int
+        Highest order of the extrapolation in h = 1/K^2 (uses the order+1 largest K).
+
+    Returns
+    -------
+    RateAudit
+    """
+    Ks = [_as_K(k, "Ks[i]") for k in Ks]
+    E = [float(e) for e in E]
+    if len(Ks) != len(E) or not Ks:
+        raise ValueError(f"Ks and E must be non-empty and of equal length, received {len(Ks)} and {len(E)}")
+    if len(set(Ks)) != len(Ks):
+        raise ValueError("Ks must be distinct")
+    if not all(math.isfinite(e) and e > 0 for e in E):
+        raise ValueError("E must hold positive finite numbers")
+    pairs = sorted(zip(Ks, E))
+    Ks = tuple(k for k, _ in pairs)
+    E = tuple(e for _, e in pairs)
+    K2E = tuple(k * k * e for k, e in pairs)
+    sel = [(math.log(k), math.log(e)) for k, e in pairs if k >= Kmin]
+    if len(sel) >= 2:
+        x = np.array([s[0] for s in sel])
+        y = np.array([s[1] for s in sel])
+        slope = float(np.polyfit(x, y, 1)[0])
+    else:
+        slope = float("nan")
+    ok = len(sel) >= 2 and abs(slope + 2.0) <= 0.01
+    # Richardson / Neville extrapolation in h = 1/K^2 on the largest K
+    n = min(len(Ks), int(order) + 1)
+    ests = []
+    for m in range(2, n + 1):
+        top = list(range(len(Ks) - m, len(Ks)))
+        ests.append(_neville0([1.0 / Ks[i] ** 2 for i in top], [K2E[i] for i in top]))
+    if ests:
+        C = ests[-1]
+        err = abs(ests[-1] - ests[-2]) if len(ests) >= 2 else abs(ests[-1] - K2E[-1])
+        if len(Ks) > n >= 3:  # the same order through the next-largest K: a robustness check
+            top = list(range(len(Ks) - n - 1, len(Ks) - 1))
+            err = max(err, abs(C - _neville0([1.0 / Ks[i] ** 2 for i in top], [K2E[i] for i in top])))
+    else:
+        C, err = K2E[-1], abs(K2E[-1])
+    err = max(err, 8 * np.spacing(abs(C)))
+    digits = max(1, min(16, int(math.floor(-math.log10(err / abs(C))))))
+    limit = f"{float(f'{C:.{digits}g}'):.{digits}g}"
+    return RateAudit(Ks=Ks, E=E, K2E=K2E, slope=slope, Kmin=int(Kmin), n_fit=len(sel), ok=bool(ok),
+                     limit_value=float(C), limit_err=float(err), limit_digits=digits, limit=limit,
+                     estimates=tuple(float(v) for v in ests))
+
+
+# --------------------------------------------------------------------------------------------
+# generator interface (docs/ARCHITECTURE.md)
+# --------------------------------------------------------------------------------------------
+def target_name(params) -> str:
+    """The target of the KL tables: ``"log p"``."""
+    _check_params(params)
+    return "log p"
+
+
+def _check_params(params) -> dict:
+    params = dict(params or {})
+    if params:
+        raise ValueError(f"the kl/minimax generator takes no params, received {params!r}")
+    return params
+
+
+def build_K(K: int, params) -> KResult:
+    """Build the minimax table row for batch size K (generator interface).
+
+    Solves ``remez(K)`` (default precision and tolerance), converts to the table
+    (``minimax_table``), and measures it with ``aqpgen.metrics.kl_metrics`` (beta, beta_cert,
+    V_inf, V1, beta_f64, max_abs_c).  Metrics added here: ``E_star`` (the returned polynomial's
+    levelled sup error, equal to E*_K to relative ``spread``), ``spread``, ``iterations``,
+    ``max_abs_c`` (from the high-precision strings).  ``solver`` is deterministic (no timings).
+    """
+    K = _as_K(K)
+    _check_params(params)
+    strings, values, res = minimax_table(K)
+    from .metrics import kl_metrics
+
+    metrics = dict(kl_metrics(K, values, strings))
+    with _flint_prec(table_prec(K)) as flint:
+        cmax = max(abs(flint.arb(s)) for s in strings)
+        max_abs_c = float(cmax.mid())
+    metrics.update({
+        "E_star": float(res.E),
+        "spread": float(res.spread),
+        "iterations": float(res.iterations),
+        "max_abs_c": max_abs_c,
+    })
+    solver = {
+        "solver": "remez", "status": "converged", "prec": int(res.prec),
+        "table_prec": int(table_prec(K)), "tol": float(res.tol),
+        "iterations": int(res.iterations), "hp_iterations": int(res.hp_iterations),
+        "E_star": res.E_hp,
+    }
+    return KResult(K=K, values=values, values_hp=strings, metrics=metrics, status="ok",
+                   solver=solver)
+
+
+def _bernstein_eval(strings: Sequence[str], pts, prec: int):
+    """g(p) = sum_m c_{m+1} b_{K-1,m}(p) in arb at ``prec`` bits, from decimal strings alone.
+
+    ``pts`` are (s, c) pairs of arb with p = s^2, 1 - p = c^2 (t = pi k/M + d: s = sin(t/2),
+    c = cos(t/2)), so no cancellation occurs in 1 - p.  With n = K-1: for p <= 1/2,
+    g = (1-p)^n R(p/(1-p)), R(x) = sum_m c_{m+1} C(n,m) x^m; for p > 1/2 the reversed form
+    g = p^n R~((1-p)/p) (b_{n,m} = C(n,m) p^m (1-p)^(n-m)).
+    """
+    K = len(strings)
+    n = K - 1
+    with _flint_prec(prec) as flint:
+        arb, arb_poly = flint.arb, flint.arb_poly
+        c = [arb(s) * arb.bin_uiui(n, m) for m, s in enumerate(strings)]
+        R, Rr = arb_poly(c), arb_poly(c[::-1])
+        lo = [i for i, (s, co) in enumerate(pts) if float(s) <= float(co)]
+        hi = [i for i, (s, co) in enumerate(pts) if float(s) > float(co)]
+        out = [None] * len(pts)
+        if lo:
+            xs = [(pts[i][0] / pts[i][1]) ** 2 for i in lo]
+            for i, x in zip(lo, xs):  # one point at a time: multipoint evaluation is unstable
+                out[i] = R(x) * pts[i][1] ** (2 * n)
+        if hi:
+            xs = [(pts[i][1] / pts[i][0]) ** 2 for i in hi]
+            for i, x in zip(hi, xs):
+                out[i] = Rr(x) * pts[i][0] ** (2 * n)
+        return out
+
+
+def _sc_points(k, d, M: int, prec: int):
+    """(sin(t/2), cos(t/2)) as arb for t = pi k/M + d."""
+    with _flint_prec(prec) as flint:
+        arb = flint.arb
+        pi = arb.pi()
+        out = []
+        for ki, di in zip(k, d):
+            half = (pi * int(ki) / M + arb(float(di))) / 2
+            out.append((half.sin(), half.cos()))
+        return out
+
+
+def table_error_at_extrema(values_hp: Sequence[str], *, prec: int | None = None):
+    """Re-locate the extrema of a table's weighted error and evaluate it there, from the strings.
+
+    The error is e(p) = p (g(p) - log p), g(p) = sum_m c_{m+1} b_{K-1,m}(p).  (1) g is evaluated
+    in arb (Bernstein form, ``prec`` bits, default ``table_prec(K)``) at the K Chebyshev points
+    t_k = pi k/(K-1) and its cosine coefficients are obtained by a DCT-I (float64, for locating
+    only); (2) the local extrema of e are found on a dense t-grid and refined by Newton's method
+    (float64), and one per sign run is kept until K+1 alternating points remain; (3) e is
+    re-evaluated at those points in arb directly from the Bernstein form.
+
+    Returns
+    -------
+    (p, e) : (numpy.ndarray, list of arb)
+        The located points p (float64) and the high-precision errors there (K+1 of them when the
+        table equioscillates; fewer otherwise).
+    """
+    import scipy.fft
+
+    strings = tuple(str(s) for s in values_hp)
+    K = len(strings)
+    if K < 1:
+        raise ValueError("values_hp must not be empty")
+    prec = table_prec(K) if prec is None else int(prec)
+    M = _grid_size(K)
+    eng = _Engine(K, M)
+    if K == 1:
+        b = np.array([float(strings[0])])
+    else:
+        n = K - 1
+        Mc = 2 * n
+        # Chebyshev points t = pi k / n are grid points of the M' = 2n grid (k' = 2k, d = 0).
+        pts = _sc_points(2 * np.arange(K), np.zeros(K), Mc, prec)
+        Q = np.array([float(v.mid()) for v in _bernstein_eval(strings, pts, prec)])
+        x = scipy.fft.dct(Q, type=1) / (2.0 * n)
+        b = x.copy()
+        b[1:n] *= 2.0
+    k, d, ev = _select(*eng.locate(b), K + 1)
+    pts = _sc_points(k, d, M, prec)
+    g = _bernstein_eval(strings, pts, prec)
+    with _flint_prec(prec):
+        e = [(s * s) * (gi - 2 * s.log()) for (s, _), gi in zip(pts, g)]
+    return np.array(_reference_p(k, d, M)), e
+
+
+def verify_row(K, values, values_hp, metrics, params) -> list:
+    """Re-verify one stored minimax row from its values alone (generator interface).
+
+    Checks
+    ------
+    ``minimax.values_hp``       -- high-precision strings present, K of them, parseable.
+    ``minimax.float64``         -- ``values`` are the strings correctly rounded to float64.
+    ``minimax.equioscillation`` -- the error e(p) = p (g(p) - log p) of the table, evaluated in
+                                   arb from the strings alone (``table_error_at_extrema``), has
+                                   K+1 alternating extrema with relative spread <= 1e-10.
+    ``minimax.E_star``          -- max |e| there reproduces the stored ``E_star`` to >= 8 digits.
+    """
+    checks = []
+    try:
+        K = _as_K(K)
+        _check_params(params)
+    except (TypeError, ValueError) as exc:
+        return [Check("minimax.values_hp", False, str(exc), None)]
+    if values_hp is None or len(values_hp) != K:
+        n = None if values_hp is None else len(values_hp)
+        return [Check("minimax.values_hp", False, f"expected {K} high-precision strings, found {n}", K)]
+    strings = tuple(str(s) for s in values_hp)
+    try:
+        f = np.array([float(s) for s in strings])
+    except ValueError as exc:
+        return [Check("minimax.values_hp", False, f"unparseable string: {exc}", K)]
+    checks.append(Check("minimax.values_hp", True, f"{K} strings, {max(len(s) for s in strings)} chars max", K))
+    v = np.asarray(values, dtype=np.float64)
+    same = v.shape == f.shape and bool(np.all(v == f))
+    checks.append(Check("minimax.float64", same,
+                        "float64 values are the correctly rounded strings" if same else
+                        "float64 values differ from the correctly rounded strings", K))
+    p, e = table_error_at_extrema(strings)
+    prec = table_prec(K)
+    with _flint_prec(prec):
+        a = [abs(x).mid() for x in e]
+        sg = [float(x.mid()) > 0 for x in e]
+        if a:
+            amax, amin = max(a), min(a)
+            spread = float(((amax - amin) / amax).mid())
+            emax = float(amax)
+        else:
+            spread, emax = math.inf, math.nan
+    alt = len(e) == K + 1 and all(sg[i] != sg[i + 1] for i in range(len(sg) - 1))
+    ok = alt and spread <= VERIFY_SPREAD
+    checks.append(Check("minimax.equioscillation", ok,
+                        f"{len(e)} extrema (need {K + 1}), alternating={alt}, relative spread "
+                        f"{spread:.2e} (required <= {VERIFY_SPREAD:.0e})", K))
+    stored = float(dict(metrics or {}).get("E_star", math.nan))
+    rel = abs(emax - stored) / stored if math.isfinite(stored) and stored > 0 else math.inf
+    checks.append(Check("minimax.E_star", rel <= 10.0 ** -VERIFY_E_DIGITS,
+                        f"re-evaluated max|e| = {emax:.15e}, stored E_star = {stored:.15e}, "
+                        f"relative difference {rel:.1e} (required <= 1e-{VERIFY_E_DIGITS})", K))
+    return checks
