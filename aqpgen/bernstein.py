@@ -46,23 +46,23 @@ exact rational arithmetic (``fmpq_poly``), so the only rounding is the final con
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from functools import lru_cache
-from typing import Iterable, Sequence
 
 import numpy as np
 
 __all__ = [
     "binom_pmf",
-    "mean_poly",
-    "second_moment",
-    "variance",
     "exact_values",
-    "to_chebyshev_exact",
-    "to_chebyshev_arb",
-    "to_chebyshev_f64",
-    "mean_poly_cheb",
     "from_chebyshev_exact",
+    "mean_poly",
+    "mean_poly_cheb",
+    "second_moment",
+    "to_chebyshev_arb",
+    "to_chebyshev_exact",
+    "to_chebyshev_f64",
+    "variance",
 ]
 
 #: rows of the p-grid processed at once by the float64 evaluators (memory ~ rows * (K+1) * 8 B).

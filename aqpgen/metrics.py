@@ -34,11 +34,24 @@ from functools import lru_cache
 
 import numpy as np
 
-from .bernstein import (_as_K, _as_p, binom_pmf, exact_values, mean_poly_cheb,
-                        to_chebyshev_f64, variance)
+from .bernstein import (
+    _as_K,
+    _as_p,
+    binom_pmf,
+    exact_values,
+    mean_poly_cheb,
+    to_chebyshev_f64,
+    variance,
+)
 
-__all__ = ["weighted_bias", "variance_sup", "variance_mean", "kl_metrics", "HP_THRESHOLD",
-           "POINTS_PER_OSCILLATION"]
+__all__ = [
+    "HP_THRESHOLD",
+    "POINTS_PER_OSCILLATION",
+    "kl_metrics",
+    "variance_mean",
+    "variance_sup",
+    "weighted_bias",
+]
 
 #: tables with max|c| above this are treated as kind (b) (high-precision variance path).
 HP_THRESHOLD = 1e6

@@ -35,11 +35,11 @@ digamma table is summed exactly in rationals and rounded once.
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
-__all__ = ["PEERS", "PEER_TARGET", "peer_table", "digamma_table_exact"]
+__all__ = ["PEERS", "PEER_TARGET", "digamma_table_exact", "peer_table"]
 
 PEERS = ("plugin", "digamma", "laplace", "jackknife")
 PEER_TARGET = "log p"
@@ -67,7 +67,7 @@ def digamma_table_exact(K) -> list[Fraction]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _peer_table_cached(name: str, K: int) -> tuple[float, ...]:
     if name == "digamma":
         return tuple(float(x) for x in digamma_table_exact(K))

@@ -67,7 +67,7 @@ def mp_beta(c, n=None, dps=50):
     n = n or 40 * (K + 1)
     th = np.linspace(0, math.pi, n + 1)
     with mp.workdps(dps):
-        f = lambda t: abs(e(mp.sin(mp.mpf(t) / 2) ** 2))  # noqa: E731
+        f = lambda t: abs(e(mp.sin(mp.mpf(t) / 2) ** 2))
         vals = [f(t) for t in th]
         best = max(vals)
         i = int(np.argmax([float(v) for v in vals]))

@@ -6,11 +6,12 @@ from fractions import Fraction
 import mpmath as mp
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from _kl_oracles import interp_table, mp_beta, mp_golden_max, reset_precision  # noqa: F401
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from aqpgen.certify import H3_CONST, Certificate, certify_beta
-from aqpgen.peers import digamma_table_exact, peer_table
+from aqpgen.peers import peer_table
 
 
 def _fr(v):
@@ -47,7 +48,7 @@ def test_digamma_bias_closed_form_max():
     cert = certify_beta(K, peer_table("digamma", K))
     with mp.workdps(30):
         # sum_{j>=K} (1-p)^j/j = -log p - sum_{j<K} (1-p)^j/j
-        f = lambda p: p * (-mp.log(p) - mp.fsum((1 - p) ** j / j for j in range(1, K)))  # noqa: E731
+        f = lambda p: p * (-mp.log(p) - mp.fsum((1 - p) ** j / j for j in range(1, K)))
         ps = [mp.mpf(i) / 2000 for i in range(1, 2000)]
         vals = [f(p) for p in ps]
         i = max(range(len(vals)), key=lambda k: vals[k])
@@ -86,7 +87,7 @@ def test_random_tables_never_below_sup(K, seed):
 def test_H3_bound_numerically():
     # |H'''(theta)| <= H3_CONST + cot(theta/2)/2 for H = p log p, p = sin^2(theta/2)
     with mp.workdps(30):
-        H = lambda t: mp.sin(t / 2) ** 2 * mp.log(mp.sin(t / 2) ** 2)  # noqa: E731
+        H = lambda t: mp.sin(t / 2) ** 2 * mp.log(mp.sin(t / 2) ** 2)
         for t in np.concatenate([np.geomspace(1e-4, 0.1, 25), np.linspace(0.1, math.pi, 60)]):
             d3 = abs(mp.diff(H, mp.mpf(t), 3))
             assert d3 <= H3_CONST + mp.cot(mp.mpf(t) / 2) / 2

@@ -7,8 +7,8 @@ import mpmath as mp
 import numpy as np
 import pytest
 import sympy as sp
-
 from _kl_oracles import exact_V1, interp_table, mp_beta, mp_golden_max, reset_precision  # noqa: F401
+
 from aqpgen.metrics import kl_metrics, variance_mean, variance_sup, weighted_bias
 from aqpgen.peers import PEERS, peer_table
 

@@ -61,5 +61,5 @@ def test_digamma_bias_closed_form():
             pm = mp.mpf(p)
             g = sum(mp.mpf(ci.numerator) / ci.denominator * mp.binomial(K - 1, m) * pm**m
                     * (1 - pm) ** (K - 1 - m) for m, ci in enumerate(c))
-            tail = mp.nsum(lambda j: (1 - pm) ** j / j, [K, mp.inf])
+            tail = mp.nsum(lambda j, q=1 - pm: q**j / j, [K, mp.inf])
             assert abs((g - mp.log(pm)) - tail) < mp.mpf(10) ** -30
