@@ -1,5 +1,109 @@
-"""CLI commands (placeholder until implemented)."""
+"""``aqpgen solve``: one-off solves (``aqpgen solve minimax``), a thin layer over aqpgen.minimax."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from . import CONVENTIONS
+
+MINIMAX_HELP = """\
+Solve the minimax (bias-optimal) estimator of log p for one batch size K.
+
+E*_K = min over tables c_K of sup_p p*|E[c_K[n]] - log p|: the best uniform approximation of
+p log p by p*Q(p), deg Q <= K-1, found by a Remez exchange (float64 iterations, then high
+precision in python-flint arb).  Prints E*_K (>= 12 significant digits), K^2*E*_K (which tends to
+a constant, about 0.3250893), the iterations, the levelled-error spread (stopping rule: spread <=
+--tol) and the time.  With --table also converts to the table c_K[1..K] (Bernstein coefficients,
+growing like 2^K/K^2) and reports max|c|.
+
+\b
+Examples:
+  aqpgen solve minimax --K 64
+  aqpgen solve minimax --K 1024 --json
+  aqpgen solve minimax --K 8 --table --json
+
+"""
+
+
+def _positive_int(ctx, param, value):
+    if value is None:
+        return value
+    if value < 1:
+        raise click.BadParameter(f"must be a positive integer, received {value}", ctx=ctx, param=param)
+    return value
 
 
 def register(group):
     """Add this module's commands to ``group``."""
+
+    @group.group(name="solve", help="One-off solves (no table file written).\n\n" + CONVENTIONS)
+    def solve():
+        pass
+
+    @solve.command(name="minimax", help=MINIMAX_HELP + CONVENTIONS)
+    @click.option("--K", "K", type=int, required=True, callback=_positive_int,
+                  help="Batch size K >= 1 (Q has degree <= K-1).")
+    @click.option("--prec", type=int, default=None, callback=_positive_int,
+                  help="Bits of the high-precision Remez stage (default 128 up to K = 1024).")
+    @click.option("--tol", type=float, default=None,
+                  help="Stopping tolerance on the relative levelled-error spread (default 1e-12).")
+    @click.option("--table", "with_table", is_flag=True,
+                  help="Also convert to the table c_K[1..K] (high-precision strings); --json then "
+                       "includes values_hp.")
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+    def minimax_cmd(K, prec, tol, with_table, as_json):
+        from .. import minimax
+        from ..errors import ConvergenceError
+
+        if prec is not None and prec < 64:
+            raise click.BadParameter(f"must be >= 64 bits, received {prec}", param_hint="--prec")
+        if tol is not None and not tol > 0:
+            raise click.BadParameter(f"must be positive, received {tol}", param_hint="--tol")
+        t0 = time.perf_counter()
+        try:
+            res = minimax.remez(K, prec=prec, tol=tol)
+            t_solve = time.perf_counter() - t0
+            strings = None
+            if with_table:
+                strings, values, _ = minimax.minimax_table(K, result=res)
+        except ConvergenceError as exc:
+            raise click.ClickException(str(exc)) from exc
+        elapsed = time.perf_counter() - t0
+        out = {
+            "K": K,
+            "E_star": res.E,
+            "E_star_hp": res.E_hp,
+            "K2_E_star": K * K * res.E,
+            "iterations": res.iterations,
+            "hp_iterations": res.hp_iterations,
+            "spread": res.spread,
+            "converged": res.converged,
+            "prec": res.prec,
+            "tol": res.tol,
+            "seconds_solve": round(t_solve, 3),
+            "seconds": round(elapsed, 3),
+        }
+        if strings is not None:
+            with minimax._flint_prec(minimax.table_prec(K)) as flint:
+                out["max_abs_c"] = float(max(abs(flint.arb(s)) for s in strings).mid())
+            out["table_prec"] = minimax.table_prec(K)
+        if as_json:
+            if strings is not None:
+                out["values_hp"] = list(strings)
+                out["values"] = [float(v) for v in values]
+            click.echo(json.dumps(out, indent=1))
+            return
+        click.echo(f"K            = {K}")
+        click.echo(f"E*_K         = {res.E:.15g}")
+        click.echo(f"E*_K (hp)    = {res.E_hp}   (E*_K to relative {max(res.spread, 1e-30):.1e})")
+        click.echo(f"K^2 * E*_K   = {K * K * res.E:.15g}")
+        click.echo(f"iterations   = {res.iterations} ({res.hp_iterations} in high precision, "
+                   f"{res.prec} bits)")
+        click.echo(f"spread       = {res.spread:.3e} (tol {res.tol:.1e})")
+        if strings is not None:
+            click.echo(f"max|c_K|     = {out['max_abs_c']:.6e} (table converted at "
+                       f"{out['table_prec']} bits)")
+        click.echo(f"time         = {elapsed:.2f} s")

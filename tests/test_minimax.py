@@ -1,0 +1,334 @@
+"""Tests of aqpgen.minimax against independent oracles (small K only).
+
+Oracles: the closed form E*_1 = W(1/e) (mpmath / sympy Lambert W); an mpmath evaluation of the
+table's error in Bernstein form with its own extremum search (golden section); exact Bernstein
+coefficients from sympy; synthetic rate data with a known limit.  The LP oracle is in
+tests/test_minimax_lp.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+
+import mpmath as mp
+import numpy as np
+import pytest
+
+from aqpgen import minimax
+from aqpgen.errors import ConvergenceError
+
+W1E = mp.lambertw(1 / mp.e)  # E*_1 (module docstring); recomputed at higher precision below
+
+
+def w1e(dps=50):
+    with mp.workdps(dps):
+        return +mp.lambertw(mp.exp(-1))
+
+
+# ---------------------------------------------------------------------------------- oracles
+def mp_error(strings, dps=60):
+    """p -> e(p) = p (sum_m c_{m+1} b_{K-1,m}(p) - log p) in mpmath from the decimal strings."""
+    K = len(strings)
+    with mp.workdps(dps):
+        c = [mp.mpf(s) * math.comb(K - 1, m) for m, s in enumerate(strings)]
+
+    def e(p):
+        with mp.workdps(dps):
+            p = mp.mpf(p)
+            q = 1 - p
+            g = mp.fsum(c[m] * p**m * q ** (K - 1 - m) for m in range(K))
+            return p * (g - mp.log(p))
+
+    return e
+
+
+def mp_extrema(e, K, n=None, dps=60):
+    """Signed extreme values of e on (0, 1]: dense grid in t (p = sin^2(t/2)), one max of |e| per
+    sign run, refined by golden-section search in t.  Independent of aqpgen's locator."""
+    n = n or 300 * (K + 1)
+    with mp.workdps(dps):
+        ts = [mp.pi * i / n for i in range(1, n + 1)]
+        vals = [e(mp.sin(t / 2) ** 2) for t in ts]
+        runs = []  # (index of the max |e| in the run)
+        for i, v in enumerate(vals):
+            if v == 0:
+                continue
+            if runs and (v > 0) == (vals[runs[-1]] > 0):
+                if abs(v) > abs(vals[runs[-1]]):
+                    runs[-1] = i
+            else:
+                runs.append(i)
+        out = []
+        gr = (mp.sqrt(5) - 1) / 2
+        for i in runs:
+            a = ts[max(i - 1, 0)]
+            b = ts[min(i + 1, n - 1)]
+            s = 1 if vals[i] > 0 else -1
+            f = lambda t: s * e(mp.sin(t / 2) ** 2)  # noqa: E731
+            for _ in range(90):
+                x1, x2 = b - gr * (b - a), a + gr * (b - a)
+                if f(x1) < f(x2):
+                    a = x1
+                else:
+                    b = x2
+            out.append(s * max(f((a + b) / 2), f(ts[i])))
+        return out
+
+
+# ---------------------------------------------------------------------------------- K = 1
+def test_K1_closed_form_lambert_w():
+    r = minimax.remez(1)
+    W = w1e()
+    assert r.converged and r.K == 1
+    # E*_1 = W(1/e) to >= 12 digits (in fact ~19: quadratic in the extremum location)
+    assert abs(mp.mpf(r.E_hp) - W) / W < 1e-15
+    assert len(r.E_hp.replace("-", "").replace(".", "").lstrip("0")) >= 30
+
+
+def test_K1_table_is_minus_lambert_w_sympy():
+    import sympy
+
+    hp, f, r = minimax.minimax_table(1)
+    W = sympy.LambertW(sympy.exp(-1))
+    exact = -sympy.N(W, 40)
+    assert abs(sympy.Float(hp[0], 40) - exact) < sympy.Float("1e-15")
+    assert f[0] == pytest.approx(float(exact), rel=1e-15)
+    # the closed form itself: Q = a, e = p(a - log p); max at p = e^(a-1), value e^(a-1) = -a = e(1)
+    a = float(exact)
+    assert math.exp(a - 1) == pytest.approx(-a, rel=1e-14)
+
+
+# ---------------------------------------------------------------------------------- equioscillation
+@pytest.mark.parametrize("K", [2, 3, 5, 8])
+def test_equioscillation_mpmath_oracle(K):
+    hp, f, r = minimax.minimax_table(K)
+    ext = mp_extrema(mp_error(hp), K)
+    assert len(ext) == K + 1, ext
+    signs = [v > 0 for v in ext]
+    assert all(signs[i] != signs[i + 1] for i in range(K))
+    E = mp.mpf(r.E_hp)
+    for v in ext:
+        assert abs(abs(v) / E - 1) < 1e-10
+    # the reported reference points carry the same signs
+    assert list(r.signs) == [1 if s else -1 for s in signs]
+
+
+@pytest.mark.parametrize("K", [1, 4, 16, 64])
+def test_result_fields_and_spread(K):
+    r = minimax.remez(K)
+    assert r.converged and r.spread <= 1e-12
+    assert len(r.cheb) == K and len(r.reference) == K + 1 and len(r.signs) == K + 1
+    assert r.reference[-1] == 1.0  # p = 1 is an extremum
+    assert all(0 < a < b for a, b in zip(r.reference, r.reference[1:]))
+    lo, hi = (float(x) for x in r.E_bracket)
+    assert lo <= r.E <= hi and (hi - lo) / hi <= r.spread * (1 + 1e-9) + 1e-30
+    assert r.iterations >= r.hp_iterations >= 1 and r.prec == 128
+
+
+def test_monotone_decrease_and_K2E_roughly_constant():
+    Ks = list(range(1, 25)) + [32, 48, 64]
+    E = [minimax.remez(K).E for K in Ks]
+    assert all(a > b for a, b in zip(E, E[1:]))
+    k2e = [K * K * e for K, e in zip(Ks, E)]
+    # K^2 E*_K increases to ~0.32509 (1/K^2 corrections): within 1% of each other from K = 8 on
+    big = [v for K, v in zip(Ks, k2e) if K >= 8]
+    assert max(big) / min(big) < 1.01
+    assert all(a < b for a, b in zip(big, big[1:]))
+
+
+def test_init_from_smaller_result():
+    r16 = minimax.remez(16)
+    r32 = minimax.remez(32, init=r16)
+    assert r32.converged
+    assert r32.E == pytest.approx(minimax.remez(32).E, rel=1e-13)
+    r = minimax.remez(5, init=np.array(minimax.remez(5).reference))
+    assert r.converged
+
+
+# ---------------------------------------------------------------------------------- errors
+@pytest.mark.parametrize("bad", [0, -1, -5])
+def test_bad_K_value(bad):
+    with pytest.raises(ValueError, match="K"):
+        minimax.remez(bad)
+    with pytest.raises(ValueError, match="K"):
+        minimax.minimax_table(bad)
+    with pytest.raises(ValueError, match="K"):
+        minimax.build_K(bad, {})
+
+
+@pytest.mark.parametrize("bad", [2.5, "3", True, None, 1 + 0j])
+def test_bad_K_type(bad):
+    with pytest.raises(TypeError, match="K"):
+        minimax.remez(bad)
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="prec"):
+        minimax.remez(4, prec=10)
+    with pytest.raises(ValueError, match="tol"):
+        minimax.remez(4, tol=-1.0)
+    with pytest.raises(ValueError, match="maxiter"):
+        minimax.remez(4, maxiter=0)
+    with pytest.raises(ValueError, match="init"):
+        minimax.remez(4, init=[0.1, 0.2])
+    with pytest.raises(ValueError, match="params"):
+        minimax.build_K(3, {"m": 2})
+
+
+def test_convergence_error_keeps_best():
+    with pytest.raises(ConvergenceError) as ei:
+        minimax.remez(64, maxiter=1)
+    info = ei.value.info
+    assert info["K"] == 64 and info["spread"] > info["tol"]
+    best = info["best"]
+    assert isinstance(best, minimax.MinimaxResult) and not best.converged
+    assert "spread" in str(ei.value) and "required" in str(ei.value)
+
+
+def test_precision_not_leaked():
+    import flint
+
+    old = flint.ctx.prec
+    minimax.minimax_table(6)
+    assert flint.ctx.prec == old
+    assert mp.mp.prec == 53
+
+
+# ---------------------------------------------------------------------------------- conversion
+def test_cheb_to_bernstein_matches_sympy_exact():
+    import sympy
+
+    p = sympy.symbols("p")
+    a = [3 / 7, -2 / 5, 1 / 3, 5 / 11, -1 / 9, 0.25]  # floats: exact dyadic rationals
+    n = len(a) - 1
+    Q = sum(sympy.Rational(x) * sympy.chebyshevt(j, 2 * p - 1) for j, x in enumerate(a))
+    mono = sympy.Poly(sympy.expand(Q), p).all_coeffs()[::-1]
+    mono += [0] * (n + 1 - len(mono))
+    # monomial -> Bernstein (exact): c_k = sum_{i<=k} C(k,i)/C(n,i) m_i
+    exact = [sum(sympy.binomial(k, i) / sympy.binomial(n, i) * mono[i] for i in range(k + 1))
+             for k in range(n + 1)]
+    got = minimax.cheb_to_bernstein(a, 200)
+    for g, x in zip(got, exact):
+        assert abs(mp.mpf(g.mid().str(60, radius=False)) - mp.mpf(sympy.N(x, 60))) < 1e-45
+    # strings are parsed, not rounded through float
+    got_s = minimax.cheb_to_bernstein(["0.1", "0.2"], 200)
+    assert abs(mp.mpf(got_s[0].mid().str(55, radius=False)) - mp.mpf("-0.1")) < 1e-50
+
+
+def test_table_growth_law_and_alternation():
+    K = 64
+    hp, f, r = minimax.minimax_table(K)
+    logmax = max(math.log2(abs(float(s))) for s in hp)
+    assert abs(logmax - (K - 2 * math.log2(K) - 1.12)) < 0.1  # module docstring law
+    assert all((float(a) > 0) != (float(b) > 0) for a, b in zip(hp[1:], hp[2:]))
+    # digits: log10(max|c| / E) + 20
+    digits = len(hp[0].split("e")[0].replace("-", "").replace(".", ""))
+    assert digits >= math.log10(2.0**logmax / r.E) + 19
+
+
+# ---------------------------------------------------------------------------------- verify_row
+def test_verify_row_accepts_own_table_and_rejects_tampering():
+    K = 10
+    hp, f, r = minimax.minimax_table(K)
+    metrics = {"E_star": r.E}
+    checks = minimax.verify_row(K, f, hp, metrics, {})
+    assert all(c.ok for c in checks), checks
+    assert {c.name for c in checks} >= {"minimax.equioscillation", "minimax.E_star", "minimax.float64"}
+    # tamper with one coefficient (relative 1e-6): the levelling breaks
+    bad = list(hp)
+    bad[3] = repr(float(hp[3]) * (1 + 1e-6))
+    checks = minimax.verify_row(K, np.array([float(s) for s in bad]), tuple(bad), metrics, {})
+    assert not all(c.ok for c in checks)
+    # wrong stored E_star
+    checks = minimax.verify_row(K, f, hp, {"E_star": r.E * (1 + 1e-6)}, {})
+    assert not next(c for c in checks if c.name == "minimax.E_star").ok
+    # float64 values not the rounded strings
+    f2 = f.copy()
+    f2[0] = np.nextafter(f2[0], 0)
+    checks = minimax.verify_row(K, f2, hp, metrics, {})
+    assert not next(c for c in checks if c.name == "minimax.float64").ok
+    # no strings
+    assert not minimax.verify_row(K, f, None, metrics, {})[0].ok
+
+
+def test_build_K_interface():
+    res = minimax.build_K(5, {})
+    assert res.K == 5 and res.status == "ok" and len(res.values_hp) == 5
+    m = res.metrics
+    for key in ("E_star", "spread", "iterations", "max_abs_c", "beta", "beta_cert", "V_inf", "V1"):
+        assert key in m, key
+    assert m["E_star"] == pytest.approx(minimax.remez(5).E, rel=1e-15)
+    assert m["beta"] <= m["E_star"] * (1 + 1e-9) and m["beta_cert"] >= m["E_star"] * (1 - 1e-9)
+    assert res.solver["solver"] == "remez" and res.solver["prec"] == 128
+    json.dumps(res.solver)
+    assert minimax.build_K(5, {}).solver == res.solver  # deterministic, no timings
+    assert minimax.target_name({}) == "log p" and minimax.GENERATOR_VERSION == "1"
+    assert all(c.ok for c in minimax.verify_row(5, res.values, res.values_hp, m, {}))
+
+
+# ---------------------------------------------------------------------------------- E_star, rate
+def test_E_star_reads_table_else_solves(tmp_path):
+    from aqpgen.records import KResult
+    from aqpgen.tablefile import make_table, write_table
+
+    fake = 0.123456789  # not E*_3: proves the file is read
+    t = make_table(name="kl-minimax", family="kl", target="log p", method="minimax", params={},
+                   provenance={"test": True},
+                   results=[KResult(3, [-1.0, -0.5, 0.0], None, {"E_star": fake}, "ok", {})])
+    path = tmp_path / "kl-minimax.h5"
+    write_table(path, t)
+    assert minimax.E_star(3, path=path) == fake
+    assert minimax.E_star(2, path=path) == pytest.approx(minimax.remez(2).E, rel=1e-15)
+    assert minimax.E_star(2, path=tmp_path / "missing.h5") == pytest.approx(0.0772019924667603, rel=1e-12)
+
+
+def test_rate_audit_synthetic_known_limit():
+    C = 0.3
+    Ks = [16, 32, 64, 128, 256, 512, 1024]
+    E = [C / K**2 - 0.07 / K**4 + 0.5 / K**6 for K in Ks]
+    a = minimax.rate_audit(Ks, E)
+    assert a.ok and abs(a.slope + 2) < 1e-3
+    assert abs(a.limit_value - C) < 1e-13 and a.limit_digits >= 12
+    assert float(a.limit) == pytest.approx(C, rel=10.0 ** (1 - a.limit_digits))
+    assert a.K2E[0] == pytest.approx(16**2 * E[0])
+    assert "slope" in a.to_text()
+    # a 1/K rate fails the audit
+    bad = minimax.rate_audit(Ks, [1.0 / K for K in Ks])
+    assert not bad.ok and abs(bad.slope + 1) < 1e-9
+    with pytest.raises(ValueError):
+        minimax.rate_audit([16, 32], [1.0])
+    with pytest.raises(ValueError):
+        minimax.rate_audit([16, 32], [1.0, -1.0])
+
+
+def test_rate_audit_on_solved_values():
+    Ks = [16, 24, 32, 48, 64]
+    a = minimax.rate_audit(Ks, [minimax.remez(K).E for K in Ks])
+    assert a.ok
+    assert 0.3250 < a.limit_value < 0.3252
+
+
+# ---------------------------------------------------------------------------------- CLI
+def test_cli_solve_minimax():
+    from click.testing import CliRunner
+
+    from aqpgen.cli import main
+
+    runner = CliRunner()
+    out = runner.invoke(main, ["solve", "minimax", "--K", "8", "--json"])
+    assert out.exit_code == 0, out.output
+    d = json.loads(out.output)
+    assert d["K"] == 8 and d["E_star"] == pytest.approx(minimax.remez(8).E, rel=1e-14)
+    assert {"K2_E_star", "iterations", "spread", "seconds"} <= set(d)
+    out = runner.invoke(main, ["solve", "minimax", "--K", "4"])
+    assert out.exit_code == 0 and "E*_K" in out.output and "K^2 * E*_K" in out.output
+    line = next(s for s in out.output.splitlines() if s.startswith("E*_K "))
+    assert len(line.split("=")[1].strip().split("e")[0].replace(".", "").lstrip("0")) >= 12
+    out = runner.invoke(main, ["solve", "minimax", "--K", "0"])
+    assert out.exit_code == 2 and "--K" in out.output
+    out = runner.invoke(main, ["solve", "minimax", "--K", "3", "--table", "--json"])
+    assert out.exit_code == 0 and len(json.loads(out.output)["values_hp"]) == 3
+    out = runner.invoke(main, ["solve", "minimax", "--help"])
+    assert out.exit_code == 0 and "Remez" in out.output
