@@ -1,0 +1,650 @@
+"""Variance-optimal augmented programs (AQP) for the KL reward ``log p``.
+
+Public functions
+----------------
+solve_eta(K, eta, objective="Vinf")  -- minimise V (V∞ or V1) subject to β(c) <= (1+η)·E*_K.
+solve_rho(K, rho)                    -- minimise β(c) subject to V∞(c) <= ρ·V∞(plug-in at K).
+frontier(K, etas=None, rhos=None)    -- sweep either program; one ``AQPResult`` per point.
+v1_matrix(K)                         -- the exact quadratic form of V1 (Gram matrix, Beta functions).
+evaluate(values)                     -- float64 fine-grid evaluator of e(p) and p·Var_p (exchange).
+AQPResult                            -- frozen result of one solve.
+GENERATOR_VERSION, target_name, build_K, verify_row -- the generator interface (ARCHITECTURE.md).
+
+Mathematics (SPEC §1, §2 program 2)
+-----------------------------------
+With b_m(p) = b_{K-1,m}(p) = C(K-1, m) p^m (1-p)^(K-1-m) and a table c = c_K[1..K],
+
+.. math::
+
+    g_c(p) = \\sum_m c_{m+1} b_m(p),\\qquad e(p) = p\\,(g_c(p) - \\log p),\\qquad
+    \\mathrm{Var}_p(c) = \\sum_m b_m(p)\\,(c_{m+1} - g_c(p))^2 .
+
+β(c) = sup |e| is a sup of affine functions of c; V∞(c) = sup_p p·Var_p(c) is a sup of convex
+quadratics, written as second-order cones ‖sqrt(p_i b_{i,m})(c_{m+1} − g_i)‖₂ <= s with an
+auxiliary scalar g_i = b_i^T c per grid point (two nonzeros per cone row).  Binomial rows are
+truncated to the entries with b_m >= ``PMF_CUTOFF``·max_m b_m (a window O(sqrt(K p(1-p))) wide),
+which keeps the cones sparse enough for K = 1024.
+
+V1(c) = ∫_0^1 p·Var_p dp = c^T M c with (Beta integrals, DLMF 5.12.1)
+
+.. math::
+
+    M = \\mathrm{diag}\\Big(\\frac{m+1}{K(K+1)}\\Big) - G,\\qquad
+    G_{ij} = \\binom{K-1}{i}\\binom{K-1}{j}\\,\\frac{(i+j+1)!\\,(2K-2-i-j)!}{(2K)!},
+
+since ∫ p b_m dp = C(K-1,m) B(m+2, K-m) = (m+1)/(K(K+1)) and
+∫ p b_i b_j dp = C(K-1,i) C(K-1,j) B(i+j+2, 2K-1-i-j).  p·Var_p is a polynomial of degree
+2K-1, so K-point Gauss–Legendre quadrature on [0, 1] is exact for it; the solver uses that
+sparse form (one cone block per node), ``v1_matrix`` is the dense closed form (both are tested).
+
+Numerics (why the programs stay accurate up to K = 1024)
+--------------------------------------------------------
+E*_K ~ 1e-7 at K = 1024 while |c| ~ 10.  Each solve is for a correction δ around a reference
+table c_ref (the digamma table first, then the previous exchange iterate), bias rows are divided
+by the bias scale (the budget) so every constraint is O(1), variance cones by sqrt(V∞(plug-in)).
+Clarabel runs with explicit tolerances (``SOLVER_SETTINGS``); a status other than "optimal" is
+retried with relaxed settings (``_RETRY_SETTINGS``) and otherwise reported, never shipped.  The solver's answer is a
+candidate: e(p) and p·Var_p are re-evaluated on a fine grid (``evaluate``), local maxima above the
+budget are refined and added to the grid (exchange), and the solver gets the budget tightened by
+``TIGHTEN`` so the verified value meets the real budget.  The final acceptance for eta programs is
+the rigorous bound of ``aqpgen.certify.certify_beta``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ConvergenceError, InfeasibleError
+
+__all__ = [
+    "GENERATOR_VERSION",
+    "AQPResult",
+    "solve_eta",
+    "solve_rho",
+    "frontier",
+    "v1_matrix",
+    "evaluate",
+    "target_name",
+    "build_K",
+    "verify_row",
+    "PMF_CUTOFF",
+    "SOLVER_SETTINGS",
+]
+
+GENERATOR_VERSION = "1"
+
+#: Relative cutoff of the binomial rows fed to the solver (entries below cutoff·max are dropped).
+PMF_CUTOFF = 1e-30
+#: Relative tightening of the budget handed to the solver (verified value must meet the budget).
+TIGHTEN = 1e-3
+#: Clarabel settings, explicit.  Constraints are scaled to O(1), so tol_feas = 1e-8 means a bias
+#: violation of 1e-8·budget, far below the ``TIGHTEN`` margin; the relative gap 1e-8 bounds the
+#: objective's error.  Tighter tolerances stall (the programs are degenerate at the optimum).
+#: ``_RETRY_SETTINGS`` are tried in turn on failure; anything still not "optimal" is reported.
+SOLVER_SETTINGS = dict(tol_gap_abs=1e-8, tol_gap_rel=1e-8, tol_feas=1e-8, tol_ktratio=1e-6,
+                       max_iter=400)
+_RETRY_SETTINGS = (
+    dict(tol_gap_abs=1e-7, tol_gap_rel=1e-7, tol_feas=1e-7, tol_ktratio=1e-5, max_iter=400),
+    dict(tol_gap_abs=1e-6, tol_gap_rel=1e-6, tol_feas=1e-6, tol_ktratio=1e-4, max_iter=800,
+         static_regularization_constant=1e-7, iterative_refinement_max_iter=20),
+)
+#: Relative slack of the certificate (β̄ <= (1 + CERT_SLACK)·β_lower); below ``TIGHTEN``.
+CERT_SLACK = 2e-4
+#: Maximum exchange rounds before giving up with a reported status.
+MAX_ROUNDS = 12
+#: Default frontier sweeps.
+DEFAULT_ETAS = (0.0, 0.5, 1.0, 3.0, 7.0, 15.0, 31.0)
+DEFAULT_RHOS = (0.5, 1.0, 2.0, 4.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# result record
+
+
+@dataclass(frozen=True)
+class AQPResult:
+    """One AQP solve, verified on a fine grid after the exchange.
+
+    Attributes
+    ----------
+    K : int
+        Batch size.
+    program : str
+        "eta" (minimise V subject to the bias budget) or "rho" (minimise β subject to V∞).
+    objective : str
+        "Vinf" or "V1" for eta programs; "beta" for rho programs.
+    param : float
+        η or ρ.
+    values : numpy.ndarray
+        float64 table c_K[1..K] (``values[n-1]``); all NaN when ``status != "ok"``.
+    beta : float
+        max |e(p)| over the fine verification grid with refined local maxima (a lower bound).
+    beta_cert : float
+        Certified upper bound on β (``aqpgen.certify``); NaN if certification is unavailable.
+    V_inf, V1 : float
+        sup_p p·Var_p on the fine grid (refined maxima) and ∫ p·Var_p dp (exact quadrature).
+    budget : float
+        (1+η)·E*_K for eta programs, ρ·V∞(plug-in) for rho programs.
+    achieved : float
+        β/E*_K − 1 (eta) or V∞/V∞(plug-in) (rho).
+    E_star, V_inf_plugin, beta_plugin : float
+        The reference constants the budgets were built from.
+    iterations : int
+        Exchange rounds (solver calls that produced a candidate).
+    solver_status : str
+        Clarabel's status of the last solve ("optimal" for shipped results).
+    grid_size : int
+        Number of bias + variance grid points of the last solve.
+    status : str
+        "ok", or why the program failed (infeasible, out of numerical reach, ...).
+    """
+
+    K: int
+    program: str
+    objective: str
+    param: float
+    values: np.ndarray
+    beta: float
+    beta_cert: float
+    V_inf: float
+    V1: float
+    budget: float
+    achieved: float
+    E_star: float
+    V_inf_plugin: float
+    beta_plugin: float
+    iterations: int
+    solver_status: str
+    grid_size: int
+    status: str = "ok"
+    info: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------
+# binomial rows, grids, the fine-grid evaluator
+
+
+def _check_K(K) -> int:
+    if isinstance(K, bool) or int(K) != K or K < 2:
+        raise ValueError(f"K must be an integer >= 2, received {K!r}")
+    return int(K)
+
+
+def _pmf_dense(K: int, p: np.ndarray) -> np.ndarray:
+    """Dense (len(p), K) matrix of b_{K-1,m}(p) (scipy's binom.pmf, relative accuracy ~1e-15)."""
+    from scipy.stats import binom
+
+    m = np.arange(K)
+    return binom.pmf(m[None, :], K - 1, np.asarray(p, dtype=np.float64)[:, None])
+
+
+def _pmf_rows(K: int, p: np.ndarray, cutoff: float = PMF_CUTOFF):
+    """Sparse CSR (len(p), K) of b_{K-1,m}(p), each row truncated to b_m >= cutoff·max b."""
+    import scipy.sparse as sp
+
+    rows = []
+    for start in range(0, len(p), 512):
+        B = _pmf_dense(K, p[start:start + 512])
+        B[B < cutoff * B.max(axis=1, keepdims=True)] = 0.0
+        rows.append(sp.csr_matrix(B))
+    return sp.vstack(rows, format="csr")
+
+
+def theta_grid(n: int) -> np.ndarray:
+    """p_j = sin²(π j / (2n)), j = 1..n: points clustered like 1/n² at both ends (p_n = 1)."""
+    j = np.arange(1, n + 1)
+    return np.sin(0.5 * np.pi * j / n) ** 2
+
+
+class _Eval:
+    """e(p) = p·(g_c(p) − log p) and p·Var_p(c) for many p, in float64.
+
+    g_c (degree K−1) and p·Var_p (degree 2K−1) are interpolated exactly at Chebyshev points of
+    [0, 1] from accurate pointwise values (binomial pmf, two-pass variance) and evaluated by
+    Clenshaw (numpy.polynomial.chebyshev), so a fine grid costs O(K) per point.  Absolute error
+    ~ 1e-14·max|c| (Lebesgue constant O(log K)), far below the budgets (>= 1e-7 at K <= 1024).
+    """
+
+    def __init__(self, values: np.ndarray):
+        from numpy.polynomial import chebyshev as C
+
+        c = np.asarray(values, dtype=np.float64)
+        K = len(c)
+        self.K = K
+        self._C = C
+
+        def g_at(x):
+            B = _pmf_dense(K, (1.0 + x) / 2.0)
+            return B @ c
+
+        def pvar_at(x):
+            p = (1.0 + x) / 2.0
+            B = _pmf_dense(K, p)
+            g = B @ c
+            return p * np.einsum("ij,ij->i", B, (c[None, :] - g[:, None]) ** 2)
+
+        self.cg = C.chebinterpolate(g_at, K - 1)
+        self.cv = C.chebinterpolate(pvar_at, 2 * K - 1)
+
+    def g(self, p):
+        return self._C.chebval(2.0 * np.asarray(p) - 1.0, self.cg)
+
+    def bias(self, p):
+        """e(p) = p·g(p) − p·log p (0 at p = 0)."""
+        p = np.asarray(p, dtype=np.float64)
+        from scipy.special import xlogy
+
+        return p * self.g(p) - xlogy(p, p)
+
+    def pvar(self, p):
+        return self._C.chebval(2.0 * np.asarray(p, dtype=np.float64) - 1.0, self.cv)
+
+
+def _refine_maxima(f, theta: np.ndarray, vals: np.ndarray, idx: np.ndarray, rounds: int = 3):
+    """Refine local maxima of |f(sin²θ)| found at theta[idx]; returns (θ*, |f|(θ*))."""
+    if len(idx) == 0:
+        return np.empty(0), np.empty(0)
+    h = theta[1] - theta[0]
+    centers = theta[idx].copy()
+    best = np.abs(vals[idx]).copy()
+    t = np.linspace(-1.0, 1.0, 33)
+    for _ in range(rounds):
+        T = np.clip(centers[:, None] + h * t[None, :], 0.0, 0.5 * np.pi)
+        F = np.abs(f(np.sin(T.ravel()) ** 2)).reshape(T.shape)
+        j = np.argmax(F, axis=1)
+        better = F[np.arange(len(j)), j] >= best
+        centers = np.where(better, T[np.arange(len(j)), j], centers)
+        best = np.maximum(best, F[np.arange(len(j)), j])
+        h = h / 16.0
+    return centers, best
+
+
+def _local_max_idx(a: np.ndarray) -> np.ndarray:
+    a = np.abs(a)
+    pad = np.concatenate(([-np.inf], a, [-np.inf]))
+    return np.nonzero((pad[1:-1] >= pad[:-2]) & (pad[1:-1] >= pad[2:]))[0]
+
+
+class Verified:
+    """Fine-grid verification of a table: β, V∞ (refined local maxima), V1 (exact quadrature),
+    and the maxima locations used by the exchange."""
+
+    def __init__(self, values: np.ndarray, n_fine: int | None = None):
+        K = len(values)
+        ev = _Eval(values)
+        n_fine = n_fine or max(4096, 16 * K)
+        theta = 0.5 * np.pi * np.arange(0, n_fine + 1) / n_fine
+        p = np.sin(theta) ** 2
+        e = ev.bias(p)
+        v = ev.pvar(p)
+        ie, iv = _local_max_idx(e), _local_max_idx(v)
+        self.theta_e, self.abs_e = _refine_maxima(ev.bias, theta, e, ie)
+        self.theta_v, self.val_v = _refine_maxima(ev.pvar, theta, v, iv)
+        self.beta = float(max(np.max(np.abs(e)), self.abs_e.max(initial=0.0)))
+        self.V_inf = float(max(np.max(v), self.val_v.max(initial=0.0)))
+        self.h = theta[1] - theta[0]
+        self.V1 = _v1_quadrature(values)
+
+    def points_above(self, which: str, level: float) -> np.ndarray:
+        """p of the refined maxima above ``level``, with two neighbours at ±h/4 in θ."""
+        th, val = (self.theta_e, self.abs_e) if which == "e" else (self.theta_v, self.val_v)
+        th = th[val > level]
+        th = np.concatenate([th, th - 0.25 * self.h, th + 0.25 * self.h])
+        return np.sin(np.clip(th, 1e-12, 0.5 * np.pi)) ** 2
+
+
+def evaluate(values) -> dict:
+    """Fine-grid measurement of a table: {"beta", "V_inf", "V1"} (float64, see ``Verified``)."""
+    v = Verified(np.asarray(values, dtype=np.float64))
+    return {"beta": v.beta, "V_inf": v.V_inf, "V1": v.V1}
+
+
+def _gauss01(n: int):
+    x, w = np.polynomial.legendre.leggauss(n)
+    return (x + 1.0) / 2.0, w / 2.0
+
+
+def _v1_quadrature(values: np.ndarray) -> float:
+    """V1 = ∫ p·Var_p dp by K-point Gauss–Legendre (exact: the integrand has degree 2K−1)."""
+    c = np.asarray(values, dtype=np.float64)
+    K = len(c)
+    p, w = _gauss01(K)
+    B = _pmf_dense(K, p)
+    g = B @ c
+    var = np.einsum("ij,ij->i", B, (c[None, :] - g[:, None]) ** 2)
+    return float(np.sum(w * p * var))
+
+
+def v1_matrix(K: int) -> np.ndarray:
+    """Dense matrix M with V1(c) = c^T M c (closed form, see module docstring).
+
+    .. math:: M = \\mathrm{diag}((m+1)/(K(K+1))) - G,\\quad
+              G_{ij} = C(K-1,i)\\,C(K-1,j)\\,B(i+j+2,\\,2K-1-i-j)
+
+    Possible issues: entries are computed through log-Gamma (relative error ~1e-13 at K = 1024);
+    M is positive semidefinite with the constant vector in its kernel (Var of a constant is 0).
+    """
+    from scipy.special import betaln, gammaln
+
+    K = _check_K(K)
+    m = np.arange(K)
+    lc = gammaln(K) - gammaln(m + 1) - gammaln(K - m)
+    S = m[:, None] + m[None, :]
+    G = np.exp(lc[:, None] + lc[None, :] + betaln(S + 2, 2 * K - 1 - S))
+    return np.diag((m + 1) / (K * (K + 1.0))) - G
+
+
+# ----------------------------------------------------------------------------------------------
+# reference tables and constants (peers, minimax)
+
+
+def _plugin(K: int) -> np.ndarray:
+    from .peers import peer_table
+
+    return np.asarray(peer_table("plugin", K), dtype=np.float64)
+
+
+def _digamma(K: int) -> np.ndarray:
+    from .peers import peer_table
+
+    return np.asarray(peer_table("digamma", K), dtype=np.float64)
+
+
+def _E_star(K: int) -> float:
+    from .minimax import E_star
+
+    return float(E_star(K))
+
+
+def _certify(values: np.ndarray):
+    """Rigorous enclosure of β (``aqpgen.certify.certify_beta``): the Certificate."""
+    from .certify import certify_beta
+
+    c = np.asarray(values, dtype=np.float64)
+    return certify_beta(len(c), c, rel_slack=CERT_SLACK)
+
+
+# ----------------------------------------------------------------------------------------------
+# the conic program
+
+
+def _cone_groups(lengths: np.ndarray, group: int = 64):
+    """Split cones (sorted by length) into groups of ``group``; each is padded to its max length."""
+    order = np.argsort(lengths, kind="stable")
+    return [order[i:i + group] for i in range(0, len(order), group)]
+
+
+def _solve_program(K, c_ref, p_bias, p_var, *, mode, bias_scale, var_scale, bias_bound=None,
+                   var_bound=None, objective="Vinf", settings=None):
+    """One conic solve for δ around ``c_ref``.
+
+    mode "eta": minimise V (``objective``) s.t. |e_i| <= bias_bound on p_bias.
+    mode "rho": minimise t s.t. |e_i| <= t on p_bias and p·Var <= var_bound on p_var.
+    Rows: bias (e_ref_i + p_i b_i^T δ)/bias_scale; cones sqrt(p_i b_im / var_scale)(c_m − g_i).
+    Returns (c, status, objective value).
+    """
+    import cvxpy as cp
+    import scipy.sparse as sp
+
+    Bb = _pmf_rows(K, p_bias)
+    e_ref = p_bias * (Bb @ c_ref) - p_bias * np.log(p_bias)
+    Ab = sp.diags(p_bias / bias_scale) @ Bb
+    rb = e_ref / bias_scale
+
+    # variance cones: points of the V∞ grid (and Gauss nodes for V1)
+    if mode == "eta" and objective == "V1":
+        pq, wq = _gauss01(K)
+        pv, wv = pq, wq * pq
+    else:
+        pv = p_var
+        wv = pv
+    Bv = _pmf_rows(K, pv).tocsr()
+    nv = len(pv)
+    nx = K + nv  # δ (K), then g_i − g_ref_i (nv)
+    x = cp.Variable(nx)
+    g_ref = Bv @ c_ref
+    # equality: gδ_i − b_i^T δ = 0
+    Aeq = sp.hstack([-Bv, sp.identity(nv, format="csr")], format="csr")
+    cons = [Aeq @ x == 0]
+    Abx = sp.hstack([Ab, sp.csr_matrix((len(p_bias), nv))], format="csr")
+    # cone rows
+    lengths = np.diff(Bv.indptr)
+    groups = _cone_groups(lengths)
+    cone_blocks = []
+    for grp in groups:
+        L = int(lengths[grp].max())
+        rows, cols, vals, rhs = [], [], [], np.zeros(L * len(grp))
+        for k, i in enumerate(grp):
+            lo, hi = Bv.indptr[i], Bv.indptr[i + 1]
+            ms = Bv.indices[lo:hi]
+            wts = np.sqrt(wv[i] * Bv.data[lo:hi] / var_scale)
+            r = k * L + np.arange(hi - lo)
+            rows += [r, r]
+            cols += [ms, np.full(hi - lo, K + i)]
+            vals += [wts, -wts]
+            rhs[r] = wts * (c_ref[ms] - g_ref[i])
+        A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                          shape=(L * len(grp), nx))
+        cone_blocks.append((A, rhs, L, len(grp)))
+
+    if mode == "eta":
+        cons += [Abx @ x + rb <= bias_bound, -(Abx @ x + rb) <= bias_bound]
+        if objective == "V1":
+            obj = sum(cp.sum_squares(A @ x + r) for A, r, _, _ in cone_blocks)
+        else:
+            s = cp.Variable()
+            for A, r, L, n in cone_blocks:
+                X = cp.reshape(A @ x + r, (L, n), order="F")
+                cons.append(cp.SOC(s * np.ones(n), X, axis=0))
+            obj = s
+    else:
+        t = cp.Variable()
+        cons += [Abx @ x + rb <= t, -(Abx @ x + rb) <= t]
+        sb = math.sqrt(var_bound)
+        for A, r, L, n in cone_blocks:
+            X = cp.reshape(A @ x + r, (L, n), order="F")
+            cons.append(cp.SOC(sb * np.ones(n), X, axis=0))
+        obj = t
+    prob = cp.Problem(cp.Minimize(obj), cons)
+    opts = dict(SOLVER_SETTINGS if settings is None else settings)
+    try:
+        prob.solve(solver=cp.CLARABEL, **opts)
+    except cp.error.SolverError as exc:  # numerical failure inside the solver
+        return None, f"solver_error: {exc}", float("nan")
+    if x.value is None:
+        return None, str(prob.status), float("nan")
+    return c_ref + x.value[:K], str(prob.status), float(prob.value)
+
+
+def _solve_checked(*args, **kw):
+    """``_solve_program`` retried with ``_RETRY_SETTINGS`` on a non-optimal status."""
+    c, status, val = _solve_program(*args, **kw)
+    if status == "optimal":
+        return c, status, val
+    if status in ("infeasible", "infeasible_inaccurate"):
+        return None, status, val
+    tried = [status]
+    for settings in _RETRY_SETTINGS:
+        c2, status2, val2 = _solve_program(*args, settings=settings, **kw)
+        if status2 == "optimal":
+            return c2, status2, val2
+        tried.append(status2.split(":")[0])
+    return None, " / ".join(tried), val
+
+
+# ----------------------------------------------------------------------------------------------
+# public programs
+
+
+def _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, it, solver_status,
+                grid, status, info=None) -> AQPResult:
+    nan = float("nan")
+    return AQPResult(K, program, objective, float(param), np.full(K, nan), nan, nan, nan, nan,
+                     float(budget), nan, float(E_star), float(V_pl), float(beta_pl), int(it),
+                     solver_status, int(grid), status, dict(info or {}))
+
+
+def _plugin_constants(K: int):
+    """(V∞, β) of the plug-in table: ``metrics.variance_sup`` (the reference the audit uses) and
+    the rigorous lower end of its β enclosure (so "β below the plug-in's" is proved)."""
+    from .metrics import variance_sup
+
+    c = _plugin(K)
+    return float(variance_sup(c, K)), float(_certify(c).beta_lower)
+
+
+def _final_numbers(c: np.ndarray, ver: "Verified"):
+    """(β, Certificate, V∞, V1) of an accepted candidate: V∞ is the larger of this module's
+    refined-maxima value and ``metrics.variance_sup``; V1 from ``metrics.variance_mean``."""
+    from .metrics import variance_mean, variance_sup
+
+    K = len(c)
+    cert = _certify(c)
+    V_inf = max(ver.V_inf, float(variance_sup(c, K)))
+    return max(ver.beta, cert.beta_lower), cert, V_inf, float(variance_mean(c, K))
+
+
+def solve_eta(K: int, eta: float, objective: str = "Vinf", *, E_star: float | None = None,
+              c_ref=None, max_rounds: int = MAX_ROUNDS) -> AQPResult:
+    """Minimise V(c) subject to β(c) <= (1+η)·E*_K (SPEC §2, program 2).
+
+    Parameters
+    ----------
+    K : int
+        Batch size, >= 2.
+    eta : float
+        Bias slack η >= 0 (η = 0 is the minimax table itself, up to solver accuracy).
+    objective : {"Vinf", "V1"}
+        V∞ = sup p·Var_p (default) or V1 = ∫ p·Var_p dp.
+    E_star : float, optional
+        E*_K; default ``aqpgen.minimax.E_star(K)``.
+    c_ref : array, optional
+        Reference table for the correction δ (default: the digamma table).
+    max_rounds : int
+        Maximum exchange rounds.
+
+    Returns
+    -------
+    AQPResult
+        ``status == "ok"`` iff the verified β (fine grid with refined maxima) and the certified β̄
+        are <= (1+η)·E*_K and every solve was "optimal".  Otherwise values are NaN and ``status``
+        says why.
+
+    Raises
+    ------
+    InfeasibleError
+        If η < 0 (the budget would be below the minimax error E*_K: no table exists).
+    """
+    K = _check_K(K)
+    if objective not in ("Vinf", "V1"):
+        raise ValueError(f"objective must be 'Vinf' or 'V1', received {objective!r}")
+    eta = float(eta)
+    if not math.isfinite(eta):
+        raise ValueError(f"eta must be finite, received {eta!r}")
+    if eta < 0:
+        raise InfeasibleError(f"eta must be >= 0: the budget (1+eta)*E*_K = {1 + eta}*E*_K is below "
+                              f"the minimax error E*_K, so no table meets it (received eta={eta})")
+    Es = float(E_star) if E_star is not None else _E_star(K)
+    budget = (1.0 + eta) * Es
+    V_pl, beta_pl = _plugin_constants(K)
+    c = np.asarray(_digamma(K) if c_ref is None else c_ref, dtype=np.float64)
+    return _exchange(K, "eta", objective, eta, c, budget=budget, E_star=Es, V_pl=V_pl,
+                     beta_pl=beta_pl, max_rounds=max_rounds)
+
+
+def solve_rho(K: int, rho: float, *, E_star: float | None = None, c_ref=None,
+              max_rounds: int = MAX_ROUNDS) -> AQPResult:
+    """Minimise β(c) subject to V∞(c) <= ρ·V∞(plug-in at K) (SPEC §2, complementary program).
+
+    ``status == "ok"`` iff every solve was "optimal", V∞ verified on the fine grid is <= ρ·V∞(plug-in)
+    and β is below the plug-in's β.  ``E_star`` (default ``aqpgen.minimax.E_star``) only feeds the
+    reported metric; pass NaN to skip it.
+
+    Raises
+    ------
+    InfeasibleError
+        If ρ <= 0 (only a constant table has V∞ = 0, and its β is not below the plug-in's).
+    """
+    K = _check_K(K)
+    rho = float(rho)
+    if not math.isfinite(rho):
+        raise ValueError(f"rho must be finite, received {rho!r}")
+    if rho <= 0:
+        raise InfeasibleError(f"rho must be > 0 (received rho={rho})")
+    Es = float(E_star) if E_star is not None else _E_star(K)
+    V_pl, beta_pl = _plugin_constants(K)
+    c = np.asarray(_plugin(K) if c_ref is None else c_ref, dtype=np.float64)
+    return _exchange(K, "rho", "beta", rho, c, budget=rho * V_pl, E_star=Es, V_pl=V_pl,
+                     beta_pl=beta_pl, max_rounds=max_rounds)
+
+
+def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl, max_rounds) -> AQPResult:
+    p_bias = theta_grid(4 * K + 8)
+    p_var = theta_grid(2 * K + 8)
+    tighten = TIGHTEN
+    bias_scale = budget if program == "eta" else beta_pl
+    status = "not run"
+    history = []
+    for it in range(1, max_rounds + 1):
+        grid = len(p_bias) + len(p_var)
+        if program == "eta":
+            c_new, status, _ = _solve_checked(
+                K, c, p_bias, p_var, mode="eta", objective=objective, bias_scale=bias_scale,
+                var_scale=V_pl, bias_bound=budget * (1.0 - tighten) / bias_scale)
+        else:
+            c_new, status, _ = _solve_checked(
+                K, c, p_bias, p_var, mode="rho", bias_scale=bias_scale, var_scale=V_pl,
+                var_bound=budget * (1.0 - tighten) / V_pl)
+        if c_new is None:
+            if status.startswith("infeasible"):
+                why = f"infeasible: solver reports {status} at K={K}, {program}={param}"
+            else:
+                why = (f"out of numerical reach: solver status {status} at K={K}, "
+                       f"{program}={param}, exchange round {it}")
+            return _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, it,
+                               status, grid, why, {"history": history})
+        c = c_new
+        ver = Verified(c)
+        history.append((ver.beta, ver.V_inf))
+        if program == "eta":
+            ok = ver.beta <= budget
+            if not ok:
+                p_bias = np.concatenate([p_bias, ver.points_above("e", budget * (1.0 - tighten))])
+                continue
+            rho_ok = True
+        else:
+            ok = ver.V_inf <= budget
+            rho_ok = ver.beta < beta_pl
+            if not ok:
+                p_var = np.concatenate([p_var, ver.points_above("v", budget * (1.0 - tighten))])
+                bias_scale = max(ver.beta, 1e-300)
+                continue
+            bias_scale = max(ver.beta, 1e-300)
+            # also refine the bias grid at points the solver did not see (improves the optimum)
+            new_b = ver.points_above("e", ver.beta * (1.0 - 1e-3))
+            if not rho_ok:
+                p_bias = np.concatenate([p_bias, new_b])
+                continue
+        beta, cert, V_inf, V1 = _final_numbers(c, ver)
+        if program == "eta" and not cert.beta_upper <= budget:
+            # the certified bound exceeds the budget: tighten what the solver sees and retry
+            tighten = min(0.05, tighten + cert.beta_upper / budget - 1.0 + 0.5 * TIGHTEN)
+            p_bias = np.concatenate([p_bias, ver.points_above("e", budget * (1.0 - tighten))])
+            continue
+        if program == "rho" and not (V_inf <= budget and cert.beta_upper < beta_pl):
+            tighten = min(0.05, tighten + max(V_inf / budget - 1.0, 0.0) + 0.5 * TIGHTEN)
+            p_var = np.concatenate([p_var, ver.points_above("v", budget * (1.0 - tighten))])
+            continue
+        achieved = beta / E_star - 1.0 if program == "eta" else V_inf / V_pl
+        return AQPResult(K, program, objective, float(param), c, beta, cert.beta_upper, V_inf, V1,
+                         float(budget), float(achieved), float(E_star), float(V_pl),
+                         float(beta_pl), it, status, grid, "ok",
+                         {"history": history, "tighten": tighten, "cert_ratio": cert.ratio})
+    return _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, max_rounds,
+                       status, len(p_bias) + len(p_var),
+                       f"out of numerical reach: exchange did not meet the budget in {max_rounds} "
+                       f"rounds at K={K}, {program}={param} (beta, V_inf history: {history[-3:]})",
+                       {"history": history})
