@@ -9,7 +9,8 @@ Q of degree <= K-1.  The bias-optimal table minimises the p-weighted bias of log
 
 the best uniform approximation of h(p) = p log p from {p Q(p)}.  The space is Haar on (0, 1], so
 the optimum is unique and its error equioscillates at K+1 points of (0, 1] (Chebyshev's
-alternation theorem; p = 1 is always one of them here, p = 0 never, since e(0) = 0).  K = 1 has a
+alternation theorem; p = 1 is one of them at every K computed (1..1024), p = 0 never, since
+e(0) = 0).  K = 1 has a
 closed form: E*_1 = W(1/e) (Lambert W) with the table c_1 = [-W(1/e)].  Theory
 (Ditzian-Totik, omega^2_phi(p log p, 1/K) ~ 1/K^2): K^2 E*_K -> const; ``rate_audit`` checks it.
 
@@ -41,7 +42,9 @@ on e'(t) (analytic e', e'' from the cosine series; vectorised), (3) keeps one ex
 run and drops the smallest until K+1 alternating points remain (the new reference).
 
 Two stages.  The first iterations run in float64 (about 3 from the initial guess below; the
-float64 noise floor of the relative spread is ~1e-9 at K = 256, ~1e-7 at K = 1024).  Then the
+float64 noise floor of the relative spread is ~20 eps sum_j |b_j| / E*_K: ~1e-9 at K = 256,
+~1e-7 at K = 1024; the stage hands over when the spread is below max(1e-9, that floor) or stops
+decreasing).  Then the
 stage switches to high precision: the system is built in python-flint ``arb`` at ``prec`` bits
 (default 128) and solved by float64 LU plus iterative refinement with arb residuals; the new
 extrema are located with float64 derivatives of that polynomial (an extremum's value is
@@ -94,9 +97,9 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -104,20 +107,20 @@ from .errors import ConvergenceError
 from .records import Check, KResult
 
 __all__ = [
-    "GENERATOR_VERSION",
     "DEFAULT_TOL",
+    "GENERATOR_VERSION",
     "VERIFY_SPREAD",
+    "E_star",
     "MinimaxResult",
     "RateAudit",
-    "remez",
-    "minimax_table",
-    "cheb_to_bernstein",
-    "table_prec",
-    "default_prec",
-    "E_star",
-    "rate_audit",
-    "target_name",
     "build_K",
+    "cheb_to_bernstein",
+    "default_prec",
+    "minimax_table",
+    "rate_audit",
+    "remez",
+    "table_prec",
+    "target_name",
     "verify_row",
 ]
 
@@ -409,7 +412,7 @@ def _hp_solve(Mfull, Ls, A_float, prec: int, K: int):
 
     lu = scipy.linalg.lu_factor(A_float)
     with _flint_prec(prec) as flint:
-        arb, arb_mat = flint.arb, flint.arb_mat
+        arb_mat = flint.arb_mat
         rhs = arb_mat([[L] for L in Ls])
         x = arb_mat(K + 1, 1)
         xf = np.zeros(K + 1)
@@ -465,7 +468,7 @@ class MinimaxResult:
         E*_K as a float: the sup over the located extrema of |p Q(p) - p log p| for the returned Q
         (``E_hp`` rounded).
     E_hp : str
-        The same number as a decimal string with ``_digits(prec)`` (>= 38 at 128 bits)
+        The same number as a decimal string with floor(0.30103 prec) + 2 (40 at 128 bits)
         significant digits.  It is the returned polynomial's maximal error (an upper bound on
         E*_K); E*_K itself is known to relative accuracy ``spread`` (``E_bracket``).
     E_bracket : tuple of str
@@ -580,9 +583,12 @@ def remez(K: int, *, prec: int | None = None, tol: float | None = None, maxiter:
     -----
     Stopping rule: ``spread = (max|e_i| - min|e_i|)/max|e_i| <= tol`` over the K+1 alternating
     extrema of the current error, located by Newton's method and evaluated in arb at ``prec``
-    bits.  The float64 stage hands over to high precision once its spread is below 1e-9 or
-    stagnates (its noise floor is ~1e-15 / E*_K).  Possible issues: the spread cannot go below
-    ~2^-prec / E*_K; tol < 1e-25 needs more than 128 bits.
+    bits.  The float64 stage hands over to high precision once its spread is below
+    max(1e-9, 20 eps sum|b_j| / E*_K) or stagnates.  Measured: 3 float64 + 1 high-precision
+    iteration at every K of the standard grid; spread ~1e-25 (K = 16) to ~1e-17 (K = 1024);
+    K = 1024 takes ~4 s (+1 s table conversion).  Possible issues: the extrema are located in
+    float64, which limits the attainable spread to ~(1e-15 / E*_K)^2 (1e-17 at K = 1024), so
+    tol below ~1e-16 may not be reachable for large K.
     """
     K = _as_K(K)
     prec = default_prec(K) if prec is None else int(prec)
@@ -623,7 +629,7 @@ def remez(K: int, *, prec: int | None = None, tol: float | None = None, maxiter:
         prev = s
 
     # ---- high-precision stage
-    Mfull, ps, Ls = _hp_rows(k, d, M, K, prec)
+    Mfull, _, Ls = _hp_rows(k, d, M, K, prec)
     hp_it = 0
     while True:
         A, _, _ = eng.system(k, d)
@@ -640,7 +646,7 @@ def remez(K: int, *, prec: int | None = None, tol: float | None = None, maxiter:
             e_hp = _hp_values(Mfull2, ps2, Ls2, coeffs, prec, K)
             sg = [1 if float(v) > 0 else -1 for v in e_hp]
             alternating = all(sg[i] != sg[i + 1] for i in range(K))
-            with _flint_prec(prec) as flint:
+            with _flint_prec(prec):
                 absv = [abs(v).mid() for v in e_hp]  # exact midpoints: exact comparisons
                 emax, emin = max(absv), min(absv)
                 spread = float(((emax - emin) / emax).mid())
@@ -656,7 +662,7 @@ def remez(K: int, *, prec: int | None = None, tol: float | None = None, maxiter:
                 best = res
             if ok:
                 return res
-            k, d, Mfull, ps, Ls = k2, d2, Mfull2, ps2, Ls2
+            k, d, Mfull, Ls = k2, d2, Mfull2, Ls2
             s = spread
         else:
             s = best.spread if best is not None else math.inf
@@ -779,13 +785,21 @@ def E_star(K: int, *, path: str | os.PathLike | None = None) -> float:
     K : int
         Batch size >= 1.
     path : path-like, optional
-        Minimax table file (default ``tables/kl-minimax.h5`` of the repository).  Its ``E_star``
-        metric is used when the file exists, reads cleanly (schema and content hash checked by
+        Minimax table file.  Default: ``$AQPGEN_TABLES_DIR/kl-minimax.h5`` when that variable is
+        set (the build sets it, so a later table of the same build reads this one), then
+        ``tables/kl-minimax.h5`` of the repository.  A file's ``E_star`` metric is used when the
+        file exists, reads cleanly (schema and content hash checked by
         ``aqpgen.tablefile.read_table``) and has an ``ok`` row for K.
     """
     K = _as_K(K)
-    p = Path(_TABLE_PATH if path is None else path)
-    if p.is_file():
+    if path is None:
+        env = os.environ.get("AQPGEN_TABLES_DIR")
+        paths = ([Path(env) / _TABLE_PATH.name] if env else []) + [_TABLE_PATH]
+    else:
+        paths = [Path(path)]
+    for p in paths:
+        if not p.is_file():
+            continue
         try:
             from .tablefile import read_table
 
@@ -794,8 +808,8 @@ def E_star(K: int, *, path: str | os.PathLike | None = None) -> float:
                 v = float(t.metrics(K).get("E_star", float("nan")))
                 if math.isfinite(v) and v > 0:
                     return v
-        except Exception:  # an unreadable table is not fatal here: solve instead
-            pass
+        except Exception:  # noqa: BLE001, S112 - an unreadable table is not fatal: solve instead
+            continue
     return remez(K).E
 
 
@@ -1056,7 +1070,7 @@ def table_error_at_extrema(values_hp: Sequence[str], *, prec: int | None = None)
         x = scipy.fft.dct(Q, type=1) / (2.0 * n)
         b = x.copy()
         b[1:n] *= 2.0
-    k, d, ev = _select(*eng.locate(b), K + 1)
+    k, d, _ = _select(*eng.locate(b), K + 1)
     pts = _sc_points(k, d, M, prec)
     g = _bernstein_eval(strings, pts, prec)
     with _flint_prec(prec):
@@ -1096,7 +1110,7 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
     checks.append(Check("minimax.float64", same,
                         "float64 values are the correctly rounded strings" if same else
                         "float64 values differ from the correctly rounded strings", K))
-    p, e = table_error_at_extrema(strings)
+    _, e = table_error_at_extrema(strings)
     prec = table_prec(K)
     with _flint_prec(prec):
         a = [abs(x).mid() for x in e]

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConvergenceError, InfeasibleError
+from .errors import ConvergenceError
 
-__all__ = ["LPResult", "lp_minimax", "default_grid"]
+__all__ = ["LPResult", "default_grid", "lp_minimax"]
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def lp_minimax(K: int, n_grid: int | None = None, grid=None, solver: str | None 
         solver = "CLARABEL" if "CLARABEL" in installed else "HIGHS"
     opts = {}
     if solver == "CLARABEL":
-        opts = dict(tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12, max_iter=500)
+        opts = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12, "max_iter": 500}
 
     def solve(r0, scale, accept):
         # minimise t s.t. |r0 + A d| <= t, in units of ``scale`` (well scaled: t ~ 1)
@@ -152,7 +152,7 @@ def lp_minimax(K: int, n_grid: int | None = None, grid=None, solver: str | None 
     # around it, rescaled so that the optimum is ~1 (the solver's tolerances then act relative).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        a0, t0, _ = solve(-h, 1.0, (cp.OPTIMAL, cp.OPTIMAL_INACCURATE))
+        a0, _, _ = solve(-h, 1.0, (cp.OPTIMAL, cp.OPTIMAL_INACCURATE))
     scale = max(float(np.max(np.abs(A @ a0 - h))), 1e-300)
     d1, E, status = solve(A @ a0 - h, scale, (cp.OPTIMAL,))
     coef = a0 + d1
