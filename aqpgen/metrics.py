@@ -142,6 +142,15 @@ class _PVar:
             corr = np.where(p > 0, (P * P) / np.where(p > 0, p, 1.0), 0.0) / float(self.smax)
         return S - corr
 
+    def log10_unscale(self, x: float) -> float:
+        """log10 of the unscaled value (finite even where the value overflows float64)."""
+        import mpmath as mp
+
+        if not x > 0:
+            return -math.inf
+        with mp.workdps(_DPS):
+            return float(mp.log10(mp.mpf(x) * (self.smax if self.hp else 1)))
+
     def unscale(self, x: float) -> float:
         if not self.hp:
             return float(x)
@@ -203,6 +212,10 @@ def _golden_max(fun, lo: float, hi: float, iters: int = _GOLDEN_ITERS):
 
 
 def _variance_sup(pv: _PVar, K: int) -> float:
+    return pv.unscale(_variance_sup_scaled(pv, K))
+
+
+def _variance_sup_scaled(pv: _PVar, K: int) -> float:
     n = _VAR_POINTS_PER_OSCILLATION * (K + 1)
     th = np.linspace(0.0, np.pi, n + 1)
     p = np.sin(0.5 * th) ** 2
@@ -220,7 +233,7 @@ def _variance_sup(pv: _PVar, K: int) -> float:
 
         fb, _ = _golden_max(fun, lo, hi)
         best = max(best, fb)
-    return pv.unscale(best)
+    return best
 
 
 def variance_sup(values, K, *, values_hp=None) -> float:
@@ -248,6 +261,10 @@ def _gauss_legendre01(n: int):
 
 
 def _variance_mean(pv: _PVar, K: int) -> float:
+    return _variance_mean_log10(pv, K)[0]
+
+
+def _variance_mean_log10(pv: _PVar, K: int) -> tuple[float, float]:
     import mpmath as mp
 
     p, w = _gauss_legendre01(K)  # exact for degree 2K - 1 >= deg(P^2/p)
@@ -255,7 +272,8 @@ def _variance_mean(pv: _PVar, K: int) -> float:
     int_P2p = math.fsum(w * P * P / p)
     with mp.workdps(_DPS):
         v = pv.int_S - mp.mpf(int_P2p)
-        return float(v) if abs(v) < mp.mpf("1.7976931348623157e308") else math.inf
+        lg = float(mp.log10(v)) if v > 0 else -math.inf
+        return (float(v) if abs(v) < mp.mpf("1.7976931348623157e308") else math.inf), lg
 
 
 def variance_mean(values, K, *, values_hp=None) -> float:
@@ -270,6 +288,13 @@ def variance_mean(values, K, *, values_hp=None) -> float:
     """
     K, src = _source(values, values_hp, K)
     return _variance_mean(_PVar(src, K), K)
+
+
+def _log10_mpf(x) -> float:
+    import mpmath as mp
+
+    with mp.workdps(_DPS):
+        return float(mp.log10(abs(mp.mpf(x)))) if x != 0 else -math.inf
 
 
 def kl_metrics(K, values, values_hp=None, *, rel_slack: float = 0.003) -> dict:
@@ -290,7 +315,9 @@ def kl_metrics(K, values, values_hp=None, *, rel_slack: float = 0.003) -> dict:
     -------
     dict
         ``beta`` (rigorous lower bound: max over the certification grid), ``beta_cert`` (rigorous
-        upper bound), ``V_inf``, ``V1``, ``max_abs_c``, and ``beta_f64`` (certified upper bound for
+        upper bound), ``V_inf``, ``V1``, ``max_abs_c``, their base-10 logarithms ``log10_V_inf``,
+        ``log10_V1``, ``log10_max_abs_c`` (finite where the minimax table's numbers overflow
+        float64 and the plain fields are ``inf``), and ``beta_f64`` (certified upper bound for
         the float64 table) when ``values_hp`` is given.  All plain floats.
     """
     from .certify import _certify_source
@@ -298,12 +325,18 @@ def kl_metrics(K, values, values_hp=None, *, rel_slack: float = 0.003) -> dict:
     K, src = _source(values, values_hp, K)
     a, cert = _certify_source(K, src, rel_slack)
     pv = _PVar(src, K, cheb=a)
+    vinf_scaled = _variance_sup_scaled(pv, K)
+    v1, log10_v1 = _variance_mean_log10(pv, K)
     out = {
         "beta": float(cert.beta_lower),
         "beta_cert": float(cert.beta_upper),
-        "V_inf": _variance_sup(pv, K),
-        "V1": _variance_mean(pv, K),
+        "V_inf": pv.unscale(vinf_scaled),
+        "V1": v1,
         "max_abs_c": float(pv.maxc) if pv.maxc < 1.7976931348623157e308 else math.inf,
+        # log10 forms stay finite where the minimax table's variance overflows float64 (K ~ 1024)
+        "log10_V_inf": pv.log10_unscale(vinf_scaled),
+        "log10_V1": log10_v1,
+        "log10_max_abs_c": _log10_mpf(pv.maxc),
     }
     if values_hp is not None:
         vf = np.asarray(values, dtype=np.float64) if values is not None else None
