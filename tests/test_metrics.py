@@ -85,10 +85,13 @@ def test_kl_metrics_keys_and_consistency():
     K = 12
     v = peer_table("plugin", K)
     m = kl_metrics(K, v)
-    assert set(m) == {"beta", "beta_cert", "V_inf", "V1", "max_abs_c"}
+    assert set(m) == {"beta", "beta_cert", "V_inf", "V1", "max_abs_c",
+                      "log10_V_inf", "log10_V1", "log10_max_abs_c"}
     assert m["beta"] <= m["beta_cert"] <= 1.01 * m["beta"]
     assert m["V1"] <= m["V_inf"]  # mean <= sup
     assert m["max_abs_c"] == math.log(K)
+    for name in ("V_inf", "V1", "max_abs_c"):
+        assert m["log10_" + name] == pytest.approx(math.log10(m[name]), rel=1e-12)
 
 
 def test_kl_metrics_hp_path():
