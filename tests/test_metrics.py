@@ -100,7 +100,8 @@ def test_kl_metrics_hp_path():
     strs = [f"{t.numerator}/{t.denominator}" for t in c]
     vf = np.array([float(t) for t in c])
     m = kl_metrics(K, vf, strs)
-    assert set(m) == {"beta", "beta_cert", "V_inf", "V1", "max_abs_c", "beta_f64"}
+    assert set(m) == {"beta", "beta_cert", "V_inf", "V1", "max_abs_c", "beta_f64",
+                      "log10_V_inf", "log10_V1", "log10_max_abs_c"}
     oracle = mp_beta(c, n=20 * (K + 1), dps=60)
     assert m["beta"] <= oracle * (1 + 1e-9) and oracle <= m["beta_cert"] <= 1.01 * oracle
     assert m["beta_f64"] >= m["beta"]  # the rounded table is no better than the exact one here
