@@ -273,13 +273,20 @@ class _RowPoly:
         K = len(values)
         self.K = K
         self.prec = int(prec)
+        # W = p·E[c²] overflows float64 for the minimax table at large K (max|c|² ~ 1e603):
+        # W is carried scaled by the exact power of two 2**wexp (wexp <= 0) and V_inf, V1 are
+        # compared in log10 there (``log10_V_inf``, ``log10_V1``).
+        cmax = max((abs(v) for v in values), default=Fraction(0))
+        lg2 = (cmax.numerator.bit_length() - cmax.denominator.bit_length()) if cmax else 0
+        self.wexp = -2 * (lg2 + 2) if lg2 > 400 else 0
         with _flint_prec(self.prec):
             c = [_arb_of(v) for v in values]
             d = [c[0] * 0] + [c[j - 1] * j / K for j in range(1, K + 1)]
             self.P = _bernstein_to_monomial(d, self.prec)
             self.W = None
             if with_w:
-                w = [c[0] * 0] + [c[j - 1] * c[j - 1] * j / K for j in range(1, K + 1)]
+                sc = _arb_of(Fraction(1, 2 ** -self.wexp))
+                w = [c[0] * 0] + [c[j - 1] * c[j - 1] * sc * j / K for j in range(1, K + 1)]
                 self.W = _bernstein_to_monomial(w, self.prec)
             self.P1 = self.P.derivative()
             self.P2 = self.P1.derivative()
@@ -336,8 +343,16 @@ class _RowPoly:
         x = 2 * ps - 1
         P = np.polynomial.chebyshev.chebval(x, self._pc)
         W = np.polynomial.chebyshev.chebval(x, self._wc)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return np.where(ps > 0, W - P * P / np.where(ps > 0, ps, 1.0), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            return np.where(ps > 0, W - math.ldexp(1.0, self.wexp) * P * P
+                            / np.where(ps > 0, ps, 1.0), 0.0)
+
+    def unscale_log10(self, x: float) -> tuple[float, float]:
+        """(value, log10 value) of a scaled p·Var quantity: value may be inf, log10 stays finite."""
+        if not x > 0:
+            return float(x), -math.inf
+        lg = math.log10(x) - self.wexp * math.log10(2.0)
+        return (math.ldexp(x, -self.wexp) if lg < 308 else math.inf), lg
 
     def v1(self) -> float:
         """∫_0^1 p·Var_p dp = ∫W − ∫P·G with G = P/p (exact monomial integration)."""
@@ -345,11 +360,12 @@ class _RowPoly:
             G = self.P.right_shift(1)
             Q = self.P * G
             total = self.W.coeffs()[0] * 0
+            sc = _arb_of(Fraction(1, 2 ** -self.wexp))
             for k, a in enumerate(self.W.coeffs()):
                 total += a / (k + 1)
             for k, a in enumerate(Q.coeffs()):
-                total -= a / (k + 1)
-            return self._check(total, 1e-30)
+                total -= a * sc / (k + 1)
+            return self._check(total, 1e-30)  # scaled by 2**wexp
 
     def newton_extremum(self, p0: float, lo: float, hi: float):
         """Refine a local extremum of e near p0 within [lo, hi]: Newton on e'(p) = 0.
@@ -675,16 +691,35 @@ def _common_metrics(task: _RowTask, vals: Sequence[Fraction], kl: bool, rp=None,
     if "max_abs_c" in m or kl:
         out.append(_cmp(task, "max_abs_c", m.get("max_abs_c"),
                         float(max(abs(q) for q in vals)), "max_abs_c"))
+        if "log10_max_abs_c" in m:
+            mq = max(abs(q) for q in vals)
+            lg = (math.log10(mq.numerator) - math.log10(mq.denominator)) if mq else -math.inf
+            out.append(_cmp(task, "log10_max_abs_c", m.get("log10_max_abs_c"), lg, "max_abs_c"))
     need_v = ("V_inf" in m) or ("V1" in m) or kl
     if need_v:
         grid = _grid(task.K) if grid is None else grid
 
         def both(r):
-            return _sup_pvar(r, grid), r.v1()
+            return r.unscale_log10(_sup_pvar(r, grid)), r.unscale_log10(r.v1())
 
-        vinf, v1 = both(rp) if rp is not None else _with_prec(both, vals)
-        out.append(_cmp(task, "V_inf", m.get("V_inf"), vinf, "V_inf"))
-        out.append(_cmp(task, "V1", m.get("V1"), v1, "V1"))
+        (vinf, lg_vinf), (v1, lg_v1) = both(rp) if rp is not None else _with_prec(both, vals)
+        for name, val, lg in (("V_inf", vinf, lg_vinf), ("V1", v1, lg_v1)):
+            if math.isfinite(val):
+                out.append(_cmp(task, name, m.get(name), val, name))
+            else:  # overflows float64: the file must say inf, and its log10 form is checked
+                st = m.get(name)
+                ok = st is not None and math.isinf(st) and st > 0
+                out.append(Finding(task.file, task.K, name, st, val, None, "inf (overflow)", ok,
+                                   "" if ok else f"K={task.K}: {name} overflows float64 "
+                                   f"(log10 = {lg:.9g}) but the file stores {st!r}"))
+            if "log10_" + name in m or not math.isfinite(val):
+                st = m.get("log10_" + name)
+                tol = TOLERANCES[name] / math.log(10)  # rel tol on V -> abs tol on log10 V
+                ok = st is not None and math.isfinite(st) and abs(st - lg) <= tol
+                out.append(Finding(task.file, task.K, "log10_" + name, st, lg,
+                                   None if st is None else abs(st - lg), f"abs {tol:.3g}", ok,
+                                   "" if ok else f"K={task.K}: stored log10_{name} = {st!r} but "
+                                   f"recomputed {lg:.12g}"))
     return out
 
 
@@ -873,6 +908,7 @@ def _audit_row(task: _RowTask) -> tuple[str, int, list[Finding], dict]:
 _KNOWN_METRICS = {
     "power": {"exact", "err_f64", "max_abs_c", "V_inf", "V1"},
     "kl": {"E_star", "beta", "beta_cert", "beta_f64", "V_inf", "V1", "max_abs_c", "eta_budget",
+           "log10_V_inf", "log10_V1", "log10_max_abs_c",
            "eta_achieved", "rho_budget", "rho_achieved", "spread"},
 }
 
