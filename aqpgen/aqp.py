@@ -80,19 +80,21 @@ GENERATOR_VERSION = "1"
 PMF_CUTOFF = 1e-30
 #: Relative tightening of the budget handed to the solver (verified value must meet the budget).
 TIGHTEN = 1e-3
-#: Clarabel settings, explicit.  Constraints are scaled to O(1), so tol_feas = 1e-8 means a bias
-#: violation of 1e-8·budget, far below the ``TIGHTEN`` margin; the relative gap 1e-8 bounds the
-#: objective's error.  Tighter tolerances stall (the programs are degenerate at the optimum).
+#: Clarabel settings, explicit.  Constraints are scaled to O(1), so tol_feas = 1e-7 means a bias
+#: violation of ~1e-7·budget, far below the ``TIGHTEN`` margin; the relative gap 1e-7 bounds the
+#: objective's error.  Tighter tolerances stall: the optimum is highly degenerate (many active
+#: bias points and variance cones), the dual residual stops improving near 1e-8.
 #: ``_RETRY_SETTINGS`` are tried in turn on failure; anything still not "optimal" is reported.
-SOLVER_SETTINGS = dict(tol_gap_abs=1e-8, tol_gap_rel=1e-8, tol_feas=1e-8, tol_ktratio=1e-6,
-                       max_iter=400)
+SOLVER_SETTINGS = dict(tol_gap_abs=1e-7, tol_gap_rel=1e-7, tol_feas=1e-7, tol_ktratio=1e-5,
+                       max_iter=300)
 _RETRY_SETTINGS = (
-    dict(tol_gap_abs=1e-7, tol_gap_rel=1e-7, tol_feas=1e-7, tol_ktratio=1e-5, max_iter=400),
-    dict(tol_gap_abs=1e-6, tol_gap_rel=1e-6, tol_feas=1e-6, tol_ktratio=1e-4, max_iter=800,
+    dict(tol_gap_abs=1e-6, tol_gap_rel=1e-6, tol_feas=1e-6, tol_ktratio=1e-4, max_iter=400,
          static_regularization_constant=1e-7, iterative_refinement_max_iter=20),
 )
 #: Relative slack of the certificate (β̄ <= (1 + CERT_SLACK)·β_lower); below ``TIGHTEN``.
 CERT_SLACK = 2e-4
+#: Smallest η attempted: below it the budget is within the tightening/rounding margin of E*_K.
+ETA_MIN = 0.01
 #: Maximum exchange rounds before giving up with a reported status.
 MAX_ROUNDS = 12
 #: Default frontier sweeps.
@@ -181,10 +183,11 @@ def _pmf_dense(K: int, p: np.ndarray) -> np.ndarray:
     return binom.pmf(m[None, :], K - 1, np.asarray(p, dtype=np.float64)[:, None])
 
 
-def _pmf_rows(K: int, p: np.ndarray, cutoff: float = PMF_CUTOFF):
+def _pmf_rows(K: int, p: np.ndarray, cutoff: float | None = None):
     """Sparse CSR (len(p), K) of b_{K-1,m}(p), each row truncated to b_m >= cutoff·max b."""
     import scipy.sparse as sp
 
+    cutoff = PMF_CUTOFF if cutoff is None else cutoff
     rows = []
     for start in range(0, len(p), 512):
         B = _pmf_dense(K, p[start:start + 512])
@@ -549,6 +552,14 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, E_star: float | No
                               f"the minimax error E*_K, so no table meets it (received eta={eta})")
     Es = float(E_star) if E_star is not None else _E_star(K)
     budget = (1.0 + eta) * Es
+    if eta < ETA_MIN:
+        # β <= E*_K has exactly one solution, the minimax table (Haar uniqueness); the solver's
+        # tightened budget excludes it and its float64 rounding exceeds E*_K: report, don't solve
+        return _nan_result(K, "eta", objective, eta, budget, Es, math.nan, math.nan, 0,
+                           "not run", 0,
+                           f"infeasible in float64: for eta={eta} < {ETA_MIN} the budget "
+                           f"(1+eta)*E*_K leaves no room for the solver's tightening and rounding; "
+                           f"eta = 0 is the minimax table itself (table kl-minimax)")
     V_pl, beta_pl = _plugin_constants(K)
     c = np.asarray(_digamma(K) if c_ref is None else c_ref, dtype=np.float64)
     return _exchange(K, "eta", objective, eta, c, budget=budget, E_star=Es, V_pl=V_pl,
@@ -582,8 +593,8 @@ def solve_rho(K: int, rho: float, *, E_star: float | None = None, c_ref=None,
 
 
 def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl, max_rounds) -> AQPResult:
-    p_bias = theta_grid(4 * K + 8)
-    p_var = theta_grid(2 * K + 8)
+    p_bias = theta_grid(2 * K + 8)
+    p_var = theta_grid(K + 8)
     tighten = TIGHTEN
     bias_scale = budget if program == "eta" else beta_pl
     status = "not run"
@@ -595,9 +606,10 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
                 K, c, p_bias, p_var, mode="eta", objective=objective, bias_scale=bias_scale,
                 var_scale=V_pl, bias_bound=budget * (1.0 - tighten) / bias_scale)
         else:
-            c_new, status, _ = _solve_checked(
+            c_new, status, t_opt = _solve_checked(
                 K, c, p_bias, p_var, mode="rho", bias_scale=bias_scale, var_scale=V_pl,
                 var_bound=budget * (1.0 - tighten) / V_pl)
+            beta_grid = t_opt * bias_scale
         if c_new is None:
             if status.startswith("infeasible"):
                 why = f"infeasible: solver reports {status} at K={K}, {program}={param}"
@@ -623,10 +635,10 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
                 bias_scale = max(ver.beta, 1e-300)
                 continue
             bias_scale = max(ver.beta, 1e-300)
-            # also refine the bias grid at points the solver did not see (improves the optimum)
-            new_b = ver.points_above("e", ver.beta * (1.0 - 1e-3))
-            if not rho_ok:
-                p_bias = np.concatenate([p_bias, new_b])
+            # the verified β exceeds the grid optimum: the solver missed bias extrema, add them
+            # (this only improves the optimum; acceptance does not depend on it)
+            if not rho_ok or (ver.beta > beta_grid * (1.0 + 2e-3) and it < max_rounds // 2):
+                p_bias = np.concatenate([p_bias, ver.points_above("e", beta_grid)])
                 continue
         beta, cert, V_inf, V1 = _final_numbers(c, ver)
         if program == "eta" and not cert.beta_upper <= budget:
@@ -648,3 +660,129 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
                        f"out of numerical reach: exchange did not meet the budget in {max_rounds} "
                        f"rounds at K={K}, {program}={param} (beta, V_inf history: {history[-3:]})",
                        {"history": history})
+
+
+def frontier(K: int, etas=None, rhos=None, *, objective: str = "Vinf",
+             E_star: float | None = None) -> list[AQPResult]:
+    """Sweep the bias–variance frontier at one K: one ``AQPResult`` per η (``solve_eta``) or per
+    ρ (``solve_rho``), in the order given.  Default: η in ``DEFAULT_ETAS``.  Points that fail keep
+    their ``status`` (NaN numbers); nothing is dropped.
+    """
+    K = _check_K(K)
+    if etas is not None and rhos is not None:
+        raise ValueError("give either etas or rhos, not both")
+    Es = float(E_star) if E_star is not None else _E_star(K)
+    if rhos is not None:
+        return [solve_rho(K, r, E_star=Es) for r in rhos]
+    return [solve_eta(K, e, objective, E_star=Es) for e in (DEFAULT_ETAS if etas is None else etas)]
+
+
+# ----------------------------------------------------------------------------------------------
+# generator interface (docs/ARCHITECTURE.md)
+
+
+def target_name(params) -> str:
+    """The target of every AQP table: ``"log p"``."""
+    _check_params(params)
+    return "log p"
+
+
+def _check_params(params) -> dict:
+    """Validate {"eta": η, "objective": "Vinf"|"V1"} or {"rho": ρ}; returns a normalised copy."""
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict, received {type(params).__name__}")
+    keys = set(params)
+    if keys <= {"eta", "objective"} and "eta" in keys:
+        obj = params.get("objective", "Vinf")
+        if obj not in ("Vinf", "V1"):
+            raise ValueError(f"params['objective'] must be 'Vinf' or 'V1', received {obj!r}")
+        return {"eta": float(params["eta"]), "objective": obj}
+    if keys == {"rho"}:
+        return {"rho": float(params["rho"])}
+    raise ValueError("AQP params must be {'eta': η[, 'objective': 'Vinf'|'V1']} or {'rho': ρ}, "
+                     f"received {params!r}")
+
+
+def _solver_info(r: AQPResult) -> dict:
+    import clarabel
+    import cvxpy
+
+    return {"solver": "CLARABEL", "cvxpy": cvxpy.__version__, "clarabel": clarabel.__version__,
+            "status": r.solver_status, "exchange_rounds": int(r.iterations),
+            "grid_size": int(r.grid_size), "settings": dict(SOLVER_SETTINGS),
+            "pmf_cutoff": PMF_CUTOFF, "tighten": float(r.info.get("tighten", TIGHTEN)),
+            "precision": "float64 solve; beta certified by aqpgen.certify"}
+
+
+def build_K(K: int, params: dict):
+    """Build one AQP row (generator interface): a ``KResult`` whose status explains any failure.
+
+    Metrics: ``E_star``, ``beta``, ``beta_cert``, ``V_inf``, ``V1``, ``max_abs_c``, ``iterations``
+    and ``eta_budget``/``eta_achieved`` or ``rho_budget``/``rho_achieved``.
+    """
+    from .records import KResult
+
+    K = _check_K(K)
+    prm = _check_params(params)
+    try:
+        r = solve_eta(K, prm["eta"], prm["objective"]) if "eta" in prm else solve_rho(K, prm["rho"])
+    except InfeasibleError as exc:
+        nan = float("nan")
+        r = _nan_result(K, "eta" if "eta" in prm else "rho", prm.get("objective", "beta"),
+                        prm.get("eta", prm.get("rho")), nan, nan, nan, nan, 0, "not run", 0,
+                        f"infeasible: {exc}")
+    m = {"E_star": r.E_star, "beta": r.beta, "beta_cert": r.beta_cert, "V_inf": r.V_inf,
+         "V1": r.V1, "max_abs_c": float(np.max(np.abs(r.values))), "iterations": float(r.iterations)}
+    if r.program == "eta":
+        m.update(eta_budget=r.budget, eta_achieved=r.achieved)
+    else:
+        m.update(rho_budget=r.budget, rho_achieved=r.achieved)
+    return KResult(K=K, values=r.values, values_hp=None, metrics=m, status=r.status,
+                   solver=_solver_info(r))
+
+
+def verify_row(K, values, values_hp, metrics, params) -> list:
+    """Re-check one stored AQP row from its values alone (generator interface).
+
+    Checks
+    ------
+    ``aqp.beta_cert``  -- the rigorous β̄ recomputed from ``values`` (``aqpgen.certify``) is >= the
+                          stored ``beta`` and <= 1.01·(its own lower end).
+    ``aqp.eta_budget`` -- (eta presets) recomputed β̄ <= (1+η)·E*_K, E*_K from ``aqpgen.minimax``.
+    ``aqp.rho_budget`` -- (rho presets) V∞ recomputed by ``aqpgen.metrics.variance_sup`` <=
+                          ρ·V∞(plug-in) (same routine), and β̄ < the plug-in's β lower bound.
+    """
+    from .metrics import variance_sup
+    from .records import Check
+
+    try:
+        K = _check_K(K)
+        prm = _check_params(params)
+    except (TypeError, ValueError) as exc:
+        return [Check("aqp.params", False, str(exc), None)]
+    v = np.asarray(values, dtype=np.float64)
+    if v.shape != (K,) or not np.all(np.isfinite(v)):
+        return [Check("aqp.values", False, f"expected {K} finite float64 values", K)]
+    metrics = dict(metrics or {})
+    cert = _certify(v)
+    stored = float(metrics.get("beta", math.nan))
+    ok = cert.beta_upper >= stored * (1 - 1e-12) and cert.beta_upper <= 1.01 * cert.beta_lower
+    checks = [Check("aqp.beta_cert", bool(ok),
+                    f"recomputed beta in [{cert.beta_lower:.10e}, {cert.beta_upper:.10e}], stored "
+                    f"beta {stored:.10e}, stored beta_cert {metrics.get('beta_cert', math.nan):.10e}",
+                    K)]
+    if "eta" in prm:
+        Es = _E_star(K)
+        budget = (1.0 + prm["eta"]) * Es
+        checks.append(Check("aqp.eta_budget", bool(cert.beta_upper <= budget),
+                            f"certified beta {cert.beta_upper:.10e} <= (1+{prm['eta']:g})*E*_K = "
+                            f"{budget:.10e}", K))
+    else:
+        V_pl, beta_pl = _plugin_constants(K)
+        V = float(variance_sup(v, K))
+        ok = V <= prm["rho"] * V_pl and cert.beta_upper < beta_pl
+        checks.append(Check("aqp.rho_budget", bool(ok),
+                            f"V_inf {V:.10e} <= {prm['rho']:g}*V_inf(plug-in) = "
+                            f"{prm['rho'] * V_pl:.10e}; certified beta {cert.beta_upper:.10e} < "
+                            f"plug-in beta {beta_pl:.10e}", K))
+    return checks
