@@ -462,16 +462,21 @@ def _solve_program(K, c_ref, p_bias, p_var, *, mode, bias_scale, var_scale, bias
     return c_ref + x.value[:K], str(prob.status), float(prob.value)
 
 
-def _solve_checked(*args, **kw):
-    """``_solve_program`` retried with ``_RETRY_SETTINGS`` on a non-optimal status."""
+def _solve_checked(*args, alt_var_scale=None, **kw):
+    """``_solve_program``, retried on a non-optimal status with ``_RETRY_SETTINGS`` and then with
+    the variance cones rescaled by ``alt_var_scale`` (the variance reached so far)."""
     c, status, val = _solve_program(*args, **kw)
     if status == "optimal":
         return c, status, val
     if status in ("infeasible", "infeasible_inaccurate"):
         return None, status, val
-    tried = [status]
-    for settings in _RETRY_SETTINGS:
-        c2, status2, val2 = _solve_program(*args, settings=settings, **kw)
+    tried = [status.split(":")[0]]
+    attempts = [dict(settings=st) for st in _RETRY_SETTINGS]
+    if alt_var_scale is not None and alt_var_scale != kw.get("var_scale"):
+        attempts += [dict(var_scale=alt_var_scale, settings=st)
+                     for st in (SOLVER_SETTINGS,) + _RETRY_SETTINGS]
+    for extra in attempts:
+        c2, status2, val2 = _solve_program(*args, **{**kw, **extra})
         if status2 == "optimal":
             return c2, status2, val2
         tried.append(status2.split(":")[0])
@@ -597,6 +602,7 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
     p_var = theta_grid(K + 8)
     tighten = TIGHTEN
     bias_scale = budget if program == "eta" else beta_pl
+    var_scale = V_pl
     status = "not run"
     history = []
     for it in range(1, max_rounds + 1):
@@ -604,7 +610,8 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
         if program == "eta":
             c_new, status, _ = _solve_checked(
                 K, c, p_bias, p_var, mode="eta", objective=objective, bias_scale=bias_scale,
-                var_scale=V_pl, bias_bound=budget * (1.0 - tighten) / bias_scale)
+                var_scale=V_pl, alt_var_scale=var_scale,
+                bias_bound=budget * (1.0 - tighten) / bias_scale)
         else:
             c_new, status, t_opt = _solve_checked(
                 K, c, p_bias, p_var, mode="rho", bias_scale=bias_scale, var_scale=V_pl,
@@ -622,6 +629,8 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
         ver = Verified(c)
         history.append((ver.beta, ver.V_inf))
         if program == "eta":
+            # scale the variance cones by the variance actually reached (objective O(1))
+            var_scale = max(V_pl, ver.V_inf if objective == "Vinf" else ver.V1)
             ok = ver.beta <= budget
             if not ok:
                 p_bias = np.concatenate([p_bias, ver.points_above("e", budget * (1.0 - tighten))])
