@@ -53,6 +53,7 @@ the rigorous bound of ``aqpgen.certify.certify_beta``.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -458,7 +459,9 @@ def _solve_program(K, c_ref, p_bias, p_var, *, mode, bias_scale, var_scale, bias
     prob = cp.Problem(cp.Minimize(obj), cons)
     opts = dict(SOLVER_SETTINGS if settings is None else settings)
     try:
-        prob.solve(solver=cp.CLARABEL, **opts)
+        with warnings.catch_warnings():  # the status is checked below; no stray warnings
+            warnings.simplefilter("ignore", UserWarning)
+            prob.solve(solver=cp.CLARABEL, **opts)
     except cp.error.SolverError as exc:  # numerical failure inside the solver
         return None, f"solver_error: {exc}", float("nan")
     if x.value is None:
@@ -635,7 +638,11 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
             beta_grid = t_opt * bias_scale
         if c_new is None:
             if status.startswith("infeasible"):
-                why = f"infeasible: solver reports {status} at K={K}, {program}={param}"
+                # both programs are feasible in exact arithmetic (eta: the minimax table; rho: any
+                # constant table has V = 0), so a reported infeasibility is numerical
+                why = (f"out of numerical reach: solver reports {status} at K={K}, "
+                       f"{program}={param}, exchange round {it}, although the program is feasible "
+                       f"({'the minimax table meets the budget' if program == 'eta' else 'a constant table has V = 0'})")
             else:
                 why = (f"out of numerical reach: solver status {status} at K={K}, "
                        f"{program}={param}, exchange round {it}")
