@@ -45,8 +45,9 @@ verify: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# Writes docs/report.md + docs/figures/*.png and rewrites README.md's generated sections.
 report: $(STAMP)
-	$(BIN)/aqpgen report
+	$(BIN)/aqpgen report --out docs/report.md --readme README.md
 
 # Removes the virtual environment and caches; never the tables.
 clean:

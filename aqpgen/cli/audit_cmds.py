@@ -81,13 +81,14 @@ def register(group):
                   show_default=True, help="Directory of the shipped tables.")
     @click.option("--quick", is_flag=True, help="Fewer K values and seeds (for tests / previews).")
     @click.option("--readme", type=click.Path(dir_okay=False, exists=True), default=None,
-                  help="Also rewrite the <!-- generated:NAME --> sections of this README.")
+                  help="Also rewrite the README's <!-- generated:NAME --> sections (tables, usage, cli, "
+                       "results, choices) from the same run.")
     @click.option("--K", "K", type=int, default=64, show_default=True,
                   help="K of the bias-curve and frontier figures.")
     def report_cmd(out, tables_dir, quick, readme, K):
         from .. import report as R
 
-        res = R.write_report(out, tables_dir=tables_dir, quick=quick, K=K)
+        res = R.write_report(out, tables_dir=tables_dir, quick=quick, K=K, readme=readme)
         click.echo(f"wrote {out} ({len(res.figures)} figures)")
         for note in res.notes:
             click.echo(f"note: {note}", err=True)
