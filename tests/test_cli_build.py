@@ -138,3 +138,23 @@ def test_verify_rowcheck_failure_detected(built, monkeypatch):
 def test_verify_rate_on_non_kl_table_fails(built):
     res = CliRunner().invoke(main, ["verify", str(built), "--rate"])
     assert res.exit_code == 1 and "E_star" in res.output
+
+
+def test_cli_solve_power_poly_and_errors():
+    """`aqpgen solve power`: 2p table equals 2(n-1)/(K-1) (closed form), m > K-1 is refused."""
+    import json
+    from fractions import Fraction
+
+    from click.testing import CliRunner
+
+    from aqpgen.cli import main
+
+    r = CliRunner().invoke(main, ["solve", "power", "--poly", "0,2", "--K", "5", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["exact_unbiased"] is True
+    assert [Fraction(s) for s in out["values_exact"]] == [Fraction(2 * (n - 1), 4) for n in range(1, 6)]
+    r = CliRunner().invoke(main, ["solve", "power", "--m", "3", "--K", "3"])
+    assert r.exit_code != 0 and "no unbiased table exists for p^m with K samples" in r.output
+    r = CliRunner().invoke(main, ["solve", "power", "--poly", "x,1", "--K", "3"])
+    assert r.exit_code != 0 and "coeffs[0]" in r.output

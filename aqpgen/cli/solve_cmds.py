@@ -1,4 +1,5 @@
-"""``aqpgen solve``: one-off solves (``aqpgen solve minimax``), a thin layer over aqpgen.minimax."""
+"""``aqpgen solve``: one-off solves (``aqpgen solve minimax``, ``aqpgen solve power``), a thin layer
+over aqpgen.minimax and aqpgen.power."""
 
 from __future__ import annotations
 
@@ -28,6 +29,24 @@ Examples:
 """
 
 
+POWER_HELP = """\
+Exact unbiased table for a polynomial reward (Bregman power geometries).
+
+The target is p^m (--m M) or any polynomial sum_i a_i p^i with rational coefficients, low to high
+(--poly "0,2" is 2p, the Gini / squared geometry; --poly "1/3,0,-1" is 1/3 - p^2).  For p^m the
+table is the U-statistic c_K[n] = (n-1)_m / (K-1)_m (falling factorials); a polynomial of degree
+<= K-1 follows by linearity, and no unbiased table exists above that degree.  The table is
+computed in exact rational arithmetic, verified exactly (its mean polynomial equals the target),
+and printed as rationals and correctly rounded float64.
+
+\b
+Examples:
+  aqpgen solve power --m 2 --K 8
+  aqpgen solve power --poly "0,2" --K 4 --json
+
+"""
+
+
 def _positive_int(ctx, param, value):
     if value is None:
         return value
@@ -42,6 +61,39 @@ def register(group):
     @group.group(name="solve", help="One-off solves (no table file written).\n\n" + CONVENTIONS)
     def solve():
         pass
+
+    @solve.command(name="power", help=POWER_HELP + CONVENTIONS)
+    @click.option("--K", "K", type=int, required=True, callback=_positive_int, help="Batch size K >= 1.")
+    @click.option("--m", "m", type=int, default=None, help="Target p^m (m >= 0).")
+    @click.option("--poly", default=None,
+                  help='Target polynomial coefficients, low to high, comma-separated rationals ("0,2" = 2p).')
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+    def power_cmd(K, m, poly, as_json):
+        from .. import power
+
+        if (m is None) == (poly is None):
+            raise click.UsageError("give exactly one of --m or --poly")
+        params = {"m": m} if m is not None else {"coeffs": [t.strip() for t in poly.split(",")]}
+        try:
+            coeffs = power.target_coeffs(params)
+            exact = (power.ustat_table_exact(m, K) if m is not None
+                     else power.poly_table_exact(coeffs, K))
+            ok = power.verify_exact(exact, coeffs, K)
+        except (ValueError, TypeError) as exc:
+            hint = "--m" if m is not None else "--poly"
+            raise click.BadParameter(str(exc), param_hint=hint) from exc
+        values = power.to_float64(exact)
+        name = power.target_name(params)
+        if as_json:
+            click.echo(json.dumps({"K": K, "target": name, "exact_unbiased": ok,
+                                   "values_exact": [f"{q.numerator}/{q.denominator}" for q in exact],
+                                   "values": [float(v) for v in values]}, indent=1))
+            return
+        click.echo(f"target {name}, K = {K}: exact unbiasedness verified in rational arithmetic: {ok}")
+        for n, (q, v) in enumerate(zip(exact, values), start=1):
+            click.echo(f"  c_K[{n}] = {str(q):>20}  = {float(v)!r}")
+        if not ok:  # pragma: no cover - would be a bug in aqpgen.power
+            raise click.ClickException("exact verification failed")
 
     @solve.command(name="minimax", help=MINIMAX_HELP + CONVENTIONS)
     @click.option("--K", "K", type=int, required=True, callback=_positive_int,
