@@ -34,6 +34,7 @@ saying so (also in ``ReportResult.notes``) instead of sinking the whole report.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import math
 import os
 import re
@@ -65,6 +66,8 @@ SIM_KS = (4, 8, 16, 32, 64, 128)
 SIM_KS_QUICK = (4, 8, 16)
 SAMPLED_KS = (8, 32)
 SAMPLED_SEEDS = 20
+#: rho values added to the default eta sweep in the frontier figure.
+FRONTIER_RHOS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 #: Generated README sections, in README order.
 README_SECTIONS = ("tables", "usage", "cli", "results", "choices")
 #: AQP preset tables (shipped names).
@@ -525,7 +528,9 @@ def sim_figures(sim: dict, figdir: str) -> list:
     os.makedirs(figdir, exist_ok=True)
     out = [os.fspath(simfig.plot_fixed_point_tv(sim["exact"], os.path.join(figdir, "sim-fixed-point-tv.png")))]
     for sc, curves in sim["curves"].items():
-        curves = {K: c for K, c in curves.items() if c}
+        # step 0 is dropped: zipf starts at p* (TV ~ 1e-16), which would flatten the log axis
+        curves = {K: {n: dataclasses.replace(r, steps=r.steps[1:], tv=r.tv[:, 1:]) for n, r in c.items()}
+                  for K, c in curves.items() if c}
         if curves:
             out.append(os.fspath(simfig.plot_learning_curves(
                 curves, os.path.join(figdir, f"sim-curves-{sc}.png"), title=f"scenario {sc}")))
@@ -657,6 +662,14 @@ def compare_markdown(Ks: Sequence[int]) -> str:
     return compare.to_markdown(compare.compare(list(Ks))).strip("\n")
 
 
+def frontier_points(K: int) -> list:
+    """The frontier at K: the rho sweep ``FRONTIER_RHOS`` (V∞ from 0.5× to 4× the plug-in's, where
+    the peers sit) followed by the default eta sweep (small bias, large variance)."""
+    from aqpgen import aqp
+
+    return aqp.frontier(K, rhos=FRONTIER_RHOS) + aqp.frontier(K)
+
+
 # --------------------------------------------------------------------------------------------
 # assembly
 # --------------------------------------------------------------------------------------------
@@ -707,7 +720,7 @@ def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False,
                                           lambda p: F.beta_vs_K(tables_dir, p, bKs)))
     sec["k2e"] = link("K²·E*_K against K", fig("K²·E*_K against K", "k2_estar.png",
                                                  lambda p: F.k2_estar(tables_dir, p)))
-    fr_fig = fig(f"frontier at K = {K}", f"frontier_K{K}.png", lambda p: F.frontier(K, p))
+    fr_fig = fig(f"frontier at K = {K}", f"frontier_K{K}.png", lambda p: F.frontier(K, p, frontier_points(K)))
     sec["frontier"] = link(f"frontier at K = {K}", fr_fig)
 
     # README sections

@@ -163,3 +163,25 @@ def test_report_compare_agrees_with_cli():
     if r.exit_code != 0:
         pytest.skip(f"aqpgen compare --markdown unavailable: {r.output[:200]}")
     assert md.strip() in r.output
+
+
+def test_readme_compare_block_matches_cli():
+    """The compare rows in the committed README are what `aqpgen compare --K 8,16,64 --markdown`
+    prints now (the README is regenerated, never typed)."""
+    import re
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from aqpgen.cli import main
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    m = re.search(r"<!-- generated:results -->(.*?)<!-- /generated:results -->", readme.read_text(), re.DOTALL)
+    rows = [ln for ln in (m.group(1) if m else "").splitlines()
+            if re.match(r"\| (8|16|64) \| [a-z]", ln)]
+    if not rows:
+        pytest.skip("README has no generated compare table yet (run `make report`)")
+    r = CliRunner().invoke(main, ["compare", "--K", "8,16,64", "--markdown"])
+    assert r.exit_code == 0, r.output
+    cli_rows = [ln for ln in r.output.splitlines() if re.match(r"\| (8|16|64) \| [a-z]", ln)]
+    assert rows == cli_rows
