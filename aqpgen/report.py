@@ -487,6 +487,12 @@ def exact_markdown(exact: dict) -> str:
         parts.append(f"*Scenario `{sc}`* — TV(p_K, p*) at the fixed point of the exact expected "
                      "dynamics (n/a: the table has no ok row at that K):\n\n"
                      + _md_table(["estimator"] + [f"K={K}" for K in ks] + ["log-log slope", "over K"], rows))
+    for sc, res in exact.items():
+        ks = next(iter(res.values()))["K"]
+        fin = sorted((r["tv"][-1], n) for n, r in res.items() if math.isfinite(r["tv"][-1]))
+        if fin:
+            order = ", ".join(f"`{n}` {_fmt(v, 3)}" for v, n in fin)
+            parts.append(f"`{sc}` at K = {ks[-1]}, lowest fixed-point TV first: {order}.")
     z = exact.get("zipf", {})
     if "plugin" in z and "kl-minimax" in z and 128 in z["plugin"]["K"]:
         i = z["plugin"]["K"].index(128)
