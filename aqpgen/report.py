@@ -735,7 +735,8 @@ def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False,
     sec["cli"] = attempt("cli", cli_section) or missing()
     rd = attempt("minimax rate", lambda: rate_data(tables_dir))
     sec["rate"] = rate_markdown(rd, full=False) if rd else missing()
-    sec["rate_full"] = (rate_markdown(rd, full=True) + "\n\n```\n" + rd["audit"].to_text() + "\n```"
+    sec["rate_full"] = (sec["rate"] + "\n\n<details><summary>Every K: <code>RateAudit.to_text()</code>"
+                        "</summary>\n\n```\n" + rd["audit"].to_text() + "\n```\n\n</details>"
                         if rd else sec["rate"])
     sec["f64"] = f64_markdown(rd) if rd else missing()
     reach = attempt("preset reach", lambda: preset_reach(tables_dir))
