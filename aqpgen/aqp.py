@@ -75,27 +75,32 @@ __all__ = [
     "SOLVER_SETTINGS",
 ]
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 #: Relative cutoff of the binomial rows fed to the solver (entries below cutoff·max are dropped).
 PMF_CUTOFF = 1e-30
 #: Relative tightening of the budget handed to the solver (verified value must meet the budget).
 TIGHTEN = 1e-3
-#: Clarabel settings, explicit.  Constraints are scaled to O(1), so tol_feas = 1e-7 means a bias
-#: violation of ~1e-7·budget, far below the ``TIGHTEN`` margin; the relative gap 1e-7 bounds the
-#: objective's error.  Tighter tolerances stall: the optimum is highly degenerate (many active
-#: bias points and variance cones), the dual residual stops improving near 1e-8.
-#: ``_RETRY_SETTINGS`` are tried in turn on failure; anything still not "optimal" is reported.
+#: Clarabel settings, explicit.  Constraints are scaled to O(1), so tol_feas = 1e-6 means a bias
+#: violation of ~1e-6·budget, far below the ``TIGHTEN`` margin (1e-3), and the relative gap 1e-6
+#: bounds the objective's error; the exchange and the certificate accept or reject the candidate
+#: independently anyway.  Measured on the shipped grid: at 1e-7 the last interior-point steps
+#: often lose primal feasibility (residual 1e-8 -> 1e-3, Clarabel "InsufficientProgress" or
+#: "AlmostSolved") at scattered K (5 of 263 rows for rho1, 28 for rho2); at 1e-6 those solve.
 #: ``direct_solve_method="qdldl"``: on these KKT systems (thousands of bias rows coupled through
 #: the K table entries) Clarabel's default faer factorisation was measured 6–17× slower than QDLDL
 #: (K = 256: 4.15 s vs 0.24 s per solve; K = 1024 rho1: ~3 s with QDLDL).
-SOLVER_SETTINGS = dict(tol_gap_abs=1e-7, tol_gap_rel=1e-7, tol_feas=1e-7, tol_ktratio=1e-5,
+#: ``_RETRY_SETTINGS`` are tried in turn on failure; anything still not "optimal" is reported.
+SOLVER_SETTINGS = dict(tol_gap_abs=1e-6, tol_gap_rel=1e-6, tol_feas=1e-6, tol_ktratio=1e-4,
                        max_iter=300, direct_solve_method="qdldl")
 _RETRY_SETTINGS = (
+    dict(SOLVER_SETTINGS, equilibrate_enable=False),
     dict(tol_gap_abs=1e-6, tol_gap_rel=1e-6, tol_feas=1e-6, tol_ktratio=1e-4, max_iter=400,
          static_regularization_constant=1e-7, iterative_refinement_max_iter=20,
          direct_solve_method="qdldl"),
 )
+#: Refinement solves started from an "optimal_inaccurate" candidate before other retries.
+REFINE_STEPS = 2
 #: Relative slack of the certificate (β̄ <= (1 + CERT_SLACK)·β_lower); below ``TIGHTEN``.
 CERT_SLACK = 2e-4
 #: Smallest η attempted: below it the budget is within the tightening/rounding margin of E*_K.
@@ -470,14 +475,28 @@ def _solve_program(K, c_ref, p_bias, p_var, *, mode, bias_scale, var_scale, bias
 
 
 def _solve_checked(*args, alt_var_scale=None, **kw):
-    """``_solve_program``, retried on a non-optimal status with ``_RETRY_SETTINGS`` and then with
-    the variance cones rescaled by ``alt_var_scale`` (the variance reached so far)."""
+    """``_solve_program``, refined or retried on a non-optimal status; only "optimal" is returned.
+
+    An "optimal_inaccurate" candidate is first *refined*: it becomes the reference table of a new
+    correction solve (the correction is then small and the scaled rows well conditioned), up to
+    ``REFINE_STEPS`` times.  Then the solve is retried with ``_RETRY_SETTINGS`` and with the
+    variance cones rescaled by ``alt_var_scale`` (the variance reached so far).  The inaccurate
+    candidate itself is never returned.
+    """
     c, status, val = _solve_program(*args, **kw)
     if status == "optimal":
         return c, status, val
     if status in ("infeasible", "infeasible_inaccurate"):
         return None, status, val
     tried = [status.split(":")[0]]
+    K, _, p_bias, p_var = args
+    for _ in range(REFINE_STEPS):
+        if c is None or not np.all(np.isfinite(c)):
+            break
+        c, status, val2 = _solve_program(K, c, p_bias, p_var, **kw)
+        if status == "optimal":
+            return c, status, val2
+        tried.append("refined " + status.split(":")[0])
     attempts = [dict(settings=st) for st in _RETRY_SETTINGS]
     if alt_var_scale is not None and alt_var_scale != kw.get("var_scale"):
         attempts += [dict(var_scale=alt_var_scale, settings=st)

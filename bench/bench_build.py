@@ -1,0 +1,72 @@
+"""Benchmark: whole-grid table builds and the up-to-date check of ``make tables``.
+
+Always: times ``aqpgen.build.build`` on the committed spec against the committed tables (every
+table must be found up to date: this is what ``make tables`` does on a fresh clone after the
+virtual environment exists; target <= 2 min including the venv).
+
+With ``BENCH_FULL=1`` (or ``--full``): rebuilds, into a temporary directory and with
+``--jobs 2``, the minimax table on the whole standard grid (issue 3 target: <= 20 min) and then
+the four AQP presets (issue 4 target: <= 30 min), and prints the wall time of each and the largest
+K each preset reaches.  This takes tens of minutes, so it is off by default.
+
+Run: ``python bench/bench_build.py [--full] [--jobs N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+
+from aqpgen import build
+from aqpgen.tablefile import read_table
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPEC = os.path.join(ROOT, "tables", "tables.toml")
+PRESETS = ("kl-aqp-eta3", "kl-aqp-eta15", "kl-aqp-rho1", "kl-aqp-rho2")
+
+
+def _reach(path: str) -> str:
+    t = read_table(path)
+    ok = [K for K in t.Ks if t.rows[K].status == "ok"]
+    return (f"{len(ok)}/{len(t.Ks)} rows ok, largest ok K = {max(ok) if ok else '-'}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true", default=os.environ.get("BENCH_FULL") == "1")
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    out = build.build(SPEC, jobs=args.jobs)
+    dt = time.perf_counter() - t0
+    acts = {o.name: o.action for o in out}
+    print(f"up-to-date check of {len(out)} committed tables: {dt:.2f} s "
+          f"({sum(a == 'up-to-date' for a in acts.values())} up to date, "
+          f"{sum(a == 'built' for a in acts.values())} rebuilt)")
+    if not args.full:
+        print("whole-grid rebuilds skipped (set BENCH_FULL=1 or pass --full; takes tens of minutes)")
+        return 0
+
+    tmp = tempfile.mkdtemp(prefix="aqpgen-bench-")
+    try:
+        shutil.copy(SPEC, tmp)
+        spec = os.path.join(tmp, "tables.toml")
+        for names, target in ((("kl-minimax",), 20 * 60), (PRESETS, 30 * 60)):
+            t0 = time.perf_counter()
+            build.build(spec, tmp, jobs=args.jobs, only=list(names), force=True)
+            dt = time.perf_counter() - t0
+            print(f"{', '.join(names)}: whole standard grid with --jobs {args.jobs}: {dt / 60:.1f} min "
+                  f"(target <= {target // 60} min)")
+            for n in names:
+                print(f"  {n}: {_reach(os.path.join(tmp, n + '.h5'))}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
