@@ -378,21 +378,44 @@ def preset_reach(tables_dir: str = "tables") -> dict:
                 if K not in vpl:
                     vpl[K] = float(metrics.variance_sup(peers.peer_table("plugin", K), K))
                 ratios[K] = t.metrics(K)["V_inf"] / vpl[K]
-        out[name] = {"params": t.params, "n_ok": len(ok), "n_bad": len(bad),
+        out[name] = {"params": t.params, "n_ok": len(ok), "n_bad": len(bad), "bad": bad,
                      "largest_ok": ok[-1] if ok else None, "contiguous": contiguous,
                      "first_bad": first_bad, "reason": t.status(first_bad) if bad else "",
                      "vratio": ratios}
     return out
 
 
+def _K_list(Ks: Sequence[int], n: int = 8) -> str:
+    """"—", "80, 97, 113" or runs compressed: "117, 137, 139–1024 (128 values)"."""
+    if not Ks:
+        return "—"
+    runs, start = [], Ks[0]
+    for a, b in zip(Ks, list(Ks[1:]) + [None]):
+        if b is None or not _consecutive(a, b):
+            runs.append(str(start) if start == a else f"{start}–{a}")
+            if b is not None:
+                start = b
+    text = ", ".join(runs[:n]) + (f", … (+{len(runs) - n} more)" if len(runs) > n else "")
+    return text + (f" ({len(Ks)} values)" if len(Ks) > 3 else "")
+
+
+def _consecutive(a: int, b: int) -> bool:
+    """Neighbours on the standard grid (every K to 256, then steps of 64 / 128)."""
+    from aqpgen.records import standard_Ks
+
+    grid = standard_Ks(2)
+    return a in grid and b in grid and grid.index(b) == grid.index(a) + 1
+
+
 def reach_markdown(reach: dict) -> str:
     if not reach:
         raise FileNotFoundError("no AQP preset table (kl-aqp-*.h5) found")
     rows = [[f"`{n}`", f"{r['n_ok']} / {r['n_bad']}", r["largest_ok"], r["contiguous"],
-             r["first_bad"] if r["first_bad"] else "—",
-             _short(r["reason"], 140) if r["reason"] else "—"] for n, r in reach.items()]
+             _K_list(r["bad"]), _short(r["reason"], 140) if r["reason"] else "—"]
+            for n, r in reach.items()]
     t1 = _md_table(["preset", "rows ok / not ok", "largest ok K", "every K ok up to",
-                    "first failing K", "its recorded status"], rows, "---|---:|---:|---:|---:|---|")
+                    "failing K", "recorded status of the first failing K"], rows,
+                   "---|---:|---:|---:|---|---|")
     vrows = [[f"`{n}`"] + [_sci(r["vratio"].get(K), 2) for K in VRATIO_KS] for n, r in reach.items()]
     t2 = _md_table(["preset"] + [f"K={K}" for K in VRATIO_KS], vrows)
     eta = {n: r for n, r in reach.items() if "eta" in r["params"]}
@@ -616,8 +639,8 @@ def choices_section(tables_dir: str = "tables", reach: dict | None = None, f64: 
         "accurately is recorded with its reason (NaN values), never shipped." + _reach_stat(reach),
         "**`make tables` is fast on a fresh clone**: a file is current iff its stored "
         "`inputs_hash` (name, family, method, params, K list, generator and schema versions) "
-        "matches the spec and its content hash checks; the committed tables are current, so "
-        "nothing is solved." + _uptodate_stat(tables_dir),
+        "matches the spec and its content hash checks; a current file is not touched, so a "
+        "clone whose committed tables are current solves nothing." + _uptodate_stat(tables_dir),
     ]
     return deps + "\n\n**Design decisions**\n\n" + "\n".join(f"* {s}" for s in items)
 
@@ -654,8 +677,10 @@ def _uptodate_stat(tables_dir: str) -> str:
     specs = build.load_spec(spec_path)
     cur = [s.name for s in specs if build.is_up_to_date(s, _table_path(tables_dir, s.name))]
     dt = time.perf_counter() - t0
+    stale = [s.name for s in specs if s.name not in cur]
     return (f" Checked when this was generated: {len(cur)} of {len(specs)} spec entries up to date"
-            f" ({dt:.1f} s for the check, {TIMING_LABEL}).")
+            + (f" (stale: {', '.join(stale)})" if stale else "")
+            + f"; the check took {dt:.1f} s ({TIMING_LABEL}).")
 
 
 # --------------------------------------------------------------------------------------------

@@ -185,3 +185,10 @@ def test_readme_compare_block_matches_cli():
     assert r.exit_code == 0, r.output
     cli_rows = [ln for ln in r.output.splitlines() if re.match(r"\| (8|16|64) \| [a-z]", ln)]
     assert rows == cli_rows
+
+
+def test_K_list_compresses_runs_on_the_standard_grid():
+    assert report._K_list([]) == "—"
+    assert report._K_list([80, 97]) == "80, 97"
+    assert report._K_list([117, 137, 139, 140, 141]) == "117, 137, 139–141 (5 values)"
+    assert report._K_list([255, 256, 320, 384]) == "255–384 (4 values)"
