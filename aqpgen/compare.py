@@ -76,17 +76,23 @@ class CompareRow:
 
 
 def _preset_values(name: str, K: int):
-    """(values, status) of a preset at K: from the shipped table if it has an ok row, else solved."""
+    """(values, status) of a preset at K: the shipped table's row when it has one (its recorded
+    status when that row is out of reach — not solved again), else solved now."""
+    from .errors import TableFormatError
+
     path = _TABLES / f"kl-aqp-{name}.h5"
     if path.is_file():
         try:
             from .tablefile import read_table
 
             t = read_table(path)
-            if K in t.Ks and t.row(K).status == "ok":
+        except (TableFormatError, OSError):  # an unreadable shipped table: solve instead
+            t = None
+        if t is not None and K in t.Ks:
+            row = t.row(K)
+            if row.status == "ok":
                 return np.asarray(t.values(K), dtype=np.float64), "ok"
-        except Exception:  # an unreadable shipped table is not fatal: solve instead
-            pass
+            return np.full(K, np.nan), f"{path.name}: {row.status}"
     from .aqp import build_K
 
     r = build_K(K, dict(PRESETS[name]))
