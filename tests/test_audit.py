@@ -341,3 +341,30 @@ def test_minimax_equioscillation_and_tamper(tmp_path):
     a = audit.audit_file(bad)
     assert {f.K for f in a.failures} == {16}
     assert {"spread", "E_star"} & {f.check for f in a.failures}
+
+
+@pytest.mark.parametrize("name", ["kl-aqp-rho1", "kl-aqp-eta15"])
+def test_shipped_aqp_row_tampered_by_1e6_is_named(tmp_path, name):
+    """A shipped AQP row whose coefficient moved by 1e-6 (relative), written back with a
+    recomputed, self-consistent hash, fails the audit at that K (through V1/V∞ recomputation)."""
+    src = os.path.join(os.path.dirname(__file__), os.pardir, "tables", name + ".h5")
+    if not os.path.exists(src):
+        pytest.skip(f"shipped table {name} not present")
+    t = tablefile.read_table(src)
+    keep = (8, 16, 24)
+    rows = {K: t.rows[K] for K in keep}
+    small = replace(t, Ks=keep, rows=rows, content_hash=None)
+    good = tmp_path / "good" / (name + ".h5")
+    good.parent.mkdir()
+    tablefile.write_table(good, small)
+    mm = os.path.join(os.path.dirname(src), "kl-minimax.h5")
+    assert audit.audit_file(good, minimax=mm).ok
+    v = rows[16].values.copy()
+    v[5] *= 1 + 1e-6
+    rows[16] = rows[16]._replace(values=v)
+    bad = tmp_path / (name + ".h5")
+    tablefile.write_table(bad, replace(small, rows=rows, content_hash=None))
+    a = audit.audit_file(bad, minimax=mm)
+    assert not a.ok
+    assert {f.K for f in a.failures} == {16}
+    assert {"V_inf", "V1"} & {f.check for f in a.failures}
