@@ -10,8 +10,10 @@ JOBS    ?= 2
 SPEC    ?= tables/tables.toml
 # Build only these tables (space-separated names; empty = every table in $(SPEC)).
 ONLY    ?=
-# Set WITH_TORCH=1 to try installing torch (its tests are skipped when it is absent).
+# Set WITH_TORCH=1 / WITH_JAX=1 to try installing torch / jax (their tests are skipped when absent).
 WITH_TORCH ?= 0
+WITH_JAX ?= 0
+JAX_VERSION ?= 0.10.2
 TORCH_VERSION ?= 2.13.0
 
 .PHONY: all venv tables test verify bench report clean
@@ -33,6 +35,11 @@ test: $(STAMP)
 	  $(BIN)/python -c "import torch" 2>/dev/null \
 	  || timeout 1800 $(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)" \
 	  || echo "note: torch $(TORCH_VERSION) could not be installed; torch tests will be skipped" >&2; \
+	fi
+	@if [ "$(WITH_JAX)" = "1" ]; then \
+	  $(BIN)/python -c "import jax" 2>/dev/null \
+	  || timeout 900 $(BIN)/python -m pip install --quiet "jax==$(JAX_VERSION)" \
+	  || echo "note: jax $(JAX_VERSION) could not be installed; jax tests will be skipped" >&2; \
 	fi
 	@$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
