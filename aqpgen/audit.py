@@ -21,7 +21,8 @@ format_text(audits)   -- the plain-text discrepancy table the CLI prints.
 What is recomputed (checks, by name)
 ------------------------------------
 File level: ``readable``, ``schema``, ``layout``, ``content_hash``, ``manifest`` (sha256, size
-and content hash of the manifest entry), ``target`` (the header's target parses and agrees
+and content hash of the manifest entry, and per-row digests: ``manifest.row`` names each K whose
+values, strings or status differ from the manifest's record), ``target`` (the header's target parses and agrees
 with ``params``), ``metrics.unaudited`` (names of stored metrics the audit cannot recompute,
 listed so that nothing is silently passed), ``rate`` (minimax: Θ(1/K²) slope).
 
@@ -976,7 +977,8 @@ def _file_finding(fname, check, ok, detail, stored=None, recomputed=None, tol=""
     return Finding(fname, None, check, stored, recomputed, None, tol, ok, detail)
 
 
-def _manifest_findings(path: str, fname: str, manifest: str | None, chash: str | None) -> list[Finding]:
+def _manifest_findings(path: str, fname: str, manifest: str | None, chash: str | None,
+                       table=None) -> list[Finding]:
     from aqpgen import tablefile
 
     mpath = manifest
@@ -1013,6 +1015,18 @@ def _manifest_findings(path: str, fname: str, manifest: str | None, chash: str |
                                  f"manifest content_hash {str(want.get('content_hash'))[:16]}... differs "
                                  f"from the recomputed {chash[:16]}...", stored=want.get("content_hash"),
                                  recomputed=chash, tol="equal"))
+    rows = want.get("rows")
+    if table is not None and isinstance(rows, dict):
+        got = tablefile.row_digests(table)
+        bad = sorted((int(k) for k in set(got) | set(rows) if got.get(k) != rows.get(k)))
+        out.append(_file_finding(fname, "manifest.rows", not bad,
+                                 f"all {len(got)} row digests match the manifest" if not bad else
+                                 f"{len(bad)} row(s) differ from the manifest's record",
+                                 tol="equal"))
+        for K in bad:
+            out.append(Finding(fname, K, "manifest.row", rows.get(str(K)), got.get(str(K)), None,
+                               "equal", False, f"K={K}: the row (values, strings or status) differs "
+                               f"from the manifest's record ({mpath})"))
     return out
 
 
@@ -1069,7 +1083,7 @@ def _prepare(path: str, manifest: str | None, minimax: str | None) -> _Prepared:
                            f"{path}: stored content_hash {str(stored_hash)[:16]}... but the data hash to "
                            f"{chash[:16]}...: the file was modified after it was written",
                            stored=stored_hash, recomputed=chash, tol="equal"))
-    F.extend(_manifest_findings(path, fname, manifest, chash))
+    F.extend(_manifest_findings(path, fname, manifest, chash, t))
 
     header = {"name": t.name, "family": t.family, "method": t.method, "target": t.target,
               "params": t.params, "Ks": t.Ks}
@@ -1145,7 +1159,7 @@ def _rate_findings(fname: str, Ks, E) -> tuple[list[Finding], dict]:
 
 
 _CHECK_ORDER = ["readable", "schema", "layout", "content_hash", "manifest", "manifest.sha256",
-                "manifest.size", "manifest.content_hash", "target", "family", "method",
+                "manifest.size", "manifest.content_hash", "manifest.rows", "target", "family", "method",
                 "metrics.unaudited", "E_star.source", "rate"]
 
 

@@ -657,13 +657,35 @@ def _write_text_atomic(path: str, text: str) -> None:
         fh.write(text)
 
 
+def row_digest(values, values_hp, status) -> str:
+    """sha256 (hex, first 32 digits) of one row's canonical bytes: the float64 values
+    (little-endian), the high-precision strings (newline-joined) and the status."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(np.asarray(values, dtype="<f8")).tobytes())
+    h.update(b"\x00")
+    if values_hp is not None:
+        h.update("\n".join(s.decode("ascii") if isinstance(s, bytes) else str(s)
+                            for s in values_hp).encode("ascii"))
+    h.update(b"\x00")
+    h.update(str(status).encode("utf-8"))
+    return h.hexdigest()[:32]
+
+
+def row_digests(table: TableData) -> dict:
+    """``{str(K): row_digest(...)}`` for every row (the manifest records them, so an audit can
+    name the K of a changed row even when the file's own hash was recomputed)."""
+    return {str(K): row_digest(r.values, r.values_hp, r.status) for K, r in table.rows.items()}
+
+
 def manifest_entry(path: str | os.PathLike) -> dict:
-    """``{"sha256", "content_hash", "size"}`` for one table file (hash attribute read, not checked)."""
+    """``{"sha256", "content_hash", "size", "rows"}`` for one table file (hash attribute read, not
+    checked; ``rows`` maps each K to its `row_digest`)."""
     attrs = read_attrs(path)
     return {
         "sha256": file_sha256(path),
         "content_hash": attrs.get("content_hash", ""),
         "size": os.path.getsize(path),
+        "rows": row_digests(read_table(path, check_hash=False)),
     }
 
 
@@ -671,7 +693,8 @@ def update_manifest(tables_dir: str | os.PathLike) -> dict:
     """(Re)write ``tables_dir/MANIFEST.json`` listing every ``*.h5`` file in ``tables_dir``.
 
     The manifest is sorted JSON ``{"schema": "aqpgen.manifest", "version": 1, "files":
-    {"<file>.h5": {"sha256": ..., "content_hash": ..., "size": ...}}}``, written atomically.
+    {"<file>.h5": {"sha256": ..., "content_hash": ..., "size": ..., "rows": {K: digest}}}}``,
+    written atomically.
     An identical existing manifest is left untouched.  Returns the manifest dict.
     """
     d = os.fspath(tables_dir)

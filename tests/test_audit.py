@@ -368,3 +368,24 @@ def test_shipped_aqp_row_tampered_by_1e6_is_named(tmp_path, name):
     assert not a.ok
     assert {f.K for f in a.failures} == {16}
     assert {"V_inf", "V1"} & {f.check for f in a.failures}
+
+
+def test_one_ulp_change_named_through_manifest_row_digests(tmp_path):
+    """Below every metric tolerance (one ulp in one coefficient, hash recomputed) the manifest's
+    per-row digests still name the changed K."""
+    t = peers.peer_table("digamma", 6)
+    rows = {K: tablefile.Row(np.asarray(peers.peer_table("digamma", K)), None, {}, "ok", {})
+            for K in (4, 5, 6)}
+    table = tablefile.TableData(name="t", family="kl", target="log p", method="peer", params={},
+                                provenance={}, Ks=(4, 5, 6), rows=rows, inputs_hash="x")
+    tablefile.write_table(tmp_path / "t.h5", table)
+    tablefile.update_manifest(tmp_path)
+    assert t[2] != 0
+    v = rows[5].values.copy()
+    v[2] = np.nextafter(v[2], np.inf)
+    rows[5] = rows[5]._replace(values=v)
+    tablefile.write_table(tmp_path / "t.h5", replace(table, rows=rows))  # self-consistent hash
+    found = audit._manifest_findings(str(tmp_path / "t.h5"), "t.h5", None, None,
+                                     tablefile.read_table(tmp_path / "t.h5"))
+    bad = [f for f in found if not f.ok]
+    assert {(f.check, f.K) for f in bad} >= {("manifest.row", 5), ("manifest.sha256", None)}
