@@ -72,7 +72,6 @@ Rows whose status is not "ok" are reported (check ``status``) and not otherwise 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import math
 import os
 import re
@@ -81,6 +80,8 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 
 import numpy as np
+
+from .precision import flint_prec
 
 __all__ = [
     "TOLERANCES",
@@ -211,19 +212,6 @@ def _rel(a: float, b: float) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _flint_prec(prec: int):
-    """Set python-flint's working precision (bits) inside the block, restore it afterwards."""
-    import flint
-
-    old = flint.ctx.prec
-    flint.ctx.prec = int(prec)
-    try:
-        yield
-    finally:
-        flint.ctx.prec = old
-
-
 def _to_fraction(x) -> Fraction:
     """Exact rational of a stored value: a float64, or a decimal / ``"a/b"`` string."""
     if isinstance(x, (bytes, np.bytes_)):
@@ -248,7 +236,7 @@ def _bernstein_to_monomial(d: Sequence, prec: int):
     """
     from flint import arb, arb_poly
 
-    with _flint_prec(prec):
+    with flint_prec(prec):
         n = len(d) - 1
         fac = [arb(1)]
         for j in range(1, n + 1):
@@ -285,7 +273,7 @@ class _RowPoly:
         cmax = max((abs(v) for v in values), default=Fraction(0))
         lg2 = (cmax.numerator.bit_length() - cmax.denominator.bit_length()) if cmax else 0
         self.wexp = -2 * (lg2 + 2) if lg2 > 400 else 0
-        with _flint_prec(self.prec):
+        with flint_prec(self.prec):
             c = [_arb_of(v) for v in values]
             d = [c[0] * 0] + [c[j - 1] * j / K for j in range(1, K + 1)]
             self.P = _bernstein_to_monomial(d, self.prec)
@@ -323,7 +311,7 @@ class _RowPoly:
         K = self.K
         f = np.empty(K + 1)
         pts = (1 - np.cos(np.pi * np.arange(K + 1) / K)) / 2
-        with _flint_prec(self.prec):
+        with flint_prec(self.prec):
             for j in range(K + 1):
                 f[j] = self._check(poly(arb(float(pts[j]))))
         # f[j] = poly(p_j), p_j = (1 − cos(πj/K))/2, i.e. x_j = −cos(πj/K); reverse to x = cos(πj/K)
@@ -362,7 +350,7 @@ class _RowPoly:
 
     def v1(self) -> float:
         """∫_0^1 p·Var_p dp = ∫W − ∫P·G with G = P/p (exact monomial integration)."""
-        with _flint_prec(self.prec):
+        with flint_prec(self.prec):
             G = self.P.right_shift(1)
             Q = self.P * G
             total = self.W.coeffs()[0] * 0
@@ -385,11 +373,11 @@ class _RowPoly:
 
         x = float(p0)
         for _ in range(40):
-            with _flint_prec(self.prec):
+            with flint_prec(self.prec):
                 xa = arb(x)
                 d1 = self.P1(xa)
                 d2 = self.P2(xa)
-            with _flint_prec(_LOW_PREC):
+            with flint_prec(_LOW_PREC):
                 step = float(((d1 - xa.log() - 1) / (d2 - 1 / xa)).mid())
             xn = min(max(x - step, lo), hi)
             if xn == lo and lo == 0.0:
@@ -398,7 +386,7 @@ class _RowPoly:
                 x = xn
                 break
             x = xn
-        with _flint_prec(self.prec):
+        with flint_prec(self.prec):
             xa = arb(x)
             y = self.P(xa) - xa * xa.log() if x > 0 else self.P(xa)
             self._check(y)
@@ -817,7 +805,7 @@ def _minimax_checks(task, ext, extra, prec) -> list[Finding]:
                      stored=None, recomputed=float(n), tol=">= K+1 alternating"))
     if not ext:
         return out
-    with _flint_prec(prec):
+    with flint_prec(prec):
         mags = [abs(y) for _, y in ext]
         hi, lo = mags[0], mags[0]
         for a in mags[1:]:

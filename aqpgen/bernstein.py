@@ -52,6 +52,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .precision import flint_prec
+
 __all__ = [
     "binom_pmf",
     "exact_values",
@@ -316,16 +318,10 @@ def to_chebyshev_arb(values: Sequence, prec: int) -> list:
     -------
     list of flint.arb, length K + 1, each ball containing the exact a_j.
     """
-    import flint
-
     prec = _as_K(prec, "prec", minimum=2)
     exact = to_chebyshev_exact(values)
-    old = flint.ctx.prec
-    try:
-        flint.ctx.prec = prec
+    with flint_prec(prec) as flint:
         return [flint.arb(a) for a in exact]
-    finally:
-        flint.ctx.prec = old
 
 
 def to_chebyshev_f64(values: Sequence) -> tuple[np.ndarray, np.ndarray]:

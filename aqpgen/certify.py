@@ -68,6 +68,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bernstein import _as_K, to_chebyshev_exact, to_chebyshev_f64
+from .precision import flint_prec
 
 __all__ = ["H3_CONST", "Certificate", "certify_beta"]
 
@@ -298,11 +299,7 @@ def _certify_from_cheb(K: int, a: np.ndarray, err: np.ndarray, rel_slack: float,
 
 def _certify_trivial(K: int, exact) -> Certificate:
     """Fallback when the coefficients overflow float64: |e| <= sum |a_j| + 1/e (arb)."""
-    import flint
-
-    old = flint.ctx.prec
-    try:
-        flint.ctx.prec = 64
+    with flint_prec(64) as flint:
         tot = flint.arb(0)
         for q in exact:
             tot += abs(flint.arb(q))
@@ -314,8 +311,6 @@ def _certify_trivial(K: int, exact) -> Certificate:
             s += flint.arb(q)
         low = abs(s).lower()
         lowf = float(low) if low < flint.arb("1e308") else 1.7976931348623157e308
-    finally:
-        flint.ctx.prec = old
     return Certificate(K=K, beta_lower=lowf, beta_upper=up, n_points=1, prec=64,
                        method="coefficients overflow float64: trivial arb bound sum|a_j| + 1/e "
                               "(lower bound |e(1)|)", converged=False, rounds=0)

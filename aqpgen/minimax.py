@@ -94,7 +94,6 @@ Possible issues
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from collections.abc import Sequence
@@ -104,6 +103,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConvergenceError
+from .precision import flint_prec
 from .records import Check, KResult
 
 __all__ = [
@@ -176,19 +176,6 @@ def table_prec(K: int) -> int:
     """
     K = _as_K(K)
     return K + 128
-
-
-@contextlib.contextmanager
-def _flint_prec(bits: int):
-    """Temporarily set python-flint's working precision (restored on exit)."""
-    import flint
-
-    old = flint.ctx.prec
-    flint.ctx.prec = int(bits)
-    try:
-        yield flint
-    finally:
-        flint.ctx.prec = old
 
 
 def _digits(prec: int) -> int:
@@ -384,7 +371,7 @@ def _to_grid(eng: _Engine, t) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 def _hp_rows(k, d, M: int, K: int, prec: int):
     """arb rows [cos(j t_i), j < K] + [(-1)^i / p_i], and p_i, log p_i at t_i = pi k_i/M + d_i."""
-    with _flint_prec(prec) as flint:
+    with flint_prec(prec) as flint:
         arb = flint.arb
         pi = arb.pi()
         rows, ps, Ls = [], [], []
@@ -411,7 +398,7 @@ def _hp_solve(Mfull, Ls, A_float, prec: int, K: int):
     import scipy.linalg
 
     lu = scipy.linalg.lu_factor(A_float)
-    with _flint_prec(prec) as flint:
+    with flint_prec(prec) as flint:
         arb_mat = flint.arb_mat
         rhs = arb_mat([[L] for L in Ls])
         x = arb_mat(K + 1, 1)
@@ -429,7 +416,7 @@ def _hp_solve(Mfull, Ls, A_float, prec: int, K: int):
 
 def _hp_values(Mfull, ps, Ls, coeffs, prec: int, K: int):
     """Errors e_i = p_i (Q(t_i) - log p_i) in arb, Q given by arb cosine coefficients."""
-    with _flint_prec(prec) as flint:
+    with flint_prec(prec) as flint:
         arb, arb_mat = flint.arb, flint.arb_mat
         x = arb_mat([[c] for c in coeffs] + [[arb(0)]])
         Q = (Mfull * x).entries()
@@ -440,7 +427,7 @@ def _cheb_strings(b_arb, prec: int) -> tuple[str, ...]:
     """Chebyshev coefficients a_j = (-1)^j b_j as decimal strings (``_digits(prec)`` digits)."""
     n = _digits(prec)
     out = []
-    with _flint_prec(prec):  # negation rounds to the context precision
+    with flint_prec(prec):  # negation rounds to the context precision
         for j, v in enumerate(b_arb):
             v = v.mid() if j % 2 == 0 else -v.mid()
             out.append(v.str(n, radius=False))
@@ -449,7 +436,7 @@ def _cheb_strings(b_arb, prec: int) -> tuple[str, ...]:
 
 def _coeffs_from_strings(cheb: Sequence[str], prec: int):
     """Cosine coefficients b_j = (-1)^j a_j as arb at ``prec`` bits from decimal strings."""
-    with _flint_prec(prec) as flint:
+    with flint_prec(prec) as flint:
         return [flint.arb(s) if j % 2 == 0 else -flint.arb(s) for j, s in enumerate(cheb)]
 
 
@@ -646,7 +633,7 @@ def remez(K: int, *, prec: int | None = None, tol: float | None = None, maxiter:
             e_hp = _hp_values(Mfull2, ps2, Ls2, coeffs, prec, K)
             sg = [1 if float(v) > 0 else -1 for v in e_hp]
             alternating = all(sg[i] != sg[i + 1] for i in range(K))
-            with _flint_prec(prec):
+            with flint_prec(prec):
                 absv = [abs(v).mid() for v in e_hp]  # exact midpoints: exact comparisons
                 emax, emin = max(absv), min(absv)
                 spread = float(((emax - emin) / emax).mid())
@@ -701,7 +688,7 @@ def cheb_to_bernstein(cheb: Sequence, prec: int) -> list:
     if K < 1:
         raise ValueError("cheb must hold at least one coefficient")
     n = K - 1
-    with _flint_prec(prec) as flint:
+    with flint_prec(prec) as flint:
         arb, arb_poly = flint.arb, flint.arb_poly
         a = [arb(str(v)) if isinstance(v, str) else arb(v) for v in cheb]
         if n == 0:
@@ -758,7 +745,7 @@ def minimax_table(K: int, *, prec: int | None = None, tol: float | None = None,
     E = result.E
     for _ in range(4):
         c = cheb_to_bernstein(result.cheb, bits)
-        with _flint_prec(bits):
+        with flint_prec(bits):
             rad = max(float(v.rad()) for v in c)
             cmax = max(abs(float(v.mid())) for v in c)
             if rad <= 1e-20 * E:
@@ -975,7 +962,7 @@ def build_K(K: int, params) -> KResult:
     from .metrics import kl_metrics
 
     metrics = dict(kl_metrics(K, values, strings))
-    with _flint_prec(table_prec(K)) as flint:
+    with flint_prec(table_prec(K)) as flint:
         cmax = max(abs(flint.arb(s)) for s in strings)
         max_abs_c = float(cmax.mid())
     metrics.update({
@@ -1004,7 +991,7 @@ def _bernstein_eval(strings: Sequence[str], pts, prec: int):
     """
     K = len(strings)
     n = K - 1
-    with _flint_prec(prec) as flint:
+    with flint_prec(prec) as flint:
         arb, arb_poly = flint.arb, flint.arb_poly
         c = [arb(s) * arb.bin_uiui(n, m) for m, s in enumerate(strings)]
         R, Rr = arb_poly(c), arb_poly(c[::-1])
@@ -1024,7 +1011,7 @@ def _bernstein_eval(strings: Sequence[str], pts, prec: int):
 
 def _sc_points(k, d, M: int, prec: int):
     """(sin(t/2), cos(t/2)) as arb for t = pi k/M + d."""
-    with _flint_prec(prec) as flint:
+    with flint_prec(prec) as flint:
         arb = flint.arb
         pi = arb.pi()
         out = []
@@ -1073,7 +1060,7 @@ def table_error_at_extrema(values_hp: Sequence[str], *, prec: int | None = None)
     k, d, _ = _select(*eng.locate(b), K + 1)
     pts = _sc_points(k, d, M, prec)
     g = _bernstein_eval(strings, pts, prec)
-    with _flint_prec(prec):
+    with flint_prec(prec):
         e = [(s * s) * (gi - 2 * s.log()) for (s, _), gi in zip(pts, g)]
     return np.array(_reference_p(k, d, M)), e
 
@@ -1112,7 +1099,7 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
                         "float64 values differ from the correctly rounded strings", K))
     _, e = table_error_at_extrema(strings)
     prec = table_prec(K)
-    with _flint_prec(prec):
+    with flint_prec(prec):
         a = [abs(x).mid() for x in e]
         sg = [float(x.mid()) > 0 for x in e]
         if a:

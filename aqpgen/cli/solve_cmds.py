@@ -109,6 +109,7 @@ def register(group):
     def minimax_cmd(K, prec, tol, with_table, as_json):
         from .. import minimax
         from ..errors import ConvergenceError
+        from ..precision import flint_prec
 
         if prec is not None and prec < 64:
             raise click.BadParameter(f"must be >= 64 bits, received {prec}", param_hint="--prec")
@@ -139,7 +140,7 @@ def register(group):
             "seconds": round(elapsed, 3),
         }
         if strings is not None:
-            with minimax._flint_prec(minimax.table_prec(K)) as flint:
+            with flint_prec(minimax.table_prec(K)) as flint:
                 out["max_abs_c"] = float(max(abs(flint.arb(s)) for s in strings).mid())
             out["table_prec"] = minimax.table_prec(K)
         if as_json:
