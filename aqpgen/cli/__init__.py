@@ -29,6 +29,21 @@ by p: beta = sup_p p*|E[c_K[n]] - target(p)|, V_inf = sup_p p*Var, V1 = int_0^1 
 """
 
 
+def k_list(ctx, param, value):
+    """click callback: a comma-separated list of batch sizes K >= 2 ("4,8,16") -> list of int."""
+    if value is None:
+        return None
+    try:
+        out = [int(x) for x in str(value).split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"must be a comma-separated list of integers, received {value!r}",
+                                 ctx=ctx, param=param) from None
+    if not out or any(k < 2 for k in out):
+        raise click.BadParameter(f"every K must be an integer >= 2, received {value!r}",
+                                 ctx=ctx, param=param)
+    return out
+
+
 @click.group(help="aqpgen: unbiased and near-unbiased answer-level reward tables.\n\n" + CONVENTIONS)
 @click.version_option(__version__, prog_name="aqpgen")
 def main() -> None:

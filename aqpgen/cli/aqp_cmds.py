@@ -7,7 +7,7 @@ import math
 
 import click
 
-from . import CONVENTIONS
+from . import CONVENTIONS, k_list
 
 FRONTIER_HELP = """\
 Sweep the AQP bias-variance frontier for one batch size K.
@@ -39,20 +39,6 @@ Examples:
   aqpgen compare --K 4,8,16,32,64,128,256,1024 --json
 
 """
-
-
-def _int_list(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        out = [int(x) for x in str(value).split(",") if x.strip()]
-    except ValueError:
-        raise click.BadParameter(f"must be a comma-separated list of integers, received {value!r}",
-                                 ctx=ctx, param=param) from None
-    if not out or any(k < 2 for k in out):
-        raise click.BadParameter(f"every K must be an integer >= 2, received {value!r}",
-                                 ctx=ctx, param=param)
-    return out
 
 
 def _float_list(ctx, param, value):
@@ -167,7 +153,7 @@ def register(group):
             click.echo(f"figure: {plot}")
 
     @group.command(name="compare", help=COMPARE_HELP + CONVENTIONS)
-    @click.option("--K", "Ks", callback=_int_list, default="4,8,16,32,64,128,256,1024",
+    @click.option("--K", "Ks", callback=k_list, default="4,8,16,32,64,128,256,1024",
                   show_default=True, help="Comma-separated batch sizes.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON rows.")
     @click.option("--markdown", "as_md", is_flag=True, help="Print a markdown table.")

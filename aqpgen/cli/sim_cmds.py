@@ -7,20 +7,7 @@ import math
 
 import click
 
-
-def _int_list(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        out = [int(v) for v in str(value).split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, received {value!r}") from None
-    if not out:
-        raise click.BadParameter(f"expected at least one value, received {value!r}")
-    bad = [k for k in out if k < 2]
-    if bad and param.name == "K":
-        raise click.BadParameter(f"every K must be >= 2, received {bad}")
-    return out
+from . import k_list
 
 
 def _jsonable(obj):
@@ -74,7 +61,7 @@ def register(group):
     @click.option("--scenario", type=click.Choice(["zipf", "head"]), default="zipf",
                   show_default=True, help="Which game.")
     @click.option("--exact", is_flag=True, help="Fixed point of the expected dynamics (no sampling).")
-    @click.option("--K", "K", callback=_int_list, default="4,8,16,32,64,128", show_default=True,
+    @click.option("--K", "K", callback=k_list, default="4,8,16,32,64,128", show_default=True,
                   help="Comma-separated batch sizes K.")
     @click.option("--estimators", default=None,
                   help="Comma-separated estimator names (default: all peers and shipped tables found).")
