@@ -27,6 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .figures import _pyplot, save_png
+
 __all__ = [
     "DPI",
     "FIGSIZE",
@@ -47,21 +49,8 @@ KL_TABLES = ("kl-minimax", "kl-aqp-eta3", "kl-aqp-eta15", "kl-aqp-rho1", "kl-aqp
 _SLOPE_KMIN = 16
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig, path) -> str:
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=DPI, metadata={"Software": None})
-    _plt().close(fig)
-    return path
+    return os.fspath(save_png(fig, path, dpi=DPI))
 
 
 def weighted_bias_curve(values, p) -> np.ndarray:
@@ -106,7 +95,7 @@ def bias_curves(K: int, tables_dir, path, peers_list: Sequence[str] | None = Non
     """Figure: p·bias(p) of every peer and every shipped KL table at batch size ``K``."""
     from aqpgen import peers
 
-    plt = _plt()
+    plt = _pyplot()
     p = np.concatenate([[0.0], np.logspace(-6, 0, 1200)])
     fig, ax = plt.subplots(figsize=FIGSIZE)
     for name in peers_list or peers.PEERS:
@@ -157,7 +146,7 @@ def beta_series(tables_dir, Ks: Sequence[int]) -> dict:
 def beta_vs_K(tables_dir, path, Ks: Sequence[int] = (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
               series: dict | None = None) -> str:
     """Figure: β against K (log-log) per estimator, slope over K >= 16 in the legend."""
-    plt = _plt()
+    plt = _pyplot()
     series = beta_series(tables_dir, Ks) if series is None else series
     fig, ax = plt.subplots(figsize=FIGSIZE)
     for name, (ks, bs) in series.items():
@@ -175,7 +164,7 @@ def beta_vs_K(tables_dir, path, Ks: Sequence[int] = (2, 4, 8, 16, 32, 64, 128, 2
 
 def k2_estar(tables_dir, path) -> str:
     """Figure: K²·E*_K against K (log K axis) from the shipped minimax table."""
-    plt = _plt()
+    plt = _pyplot()
     t = _read(tables_dir, "kl-minimax")
     ks = [K for K in t.Ks if t.status(K) == "ok"]
     E = np.array([t.metrics(K)["E_star"] for K in ks])
@@ -198,7 +187,7 @@ def frontier(K: int, path, points=None) -> str:
     """
     from aqpgen import peers
 
-    plt = _plt()
+    plt = _pyplot()
     if points is None:
         from aqpgen import aqp
 

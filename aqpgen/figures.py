@@ -34,12 +34,14 @@ def _pyplot():
     return plt
 
 
-def save_png(fig, path) -> Path:
-    """Save ``fig`` as PNG at ``DPI`` without timestamps/software tags (temp file + rename)."""
+def save_png(fig, path, *, dpi: int = DPI) -> Path:
+    """Save ``fig`` as PNG at ``dpi`` without timestamps/software tags (temp file + rename;
+    the parent directory is created if missing); closes the figure."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
+        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
         os.replace(tmp, path)
     finally:
         if tmp.exists():

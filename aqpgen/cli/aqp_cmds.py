@@ -60,12 +60,9 @@ def _num(x):
 
 def frontier_plot(path, K, points, peers):
     """Draw the frontier (V_inf vs beta, log-log) with the peers; deterministic PNG."""
-    import matplotlib
+    from ..figures import _pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    fig, ax = _pyplot().subplots(figsize=(6.4, 4.8))
     ok = [p for p in points if p["status"] == "ok"]
     ax.plot([p["V_inf"] for p in ok], [p["beta_cert"] for p in ok], "o-", color="C0",
             label="AQP frontier")
@@ -83,8 +80,7 @@ def frontier_plot(path, K, points, peers):
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata={"Software": None, "Creation Time": None})
-    plt.close(fig)
+    save_png(fig, path, dpi=100)
 
 
 def register(group):
