@@ -39,6 +39,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from aqpgen.bernstein import binom_pmf
 from aqpgen.records import Check, KResult
 
 __all__ = [
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 #: Bump when build_K's output for the same inputs changes.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 #: Uniform p-grid size for the sampled V_inf, and the size of the local refinement grid.
 _VINF_GRID = 2049
@@ -356,26 +357,9 @@ def verify_exact(values, coeffs, K: int) -> bool:
 
 
 # ----------------------------------------------------------------------------- metrics
-def _binom_pmf_rows(K1: int, p: np.ndarray) -> np.ndarray:
-    """b_{K1,m}(p) for m = 0..K1 and every p (rows), float64 via log-gamma (rel. err ~ K·eps)."""
-    m = np.arange(K1 + 1, dtype=np.float64)
-    logC = np.array([math.lgamma(K1 + 1) - math.lgamma(k + 1) - math.lgamma(K1 - k + 1)
-                     for k in range(K1 + 1)])
-    p = np.asarray(p, dtype=np.float64)[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logb = logC + m * np.log(p) + (K1 - m) * np.log1p(-p)
-    b = np.exp(logb)
-    # Endpoints: 0·log 0 = 0.
-    b[(p[:, 0] == 0.0), :] = 0.0
-    b[(p[:, 0] == 0.0), 0] = 1.0
-    b[(p[:, 0] == 1.0), :] = 0.0
-    b[(p[:, 0] == 1.0), K1] = 1.0
-    return b
-
-
 def _p_var(values: np.ndarray, p: np.ndarray) -> np.ndarray:
     """p · Var_p(c[n]) in float64, as p · sum_m b(p) (c - g)^2 (no cancellation)."""
-    b = _binom_pmf_rows(len(values) - 1, p)
+    b = binom_pmf(len(values) - 1, p)
     g = b @ values
     return p * np.einsum("ij,ij->i", b, (values[None, :] - g[:, None]) ** 2)
 
