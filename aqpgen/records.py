@@ -16,12 +16,12 @@ Conventions (used everywhere in aqpgen)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
-__all__ = ["standard_Ks", "KResult", "Check", "STANDARD_TAIL"]
+__all__ = ["STANDARD_TAIL", "Check", "KResult", "standard_Ks"]
 
 #: K values beyond 256 in the standard grid (SPEC §4).
 STANDARD_TAIL = (320, 384, 448, 512, 640, 768, 896, 1024)

@@ -53,39 +53,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Table", "answers_to_counts", "load_table", "tables_dirs"]
+from aqpgen.store.locate import find_table
+from aqpgen.store.tablefile import read_table  # numpy + lazy h5py
 
-#: Environment variable holding extra table directories (``os.pathsep``-separated), searched first.
-TABLES_ENV = "AQPGEN_TABLES"
-
-
-# ----------------------------------------------------------------------------- locating tables
-def tables_dirs() -> list[Path]:
-    """Directories searched for a table given by name: ``$AQPGEN_TABLES`` entries, then the
-    repository's ``tables/`` directory."""
-    dirs = [Path(d) for d in os.environ.get(TABLES_ENV, "").split(os.pathsep) if d]
-    dirs.append(Path(__file__).resolve().parent.parent / "tables")
-    return dirs
-
-
-def _resolve(path_or_name) -> Path:
-    p = Path(os.fspath(path_or_name))
-    if p.is_file():
-        return p
-    name = str(path_or_name)
-    if os.sep not in name and (os.altsep is None or os.altsep not in name):
-        for d in tables_dirs():
-            for cand in (d / f"{name}.h5", d / name):
-                if cand.is_file():
-                    return cand
-    searched = [str(d) for d in tables_dirs()]
-    available = sorted({f.stem for d in tables_dirs() if d.is_dir() for f in d.glob("*.h5")})
-    raise FileNotFoundError(
-        f"no table file {name!r}: not a file, and no '{name}.h5' in {searched} "
-        f"(available names: {available or 'none'}; run `make tables` to build the shipped ones, "
-        f"or set ${TABLES_ENV})"
-    )
-
+__all__ = ["Table", "answers_to_counts", "load_table"]
 
 def load_table(path_or_name, *, check_hash: bool = True) -> Table:
     """Load a table file once into a dense float64 array.
@@ -106,9 +77,7 @@ def load_table(path_or_name, *, check_hash: bool = True) -> Table:
     aqpgen.errors.TableFormatError
         Wrong schema or schema version, malformed file, content hash mismatch.
     """
-    from aqpgen.tablefile import read_table  # numpy + lazy h5py
-
-    path = _resolve(path_or_name)
+    path = find_table(path_or_name)
     return Table(read_table(path, check_hash=check_hash), path=path)
 
 

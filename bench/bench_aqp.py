@@ -12,9 +12,9 @@ import time
 
 
 def main(argv=None) -> int:
-    from aqpgen.aqp import build_K
-    from aqpgen.compare import PRESETS
-    from aqpgen.minimax import E_star
+    from aqpgen.generators.aqp import build_K
+    from aqpgen.generators.compare import PRESETS
+    from aqpgen.generators.minimax import E_star
 
     args = list(sys.argv[1:] if argv is None else argv)
     preset = "eta15"

@@ -20,8 +20,8 @@ import shutil
 import tempfile
 import time
 
-from aqpgen import build
-from aqpgen.tablefile import read_table
+from aqpgen.store import build
+from aqpgen.store.tablefile import read_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = os.path.join(ROOT, "tables", "tables.toml")

@@ -32,8 +32,8 @@ def _get_table(tmpdir: str):
             return t, "shipped table power-m2"
     except (FileNotFoundError, ValueError):
         pass
-    from aqpgen import power
-    from aqpgen.tablefile import make_table, write_table
+    from aqpgen.generators import power
+    from aqpgen.store.tablefile import make_table, write_table
 
     params = {"m": 2}
     td = make_table(name="bench-power-m2", family="power", target=power.target_name(params),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from aqpgen import minimax
+from aqpgen.generators import minimax
 
 TARGET_SECONDS = 60.0
 

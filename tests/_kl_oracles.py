@@ -92,7 +92,7 @@ def exact_V1(c):
 def interp_table(K):
     """Exact table whose P is the Chebyshev-Lobatto interpolant of p log p (float coefficients made
     exact, a_0 adjusted so that P(0) = 0): a near-minimax table with huge alternating c."""
-    from aqpgen.bernstein import from_chebyshev_exact
+    from aqpgen.numerics.bernstein import from_chebyshev_exact
 
     k = np.arange(K + 1)
     x = np.cos(np.pi * k / K)

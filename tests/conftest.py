@@ -44,7 +44,7 @@ def reset_precision():
         flint.ctx.prec = saved["flint"]
 
 
-def _fake_build_K(K, params):
+def _fake_build_K(K, params, *, tables_dir=None):
     """c_K[n] = a * n / K (exact rationals -> float64), optional failure / non-ok rows."""
     from aqpgen.records import KResult
 
@@ -85,7 +85,7 @@ def fake_generator(monkeypatch):
     mod.kmin = lambda params: 2
     # picklable by reference for process pools: functions live in this (importable) module
     monkeypatch.setitem(sys.modules, "aqpgen_fake_gen", mod)
-    from aqpgen import build
+    from aqpgen.store import build
 
     monkeypatch.setitem(build.GENERATORS, ("fake", "lin"), "aqpgen_fake_gen")
     return mod
@@ -94,7 +94,7 @@ def fake_generator(monkeypatch):
 @pytest.fixture
 def small_table():
     from aqpgen.records import KResult
-    from aqpgen.tablefile import make_table
+    from aqpgen.store.tablefile import make_table
 
     rs = [
         KResult(2, [0.25, 1.0], ("1/4", "1"), {"beta": 0.5, "exact": 1.0}, "ok", {"solver": "s", "prec": 64}),

@@ -9,11 +9,11 @@ import mpmath as mp
 import numpy as np
 import pytest
 
-from aqpgen import aqp
 from aqpgen.errors import InfeasibleError
-from aqpgen.metrics import variance_sup
-from aqpgen.minimax import E_star
-from aqpgen.peers import PEERS, peer_table
+from aqpgen.generators import aqp
+from aqpgen.generators.minimax import E_star
+from aqpgen.generators.peers import PEERS, peer_table
+from aqpgen.numerics.metrics import variance_sup
 
 
 def _mp_bias_max(values, n_points=1500, dps=40):

@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from aqpgen import audit, peers, power, tablefile
+from aqpgen.audit import core as audit
 from aqpgen.cli import main
+from aqpgen.generators import peers, power
+from aqpgen.store import tablefile
 
 KL_KS = (4, 8, 12)
 
@@ -300,7 +302,8 @@ def test_cli_exit_code_reports(tmp_path):
 
 # ------------------------------------------------------------------------------- minimax
 def _minimax_file(path, Ks=(2, 3, 5, 8, 16, 20), tweak=None):
-    from aqpgen import metrics, minimax
+    from aqpgen.generators import minimax
+    from aqpgen.numerics import metrics
     from aqpgen.records import KResult
 
     res = []
@@ -317,7 +320,7 @@ def _minimax_file(path, Ks=(2, 3, 5, 8, 16, 20), tweak=None):
 
 
 def test_minimax_equioscillation_and_tamper(tmp_path):
-    pytest.importorskip("aqpgen.minimax")
+    pytest.importorskip("aqpgen.generators.minimax")
     good = tmp_path / "good" / "kl-minimax.h5"
     _minimax_file(good)
     a = audit.audit_file(good)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from aqpgen import bernstein as bn
+from aqpgen.numerics import bernstein as bn
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from aqpgen.build import (
+from aqpgen.records import standard_Ks
+from aqpgen.store.build import (
     BuildError,
     build,
     inputs_hash,
@@ -17,8 +18,7 @@ from aqpgen.build import (
     load_spec,
     standard_kmin,
 )
-from aqpgen.records import standard_Ks
-from aqpgen.tablefile import SCHEMA_VERSION, check_manifest, read_table
+from aqpgen.store.tablefile import SCHEMA_VERSION, check_manifest, read_table
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -211,7 +211,7 @@ def test_only_and_order(tmp_path, fake_generator):
 
 def test_power_end_to_end(tmp_path):
     """Real generator: power-m2 on a small K list; oracle c_K[n] = (n-1)(n-2)/((K-1)(K-2))."""
-    pytest.importorskip("aqpgen.power")
+    pytest.importorskip("aqpgen.generators.power")
     spec = _spec(tmp_path, "[[table]]\nname='power-m2'\nfamily='power'\nmethod='ustat'\n"
                            "params={m=2}\nKs=[3, 4, 7, 16]\n")
     build(spec, tmp_path / "a", jobs=2)
@@ -223,7 +223,7 @@ def test_power_end_to_end(tmp_path):
     for K in t.Ks:
         want = [float(Fraction((n - 1) * (n - 2), (K - 1) * (K - 2))) for n in range(1, K + 1)]
         assert t.values(K).tolist() == want
-    from aqpgen.verify import verify_file
+    from aqpgen.store.verify import verify_file
 
     checks = verify_file(pa)
     assert checks and all(c.ok for c in checks), [c for c in checks if not c.ok]

@@ -10,8 +10,8 @@ from _kl_oracles import interp_table, mp_beta, mp_golden_max, reset_precision  #
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aqpgen.certify import H3_CONST, Certificate, certify_beta
-from aqpgen.peers import peer_table
+from aqpgen.generators.peers import peer_table
+from aqpgen.numerics.certify import H3_CONST, Certificate, certify_beta
 
 
 def _fr(v):

@@ -121,7 +121,7 @@ def test_verify_ok_and_tampered(built):
 
 def test_verify_rowcheck_failure_detected(built, monkeypatch):
     """A wrong value written with a consistent hash (re-written file) fails the generator check."""
-    from aqpgen.tablefile import read_table, update_manifest, write_table
+    from aqpgen.store.tablefile import read_table, update_manifest, write_table
 
     t = read_table(built)
     row = t.rows[3]

@@ -8,9 +8,9 @@ import math
 from click.testing import CliRunner
 
 from aqpgen.cli import main
-from aqpgen.compare import PRESETS, compare, to_json, to_markdown
-from aqpgen.metrics import variance_sup
-from aqpgen.peers import PEERS, peer_table
+from aqpgen.generators.compare import PRESETS, compare, to_json, to_markdown
+from aqpgen.generators.peers import PEERS, peer_table
+from aqpgen.numerics.metrics import variance_sup
 
 
 def test_compare_dominance_small_K():

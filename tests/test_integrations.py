@@ -10,7 +10,7 @@ import pytest
 
 from aqpgen import integrations, runtime
 from aqpgen.records import KResult
-from aqpgen.tablefile import make_table, write_table
+from aqpgen.store.tablefile import make_table, write_table
 
 KS = (2, 3, 4, 8)
 

@@ -9,8 +9,13 @@ import pytest
 import sympy as sp
 from _kl_oracles import exact_V1, interp_table, mp_beta, mp_golden_max, reset_precision  # noqa: F401
 
-from aqpgen.metrics import kl_metrics, variance_mean, variance_sup, weighted_bias
-from aqpgen.peers import PEERS, peer_table
+from aqpgen.generators.peers import PEERS, peer_table
+from aqpgen.numerics.metrics import (
+    kl_metrics,
+    variance_mean,
+    variance_sup,
+    weighted_bias,
+)
 
 
 @pytest.mark.parametrize("K", [2, 3, 4])

@@ -15,8 +15,8 @@ import mpmath as mp
 import numpy as np
 import pytest
 
-from aqpgen import minimax
 from aqpgen.errors import ConvergenceError
+from aqpgen.generators import minimax
 
 W1E = mp.lambertw(1 / mp.e)  # E*_1 (module docstring); recomputed at higher precision below
 
@@ -270,7 +270,7 @@ def test_build_K_interface():
 # ---------------------------------------------------------------------------------- E_star, rate
 def test_E_star_reads_table_else_solves(tmp_path, monkeypatch):
     from aqpgen.records import KResult
-    from aqpgen.tablefile import make_table, write_table
+    from aqpgen.store.tablefile import make_table, write_table
 
     fake = 0.123456789  # not E*_3: proves the file is read
     t = make_table(name="kl-minimax", family="kl", target="log p", method="minimax", params={},
@@ -281,7 +281,7 @@ def test_E_star_reads_table_else_solves(tmp_path, monkeypatch):
     assert minimax.E_star(3, path=path) == fake
     assert minimax.E_star(2, path=path) == pytest.approx(minimax.remez(2).E, rel=1e-15)
     assert minimax.E_star(2, path=tmp_path / "missing.h5") == pytest.approx(0.0772019924667603, rel=1e-12)
-    monkeypatch.setenv("AQPGEN_TABLES_DIR", str(tmp_path))
+    monkeypatch.setenv("AQPGEN_TABLES", str(tmp_path))
     assert minimax.E_star(3) == fake
 
 

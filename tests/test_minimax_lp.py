@@ -11,8 +11,8 @@ import mpmath as mp
 import numpy as np
 import pytest
 
-from aqpgen import minimax
-from aqpgen.minimax_lp import LPResult, default_grid, lp_minimax
+from aqpgen.generators import minimax
+from aqpgen.generators.minimax_lp import LPResult, default_grid, lp_minimax
 
 pytest.importorskip("cvxpy")
 

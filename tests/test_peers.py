@@ -6,7 +6,7 @@ import mpmath as mp
 import numpy as np
 import pytest
 
-from aqpgen.peers import PEERS, digamma_table_exact, peer_table
+from aqpgen.generators.peers import PEERS, digamma_table_exact, peer_table
 
 
 @pytest.mark.parametrize("K", [1, 2, 5, 33])

@@ -12,7 +12,7 @@ import sympy as sp
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from aqpgen import power
+from aqpgen.generators import power
 from aqpgen.records import KResult
 
 P = sp.Symbol("p")

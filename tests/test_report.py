@@ -7,8 +7,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from aqpgen import audit_figures as F
-from aqpgen import report
+from aqpgen.report import audit_figures as F
+from aqpgen.report import core as report
 
 
 def test_png_bytes_deterministic(tmp_path):
@@ -24,7 +24,7 @@ def test_png_bytes_deterministic(tmp_path):
 
 def test_weighted_bias_curve_closed_form():
     """digamma: p·bias(p) = p·sum_{j>=K} (1-p)^j/j (exact tail), evaluated independently."""
-    from aqpgen import peers
+    from aqpgen.generators import peers
 
     K = 12
     p = np.array([0.01, 0.1, 0.5, 0.9])
@@ -103,9 +103,9 @@ def test_lookup_overhead_measures_both():
 
 def _toy_tables(tmp_path):
     """A tiny tables/ dir: a power table and a fake 'kl-minimax' with known E*_K = C/K^2 rows."""
-    from aqpgen import power
+    from aqpgen.generators import power
     from aqpgen.records import KResult
-    from aqpgen.tablefile import make_table, update_manifest, write_table
+    from aqpgen.store.tablefile import make_table, update_manifest, write_table
 
     d = tmp_path / "tables"
     d.mkdir()
@@ -151,7 +151,7 @@ def test_update_readme_all_sections(tmp_path):
     assert "old" not in t and all(f"new {n}" in t for n in report.README_SECTIONS)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("aqpgen.compare") is None, reason="aqpgen.compare not built yet")
+@pytest.mark.skipif(importlib.util.find_spec("aqpgen.generators.compare") is None, reason="aqpgen.compare not built yet")
 def test_report_compare_agrees_with_cli():
     """The report's compare tables are the text `aqpgen compare --markdown` prints."""
     from click.testing import CliRunner

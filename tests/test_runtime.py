@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from aqpgen import runtime
 from aqpgen.errors import TableFormatError
 from aqpgen.records import KResult
-from aqpgen.tablefile import make_table, write_table
+from aqpgen.store.tablefile import make_table, write_table
 
 KS = (3, 4, 5, 8)
 

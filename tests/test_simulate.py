@@ -14,7 +14,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from aqpgen import simulate as sm
+from aqpgen.game import simulate as sm
 
 
 def _plugin(Ks):
@@ -180,7 +180,7 @@ def test_slope_helper():
 
 # ----------------------------------------------------------------------------- minimax (if present)
 def test_minimax_beats_plugin_when_available():
-    minimax = pytest.importorskip("aqpgen.minimax")
+    minimax = pytest.importorskip("aqpgen.generators.minimax")
     if not hasattr(minimax, "remez"):
         pytest.skip("aqpgen.minimax.remez not available")
     K = 16
@@ -194,7 +194,7 @@ def test_minimax_beats_plugin_when_available():
 # ----------------------------------------------------------------------------- tables via runtime
 @pytest.fixture
 def small_table_file(tmp_path):
-    tf = pytest.importorskip("aqpgen.tablefile")
+    tf = pytest.importorskip("aqpgen.store.tablefile")
     pytest.importorskip("aqpgen.runtime")
     from aqpgen.records import KResult
 
@@ -258,7 +258,7 @@ def test_cli_errors(small_table_file):
 
 def test_figures_are_deterministic(tmp_path):
     pytest.importorskip("matplotlib")
-    from aqpgen import figures
+    from aqpgen.report import figures
 
     sweep = {"head": sm.exact_sweep("head", [_plugin([4, 8, 16]), sm.ORACLE], [4, 8, 16])}
     a = figures.plot_fixed_point_tv(sweep, tmp_path / "a.png").read_bytes()

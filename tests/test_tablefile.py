@@ -15,7 +15,7 @@ import pytest
 
 from aqpgen.errors import TableFormatError
 from aqpgen.records import KResult
-from aqpgen.tablefile import (
+from aqpgen.store.tablefile import (
     SCHEMA,
     SCHEMA_VERSION,
     TableData,
@@ -74,7 +74,7 @@ def test_content_hash_is_independent_oracle(small_table):
     v = np.concatenate([small_table.values(K) for K in small_table.Ks]).astype("<f8")
     v[np.isnan(v)] = np.float64(np.nan)
     h = hashlib.sha256(f"values <f8 [{v.size}]\n".encode() + v.tobytes()).hexdigest()
-    from aqpgen.tablefile import _section_hashes, _to_raw
+    from aqpgen.store.tablefile import _section_hashes, _to_raw
 
     assert _section_hashes(_to_raw(small_table))["values"] == h
     # and any change of a value changes the hash
@@ -88,7 +88,7 @@ def test_content_hash_is_independent_oracle(small_table):
 _WRITER = r"""
 import sys, numpy as np
 from aqpgen.records import KResult
-from aqpgen.tablefile import make_table, write_table
+from aqpgen.store.tablefile import make_table, write_table
 rng = np.random.default_rng(7)
 rs = [KResult(K, rng.standard_normal(K), tuple(repr(x) for x in rng.random(K)),
               {"beta": 1.0 / K, "V1": float("nan")}, "ok" if K % 7 else "out of reach",
@@ -126,7 +126,7 @@ def test_byte_identical_same_process(tmp_path, small_table):
 
 def test_write_is_atomic_on_error(tmp_path, small_table, monkeypatch):
     p = tmp_path / "small.h5"
-    import aqpgen.tablefile as tf
+    import aqpgen.store.tablefile as tf
 
     def boom(items):
         raise RuntimeError("disk on fire")
@@ -266,7 +266,7 @@ def test_manifest_absent(tmp_path, small_table):
 
 
 def test_tablefile_imports_no_heavy_deps():
-    code = ("import sys, aqpgen.tablefile; bad = [m for m in ('cvxpy','mpmath','flint','sympy','click',"
+    code = ("import sys, aqpgen.store.tablefile; bad = [m for m in ('cvxpy','mpmath','flint','sympy','click',"
             "'scipy','h5py') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -17,7 +17,7 @@ import importlib
 
 import click
 
-from .. import __version__
+from aqpgen import __version__
 
 _COMMAND_MODULES = ("build_cmds", "solve_cmds", "aqp_cmds", "audit_cmds", "sim_cmds")
 

@@ -7,7 +7,7 @@ import math
 
 import click
 
-from . import CONVENTIONS, k_list
+from aqpgen.cli import CONVENTIONS, k_list
 
 FRONTIER_HELP = """\
 Sweep the AQP bias-variance frontier for one batch size K.
@@ -60,7 +60,7 @@ def _num(x):
 
 def frontier_plot(path, K, points, peers):
     """Draw the frontier (V_inf vs beta, log-log) with the peers; deterministic PNG."""
-    from ..figures import _pyplot, save_png
+    from aqpgen.report.figures import _pyplot, save_png
 
     fig, ax = _pyplot().subplots(figsize=(6.4, 4.8))
     ok = [p for p in points if p["status"] == "ok"]
@@ -107,10 +107,10 @@ def register(group):
                                      f"otherwise), received {etas}", param_hint="--eta")
         if rhos is not None and any(r <= 0 for r in rhos):
             raise click.BadParameter(f"rho must be > 0, received {rhos}", param_hint="--rho")
-        from .. import aqp
-        from ..metrics import kl_metrics
-        from ..minimax import E_star, minimax_table
-        from ..peers import PEERS, peer_table
+        from aqpgen.generators import aqp
+        from aqpgen.generators.minimax import E_star, minimax_table
+        from aqpgen.generators.peers import PEERS, peer_table
+        from aqpgen.numerics.metrics import kl_metrics
 
         Es = E_star(K)
         res = aqp.frontier(K, etas=etas, rhos=rhos, objective=objective, E_star=Es)
@@ -138,7 +138,7 @@ def register(group):
             return
         click.echo(f"K = {K}, E*_K = {Es:.6e}, objective = {objective}")
         click.echo(f"{'point':>12} {'beta':>11} {'beta_cert':>11} {'V_inf':>11} {'V1':>11}  status")
-        f = lambda x: "nan" if x is None else f"{x:.4e}"  # noqa: E731
+        f = lambda x: "nan" if x is None else f"{x:.4e}"
         for p in points:
             click.echo(f"{p['label']:>12} {f(p['beta'])} {f(p['beta_cert'])} {f(p['V_inf'])} "
                        f"{f(p['V1'])}  {p['status']}")
@@ -154,7 +154,7 @@ def register(group):
     @click.option("--json", "as_json", is_flag=True, help="Print JSON rows.")
     @click.option("--markdown", "as_md", is_flag=True, help="Print a markdown table.")
     def compare_cmd(Ks, as_json, as_md):
-        from ..compare import compare, to_json, to_markdown
+        from aqpgen.generators.compare import compare, to_json, to_markdown
 
         rows = compare(Ks)
         if as_json:

@@ -11,7 +11,8 @@ import sys
 
 import click
 
-from . import CONVENTIONS
+from aqpgen.cli import CONVENTIONS
+from aqpgen.cli.build_cmds import resolve_table
 
 _AUDIT_HELP = """\
 Independently audit table files: recompute every claim from the stored values alone.
@@ -31,7 +32,7 @@ rel diff, tolerance) and every failure with its K; exits 1 on any failure.
 
 def register(group):
     """Add ``audit`` and ``report`` to ``group``."""
-    from ..audit import TOLERANCE_HELP
+    from aqpgen.audit.core import TOLERANCE_HELP
 
     @group.command("audit", help=_AUDIT_HELP + "\n" + TOLERANCE_HELP + "\n\n" + CONVENTIONS)
     @click.argument("tables", nargs=-1, required=True)
@@ -48,11 +49,11 @@ def register(group):
     @click.option("--all", "all_rows", is_flag=True, help="Print every finding, not only failures.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
     def audit_cmd(tables, json_path, md_path, manifest, minimax, jobs, all_rows, quiet):
-        from .. import audit as A
+        from aqpgen.audit import core as A
 
         if jobs < 1:
             raise click.BadParameter(f"must be >= 1, received {jobs}", param_hint="--jobs")
-        paths = [_resolve(t) for t in tables]
+        paths = [resolve_table(t) for t in tables]
         total = _count_rows(paths)
         if quiet or total == 0:
             audits = A.audit_files(paths, manifest=manifest, minimax=minimax, jobs=jobs)
@@ -86,7 +87,7 @@ def register(group):
     @click.option("--K", "K", type=int, default=64, show_default=True,
                   help="K of the bias-curve and frontier figures.")
     def report_cmd(out, tables_dir, quick, readme, K):
-        from .. import report as R
+        from aqpgen.report import core as R
 
         res = R.write_report(out, tables_dir=tables_dir, quick=quick, K=K, readme=readme)
         click.echo(f"wrote {out} ({len(res.figures)} figures)")
@@ -95,14 +96,6 @@ def register(group):
         if readme:
             changed = R.update_readme(readme, res.sections)
             click.echo(f"{readme}: rewrote {len(changed)} generated section(s): {', '.join(changed) or 'none'}")
-
-
-def _resolve(ref: str) -> str:
-    from .build_cmds import _resolve_table
-
-    if os.path.exists(ref):
-        return ref
-    return _resolve_table(ref)
 
 
 def _count_rows(paths) -> int:

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from . import CONVENTIONS
+from aqpgen.cli import CONVENTIONS
 
 TABLE_HELP = """\
 A table file (tables/<name>.h5, HDF5 schema 'aqpgen.table' v1) holds, for every K it covers,
@@ -23,7 +23,7 @@ content hash.  TABLE is a path or a shipped table name such as power-m2 or kl-aq
 
 
 def _default_spec() -> str:
-    from ..build import DEFAULT_SPEC
+    from aqpgen.store.build import DEFAULT_SPEC
 
     if os.path.isfile(DEFAULT_SPEC):
         return DEFAULT_SPEC
@@ -31,22 +31,14 @@ def _default_spec() -> str:
     return os.path.join(repo, DEFAULT_SPEC)
 
 
-def _resolve_table(ref: str) -> str:
-    """A path, or a shipped name searched in aqpgen.runtime.tables_dirs()."""
-    if os.path.isfile(ref):
-        return ref
-    from ..runtime import tables_dirs
+def resolve_table(ref: str) -> str:
+    """A path or a table name (``aqpgen.store.locate.find_table``), as a click error when neither."""
+    from aqpgen.store.locate import find_table
 
-    if os.sep not in ref and not ref.endswith(".h5"):
-        for d in tables_dirs():
-            cand = os.path.join(os.fspath(d), f"{ref}.h5")
-            if os.path.isfile(cand):
-                return cand
-    names = sorted({f[:-3] for d in tables_dirs() if os.path.isdir(d) for f in os.listdir(d) if f.endswith(".h5")})
-    raise click.BadParameter(
-        f"{ref!r} is neither a file nor a shipped table name (available: {', '.join(names) or 'none; run make tables'})",
-        param_hint="TABLE",
-    )
+    try:
+        return str(find_table(ref))
+    except FileNotFoundError as e:
+        raise click.BadParameter(str(e), param_hint="TABLE") from None
 
 
 def _json_float(x):
@@ -116,7 +108,7 @@ class _Bars:
               help="Output directory (default: the spec file's directory).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def build_cmd(spec, jobs, only, force, out_dir, quiet):
-    from ..build import BuildError, build
+    from aqpgen.store.build import BuildError, build
 
     spec = spec or _default_spec()
     if not os.path.isfile(spec):
@@ -157,10 +149,10 @@ def build_cmd(spec, jobs, only, force, out_dir, quiet):
 @click.option("--K", "K", type=int, default=None, help="Print the row c_K[1..K] with its metrics.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON (NaN as null).")
 def show_cmd(table, K, as_json):
-    from ..errors import TableFormatError
-    from ..tablefile import read_table
+    from aqpgen.errors import TableFormatError
+    from aqpgen.store.tablefile import read_table
 
-    path = _resolve_table(table)
+    path = resolve_table(table)
     try:
         t = read_table(path)
     except TableFormatError as e:
@@ -228,11 +220,11 @@ def show_cmd(table, K, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Every check as JSON.")
 @click.option("--all", "show_all", is_flag=True, help="Print every check, not only a summary and the failures.")
 def verify_cmd(tables, rate, as_json, show_all):
-    from ..verify import summarize, verify_file, verify_rate
+    from aqpgen.store.verify import summarize, verify_file, verify_rate
 
     results = {}
     for ref in tables:
-        path = _resolve_table(ref)
+        path = resolve_table(ref)
         checks = verify_file(path)
         if rate:
             checks = checks + verify_rate(path)

@@ -7,7 +7,7 @@ import math
 
 import click
 
-from . import k_list
+from aqpgen.cli import k_list
 
 
 def _jsonable(obj):
@@ -83,8 +83,8 @@ def register(group):
                   help="Write a PNG: TV against K (--exact) or learning curves (sampled).")
     def simulate_cmd(scenario, exact, K, estimators, seeds, steps, lr, groups, init,
                      float64_values, as_json, plot):
-        from .. import simulate as sm
-        from ..errors import ConvergenceError
+        from aqpgen.errors import ConvergenceError
+        from aqpgen.game import simulate as sm
 
         if estimators is None:
             names = sm.available_estimators()
@@ -118,7 +118,7 @@ def register(group):
             raise click.ClickException(str(exc)) from None
 
         if plot:
-            from .. import figures
+            from aqpgen.report import figures
             if exact:
                 figures.plot_fixed_point_tv({scenario: out}, plot)
             else:

@@ -8,7 +8,7 @@ import time
 
 import click
 
-from . import CONVENTIONS
+from aqpgen.cli import CONVENTIONS
 
 MINIMAX_HELP = """\
 Solve the minimax (bias-optimal) estimator of log p for one batch size K.
@@ -69,7 +69,7 @@ def register(group):
                   help='Target polynomial coefficients, low to high, comma-separated rationals ("0,2" = 2p).')
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
     def power_cmd(K, m, poly, as_json):
-        from .. import power
+        from aqpgen.generators import power
 
         if (m is None) == (poly is None):
             raise click.UsageError("give exactly one of --m or --poly")
@@ -91,7 +91,7 @@ def register(group):
             return
         click.echo(f"target {name}, K = {K}: exact unbiasedness verified in rational arithmetic: {ok}")
         for n, (q, v) in enumerate(zip(exact, values), start=1):
-            click.echo(f"  c_K[{n}] = {str(q):>20}  = {float(v)!r}")
+            click.echo(f"  c_K[{n}] = {q!s:>20}  = {float(v)!r}")
         if not ok:  # pragma: no cover - would be a bug in aqpgen.power
             raise click.ClickException("exact verification failed")
 
@@ -107,9 +107,9 @@ def register(group):
                        "includes values_hp.")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
     def minimax_cmd(K, prec, tol, with_table, as_json):
-        from .. import minimax
-        from ..errors import ConvergenceError
-        from ..precision import flint_prec
+        from aqpgen.errors import ConvergenceError
+        from aqpgen.generators import minimax
+        from aqpgen.numerics.precision import flint_prec
 
         if prec is not None and prec < 64:
             raise click.BadParameter(f"must be >= 64 bits, received {prec}", param_hint="--prec")

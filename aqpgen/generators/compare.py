@@ -24,11 +24,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CompareRow", "PRESETS", "compare", "to_markdown", "to_json"]
+from aqpgen.store.locate import find_table
+
+__all__ = ["PRESETS", "CompareRow", "compare", "to_json", "to_markdown"]
 
 #: preset name -> AQP params (the shipped tables tables/kl-aqp-<name>.h5).
 PRESETS = {
@@ -37,7 +38,6 @@ PRESETS = {
     "rho1": {"rho": 1.0},
     "rho2": {"rho": 2.0},
 }
-_TABLES = Path(__file__).resolve().parents[1] / "tables"
 
 
 @dataclass(frozen=True)
@@ -78,12 +78,15 @@ class CompareRow:
 def _preset_values(name: str, K: int):
     """(values, status) of a preset at K: the shipped table's row when it has one (its recorded
     status when that row is out of reach — not solved again), else solved now."""
-    from .errors import TableFormatError
+    from aqpgen.errors import TableFormatError
 
-    path = _TABLES / f"kl-aqp-{name}.h5"
-    if path.is_file():
+    try:
+        path = find_table(f"kl-aqp-{name}")
+    except FileNotFoundError:
+        path = None
+    if path is not None:
         try:
-            from .tablefile import read_table
+            from aqpgen.store.tablefile import read_table
 
             t = read_table(path)
         except (TableFormatError, OSError):  # an unreadable shipped table: solve instead
@@ -93,14 +96,14 @@ def _preset_values(name: str, K: int):
             if row.status == "ok":
                 return np.asarray(t.values(K), dtype=np.float64), "ok"
             return np.full(K, np.nan), f"{path.name}: {row.status}"
-    from .aqp import build_K
+    from aqpgen.generators.aqp import build_K
 
     r = build_K(K, dict(PRESETS[name]))
     return r.values, r.status
 
 
 def _metric_row(K, name, kind, values, values_hp=None, status="ok") -> dict:
-    from .metrics import kl_metrics
+    from aqpgen.numerics.metrics import kl_metrics
 
     if status != "ok":
         nan = math.nan
@@ -121,9 +124,9 @@ def compare(Ks, presets=tuple(PRESETS)) -> list[CompareRow]:
     presets : iterable of str
         Preset names from ``PRESETS``.
     """
-    from .aqp import _plugin_constants, solve_rho
-    from .minimax import E_star, minimax_table
-    from .peers import PEERS, peer_table
+    from aqpgen.generators.aqp import _plugin_constants, solve_rho
+    from aqpgen.generators.minimax import E_star, minimax_table
+    from aqpgen.generators.peers import PEERS, peer_table
 
     Ks = [int(k) for k in Ks]
     for k in Ks:

@@ -93,7 +93,8 @@ from pathlib import Path
 import numpy as np
 from numpy.polynomial import chebyshev as _cheb
 
-from .errors import ConvergenceError
+from aqpgen.errors import ConvergenceError
+from aqpgen.store.locate import find_table
 
 __all__ = [
     "ORACLE",
@@ -312,7 +313,7 @@ class ArrayEstimator(Estimator):
 class _PeerEstimator(Estimator):
     def __init__(self, name: str):
         super().__init__()
-        from . import peers
+        from aqpgen.generators import peers
         self.name = name
         self._peers = peers
         self._cache: dict[int, np.ndarray] = {}
@@ -329,7 +330,7 @@ class _TableEstimator(Estimator):
 
     def __init__(self, name: str):
         super().__init__()
-        from . import runtime
+        from aqpgen import runtime
         self.name = name
         self.table = runtime.load_table(name)
         self._hp: dict[int, Sequence] = {}
@@ -352,15 +353,14 @@ class _TableEstimator(Estimator):
         p = Path(self.name)
         if p.is_file():
             return p
-        root = Path(__file__).resolve().parent.parent / "tables"
-        return root / (self.name if self.name.endswith(".h5") else self.name + ".h5")
+        return find_table(self.name)
 
     def values_exact(self, K):
         K = self.check_K(K)
         if K not in self._hp:
             hp = None
             try:
-                from . import tablefile
+                from aqpgen.store import tablefile
                 row = tablefile.read_table(self._path()).rows[K]
                 hp = row.get("values_hp") if isinstance(row, Mapping) else getattr(row, "values_hp", None)
             except (ImportError, OSError):
@@ -390,7 +390,7 @@ def get_estimator(name: str) -> Estimator:
     if name == ORACLE:
         return _OracleEstimator()
     try:
-        from . import peers
+        from aqpgen.generators import peers
         if name in peers.PEERS:
             return _PeerEstimator(name)
     except ImportError:
@@ -521,7 +521,7 @@ def _mean_cheb_coeffs(values_exact: Sequence) -> np.ndarray:
     """
     from flint import fmpq
 
-    from .bernstein import to_chebyshev_exact
+    from aqpgen.numerics.bernstein import to_chebyshev_exact
 
     r = [2 * x for x in to_chebyshev_exact(list(values_exact))]
     K = len(r) - 1

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConvergenceError
+from aqpgen.errors import ConvergenceError
 
 __all__ = ["LPResult", "default_grid", "lp_minimax"]
 
@@ -112,7 +112,7 @@ def lp_minimax(K: int, n_grid: int | None = None, grid=None, solver: str | None 
     """
     import cvxpy as cp
 
-    from .minimax import _as_K
+    from aqpgen.generators.minimax import _as_K
 
     K = _as_K(K)
     if grid is None:

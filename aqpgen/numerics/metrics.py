@@ -34,7 +34,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .bernstein import (
+from aqpgen.numerics.bernstein import (
     _as_K,
     _as_p,
     binom_pmf,
@@ -320,7 +320,7 @@ def kl_metrics(K, values, values_hp=None, *, rel_slack: float = 0.003) -> dict:
         float64 and the plain fields are ``inf``), and ``beta_f64`` (certified upper bound for
         the float64 table) when ``values_hp`` is given.  All plain floats.
     """
-    from .certify import _certify_source
+    from aqpgen.numerics.certify import _certify_source
 
     K, src = _source(values, values_hp, K)
     a, cert = _certify_source(K, src, rel_slack)

@@ -21,9 +21,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .errors import TableFormatError
-from .records import Check
-from .tablefile import MANIFEST_NAME, TableData, check_manifest, read_table
+from aqpgen.errors import TableFormatError
+from aqpgen.records import Check
+from aqpgen.store.tablefile import MANIFEST_NAME, TableData, check_manifest, read_table
 
 __all__ = ["summarize", "verify_file", "verify_rate"]
 
@@ -68,7 +68,7 @@ def verify_file(path: str | os.PathLike, *, manifest: bool = True) -> list:
         own checks (e.g. ``power.unbiased``: exact unbiasedness in rational arithmetic), or
         ``row.status`` for a recorded non-ok row.
     """
-    from .build import GENERATORS
+    from aqpgen.store.build import GENERATORS
 
     path = os.fspath(path)
     checks = []
@@ -119,7 +119,7 @@ def verify_rate(table: TableData | str | os.PathLike) -> list:
     E = [table.rows[K].metrics.get("E_star", float("nan")) for K in Ks]
     if not Ks or not np.all(np.isfinite(E)):
         return [Check("rate", False, f"{table.name}: no finite E_star metric on every ok row; not a KL minimax table?")]
-    from .minimax import rate_audit
+    from aqpgen.generators.minimax import rate_audit
 
     audit = rate_audit(tuple(Ks), np.asarray(E, dtype=np.float64))
     return [Check("rate", bool(audit.ok), f"{table.name}: fitted log-log slope of E*_K {float(audit.slope):+.5f} "

@@ -67,8 +67,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bernstein import _as_K, to_chebyshev_exact, to_chebyshev_f64
-from .precision import flint_prec
+from aqpgen.numerics.bernstein import _as_K, to_chebyshev_exact, to_chebyshev_f64
+from aqpgen.numerics.precision import flint_prec
 
 __all__ = ["H3_CONST", "Certificate", "certify_beta"]
 

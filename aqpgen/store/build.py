@@ -40,9 +40,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .errors import AqpgenError, TableFormatError
-from .records import KResult, standard_Ks
-from .tablefile import (
+from aqpgen.errors import AqpgenError, TableFormatError
+from aqpgen.records import KResult, standard_Ks
+from aqpgen.store.tablefile import (
     SCHEMA_VERSION,
     canonical_json,
     make_table,
@@ -70,17 +70,13 @@ __all__ = [
 
 #: Generator registry: ``(family, method) -> importable module name`` (docs/ARCHITECTURE.md).
 GENERATORS: dict[tuple[str, str], str] = {
-    ("power", "ustat"): "aqpgen.power",
-    ("kl", "minimax"): "aqpgen.minimax",
-    ("kl", "aqp"): "aqpgen.aqp",
+    ("power", "ustat"): "aqpgen.generators.power",
+    ("kl", "minimax"): "aqpgen.generators.minimax",
+    ("kl", "aqp"): "aqpgen.generators.aqp",
 }
 
 #: The shipped spec file, relative to the repository root.
 DEFAULT_SPEC = os.path.join("tables", "tables.toml")
-
-#: Environment variable set during a build to the output directory, so that a generator can
-#: read a table built earlier in the same run (e.g. AQP reading ``kl-minimax.h5``).
-TABLES_DIR_ENV = "AQPGEN_TABLES_DIR"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SPEC_KEYS = {"name", "family", "method", "params", "Ks"}
@@ -368,7 +364,7 @@ def _display_path(path: str) -> str:
 
 
 def _provenance(spec: TableSpec, spec_path: str, mod, command: str | None) -> dict:
-    from . import __version__
+    from aqpgen import __version__
 
     if command is None:
         command = f"aqpgen build {_display_path(spec_path)} --only {spec.name}"
@@ -387,9 +383,9 @@ def _provenance(spec: TableSpec, spec_path: str, mod, command: str | None) -> di
 # --------------------------------------------------------------------------------------------
 
 
-def _run_K(modname: str, K: int, params: dict) -> KResult:
+def _run_K(modname: str, K: int, params: dict, tables_dir: str) -> KResult:
     """Worker: import the generator by name and build one row (picklable entry point)."""
-    return importlib.import_module(modname).build_K(K, params)
+    return importlib.import_module(modname).build_K(K, params, tables_dir=tables_dir)
 
 
 def _pool_context():
@@ -408,14 +404,14 @@ def _check_result(spec: TableSpec, K: int, r) -> KResult:
     return r
 
 
-def _build_rows(spec: TableSpec, mod, executor, emit) -> list:
+def _build_rows(spec: TableSpec, mod, executor, emit, tables_dir: str) -> list:
     order = sorted(spec.Ks, reverse=True)  # largest first: better load balance
     total = len(order)
     results = []
     if executor is None:
         for i, K in enumerate(order):
             try:
-                r = mod.build_K(K, dict(spec.params))
+                r = mod.build_K(K, dict(spec.params), tables_dir=tables_dir)
             except Exception as e:
                 raise BuildError(f"table {spec.name!r}: build_K failed at K={K}: {type(e).__name__}: {e}") from e
             results.append(_check_result(spec, K, r))
@@ -423,7 +419,7 @@ def _build_rows(spec: TableSpec, mod, executor, emit) -> list:
         return results
     from concurrent.futures import FIRST_EXCEPTION, wait
 
-    futures = {executor.submit(_run_K, mod.__name__, K, dict(spec.params)): K for K in order}
+    futures = {executor.submit(_run_K, mod.__name__, K, dict(spec.params), tables_dir): K for K in order}
     pending = set(futures)
     try:
         while pending:
@@ -502,8 +498,6 @@ def build(
     os.makedirs(out_dir, exist_ok=True)
 
     executor = None
-    saved_env = os.environ.get(TABLES_DIR_ENV)
-    os.environ[TABLES_DIR_ENV] = os.path.abspath(out_dir)
     outcomes: list[TableOutcome] = []
     try:
         for spec in specs:
@@ -521,7 +515,7 @@ def build(
                 from concurrent.futures import ProcessPoolExecutor
 
                 executor = ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context())
-            results = _build_rows(spec, mod, executor, emit)
+            results = _build_rows(spec, mod, executor, emit, os.path.abspath(out_dir))
             table = make_table(
                 name=spec.name, family=spec.family, target=str(mod.target_name(dict(spec.params))),
                 method=spec.method, params=spec.params,
@@ -537,10 +531,6 @@ def build(
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
-        if saved_env is None:
-            os.environ.pop(TABLES_DIR_ENV, None)
-        else:
-            os.environ[TABLES_DIR_ENV] = saved_env
     return outcomes
 
 

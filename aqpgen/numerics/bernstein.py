@@ -52,7 +52,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .precision import flint_prec
+from aqpgen.numerics.precision import flint_prec
 
 __all__ = [
     "binom_pmf",

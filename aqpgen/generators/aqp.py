@@ -55,24 +55,25 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from .errors import ConvergenceError, InfeasibleError
+from aqpgen.errors import InfeasibleError
 
 __all__ = [
     "GENERATOR_VERSION",
-    "AQPResult",
-    "solve_eta",
-    "solve_rho",
-    "frontier",
-    "v1_matrix",
-    "evaluate",
-    "target_name",
-    "build_K",
-    "verify_row",
     "PMF_CUTOFF",
     "SOLVER_SETTINGS",
+    "AQPResult",
+    "build_K",
+    "evaluate",
+    "frontier",
+    "solve_eta",
+    "solve_rho",
+    "target_name",
+    "v1_matrix",
+    "verify_row",
 ]
 
 GENERATOR_VERSION = "2"
@@ -355,26 +356,31 @@ def v1_matrix(K: int) -> np.ndarray:
 
 
 def _plugin(K: int) -> np.ndarray:
-    from .peers import peer_table
+    from aqpgen.generators.peers import peer_table
 
     return np.asarray(peer_table("plugin", K), dtype=np.float64)
 
 
 def _digamma(K: int) -> np.ndarray:
-    from .peers import peer_table
+    from aqpgen.generators.peers import peer_table
 
     return np.asarray(peer_table("digamma", K), dtype=np.float64)
 
 
-def _E_star(K: int) -> float:
-    from .minimax import E_star
+def _E_star(K: int, tables_dir=None) -> float:
+    """E*_K: from ``tables_dir/kl-minimax.h5`` when given (the build's output directory), else from
+    the table found by name (``minimax.E_star``), else solved."""
+    from aqpgen.generators.minimax import TABLE_NAME, E_star
 
-    return float(E_star(K))
+    path = None
+    if tables_dir is not None and (Path(tables_dir) / f"{TABLE_NAME}.h5").is_file():
+        path = Path(tables_dir) / f"{TABLE_NAME}.h5"
+    return float(E_star(K, path=path))
 
 
 def _certify(values: np.ndarray):
     """Rigorous enclosure of β (``aqpgen.certify.certify_beta``): the Certificate."""
-    from .certify import certify_beta
+    from aqpgen.numerics.certify import certify_beta
 
     c = np.asarray(values, dtype=np.float64)
     return certify_beta(len(c), c, rel_slack=CERT_SLACK)
@@ -524,16 +530,16 @@ def _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, it,
 def _plugin_constants(K: int):
     """(V∞, β) of the plug-in table: ``metrics.variance_sup`` (the reference the audit uses) and
     the rigorous lower end of its β enclosure (so "β below the plug-in's" is proved)."""
-    from .metrics import variance_sup
+    from aqpgen.numerics.metrics import variance_sup
 
     c = _plugin(K)
     return float(variance_sup(c, K)), float(_certify(c).beta_lower)
 
 
-def _final_numbers(c: np.ndarray, ver: "Verified"):
+def _final_numbers(c: np.ndarray, ver: Verified):
     """(β, Certificate, V∞, V1) of an accepted candidate: V∞ is the larger of this module's
     refined-maxima value and ``metrics.variance_sup``; V1 from ``metrics.variance_mean``."""
-    from .metrics import variance_mean, variance_sup
+    from aqpgen.numerics.metrics import variance_mean, variance_sup
 
     K = len(c)
     cert = _certify(c)
@@ -765,18 +771,20 @@ def _solver_info(r: AQPResult) -> dict:
             "precision": "float64 solve; beta certified by aqpgen.certify"}
 
 
-def build_K(K: int, params: dict):
+def build_K(K: int, params: dict, *, tables_dir=None):
     """Build one AQP row (generator interface): a ``KResult`` whose status explains any failure.
 
     Metrics: ``E_star``, ``beta``, ``beta_cert``, ``V_inf``, ``V1``, ``max_abs_c``, ``iterations``
     and ``eta_budget``/``eta_achieved`` or ``rho_budget``/``rho_achieved``.
     """
-    from .records import KResult
+    from aqpgen.records import KResult
 
     K = _check_K(K)
     prm = _check_params(params)
     try:
-        r = solve_eta(K, prm["eta"], prm["objective"]) if "eta" in prm else solve_rho(K, prm["rho"])
+        E = _E_star(K, tables_dir)
+        r = (solve_eta(K, prm["eta"], prm["objective"], E_star=E) if "eta" in prm
+             else solve_rho(K, prm["rho"], E_star=E))
     except InfeasibleError as exc:
         nan = float("nan")
         r = _nan_result(K, "eta" if "eta" in prm else "rho", prm.get("objective", "beta"),
@@ -803,8 +811,8 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
     ``aqp.rho_budget`` -- (rho presets) V∞ recomputed by ``aqpgen.metrics.variance_sup`` <=
                           ρ·V∞(plug-in) (same routine), and β̄ < the plug-in's β lower bound.
     """
-    from .metrics import variance_sup
-    from .records import Check
+    from aqpgen.numerics.metrics import variance_sup
+    from aqpgen.records import Check
 
     try:
         K = _check_K(K)

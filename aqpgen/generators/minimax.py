@@ -102,9 +102,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConvergenceError
-from .precision import flint_prec
-from .records import Check, KResult
+from aqpgen.errors import ConvergenceError
+from aqpgen.numerics.precision import flint_prec
+from aqpgen.records import Check, KResult
+from aqpgen.store.locate import find_table
 
 __all__ = [
     "DEFAULT_TOL",
@@ -134,8 +135,8 @@ VERIFY_SPREAD = 1e-10
 VERIFY_E_DIGITS = 8
 #: the float64 stage hands over to high precision below this spread (or when it stagnates).
 _FLOAT_HANDOVER = 1e-9
-#: default location of the shipped table (relative to the repository root).
-_TABLE_PATH = Path(__file__).resolve().parents[1] / "tables" / "kl-minimax.h5"
+#: name of the shipped minimax table (found by ``aqpgen.store.locate``).
+TABLE_NAME = "kl-minimax"
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,9 +146,7 @@ def _as_K(K, name: str = "K") -> int:
     """Validate a batch size: a positive integer (bools and non-integral numbers rejected)."""
     if isinstance(K, (bool, np.bool_)):
         raise TypeError(f"{name} must be a positive integer, received {K!r}")
-    if isinstance(K, (int, np.integer)):
-        K = int(K)
-    elif isinstance(K, (float, np.floating)) and float(K).is_integer():
+    if isinstance(K, (int, np.integer)) or isinstance(K, (float, np.floating)) and float(K).is_integer():
         K = int(K)
     else:
         raise TypeError(f"{name} must be a positive integer, received {K!r}")
@@ -772,23 +771,24 @@ def E_star(K: int, *, path: str | os.PathLike | None = None) -> float:
     K : int
         Batch size >= 1.
     path : path-like, optional
-        Minimax table file.  Default: ``$AQPGEN_TABLES_DIR/kl-minimax.h5`` when that variable is
-        set (the build sets it, so a later table of the same build reads this one), then
-        ``tables/kl-minimax.h5`` of the repository.  A file's ``E_star`` metric is used when the
+        Minimax table file.  Default: the table named ``kl-minimax`` on the table search path
+        (``aqpgen.store.locate``); the build passes the file of the directory it writes.  A file's ``E_star`` metric is used when the
         file exists, reads cleanly (schema and content hash checked by
         ``aqpgen.tablefile.read_table``) and has an ``ok`` row for K.
     """
     K = _as_K(K)
     if path is None:
-        env = os.environ.get("AQPGEN_TABLES_DIR")
-        paths = ([Path(env) / _TABLE_PATH.name] if env else []) + [_TABLE_PATH]
+        try:
+            paths = [find_table(TABLE_NAME)]
+        except FileNotFoundError:
+            paths = []
     else:
         paths = [Path(path)]
     for p in paths:
         if not p.is_file():
             continue
         try:
-            from .tablefile import read_table
+            from aqpgen.store.tablefile import read_table
 
             t = read_table(p)
             if K in t.Ks and t.status(K) == "ok":
@@ -947,7 +947,7 @@ def _check_params(params) -> dict:
     return params
 
 
-def build_K(K: int, params) -> KResult:
+def build_K(K: int, params, *, tables_dir=None) -> KResult:
     """Build the minimax table row for batch size K (generator interface).
 
     Solves ``remez(K)`` (default precision and tolerance), converts to the table
@@ -959,7 +959,7 @@ def build_K(K: int, params) -> KResult:
     K = _as_K(K)
     _check_params(params)
     strings, values, res = minimax_table(K)
-    from .metrics import kl_metrics
+    from aqpgen.numerics.metrics import kl_metrics
 
     metrics = dict(kl_metrics(K, values, strings))
     with flint_prec(table_prec(K)) as flint:

@@ -81,7 +81,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .precision import flint_prec
+from aqpgen.numerics.precision import flint_prec
 
 __all__ = [
     "TOLERANCES",
@@ -732,7 +732,7 @@ FRESH_CERT_SLACK = 1e-4
 def _fresh_certificate(values, values_hp, K):
     """A fresh certified upper bound on β from :mod:`aqpgen.certify` (float), or an error text."""
     try:
-        from aqpgen import certify
+        from aqpgen.numerics import certify
     except ImportError as exc:
         return None, f"aqpgen.certify unavailable ({exc})"
     fn = getattr(certify, "certify_beta", None)
@@ -967,7 +967,7 @@ def _file_finding(fname, check, ok, detail, stored=None, recomputed=None, tol=""
 
 def _manifest_findings(path: str, fname: str, manifest: str | None, chash: str | None,
                        table=None) -> list[Finding]:
-    from aqpgen import tablefile
+    from aqpgen.store import tablefile
 
     mpath = manifest
     if mpath is None:
@@ -1006,7 +1006,7 @@ def _manifest_findings(path: str, fname: str, manifest: str | None, chash: str |
     rows = want.get("rows")
     if table is not None and isinstance(rows, dict):
         got = tablefile.row_digests(table)
-        bad = sorted((int(k) for k in set(got) | set(rows) if got.get(k) != rows.get(k)))
+        bad = sorted(int(k) for k in set(got) | set(rows) if got.get(k) != rows.get(k))
         out.append(_file_finding(fname, "manifest.rows", not bad,
                                  f"all {len(got)} row digests match the manifest" if not bad else
                                  f"{len(bad)} row(s) differ from the manifest's record",
@@ -1022,8 +1022,8 @@ def _prepare(path: str, manifest: str | None, minimax: str | None) -> _Prepared:
     """File-level checks and the row tasks of one file."""
     import h5py
 
-    from aqpgen import tablefile
     from aqpgen.errors import TableFormatError
+    from aqpgen.store import tablefile
 
     fname = os.path.basename(path)
     F: list[Finding] = []

@@ -138,7 +138,7 @@ def simulation_figures(outdir, *, estimators: Sequence[str] | None = None,
     Returns ``{"fixed_point": path, "curves_<scenario>": path, ...}`` plus the data under
     ``"data"``: ``{"exact": {scenario: sweep}, "sampled": {scenario: summary}}``.
     """
-    from . import simulate as sm
+    from aqpgen.report.core import simulate as sm
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from aqpgen.bernstein import binom_pmf
+from aqpgen.numerics.bernstein import binom_pmf
 from aqpgen.records import Check, KResult
 
 __all__ = [
@@ -401,7 +401,7 @@ def _hp_string(x: Fraction) -> str:
 
 
 # ----------------------------------------------------------------------------- generator
-def build_K(K: int, params: Mapping) -> KResult:
+def build_K(K: int, params: Mapping, *, tables_dir=None) -> KResult:
     """Build the exact table row for batch size K (generator interface).
 
     Parameters

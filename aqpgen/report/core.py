@@ -154,7 +154,7 @@ def _table_path(tables_dir: str, name: str) -> str:
 
 
 def _read(tables_dir: str, name: str):
-    from aqpgen import tablefile
+    from aqpgen.store import tablefile
 
     path = _table_path(tables_dir, name)
     if not os.path.exists(path):
@@ -175,7 +175,7 @@ def _K_span(Ks: Sequence[int]) -> str:
 # --------------------------------------------------------------------------------------------
 def tables_section(tables_dir: str = "tables") -> str:
     """Markdown: every file of ``tables_dir/MANIFEST.json`` with its header and row counts."""
-    from aqpgen import tablefile
+    from aqpgen.store import tablefile
 
     man = tablefile.load_manifest(os.path.join(tables_dir, tablefile.MANIFEST_NAME))
     rows = []
@@ -211,7 +211,7 @@ def _bench_lookup():
     """``bench/bench_lookup.py`` of this checkout (its timing method is reused, not copied)."""
     import importlib.util
 
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench",
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench",
                         "bench_lookup.py")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found: the lookup overhead needs the repository checkout")
@@ -301,7 +301,7 @@ def cli_section() -> str:
 # --------------------------------------------------------------------------------------------
 def rate_data(tables_dir: str = "tables") -> dict:
     """Rate audit of the shipped minimax table over K in [16, 1024] and the per-K metrics."""
-    from aqpgen import minimax
+    from aqpgen.generators import minimax
 
     t = _read(tables_dir, "kl-minimax")
     ks = [K for K in _ok_Ks(t) if K <= 1024]
@@ -360,7 +360,8 @@ def f64_markdown(d: dict, *, full: bool = False) -> str:
 def preset_reach(tables_dir: str = "tables") -> dict:
     """Per present preset: ok/not-ok counts, largest ok K, contiguous reach, first failure,
     and V∞/V∞(plug-in) at ``VRATIO_KS`` (plug-in's V∞ from ``metrics.variance_sup``)."""
-    from aqpgen import metrics, peers
+    from aqpgen.generators import peers
+    from aqpgen.numerics import metrics
 
     out = {}
     vpl: dict = {}
@@ -438,7 +439,7 @@ def reach_markdown(reach: dict) -> str:
 # results: simulator
 # --------------------------------------------------------------------------------------------
 def _sim_estimator(name):
-    from aqpgen import simulate
+    from aqpgen.game import simulate
 
     try:
         return simulate.get_estimator(name)
@@ -457,7 +458,7 @@ def _has_K(est, K) -> bool:
 
 def simulation_data(quick: bool = False, notes: list | None = None) -> dict:
     """Exact fixed-point TVs (both scenarios, every estimator, n/a = NaN) and sampled final TVs."""
-    from aqpgen import simulate
+    from aqpgen.game import simulate
 
     notes = [] if notes is None else notes
     Ks = SIM_KS_QUICK if quick else SIM_KS
@@ -552,7 +553,7 @@ def sampled_markdown(sampled: dict, seeds: int) -> str:
 
 
 def sim_figures(sim: dict, figdir: str) -> list:
-    from aqpgen import figures as simfig
+    from aqpgen.report import figures as simfig
 
     os.makedirs(figdir, exist_ok=True)
     out = [os.fspath(simfig.plot_fixed_point_tv(sim["exact"], os.path.join(figdir, "sim-fixed-point-tv.png")))]
@@ -606,7 +607,7 @@ def choices_section(tables_dir: str = "tables", reach: dict | None = None, f64: 
     """Markdown: dependencies (reason, where imported, version) and design decisions."""
     from importlib import metadata
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     lib, tst = _imports(root, "aqpgen"), _imports(root, "tests")
     declared = _declared_deps(root)
     rows = []
@@ -668,7 +669,7 @@ def _reach_stat(reach: dict | None) -> str:
 
 
 def _uptodate_stat(tables_dir: str) -> str:
-    from aqpgen import build
+    from aqpgen.store import build
 
     spec_path = os.path.join(tables_dir, "tables.toml")
     if not os.path.exists(spec_path):
@@ -688,7 +689,7 @@ def _uptodate_stat(tables_dir: str) -> str:
 # --------------------------------------------------------------------------------------------
 def compare_markdown(Ks: Sequence[int]) -> str:
     """``aqpgen.compare.to_markdown(compare(Ks))`` -- what ``aqpgen compare --markdown`` prints."""
-    from aqpgen import compare
+    from aqpgen.generators import compare
 
     return compare.to_markdown(compare.compare(list(Ks))).strip("\n")
 
@@ -696,7 +697,7 @@ def compare_markdown(Ks: Sequence[int]) -> str:
 def frontier_points(K: int) -> list:
     """The frontier at K: the rho sweep ``FRONTIER_RHOS`` (V∞ from 0.5× to 4× the plug-in's, where
     the peers sit) followed by the default eta sweep (small bias, large variance)."""
-    from aqpgen import aqp
+    from aqpgen.generators import aqp
 
     return aqp.frontier(K, rhos=FRONTIER_RHOS) + aqp.frontier(K)
 
@@ -712,7 +713,7 @@ def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False,
     (``README_SECTIONS``) and the report's parts; links in the README blocks are relative to
     ``readme``'s directory (default: the current directory).
     """
-    from aqpgen import audit_figures as F
+    from aqpgen.report import audit_figures as F
 
     figdir = os.path.join(os.path.dirname(os.path.abspath(out)), "figures")
     rdir = os.path.dirname(os.path.abspath(readme)) if readme else os.getcwd()

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .figures import _pyplot, save_png
+from aqpgen.report.figures import _pyplot, save_png
 
 __all__ = [
     "DPI",
@@ -58,7 +58,7 @@ def weighted_bias_curve(values, p) -> np.ndarray:
 
     ``values``: float64 table or high-precision strings (converted exactly).
     """
-    from aqpgen.bernstein import mean_poly_cheb, to_chebyshev_f64
+    from aqpgen.numerics.bernstein import mean_poly_cheb, to_chebyshev_f64
 
     a, _ = to_chebyshev_f64(values)
     p = np.asarray(p, dtype=np.float64)
@@ -71,7 +71,8 @@ def peer_beta(name: str, K: int) -> float:
     """β of ``peers.peer_table(name, K)``: grid + Newton refinement in ball arithmetic."""
     from fractions import Fraction
 
-    from aqpgen import audit, peers
+    from aqpgen.audit import core as audit
+    from aqpgen.generators import peers
 
     vals = [Fraction(float(x)) for x in peers.peer_table(name, K)]
     grid = audit._grid(K)
@@ -79,7 +80,7 @@ def peer_beta(name: str, K: int) -> float:
 
 
 def _read(tables_dir, name):
-    from aqpgen import tablefile
+    from aqpgen.store import tablefile
 
     path = os.path.join(os.fspath(tables_dir), f"{name}.h5")
     if not os.path.exists(path):
@@ -93,7 +94,7 @@ def _available(tables_dir) -> list:
 
 def bias_curves(K: int, tables_dir, path, peers_list: Sequence[str] | None = None) -> str:
     """Figure: p·bias(p) of every peer and every shipped KL table at batch size ``K``."""
-    from aqpgen import peers
+    from aqpgen.generators import peers
 
     plt = _pyplot()
     p = np.concatenate([[0.0], np.logspace(-6, 0, 1200)])
@@ -130,7 +131,7 @@ def fit_slope(Ks, ys, kmin: int = _SLOPE_KMIN) -> float:
 
 def beta_series(tables_dir, Ks: Sequence[int]) -> dict:
     """``{estimator: (Ks, betas)}``: peers recomputed at ``Ks``; shipped tables' stored β."""
-    from aqpgen import peers
+    from aqpgen.generators import peers
 
     out = {}
     for name in peers.PEERS:
@@ -185,18 +186,18 @@ def frontier(K: int, path, points=None) -> str:
     ``points``: the frontier as a list of objects/dicts with ``beta`` and ``V_inf`` (default:
     :func:`aqpgen.aqp.frontier` at K).
     """
-    from aqpgen import peers
+    from aqpgen.generators import peers
 
     plt = _pyplot()
     if points is None:
-        from aqpgen import aqp
+        from aqpgen.generators import aqp
 
         points = aqp.frontier(K)
     pts = [(_get(q, "V_inf"), _get(q, "beta")) for q in points]
     pts = sorted((v, b) for v, b in pts if math.isfinite(v) and math.isfinite(b))
     fig, ax = plt.subplots(figsize=FIGSIZE)
     ax.loglog([v for v, _ in pts], [b for _, b in pts], "-o", ms=3, label="AQP frontier")
-    from aqpgen import audit
+    from aqpgen.audit import core as audit
 
     for name in peers.PEERS:
         from fractions import Fraction

@@ -62,7 +62,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .errors import TableFormatError
+from aqpgen.errors import TableFormatError
 
 __all__ = [
     "MANIFEST_NAME",
@@ -746,7 +746,7 @@ def check_manifest(path: str | os.PathLike) -> list:
         One ``manifest`` check per file (``ok`` False with the reason when the file is not
         listed, missing, or its sha256 / size / content hash differ).
     """
-    from .records import Check
+    from aqpgen.records import Check
 
     p = os.fspath(path)
     if os.path.isdir(p):

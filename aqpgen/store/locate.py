@@ -1,0 +1,76 @@
+"""The one way to find a table file: by path, or by name on the table search path.
+
+Public names
+------------
+TABLES_ENV                 -- ``"AQPGEN_TABLES"``: the one environment variable (directories
+                              separated by ``os.pathsep``, searched first).
+search_path()              -- the directories searched for a table given by name, in order.
+find_table(ref)            -- a path, or a name such as ``"kl-aqp-rho1"`` -> the file's ``Path``.
+available_tables()         -- the table names found on the search path.
+source_tables_dir()        -- the source checkout's ``tables/`` directory (None when installed).
+
+Search order for a name: ``$AQPGEN_TABLES`` entries, then the source checkout's ``tables/``.
+Every part of aqpgen (runtime, CLI, builder, report, simulator) locates tables through here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["TABLES_ENV", "available_tables", "find_table", "search_path", "source_tables_dir"]
+
+#: The environment variable holding extra table directories (``os.pathsep``-separated).
+TABLES_ENV = "AQPGEN_TABLES"
+
+
+def source_tables_dir() -> Path | None:
+    """The ``tables/`` directory of the source checkout this package runs from, if any."""
+    d = Path(__file__).resolve().parents[2] / "tables"
+    return d if d.is_dir() else None
+
+
+def search_path() -> list[Path]:
+    """Directories searched for a table given by name: ``$AQPGEN_TABLES`` entries, then the
+    source checkout's ``tables/``."""
+    dirs = [Path(d) for d in os.environ.get(TABLES_ENV, "").split(os.pathsep) if d]
+    src = source_tables_dir()
+    if src is not None:
+        dirs.append(src)
+    return dirs
+
+
+def _is_name(ref: str) -> bool:
+    return os.sep not in ref and (os.altsep is None or os.altsep not in ref)
+
+
+def available_tables() -> list[str]:
+    """Sorted names of the ``.h5`` files on the search path."""
+    return sorted({f.stem for d in search_path() if d.is_dir() for f in d.glob("*.h5")})
+
+
+def find_table(ref) -> Path:
+    """Resolve a table reference: an existing file, or a name (``"power-m2"`` or ``"power-m2.h5"``)
+    looked up on :func:`search_path`.
+
+    Raises
+    ------
+    FileNotFoundError
+        Neither a file nor a known name; the message lists the directories searched and the
+        names available.
+    """
+    p = Path(os.fspath(ref))
+    if p.is_file():
+        return p
+    name = str(os.fspath(ref))
+    if _is_name(name):
+        for d in search_path():
+            for cand in (d / f"{name}.h5", d / name):
+                if cand.is_file():
+                    return cand
+    searched = [str(d) for d in search_path()]
+    raise FileNotFoundError(
+        f"no table file {name!r}: not a file, and no '{name}.h5' in {searched} "
+        f"(available names: {available_tables() or 'none'}; set ${TABLES_ENV} to a directory "
+        f"holding tables, or build them with `aqpgen build`)"
+    )
