@@ -1,0 +1,305 @@
+"""Targets: the function g(p) of the answer probability that a table estimates.
+
+A table c_K[1..K] estimates g(p) through its mean g_c(p) = sum_m c[m+1] b_{K-1,m}(p)
+(docs/MATH.md §1).  Every error is weighted by p, so the solvers and certificates work with the
+weighted target h(p) = p g(p), which is finite on [0, 1] for every target here.
+
+Public names
+------------
+Target                 -- the interface (abstract): name, evaluations, derivatives, peers.
+LogTarget, LOG         -- g(p) = log p (the KL / entropy game, alpha = 1).
+PowerTarget            -- g(p) = p^a, a real, a > -1 (the alpha-family game, alpha = a + 1).
+parse_target(text)     -- "log", "log p", "p^0.5", "p^-0.5", "p^2" -> a Target (ValueError else).
+alpha_reward(values, alpha) -- the affine map of a p^(alpha-1) (or log p) table to the reward
+                          phi_alpha'(p) of the alpha-divergence game (docs/MATH.md §2b).
+
+Conventions
+-----------
+* ``name`` is the string stored in a table file's ``target`` attribute ("log p", "p^0.5", "p^2");
+  ``spec`` is the command-line form ("log", "p^0.5").
+* float64 evaluations take numpy arrays; ``*_mp`` take mpmath numbers at the caller's working
+  precision; ``*_arb`` take python-flint ``arb`` balls at the caller's ``flint.ctx.prec``.  No
+  function here sets a global precision.
+* Derivatives in theta: p = sin^2(theta/2), theta in [0, pi] (dp/dtheta = sin(theta)/2).  The
+  Remez engine, the certificates and the metrics all use this variable (docs/MATH.md §3).
+
+This module imports numpy only (mpmath / python-flint are used when their arguments are passed
+in), so the runtime may import it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from abc import ABC, abstractmethod
+from fractions import Fraction
+
+import numpy as np
+
+__all__ = ["LOG", "LogTarget", "PowerTarget", "Target", "alpha_reward", "parse_target"]
+
+#: unit roundoff of float64.
+_U = 2.0**-53
+
+
+class Target(ABC):
+    """A target function g(p) on (0, 1] with weighted form h(p) = p g(p), h(0) = 0.
+
+    Subclasses provide the evaluations the solvers (Remez, AQP), the metrics, the certificates,
+    the simulator and the peers need, so that none of them hard-codes a target.
+    """
+
+    #: stored name (file attribute ``target``), e.g. "log p", "p^0.5".
+    name: str
+    #: command-line spelling, e.g. "log", "p^0.5".
+    spec: str
+    #: Theta exponent r of the minimax rate E*_K = Theta(K^-r) (docs/MATH.md §4).
+    rate_exponent: float
+    #: smallest batch size of the standard K grid.
+    kmin: int = 2
+    #: True when g is a polynomial (then exact U-statistic tables exist for K > degree).
+    polynomial: bool = False
+
+    # ---------------------------------------------------------------- float64
+    @abstractmethod
+    def g(self, p) -> np.ndarray:
+        """g(p) in float64 for p in (0, 1] (g(0) may be -inf or inf)."""
+
+    def h(self, p) -> np.ndarray:
+        """h(p) = p g(p) in float64, with h(0) = 0."""
+        p = np.asarray(p, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = p * self.g(np.where(p > 0, p, 1.0))
+        return np.where(p > 0, out, 0.0)
+
+    @abstractmethod
+    def g_theta(self, t):
+        """(g, dg/dtheta, d2g/dtheta2) at p = sin^2(t/2), t in (0, pi], float64 arrays."""
+
+    # ---------------------------------------------------------------- high precision
+    @abstractmethod
+    def g_mp(self, p):
+        """g(p) for an mpmath number p > 0 (the caller's mpmath precision)."""
+
+    def h_mp(self, p):
+        """h(p) = p g(p) in mpmath, 0 at p = 0."""
+        return p * self.g_mp(p) if p != 0 else p * 0
+
+    @abstractmethod
+    def g_arb(self, p):
+        """g(p) for a python-flint arb ball p with p > 0 (the caller's flint precision)."""
+
+    def h_arb(self, p):
+        """h(p) = p g(p) for an arb ball (p > 0)."""
+        return p * self.g_arb(p)
+
+    # ---------------------------------------------------------------- peers
+    @abstractmethod
+    def plugin(self, K: int) -> np.ndarray:
+        """The plug-in table g(n/K), n = 1..K, float64 (the estimator people use today)."""
+
+    # ---------------------------------------------------------------- misc
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Target) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+class LogTarget(Target):
+    """g(p) = log p: the KL / entropy game (alpha = 1).  E*_K = Theta(K^-2)."""
+
+    name = "log p"
+    spec = "log"
+    rate_exponent = 2.0
+    a = None
+
+    def g(self, p):
+        with np.errstate(divide="ignore"):
+            return np.log(np.asarray(p, dtype=np.float64))
+
+    def h(self, p):
+        p = np.asarray(p, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+
+    def g_theta(self, t):
+        s, c = np.sin(0.5 * np.asarray(t)), np.cos(0.5 * np.asarray(t))
+        return 2.0 * np.log(s), c / s, -0.5 / (s * s)
+
+    def g_mp(self, p):
+        import mpmath
+
+        return mpmath.log(p)
+
+    def g_arb(self, p):
+        return p.log()
+
+    def plugin(self, K):
+        K = int(K)
+        return np.log(np.arange(1, K + 1, dtype=np.float64) / K)
+
+
+#: The log p target (a singleton; LogTarget() == LOG).
+LOG = LogTarget()
+
+
+class PowerTarget(Target):
+    """g(p) = p^a for a real exponent a > -1 (alpha-family game, alpha = a + 1).
+
+    ``a`` is kept exactly as a ``Fraction`` (parsed from its decimal text) and as a float.
+    Integer a >= 0 is a polynomial: exact U-statistic tables exist for K >= a + 1
+    (``polynomial`` True).  Otherwise E*_K(a) = Theta(K^(-2(a+1))).
+    """
+
+    def __init__(self, a):
+        frac = _exact_exponent(a)
+        if not frac > -1:
+            raise ValueError(f"the exponent a of the target p^a must be > -1, received {a!r}")
+        self.a_exact = frac
+        self.a = float(frac)
+        self.polynomial = frac.denominator == 1 and frac >= 0
+        self.spec = f"p^{_format_exponent(frac)}"
+        self.name = self.spec
+        self.rate_exponent = 2.0 * (self.a + 1.0)
+        self.kmin = int(frac) + 1 if self.polynomial else 2
+
+    def g(self, p):
+        with np.errstate(divide="ignore"):
+            return np.power(np.asarray(p, dtype=np.float64), self.a)
+
+    def h(self, p):
+        return np.power(np.asarray(p, dtype=np.float64), self.a + 1.0)
+
+    def g_theta(self, t):
+        t = np.asarray(t, dtype=np.float64)
+        s, c = np.sin(0.5 * t), np.cos(0.5 * t)
+        a = self.a
+        g0 = np.power(s, 2.0 * a)
+        g1 = a * np.power(s, 2.0 * a - 1.0) * c
+        g2 = 0.5 * a * np.power(s, 2.0 * a - 2.0) * ((2.0 * a - 1.0) * c * c - s * s)
+        return g0, g1, g2
+
+    def _a_mp(self):
+        import mpmath
+
+        return mpmath.mpf(self.a_exact.numerator) / self.a_exact.denominator
+
+    def g_mp(self, p):
+        import mpmath
+
+        return mpmath.power(p, self._a_mp())
+
+    def h_mp(self, p):
+        import mpmath
+
+        return mpmath.power(p, self._a_mp() + 1) if p != 0 else p * 0
+
+    def _a_arb(self):
+        import flint
+
+        return flint.arb(self.a_exact.numerator) / self.a_exact.denominator
+
+    def g_arb(self, p):
+        return p ** self._a_arb()
+
+    def h_arb(self, p):
+        return p ** (self._a_arb() + 1)
+
+    def plugin(self, K):
+        K = int(K)
+        return np.power(np.arange(1, K + 1, dtype=np.float64) / K, self.a)
+
+
+def _exact_exponent(a) -> Fraction:
+    """The exponent as an exact Fraction: from a string's decimal text, an int, or a float's
+    shortest repr (so 0.1 means 1/10, not the binary double)."""
+    if isinstance(a, bool):
+        raise TypeError(f"the exponent a must be a real number, received {a!r}")
+    if isinstance(a, Fraction):
+        return a
+    if isinstance(a, (int, np.integer)):
+        return Fraction(int(a))
+    if isinstance(a, (float, np.floating)):
+        if not math.isfinite(float(a)):
+            raise ValueError(f"the exponent a must be finite, received {a!r}")
+        return Fraction(repr(float(a)))
+    if isinstance(a, str):
+        try:
+            f = Fraction(a.strip())
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"the exponent a must be a real number, received {a!r}") from None
+        return f
+    raise TypeError(f"the exponent a must be a real number, received {a!r}")
+
+
+def _format_exponent(f: Fraction) -> str:
+    """Canonical text of an exponent: "2", "0.5", "-0.5", "1/3" (decimal when terminating)."""
+    if f.denominator == 1:
+        return str(f.numerator)
+    d = f.denominator
+    while d % 2 == 0:
+        d //= 2
+    while d % 5 == 0:
+        d //= 5
+    if d == 1:  # terminating decimal: print it exactly
+        s = f"{float(f)!r}"
+        if Fraction(s) == f:
+            return s
+    return f"{f.numerator}/{f.denominator}"
+
+
+_POWER_RE = re.compile(r"^\s*p\s*(?:\^|\*\*)\s*\(?\s*([^()\s]+)\s*\)?\s*$")
+
+
+def parse_target(text) -> Target:
+    """A Target from its text: "log" / "log p" / "logp" -> LOG; "p^A" or "p**A" -> PowerTarget(A).
+
+    ``A`` is any real number > -1 written as a decimal or a fraction ("0.5", "-1/2", "2").
+    A Target passes through unchanged.
+
+    Raises
+    ------
+    ValueError
+        Unknown text, an exponent that is not a number, or a <= -1 (the message says why).
+    """
+    if isinstance(text, Target):
+        return text
+    if not isinstance(text, str):
+        raise TypeError(f"a target must be a string such as 'log' or 'p^0.5', received {text!r}")
+    t = text.strip()
+    if t.replace(" ", "").lower() in ("log", "logp", "log(p)"):
+        return LOG
+    m = _POWER_RE.match(t)
+    if not m:
+        raise ValueError(f"unknown target {text!r}: expected 'log' or 'p^A' with a real A > -1 "
+                         f"(e.g. 'p^0.5', 'p^-0.5', 'p^2')")
+    return PowerTarget(m.group(1))
+
+
+def alpha_reward(values, alpha) -> np.ndarray:
+    """The reward table of the alpha-divergence game from a table for its power target.
+
+    The generator phi_alpha(p) = (p^alpha - p) / (alpha (alpha - 1)) has the reward
+    phi_alpha'(p) = (alpha p^(alpha-1) - 1) / (alpha (alpha - 1)) = A p^a + B with a = alpha - 1,
+    A = 1/(alpha - 1), B = -1/(alpha (alpha - 1)); for alpha = 1 (KL) phi_1'(p) = log p + 1.
+    Constants are estimated exactly, so the same map applied to a table for p^a (or log p) gives
+    a table for phi_alpha' with its bias scaled by |A| (docs/MATH.md §2b).
+
+    Parameters
+    ----------
+    values : array-like
+        A table c_K[1..K] (or any array of rewards) for the target p^(alpha-1) (log p if alpha == 1).
+    alpha : float
+        alpha > 0.
+    """
+    alpha = float(alpha)
+    if not (alpha > 0 and math.isfinite(alpha)):
+        raise ValueError(f"alpha must be a positive finite number, received {alpha!r}")
+    v = np.asarray(values, dtype=np.float64)
+    if alpha == 1.0:
+        return v + 1.0
+    return v / (alpha - 1.0) - 1.0 / (alpha * (alpha - 1.0))
