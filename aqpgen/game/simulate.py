@@ -1,4 +1,4 @@
-r"""The toy alignment game of SPEC §6: does a biased log-reward move the fixed point?
+r"""The toy alignment game of docs/MATH.md §8: does a biased log-reward move the fixed point?
 
 Game
 ----
@@ -16,7 +16,7 @@ Expected dynamics and their fixed point (``run_exact``)
 --------------------------------------------------------
 Given answer z of sample i, the other K-1 samples are independent of it, so
 :math:`n_i - 1 \sim \mathrm{Bin}(K-1, p_z)` and the expected reward of answer z is
-:math:`F_z(p) = R_z - \tau g_c(p_z)` with :math:`g_c` the table's mean polynomial (SPEC §1).  The
+:math:`F_z(p) = R_z - \tau g_c(p_z)` with :math:`g_c` the table's mean polynomial (docs/MATH.md §1).  The
 expected REINFORCE gradient (any baseline independent of the sample) is
 
 .. math::  \mathbb{E}\,\partial_{\theta_t} = \pi_t\,(F_{z(t)} - \bar F), \qquad
