@@ -93,6 +93,46 @@ class Target(ABC):
         """h(p) = p g(p) for an arb ball (p > 0)."""
         return p * self.g_arb(p)
 
+    def g_arb_sin(self, s):
+        """g(p) at p = s^2 for an arb ball s = sin(theta/2) > 0.
+
+        The Remez rows and the minimax verification are built in theta; a target may evaluate
+        g more accurately from s than from p = s^2 (log p = 2 log s).  Default: g_arb(s * s).
+        """
+        return self.g_arb(s * s)
+
+    # ---------------------------------------------------------------- certificates
+    # The rigorous bias certificate (aqpgen.numerics.certify, docs/MATH.md §6) works with
+    # H(theta) = h(sin^2(theta/2)) on theta-cells.  A target supplies the four pieces below; a
+    # target that does not implement them cannot be certified (NotImplementedError).
+
+    #: the first cell [0, p0] of the certificate requires p0 <= first_cell_pmax.
+    first_cell_pmax: float = 1.0
+
+    def h_theta_bounds(self, c):
+        """(H, H', H'', eta) at theta = c (float64 array in (0, pi]): H(theta) = h(sin^2(theta/2))
+        and its first two theta-derivatives as computed in float64, and eta >= the absolute
+        rounding error of each of the three (elementwise)."""
+        raise NotImplementedError(self._no_cert("h_theta_bounds"))
+
+    def h3_bound(self, lo):
+        """Upper bound on sup |H'''(theta)| over theta in [lo, pi], for each lo > 0 (float64
+        array), its own rounding absorbed (a rigorous bound)."""
+        raise NotImplementedError(self._no_cert("h3_bound"))
+
+    def first_cell_bound(self, p0: float) -> float:
+        """B with sup_{0 < p <= p0} |h(p)| <= p0 * B, for 0 < p0 <= ``first_cell_pmax``."""
+        raise NotImplementedError(self._no_cert("first_cell_bound"))
+
+    def h_abs_sup_arb(self):
+        """An arb ball whose upper end bounds sup_{p in [0,1]} |h(p)| (the certificate's
+        fallback when the Chebyshev coefficients overflow float64), at flint's precision."""
+        raise NotImplementedError(self._no_cert("h_abs_sup_arb"))
+
+    def _no_cert(self, method: str) -> str:
+        return (f"{type(self).__name__}.{method} (needed by the bias certificate) is not "
+                f"implemented for the target {self.name!r}")
+
     # ---------------------------------------------------------------- peers
     @abstractmethod
     def plugin(self, K: int) -> np.ndarray:
@@ -122,9 +162,13 @@ class LogTarget(Target):
             return np.log(np.asarray(p, dtype=np.float64))
 
     def h(self, p):
+        """p log p (0 at p = 0) by ``scipy.special.xlogy`` (scalar libm log): the evaluation the
+        shipped AQP tables were solved with (numpy's vectorised log differs from it in the last
+        bit at ~0.3% of points, which would move an exchange)."""
+        from scipy.special import xlogy
+
         p = np.asarray(p, dtype=np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+        return xlogy(p, p)
 
     def g_theta(self, t):
         s, c = np.sin(0.5 * np.asarray(t)), np.cos(0.5 * np.asarray(t))
@@ -137,6 +181,48 @@ class LogTarget(Target):
 
     def g_arb(self, p):
         return p.log()
+
+    def g_arb_sin(self, s):
+        return 2 * s.log()
+
+    # ---------------------------------------------------------------- certificates
+    # H = p log p, p = sin^2(theta/2), dp/dtheta = sin(theta)/2, sin^2(theta) = 4p(1-p):
+    #   H'   = (log p + 1) sin(theta)/2,
+    #   H''  = cos^2(theta/2) + (log p + 1) cos(theta)/2,
+    #   H''' = -sin(theta)/2 + cot(theta/2) cos(theta)/2 - (log p + 1) sin(theta)/2,
+    # and |sin theta| = 2 sqrt(p(1-p)), sqrt(p)|log p| <= 2/e give
+    #   |H'''| <= 1 + 2/e + cot(theta/2)/2 = H3_CONST + cot(theta/2)/2 (decreasing in theta).
+    #: the constant of |H'''(theta)| <= H3_CONST + cot(theta/2)/2.
+    H3_CONST = 1.0 + 2.0 / math.e
+    #: p |log p| is increasing on [0, 1/e].
+    first_cell_pmax = math.exp(-1.0)
+
+    def h_theta_bounds(self, c):
+        s2 = np.sin(0.5 * c)
+        p = s2 * s2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lp = np.log(p)
+        H0 = p * lp
+        sc = np.sin(c)
+        cc = np.cos(c)
+        H1 = (lp + 1.0) * sc * 0.5
+        co = np.cos(0.5 * c)
+        H2 = co * co + (lp + 1.0) * cc * 0.5
+        # p, the log and the products each within a few ulp: 32 u (|log p| + 3) covers all three
+        eta = 32.0 * _U * (np.abs(lp) + 3.0)
+        return H0, H1, H2, eta
+
+    def h3_bound(self, lo):
+        cot = np.cos(0.5 * lo) / np.sin(0.5 * lo)
+        return self.H3_CONST + 0.5 * cot * (1.0 + 1e-12)
+
+    def first_cell_bound(self, p0):
+        return abs(math.log(p0))  # sup_{p <= p0} p |log p| = p0 |log p0| for p0 <= 1/e
+
+    def h_abs_sup_arb(self):
+        import flint
+
+        return flint.arb(-1).exp()  # sup |p log p| = 1/e, at p = 1/e
 
     def plugin(self, K):
         K = int(K)
