@@ -93,29 +93,50 @@ class Target(ABC):
         """h(p) = p g(p) for an arb ball (p > 0)."""
         return p * self.g_arb(p)
 
+    def g_arb_sin(self, s):
+        """g(p) at p = s^2 for an arb ball s = sin(theta/2) > 0.
+
+        The Remez rows and the minimax verification are built in theta; a target may evaluate
+        g more accurately from s than from p = s^2 (log p = 2 log s).  Default: g_arb(s * s).
+        """
+        return self.g_arb(s * s)
+
+    # ---------------------------------------------------------------- certificates
+    # The rigorous bias certificate (aqpgen.numerics.certify, docs/MATH.md §6) works with
+    # H(theta) = h(sin^2(theta/2)) on theta-cells.  A target supplies the four pieces below; a
+    # target that does not implement them cannot be certified (NotImplementedError).
+
+    #: the first cell [0, p0] of the certificate requires p0 <= first_cell_pmax.
+    first_cell_pmax: float = 1.0
+
+    def h_theta_bounds(self, c):
+        """(H, H', H'', eta) at theta = c (float64 array in (0, pi]): H(theta) = h(sin^2(theta/2))
+        and its first two theta-derivatives as computed in float64, and eta >= the absolute
+        rounding error of each of the three (elementwise)."""
+        raise NotImplementedError(self._no_cert("h_theta_bounds"))
+
+    def h3_bound(self, lo):
+        """Upper bound on sup |H'''(theta)| over theta in [lo, pi], for each lo > 0 (float64
+        array), its own rounding absorbed (a rigorous bound)."""
+        raise NotImplementedError(self._no_cert("h3_bound"))
+
+    def first_cell_bound(self, p0: float) -> float:
+        """B with sup_{0 < p <= p0} |h(p)| <= p0 * B, for 0 < p0 <= ``first_cell_pmax``."""
+        raise NotImplementedError(self._no_cert("first_cell_bound"))
+
+    def h_abs_sup_arb(self):
+        """An arb ball whose upper end bounds sup_{p in [0,1]} |h(p)| (the certificate's
+        fallback when the Chebyshev coefficients overflow float64), at flint's precision."""
+        raise NotImplementedError(self._no_cert("h_abs_sup_arb"))
+
+    def _no_cert(self, method: str) -> str:
+        return (f"{type(self).__name__}.{method} (needed by the bias certificate) is not "
+                f"implemented for the target {self.name!r}")
+
     # ---------------------------------------------------------------- peers
     @abstractmethod
     def plugin(self, K: int) -> np.ndarray:
         """The plug-in table g(n/K), n = 1..K, float64 (the estimator people use today)."""
-
-    # ---------------------------------------------------------------- certificate hooks
-    @abstractmethod
-    def h_theta_bounds(self, c):
-        """(H, H', H'', eta) at float64 centres c in (0, pi].
-
-        H(theta) = h(sin^2(theta/2)) and its first two theta-derivatives, evaluated in float64 at
-        the float c itself (no argument error), and eta >= the absolute rounding error of each
-        of the three (elementwise).  Used by the certificate (docs/MATH.md §3).
-        """
-
-    @abstractmethod
-    def h3_bound(self, lo):
-        """A rigorous upper bound of sup |H'''(theta)| over theta in [lo, pi] (lo in (0, pi],
-        elementwise for an array)."""
-
-    @abstractmethod
-    def first_cell_bound(self, p0) -> float:
-        """A rigorous upper bound of sup_{0 <= p <= p0} |h(p)| for a float p0 in [0, 1]."""
 
     # ---------------------------------------------------------------- misc
     def __repr__(self) -> str:
@@ -141,9 +162,13 @@ class LogTarget(Target):
             return np.log(np.asarray(p, dtype=np.float64))
 
     def h(self, p):
+        """p log p (0 at p = 0) by ``scipy.special.xlogy`` (scalar libm log): the evaluation the
+        shipped AQP tables were solved with (numpy's vectorised log differs from it in the last
+        bit at ~0.3% of points, which would move an exchange)."""
+        from scipy.special import xlogy
+
         p = np.asarray(p, dtype=np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+        return xlogy(p, p)
 
     def g_theta(self, t):
         s, c = np.sin(0.5 * np.asarray(t)), np.cos(0.5 * np.asarray(t))
@@ -157,25 +182,22 @@ class LogTarget(Target):
     def g_arb(self, p):
         return p.log()
 
-    def plugin(self, K):
-        K = int(K)
-        return np.log(np.arange(1, K + 1, dtype=np.float64) / K)
+    def g_arb_sin(self, s):
+        return 2 * s.log()
 
-    # certificate hooks: H = p log p at p = sin^2(theta/2) (dp/dtheta = sin(theta)/2,
-    # sin^2 theta = 4p(1-p)):
+    # ---------------------------------------------------------------- certificates
+    # H = p log p, p = sin^2(theta/2), dp/dtheta = sin(theta)/2, sin^2(theta) = 4p(1-p):
     #   H'   = (log p + 1) sin(theta)/2,
     #   H''  = cos^2(theta/2) + (log p + 1) cos(theta)/2,
     #   H''' = -sin(theta)/2 + cot(theta/2) cos(theta)/2 - (log p + 1) sin(theta)/2,
     # and |sin theta| = 2 sqrt(p(1-p)), sqrt(p)|log p| <= 2/e give
-    #   |H'''| <= 1 + 2/e + cot(theta/2)/2, decreasing in theta, so its value at lo bounds [lo, pi].
-    #: |H'''(theta)| <= H3_CONST + cot(theta/2)/2 on (0, pi].
+    #   |H'''| <= 1 + 2/e + cot(theta/2)/2 = H3_CONST + cot(theta/2)/2 (decreasing in theta).
+    #: the constant of |H'''(theta)| <= H3_CONST + cot(theta/2)/2.
     H3_CONST = 1.0 + 2.0 / math.e
+    #: p |log p| is increasing on [0, 1/e].
+    first_cell_pmax = math.exp(-1.0)
 
     def h_theta_bounds(self, c):
-        """H = p log p, H', H'' at theta = c and a rounding bound eta = 32u(|log p| + 3)
-        (p, log and the products are each within a few ulp; the same arithmetic as the
-        certificate of docs/MATH.md §3 has always used)."""
-        c = np.asarray(c, dtype=np.float64)
         s2 = np.sin(0.5 * c)
         p = s2 * s2
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -186,25 +208,25 @@ class LogTarget(Target):
         H1 = (lp + 1.0) * sc * 0.5
         co = np.cos(0.5 * c)
         H2 = co * co + (lp + 1.0) * cc * 0.5
+        # p, the log and the products each within a few ulp: 32 u (|log p| + 3) covers all three
         eta = 32.0 * _U * (np.abs(lp) + 3.0)
         return H0, H1, H2, eta
 
     def h3_bound(self, lo):
-        lo = np.asarray(lo, dtype=np.float64)
         cot = np.cos(0.5 * lo) / np.sin(0.5 * lo)
         return self.H3_CONST + 0.5 * cot * (1.0 + 1e-12)
 
     def first_cell_bound(self, p0):
-        """sup_{p <= p0} p|log p| = p0 |log p0| for p0 <= 1/e (increasing there), else 1/e;
-        inflated by 1 + 8u for the rounding of log and the product."""
-        p0 = float(p0)
-        if not 0.0 <= p0 <= 1.0:
-            raise ValueError(f"p0 must lie in [0, 1], received {p0!r}")
-        if p0 == 0.0:
-            return 0.0
-        if p0 >= math.exp(-1.0) * (1.0 - 1e-15):
-            return math.exp(-1.0) * (1.0 + 8.0 * _U)
-        return p0 * abs(math.log(p0)) * (1.0 + 8.0 * _U)
+        return abs(math.log(p0))  # sup_{p <= p0} p |log p| = p0 |log p0| for p0 <= 1/e
+
+    def h_abs_sup_arb(self):
+        import flint
+
+        return flint.arb(-1).exp()  # sup |p log p| = 1/e, at p = 1/e
+
+    def plugin(self, K):
+        K = int(K)
+        return np.log(np.arange(1, K + 1, dtype=np.float64) / K)
 
 
 #: The log p target (a singleton; LogTarget() == LOG).
@@ -340,15 +362,22 @@ class PowerTarget(Target):
         return val * (1.0 + rel)
 
     def first_cell_bound(self, p0):
-        """sup_{p <= p0} p^(a+1) = p0^(a+1) (increasing, a + 1 > 0), inflated by the relative
-        rounding u (8 + 8(|a| + 2)(1 + |log p0|)) + 4 rel_b of pow and of the float exponent."""
+        """B = p0^a, so that sup_{0 < p <= p0} |h(p)| = p0^(a+1) = p0 B (h increasing, a + 1 > 0),
+        inflated by the relative rounding u (8 + 8(|a| + 2)(1 + |log p0|)) + 4 rel_b of pow and
+        of the float exponent.  Any p0 in (0, 1] is allowed (``first_cell_pmax`` = 1)."""
         p0 = float(p0)
-        if not 0.0 <= p0 <= 1.0:
-            raise ValueError(f"p0 must lie in [0, 1], received {p0!r}")
-        if p0 == 0.0:
-            return 0.0
+        if not 0.0 < p0 <= 1.0:
+            raise ValueError(f"p0 must lie in (0, 1], received {p0!r}")
         rel = _U * (8.0 + 8.0 * (abs(self.a) + 2.0) * (1.0 + abs(math.log(p0)))) + 4.0 * self._b_rel()
-        return math.pow(p0, self.a + 1.0) * (1.0 + rel)
+        return math.pow(p0, self.a) * (1.0 + rel) + 2.0**-1074  # + 1 subnormal ulp: underflow
+
+    def h_abs_sup_arb(self):
+        import flint
+
+        return flint.arb(1)  # sup_{[0,1]} p^(a+1) = 1, at p = 1
+
+    def g_arb_sin(self, s):
+        return s ** (2 * self._a_arb())
 
 
 def _exact_exponent(a) -> Fraction:

@@ -72,16 +72,35 @@ def test_h3_bound_vectorised():
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.spec)
-@pytest.mark.parametrize("p0", [0.0, 1e-12, 1e-5, 0.01, 0.2, 0.36787944117144233, 0.5, 1.0])
+@pytest.mark.parametrize("p0", [1e-300, 1e-12, 1e-5, 0.01, 0.2, 0.36787944117144233, 0.5, 1.0])
 def test_first_cell_bound(target, p0):
+    """sup_{0 < p <= p0} |h(p)| <= p0 * first_cell_bound(p0) for p0 <= first_cell_pmax, tight."""
+    if p0 > target.first_cell_pmax:
+        return
     B = target.first_cell_bound(p0)
     with mp.workdps(30):
-        ps = [mp.mpf(p0) * k / 400 for k in range(401)]
+        ps = [mp.mpf(p0) * k / 400 for k in range(1, 401)]
         sup = max(abs(target.h_mp(p)) for p in ps)
-    assert sup <= B
-    assert B <= sup * (1 + 1e-12) + (math.exp(-1) if target is LOG and p0 > 0.3 else 0.0)
+        # (log p: B = |log p0| is within 1 ulp of its value; the certificate inflates every
+        # bound by 1 + 1e-9, which the factor below stands for)
+        slack = 1 + mp.mpf(1e-13) if target is LOG else 1
+        assert sup <= mp.mpf(p0) * mp.mpf(B) * slack
+        # tight (relative 1e-10), up to the one subnormal ulp added against underflow
+        assert mp.mpf(p0) * mp.mpf(B) <= sup * (1 + mp.mpf(1e-10)) + mp.mpf(p0) * mp.mpf(2.0**-1074)
+
+
+def test_first_cell_pmax_and_sup():
+    import flint
+
+    assert LOG.first_cell_pmax == pytest.approx(math.exp(-1)) and PowerTarget("0.5").first_cell_pmax == 1.0
     with pytest.raises(ValueError, match="p0"):
-        target.first_cell_bound(1.5)
+        PowerTarget("0.5").first_cell_bound(0.0)
+    for t in TARGETS:  # sup_[0,1] |h| (1/e for p log p, 1 for p^(a+1)) against a dense grid
+        with mp.workdps(20):
+            sup = max(abs(t.h_mp(mp.mpf(k) / 4000)) for k in range(1, 4001))
+        assert float(sup) <= float(t.h_abs_sup_arb().upper()) <= float(sup) * (1 + 1e-6)
+        s = flint.arb("0.3")
+        assert abs(float((t.g_arb_sin(s) - t.g_arb(s * s)).mid())) < 1e-14
 
 
 def test_log_hooks_match_certificate_arithmetic():
