@@ -1,4 +1,4 @@
-"""Tests of the alignment-game simulator (aqpgen.simulate, `aqpgen simulate`, figures).
+"""Tests of the alignment-game simulator (aqpgen.game, `aqpgen simulate`, figures).
 
 Oracles: closed forms (p* = softmax(R/tau); the K = 2 plug-in has a linear mean, whose KKT
 system is solved here by sorting), exact rational Bernstein coefficients of a Chebyshev
@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 
 from aqpgen.game import simulate as sm
+from aqpgen.generators import minimax
+from aqpgen.records import KResult
+from aqpgen.store import tablefile as tf
 
 
 def _plugin(Ks):
@@ -178,11 +181,8 @@ def test_slope_helper():
     assert math.isnan(sm.loglog_slope([16, 32], [0.0, 0.0])[0])
 
 
-# ----------------------------------------------------------------------------- minimax (if present)
-def test_minimax_beats_plugin_when_available():
-    minimax = pytest.importorskip("aqpgen.generators.minimax")
-    if not hasattr(minimax, "remez"):
-        pytest.skip("aqpgen.minimax.remez not available")
+# ----------------------------------------------------------------------------- minimax
+def test_minimax_beats_plugin():
     K = 16
     g = sm.MeanFunction(minimax.remez(K).cheb_f64)
     sol = sm.fixed_point_dynamics("head", g)
@@ -194,10 +194,6 @@ def test_minimax_beats_plugin_when_available():
 # ----------------------------------------------------------------------------- tables via runtime
 @pytest.fixture
 def small_table_file(tmp_path):
-    tf = pytest.importorskip("aqpgen.store.tablefile")
-    pytest.importorskip("aqpgen.runtime")
-    from aqpgen.records import KResult
-
     res = []
     for K in (4, 8):
         hp = tuple(str(Fraction(math.log(n / K)).limit_denominator(10 ** 15)) for n in range(1, K + 1))
@@ -229,12 +225,7 @@ def _cli(args):
 
 
 def test_cli_json_shape():
-    names = ["oracle-log"]
-    try:
-        sm.get_estimator("plugin")
-        names.append("plugin")
-    except ValueError:
-        pass
+    names = ["oracle-log", "plugin"]
     res = _cli(["simulate", "--scenario", "head", "--exact", "--K", "4,8,16,32",
                 "--estimators", ",".join(names), "--json"])
     assert res.exit_code == 0, res.output
@@ -243,8 +234,7 @@ def test_cli_json_shape():
     for row in out.values():
         assert row["K"] == [4, 8, 16, 32] and len(row["tv"]) == 4
         assert set(row) >= {"K", "tv", "slope"}
-    if "plugin" in out:
-        assert out["plugin"]["slope"] < -0.5
+    assert out["plugin"]["slope"] < -0.5
 
 
 def test_cli_errors(small_table_file):

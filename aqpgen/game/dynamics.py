@@ -106,7 +106,7 @@ def fixed_point_dynamics(scenario, g, *, method: str = "npg", tol: float = 1e-12
     if method not in ("npg", "pg"):
         raise ValueError(f"method must be 'npg' or 'pg', received {method!r}")
     if max_steps is None:
-        max_steps = 20000 if method == "npg" else 2_000_000
+        max_steps = 200_000 if method == "npg" else 2_000_000
     R, tau, T = sc.rewards, sc.tau, sc.traces
     z_of = np.repeat(np.arange(sc.S), T)
     theta = np.zeros(sc.S * T)
