@@ -258,3 +258,25 @@ def test_figures_are_deterministic(tmp_path):
     c = figures.plot_learning_curves(res, tmp_path / "c.png", title="head").read_bytes()
     d = figures.plot_learning_curves(res, tmp_path / "d.png", title="head").read_bytes()
     assert c == d
+
+
+def test_cli_target_and_baseline():
+    res = _cli(["simulate", "--scenario", "head", "--exact", "--K", "4,8", "--target", "p^0.5",
+                "--estimators", "plugin,oracle", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert list(out) == ["plugin", "oracle-p^0.5"]
+    assert out["plugin"]["tv"] == [sm.run_exact("head", "plugin", K, target="p^0.5").tv
+                                   for K in (4, 8)]
+    res = _cli(["simulate", "--scenario", "head", "--exact", "--K", "8", "--baseline", "rloo",
+                "--estimators", "plugin", "--json"])
+    assert json.loads(res.output)["plugin"]["tv"] == [
+        sm.run_exact("head", "plugin", 8, baseline="rloo").tv]
+    res = _cli(["simulate", "--scenario", "head", "--K", "8", "--seeds", "2", "--steps", "5",
+                "--baseline", "group", "--scale", "batch", "--estimators", "plugin", "--json"])
+    assert json.loads(res.output)["plugin"]["tv"] == [sm.run_sampled(
+        "head", "plugin", 8, [0, 1], steps=5, baseline="group", scale="batch").final_mean]
+    for args, msg in ((["--target", "p^-2"], "> -1"), (["--scale", "group"], "--exact"),
+                      (["--target", "p^0.5", "--estimators", "kl-aqp-rho1"], "p^0.5")):
+        res = _cli(["simulate", "--exact", "--K", "8", *args])
+        assert res.exit_code == 2 and msg in res.output, res.output
