@@ -1,4 +1,4 @@
-"""Peers versus AQP presets: the comparison table of issue 4 (SPEC §2, "Peers").
+"""Peers versus AQP presets: the comparison table of issue 4 (docs/MATH.md §7).
 
 Public names
 ------------

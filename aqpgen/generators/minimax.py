@@ -1,6 +1,6 @@
 """Minimax (bias-optimal) estimator of log p: Remez exchange, table conversion, rate audit.
 
-The problem (SPEC §2, KL game, program 1)
+The problem (docs/MATH.md §3)
 -----------------------------------------
 For batch size K the table c_K[1..K] has mean g_c(p) = sum_m c_{m+1} b_{K-1,m}(p), any polynomial
 Q of degree <= K-1.  The bias-optimal table minimises the p-weighted bias of log p,
@@ -543,7 +543,7 @@ def remez(K: int, *, target: Target = LOG, prec: int | None = None, tol: float |
 
     .. math::  \\sup_{p\\in[0,1]} |p\\,Q(p) - p\\log p| = E^*_K
 
-    (SPEC §2; Chebyshev alternation theorem on the Haar space {p Q} on (0, 1]).
+    (docs/MATH.md §3; Chebyshev alternation theorem on the Haar space {p Q} on (0, 1]).
 
     Parameters
     ----------
@@ -820,7 +820,7 @@ def E_star(K: int, *, target: Target = LOG, path: str | os.PathLike | None = Non
 
 @dataclass(frozen=True)
 class RateAudit:
-    """The Theta(1/K^2) audit of E*_K (SPEC §2: slope -2 +- 0.01 over K >= 16).
+    """The Theta(1/K^2) audit of E*_K (docs/MATH.md §4: slope -2 +- 0.01 over K >= 16).
 
     Attributes
     ----------

@@ -1,4 +1,4 @@
-"""Rigorous upper bound on the weighted bias of a log p table (SPEC §3).
+"""Rigorous upper bound on the weighted bias of a log p table (docs/MATH.md §6).
 
 Public names
 ------------
@@ -316,7 +316,7 @@ def certify_beta(K, values=None, values_hp=None, *, target: Target = LOG, rel_sl
         The high-precision decimal (or "a/b") strings of the table; when given they are what is
         certified (exactly), and ``values`` is ignored.
     rel_slack : float
-        Refine until beta_upper <= (1 + rel_slack) beta_lower (default 0.003; SPEC §3 allows 0.01).
+        Refine until beta_upper <= (1 + rel_slack) beta_lower (default 0.003; docs/MATH.md §6 allows 0.01).
     max_rounds : int
         Cap on refinement rounds (the bound stays rigorous if the cap is hit; ``converged`` is
         then False).

@@ -1,4 +1,4 @@
-"""Measured quality numbers of a table for the target log p: beta, V_inf, V1 (SPEC §1).
+"""Measured quality numbers of a table for the target log p: beta, V_inf, V1 (docs/MATH.md §1).
 
 Public functions
 ----------------
