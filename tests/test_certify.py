@@ -123,7 +123,15 @@ def test_log_target_certificate_pieces_against_mpmath():
 
 
 def test_target_without_certificate_pieces_says_which_method():
-    from aqpgen.targets import PowerTarget
+    from aqpgen.targets import PowerTarget, Target
+
+    half = PowerTarget(0.5)
+
+    class Bare(Target):  # a new target that implements only the evaluations, no certificate pieces
+        name, spec, rate_exponent = "bare", "bare", 3.0
+        g, g_theta, g_mp, g_arb, plugin = (staticmethod(half.g), staticmethod(half.g_theta),
+                                           staticmethod(half.g_mp), staticmethod(half.g_arb),
+                                           staticmethod(half.plugin))
 
     with pytest.raises(NotImplementedError, match="h_theta_bounds"):
-        certify_beta(4, PowerTarget(0.5).plugin(4), target=PowerTarget(0.5))
+        certify_beta(4, half.plugin(4), target=Bare())
