@@ -62,6 +62,7 @@ import numpy as np
 from aqpgen.errors import InfeasibleError
 from aqpgen.generators import minimax
 from aqpgen.generators.peers import plugin_table, reference_table
+from aqpgen.records import Check, KResult, as_K
 from aqpgen.targets import LOG, Target, parse_target
 
 __all__ = [
@@ -182,12 +183,6 @@ class AQPResult:
 
 # ----------------------------------------------------------------------------------------------
 # binomial rows, grids, the fine-grid evaluator
-
-
-def _check_K(K) -> int:
-    if isinstance(K, bool) or int(K) != K or K < 2:
-        raise ValueError(f"K must be an integer >= 2, received {K!r}")
-    return int(K)
 
 
 def _pmf_dense(K: int, p: np.ndarray) -> np.ndarray:
@@ -346,7 +341,7 @@ def v1_matrix(K: int) -> np.ndarray:
     """
     from scipy.special import betaln, gammaln
 
-    K = _check_K(K)
+    K = as_K(K, minimum=2)
     m = np.arange(K)
     lc = gammaln(K) - gammaln(m + 1) - gammaln(K - m)
     S = m[:, None] + m[None, :]
@@ -584,7 +579,7 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, target: Target = L
     is not used.  At such variances the tables would be useless for training; prefer the rho
     presets at large K.
     """
-    K = _check_K(K)
+    K = as_K(K, minimum=2)
     target = parse_target(target)
     if objective not in ("Vinf", "V1"):
         raise ValueError(f"objective must be 'Vinf' or 'V1', received {objective!r}")
@@ -623,7 +618,7 @@ def solve_rho(K: int, rho: float, *, target: Target = LOG, E_star: float | None 
     InfeasibleError
         If ρ <= 0 (only a constant table has V∞ = 0, and its β is not below the plug-in's).
     """
-    K = _check_K(K)
+    K = as_K(K, minimum=2)
     target = parse_target(target)
     rho = float(rho)
     if not math.isfinite(rho):
@@ -722,7 +717,7 @@ def frontier(K: int, etas=None, rhos=None, *, objective: str = "Vinf", target: T
     ρ (``solve_rho``), in the order given.  Default: η in ``DEFAULT_ETAS``.  Points that fail keep
     their ``status`` (NaN numbers); nothing is dropped.
     """
-    K = _check_K(K)
+    K = as_K(K, minimum=2)
     if etas is not None and rhos is not None:
         raise ValueError("give either etas or rhos, not both")
     target = parse_target(target)
@@ -777,9 +772,7 @@ def build_K(K: int, params: dict, *, tables_dir=None):
     Metrics: ``E_star``, ``beta``, ``beta_cert``, ``V_inf``, ``V1``, ``max_abs_c``, ``iterations``
     and ``eta_budget``/``eta_achieved`` or ``rho_budget``/``rho_achieved``.
     """
-    from aqpgen.records import KResult
-
-    K = _check_K(K)
+    K = as_K(K, minimum=2)
     prm = _check_params(params)
     try:
         tg = prm["target"]
@@ -813,10 +806,9 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
                           ρ·V∞(plug-in) (same routine), and β̄ < the plug-in's β lower bound.
     """
     from aqpgen.numerics.metrics import variance_sup
-    from aqpgen.records import Check
 
     try:
-        K = _check_K(K)
+        K = as_K(K, minimum=2)
         prm = _check_params(params)
     except (TypeError, ValueError) as exc:
         return [Check("aqp.params", False, str(exc), None)]

@@ -105,7 +105,7 @@ import numpy as np
 from aqpgen.errors import ConvergenceError
 from aqpgen.numerics.metrics import table_metrics
 from aqpgen.numerics.precision import flint_prec
-from aqpgen.records import Check, KResult
+from aqpgen.records import Check, KResult, as_K
 from aqpgen.store.locate import find_table
 from aqpgen.targets import LOG, Target, parse_target
 
@@ -139,24 +139,14 @@ VERIFY_E_DIGITS = 8
 _FLOAT_HANDOVER = 1e-9
 #: name of the shipped minimax table (found by ``aqpgen.store.locate``).
 TABLE_NAME = "kl-minimax"
+#: former private validator, imported by generators/minimax_lp.py (helper "alpha" switches it to
+#: aqpgen.records.as_K); remove with that import.
+_as_K = as_K
 
 
 # --------------------------------------------------------------------------------------------
 # validation and precision helpers
 # --------------------------------------------------------------------------------------------
-def _as_K(K, name: str = "K") -> int:
-    """Validate a batch size: a positive integer (bools and non-integral numbers rejected)."""
-    if isinstance(K, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a positive integer, received {K!r}")
-    if isinstance(K, (int, np.integer)) or isinstance(K, (float, np.floating)) and float(K).is_integer():
-        K = int(K)
-    else:
-        raise TypeError(f"{name} must be a positive integer, received {K!r}")
-    if K < 1:
-        raise ValueError(f"{name} must be a positive integer (>= 1), received {K}")
-    return K
-
-
 def default_prec(K: int) -> int:
     """Working precision (bits) of the high-precision Remez stage.
 
@@ -164,7 +154,7 @@ def default_prec(K: int) -> int:
     conditioned on the reference, so the levelled error is accurate to ~2^-prec * K * sum|a_j|
     (sum|a_j| ~ 2 log K), far below 1e-12 E*_K ~ 3e-20 at K = 1024.
     """
-    K = _as_K(K)
+    K = as_K(K)
     return 128 + 4 * max(0, math.ceil(math.log2(K)) - 10)
 
 
@@ -175,7 +165,7 @@ def table_prec(K: int) -> int:
     O(log K) (module docstring), so ~K bits cancel in sum_m c_{m+1} b_{K-1,m}(p); 128 bits are left
     for the result (E*_K ~ 0.325 / K^2 needs ~2 log2 K + 70 of them for 20 digits beyond E*_K).
     """
-    K = _as_K(K)
+    K = as_K(K)
     return K + 128
 
 
@@ -582,7 +572,7 @@ def remez(K: int, *, target: Target = LOG, prec: int | None = None, tol: float |
     float64, which limits the attainable spread to ~(1e-15 / E*_K)^2 (1e-17 at K = 1024), so
     tol below ~1e-16 may not be reachable for large K.
     """
-    K = _as_K(K)
+    K = as_K(K)
     target = parse_target(target)
     prec = default_prec(K) if prec is None else int(prec)
     if prec < 64:
@@ -744,7 +734,7 @@ def minimax_table(K: int, *, target: Target = LOG, prec: int | None = None,
     result : MinimaxResult
         The Remez result the table was converted from.
     """
-    K = _as_K(K)
+    K = as_K(K)
     target = parse_target(target)
     if result is None:
         result = remez(K, target=target, prec=prec, tol=tol)
@@ -793,7 +783,7 @@ def E_star(K: int, *, target: Target = LOG, path: str | os.PathLike | None = Non
         file exists, reads cleanly (schema and content hash checked by
         ``aqpgen.tablefile.read_table``) and has an ``ok`` row for K.
     """
-    K = _as_K(K)
+    K = as_K(K)
     target = parse_target(target)
     if path is None:
         try:
@@ -907,7 +897,7 @@ def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: 
     -------
     RateAudit
     """
-    Ks = [_as_K(k, "Ks[i]") for k in Ks]
+    Ks = [as_K(k, "Ks[i]") for k in Ks]
     E = [float(e) for e in E]
     if len(Ks) != len(E) or not Ks:
         raise ValueError(f"Ks and E must be non-empty and of equal length, received {len(Ks)} and {len(E)}")
@@ -976,7 +966,7 @@ def build_K(K: int, params, *, tables_dir=None) -> KResult:
     levelled sup error, equal to E*_K to relative ``spread``), ``spread``, ``iterations``,
     ``max_abs_c`` (from the high-precision strings).  ``solver`` is deterministic (no timings).
     """
-    K = _as_K(K)
+    K = as_K(K)
     target = _check_params(params)["target"]
     strings, values, res = minimax_table(K, target=target)
     metrics = dict(table_metrics(K, values, strings, target=target))
@@ -1099,7 +1089,7 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
     """
     checks = []
     try:
-        K = _as_K(K)
+        K = as_K(K)
         target = _check_params(params)["target"]
     except (TypeError, ValueError) as exc:
         return [Check("minimax.values_hp", False, str(exc), None)]

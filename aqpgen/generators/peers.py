@@ -39,6 +39,7 @@ from functools import cache
 
 import numpy as np
 
+from aqpgen.records import as_K
 from aqpgen.targets import LOG, Target, parse_target
 
 __all__ = ["PEERS", "PEER_TARGET", "digamma_table_exact", "peer_table", "plugin_table",
@@ -50,18 +51,9 @@ PEER_TARGET = "log p"
 _DPS = 40  # working digits of the transcendental tables (rounded once to float64)
 
 
-def _check_K(K) -> int:
-    if isinstance(K, (bool, np.bool_)) or int(K) != K:
-        raise TypeError(f"K must be an integer, received {K!r}")
-    K = int(K)
-    if K < 1:
-        raise ValueError(f"K must be >= 1, received {K}")
-    return K
-
-
 def digamma_table_exact(K) -> list[Fraction]:
     """c_K[n] = psi(n) - psi(K) = -sum_{j=n}^{K-1} 1/j as exact Fractions, n = 1..K."""
-    K = _check_K(K)
+    K = as_K(K)
     out = [Fraction(0)] * K
     acc = Fraction(0)
     for n in range(K - 1, 0, -1):
@@ -115,7 +107,7 @@ def peer_table(name: str, K) -> np.ndarray:
     """
     if name not in PEERS:
         raise ValueError(f"name must be one of {PEERS}, received {name!r}")
-    K = _check_K(K)
+    K = as_K(K)
     return np.array(_peer_table_cached(name, K), dtype=np.float64)
 
 
@@ -125,7 +117,7 @@ def plugin_table(K, target: Target = LOG) -> np.ndarray:
     target = parse_target(target)
     if target == LOG:
         return peer_table("plugin", K)
-    return np.asarray(target.plugin(_check_K(K)), dtype=np.float64)
+    return np.asarray(target.plugin(as_K(K)), dtype=np.float64)
 
 
 def reference_table(K, target: Target = LOG) -> np.ndarray:

@@ -40,7 +40,7 @@ from fractions import Fraction
 import numpy as np
 
 from aqpgen.numerics.bernstein import binom_pmf
-from aqpgen.records import Check, KResult
+from aqpgen.records import Check, KResult, as_K
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -64,12 +64,6 @@ _VINF_REFINE = 257
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_K(K) -> int:
-    if isinstance(K, bool) or not isinstance(K, numbers.Integral) or K < 1:
-        raise ValueError(f"K must be a positive integer, received {K!r}")
-    return int(K)
-
-
 def _check_m(m) -> int:
     if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 0:
         raise ValueError(f"m must be a non-negative integer, received {m!r}")
@@ -222,7 +216,7 @@ def ustat_table_exact(m: int, K: int) -> list[Fraction]:
         degree <= K-1 (SPEC §1).
     """
     m = _check_m(m)
-    K = _check_K(K)
+    K = as_K(K)
     if m > K - 1:
         raise ValueError(
             f"no unbiased table exists for p^m with K samples: m={m}, K={K} (need m <= K-1)"
@@ -252,7 +246,7 @@ def poly_table_exact(coeffs, K: int) -> list[Fraction]:
     ValueError
         If the degree (highest non-zero coefficient) exceeds K-1.
     """
-    K = _check_K(K)
+    K = as_K(K)
     a = _parse_coeffs(coeffs)
     d = _degree(a)
     if d > K - 1:
@@ -296,7 +290,7 @@ def _differences_at_zero(N: Sequence[int]) -> list[int]:
 
 def _mean_poly_scaled(values, K: int) -> tuple[list[int], int]:
     """Integers A_j and denominator D with g_c(p) = sum_j (A_j / D) p^j (not reduced)."""
-    K = _check_K(K)
+    K = as_K(K)
     vals = [_exact_value(v, f"values[{i}]") for i, v in enumerate(values)]
     if len(vals) != K:
         raise ValueError(f"values must have K={K} entries, received {len(vals)}")
@@ -426,7 +420,7 @@ def build_K(K: int, params: Mapping, *, tables_dir=None) -> KResult:
     ValueError
         For m > K-1 (or degree > K-1) and malformed params.
     """
-    K = _check_K(K)
+    K = as_K(K)
     coeffs = target_coeffs(params)
     if set(params) == {"m"}:
         table = ustat_table_exact(int(params["m"]), K)

@@ -35,8 +35,7 @@ from functools import lru_cache
 import numpy as np
 
 from aqpgen.numerics.bernstein import (
-    _as_K,
-    _as_p,
+    as_p,
     binom_pmf,
     exact_values,
     mean_poly_cheb,
@@ -44,6 +43,7 @@ from aqpgen.numerics.bernstein import (
     variance,
 )
 from aqpgen.numerics.certify import certify_exact
+from aqpgen.records import as_K
 from aqpgen.targets import LOG, Target, parse_target
 
 __all__ = [
@@ -76,7 +76,7 @@ def _theta_grid(K: int, per_osc: int) -> np.ndarray:
 
 def _source(values, values_hp, K: int):
     """The exact source of the table (values_hp preferred) and its float64 version."""
-    K = _as_K(K, "K", minimum=1)
+    K = as_K(K)
     if values_hp is not None:
         src = list(values_hp)
         if len(src) != K:
@@ -182,7 +182,7 @@ def weighted_bias(values, K, *, target: Target = LOG, grid=None, values_hp=None)
     """
     K, src = _source(values, values_hp, K)
     a, _ = to_chebyshev_f64(src)
-    p = _theta_grid(K, POINTS_PER_OSCILLATION) if grid is None else _as_p(grid)
+    p = _theta_grid(K, POINTS_PER_OSCILLATION) if grid is None else as_p(grid)
     e = mean_poly_cheb(a, p) - parse_target(target).h(p)
     return float(np.max(np.abs(e)))
 
