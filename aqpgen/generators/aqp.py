@@ -62,6 +62,11 @@ import numpy as np
 from aqpgen.errors import InfeasibleError
 from aqpgen.generators import minimax
 from aqpgen.generators.peers import plugin_table, reference_table
+from aqpgen.numerics.bernstein import binom_pmf
+from aqpgen.numerics.certify import certify_beta
+from aqpgen.numerics.extrema import local_maxima, refine_maxima
+from aqpgen.numerics.grids import gauss_legendre01, theta_grid
+from aqpgen.numerics.metrics import variance_mean, variance_sup
 from aqpgen.records import Check, KResult, as_K
 from aqpgen.targets import LOG, Target, parse_target
 
@@ -185,14 +190,6 @@ class AQPResult:
 # binomial rows, grids, the fine-grid evaluator
 
 
-def _pmf_dense(K: int, p: np.ndarray) -> np.ndarray:
-    """Dense (len(p), K) matrix of b_{K-1,m}(p) (scipy's binom.pmf, relative accuracy ~1e-15)."""
-    from scipy.stats import binom
-
-    m = np.arange(K)
-    return binom.pmf(m[None, :], K - 1, np.asarray(p, dtype=np.float64)[:, None])
-
-
 def _pmf_rows(K: int, p: np.ndarray, cutoff: float | None = None):
     """Sparse CSR (len(p), K) of b_{K-1,m}(p), each row truncated to b_m >= cutoff·max b."""
     import scipy.sparse as sp
@@ -200,16 +197,10 @@ def _pmf_rows(K: int, p: np.ndarray, cutoff: float | None = None):
     cutoff = PMF_CUTOFF if cutoff is None else cutoff
     rows = []
     for start in range(0, len(p), 512):
-        B = _pmf_dense(K, p[start:start + 512])
+        B = binom_pmf(K - 1, p[start:start + 512], method="boost")
         B[B < cutoff * B.max(axis=1, keepdims=True)] = 0.0
         rows.append(sp.csr_matrix(B))
     return sp.vstack(rows, format="csr")
-
-
-def theta_grid(n: int) -> np.ndarray:
-    """p_j = sin²(π j / (2n)), j = 1..n: points clustered like 1/n² at both ends (p_n = 1)."""
-    j = np.arange(1, n + 1)
-    return np.sin(0.5 * np.pi * j / n) ** 2
 
 
 class _Eval:
@@ -231,12 +222,12 @@ class _Eval:
         self._C = C
 
         def g_at(x):
-            B = _pmf_dense(K, (1.0 + x) / 2.0)
+            B = binom_pmf(K - 1, (1.0 + x) / 2.0, method="boost")
             return B @ c
 
         def pvar_at(x):
             p = (1.0 + x) / 2.0
-            B = _pmf_dense(K, p)
+            B = binom_pmf(K - 1, p, method="boost")
             g = B @ c
             return p * np.einsum("ij,ij->i", B, (c[None, :] - g[:, None]) ** 2)
 
@@ -255,31 +246,6 @@ class _Eval:
         return self._C.chebval(2.0 * np.asarray(p, dtype=np.float64) - 1.0, self.cv)
 
 
-def _refine_maxima(f, theta: np.ndarray, vals: np.ndarray, idx: np.ndarray, rounds: int = 3):
-    """Refine local maxima of |f(sin²θ)| found at theta[idx]; returns (θ*, |f|(θ*))."""
-    if len(idx) == 0:
-        return np.empty(0), np.empty(0)
-    h = theta[1] - theta[0]
-    centers = theta[idx].copy()
-    best = np.abs(vals[idx]).copy()
-    t = np.linspace(-1.0, 1.0, 33)
-    for _ in range(rounds):
-        T = np.clip(centers[:, None] + h * t[None, :], 0.0, 0.5 * np.pi)
-        F = np.abs(f(np.sin(T.ravel()) ** 2)).reshape(T.shape)
-        j = np.argmax(F, axis=1)
-        better = F[np.arange(len(j)), j] >= best
-        centers = np.where(better, T[np.arange(len(j)), j], centers)
-        best = np.maximum(best, F[np.arange(len(j)), j])
-        h = h / 16.0
-    return centers, best
-
-
-def _local_max_idx(a: np.ndarray) -> np.ndarray:
-    a = np.abs(a)
-    pad = np.concatenate(([-np.inf], a, [-np.inf]))
-    return np.nonzero((pad[1:-1] >= pad[:-2]) & (pad[1:-1] >= pad[2:]))[0]
-
-
 class Verified:
     """Fine-grid verification of a table: β, V∞ (refined local maxima), V1 (exact quadrature),
     and the maxima locations used by the exchange."""
@@ -288,17 +254,26 @@ class Verified:
         K = len(values)
         ev = _Eval(values, target)
         n_fine = n_fine or max(4096, 16 * K)
-        theta = 0.5 * np.pi * np.arange(0, n_fine + 1) / n_fine
-        p = np.sin(theta) ** 2
+        theta, p = theta_grid(n_fine, start=0, angles=True)
         e = ev.bias(p)
         v = ev.pvar(p)
-        ie, iv = _local_max_idx(e), _local_max_idx(v)
-        self.theta_e, self.abs_e = _refine_maxima(ev.bias, theta, e, ie)
-        self.theta_v, self.val_v = _refine_maxima(ev.pvar, theta, v, iv)
+        ie, iv = local_maxima(e), local_maxima(v)
+        half = 0.5 * np.pi
+        self.theta_e, self.abs_e = refine_maxima(lambda t: ev.bias(np.sin(t) ** 2), theta, e, ie,
+                                                 lo=0.0, hi=half)
+        self.theta_v, self.val_v = refine_maxima(lambda t: ev.pvar(np.sin(t) ** 2), theta, v, iv,
+                                                 lo=0.0, hi=half)
         self.beta = float(max(np.max(np.abs(e)), self.abs_e.max(initial=0.0)))
         self.V_inf = float(max(np.max(v), self.val_v.max(initial=0.0)))
         self.h = theta[1] - theta[0]
-        self.V1 = _v1_quadrature(values)
+        self._values = values
+
+    @property
+    def V1(self) -> float:
+        """∫ p·Var_p dp (``aqpgen.numerics.metrics.variance_mean``), computed on first use."""
+        if not hasattr(self, "_V1"):
+            self._V1 = float(variance_mean(self._values, len(self._values)))
+        return self._V1
 
     def points_above(self, which: str, level: float) -> np.ndarray:
         """p of the refined maxima above ``level``, with two neighbours at ±h/4 in θ."""
@@ -312,22 +287,6 @@ def evaluate(values, *, target: Target = LOG) -> dict:
     """Fine-grid measurement of a table: {"beta", "V_inf", "V1"} (float64, see ``Verified``)."""
     v = Verified(np.asarray(values, dtype=np.float64), target=parse_target(target))
     return {"beta": v.beta, "V_inf": v.V_inf, "V1": v.V1}
-
-
-def _gauss01(n: int):
-    x, w = np.polynomial.legendre.leggauss(n)
-    return (x + 1.0) / 2.0, w / 2.0
-
-
-def _v1_quadrature(values: np.ndarray) -> float:
-    """V1 = ∫ p·Var_p dp by K-point Gauss–Legendre (exact: the integrand has degree 2K−1)."""
-    c = np.asarray(values, dtype=np.float64)
-    K = len(c)
-    p, w = _gauss01(K)
-    B = _pmf_dense(K, p)
-    g = B @ c
-    var = np.einsum("ij,ij->i", B, (c[None, :] - g[:, None]) ** 2)
-    return float(np.sum(w * p * var))
 
 
 def v1_matrix(K: int) -> np.ndarray:
@@ -365,7 +324,7 @@ def _E_star(K: int, tables_dir=None, target: Target = LOG) -> float:
 
 def _certify(values: np.ndarray, target: Target = LOG):
     """Rigorous enclosure of β (``aqpgen.certify.certify_beta``): the Certificate."""
-    from aqpgen.numerics.certify import certify_beta
+
 
     c = np.asarray(values, dtype=np.float64)
     return certify_beta(len(c), c, target=target, rel_slack=CERT_SLACK)
@@ -401,7 +360,7 @@ def _solve_program(K, c_ref, p_bias, p_var, *, mode, bias_scale, var_scale, bias
 
     # variance cones: points of the V∞ grid (and Gauss nodes for V1)
     if mode == "eta" and objective == "V1":
-        pq, wq = _gauss01(K)
+        pq, wq = gauss_legendre01(K)
         pv, wv = pq, wq * pq
     else:
         pv = p_var
@@ -516,8 +475,6 @@ def _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, it,
 def plugin_constants(K: int, target: Target = LOG):
     """(V∞, β) of the plug-in table: ``metrics.variance_sup`` (the reference the audit uses) and
     the rigorous lower end of its β enclosure (so "β below the plug-in's" is proved)."""
-    from aqpgen.numerics.metrics import variance_sup
-
     target = parse_target(target)
     c = plugin_table(K, target)
     return float(variance_sup(c, K)), float(_certify(c, target).beta_lower)
@@ -526,8 +483,6 @@ def plugin_constants(K: int, target: Target = LOG):
 def _final_numbers(c: np.ndarray, ver: Verified, target: Target):
     """(β, Certificate, V∞, V1) of an accepted candidate: V∞ is the larger of this module's
     refined-maxima value and ``metrics.variance_sup``; V1 from ``metrics.variance_mean``."""
-    from aqpgen.numerics.metrics import variance_mean, variance_sup
-
     K = len(c)
     cert = _certify(c, target)
     V_inf = max(ver.V_inf, float(variance_sup(c, K)))
@@ -805,8 +760,6 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
     ``aqp.rho_budget`` -- (rho presets) V∞ recomputed by ``aqpgen.metrics.variance_sup`` <=
                           ρ·V∞(plug-in) (same routine), and β̄ < the plug-in's β lower bound.
     """
-    from aqpgen.numerics.metrics import variance_sup
-
     try:
         K = as_K(K, minimum=2)
         prm = _check_params(params)

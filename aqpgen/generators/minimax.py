@@ -103,6 +103,7 @@ from pathlib import Path
 import numpy as np
 
 from aqpgen.errors import ConvergenceError
+from aqpgen.numerics.fit import loglog_slope, richardson_limit
 from aqpgen.numerics.metrics import table_metrics
 from aqpgen.numerics.precision import flint_prec
 from aqpgen.records import Check, KResult, as_K
@@ -869,18 +870,10 @@ class RateAudit:
         return "\n".join(lines)
 
 
-def _neville0(h: Sequence[float], f: Sequence[float]) -> float:
-    """Value at h = 0 of the polynomial interpolating (h_i, f_i) (Neville's scheme)."""
-    P = list(f)
-    n = len(h)
-    for m in range(1, n):
-        for i in range(n - m):
-            P[i] = (h[i] * P[i + 1] - h[i + m] * P[i]) / (h[i] - h[i + m])
-    return P[0]
-
-
-def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: int = 3) -> RateAudit:
-    """Audit E*_K = Theta(1/K^2): K^2 E*_K table, log-log slope, extrapolated limit.
+def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: int = 3,
+               target: Target = LOG, slope_tol: float = 0.01) -> RateAudit:
+    """Audit E*_K = Theta(K^-r), r = ``target.rate_exponent`` (2 for log p): the K^r E*_K table,
+    the log-log slope, the extrapolated limit.
 
     Parameters
     ----------
@@ -889,14 +882,22 @@ def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: 
     E : sequence of float
         E*_K for each K (positive).
     Kmin : int
-        The slope is fitted by least squares on log E against log K over K >= Kmin.
+        The slope is fitted by least squares on log E against log K over K >= Kmin
+        (``aqpgen.numerics.fit.loglog_slope``).
     order : int
-        Highest order of the extrapolation in h = 1/K^2 (uses the order+1 largest K).
+        Highest order of the extrapolation in h = 1/K^2 (uses the order+1 largest K;
+        ``aqpgen.numerics.fit.richardson_limit``).
+    target : Target or str
+        The target whose rate is audited (default log p).
+    slope_tol : float
+        ``ok`` requires |slope + r| <= slope_tol.
 
     Returns
     -------
     RateAudit
     """
+    target = parse_target(target)
+    r = float(target.rate_exponent)
     Ks = [as_K(k, "Ks[i]") for k in Ks]
     E = [float(e) for e in E]
     if len(Ks) != len(E) or not Ks:
@@ -908,35 +909,15 @@ def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: 
     pairs = sorted(zip(Ks, E))
     Ks = tuple(k for k, _ in pairs)
     E = tuple(e for _, e in pairs)
-    K2E = tuple(k * k * e for k, e in pairs)
-    sel = [(math.log(k), math.log(e)) for k, e in pairs if k >= Kmin]
-    if len(sel) >= 2:
-        x = np.array([s[0] for s in sel])
-        y = np.array([s[1] for s in sel])
-        slope = float(np.polyfit(x, y, 1)[0])
-    else:
-        slope = float("nan")
-    ok = len(sel) >= 2 and abs(slope + 2.0) <= 0.01
-    # Richardson / Neville extrapolation in h = 1/K^2 on the largest K
-    n = min(len(Ks), int(order) + 1)
-    ests = []
-    for m in range(2, n + 1):
-        top = list(range(len(Ks) - m, len(Ks)))
-        ests.append(_neville0([1.0 / Ks[i] ** 2 for i in top], [K2E[i] for i in top]))
-    if ests:
-        C = ests[-1]
-        err = abs(ests[-1] - ests[-2]) if len(ests) >= 2 else abs(ests[-1] - K2E[-1])
-        if len(Ks) > n >= 3:  # the same order through the next-largest K: a robustness check
-            top = list(range(len(Ks) - n - 1, len(Ks) - 1))
-            err = max(err, abs(C - _neville0([1.0 / Ks[i] ** 2 for i in top], [K2E[i] for i in top])))
-    else:
-        C, err = K2E[-1], abs(K2E[-1])
-    err = max(err, 8 * np.spacing(abs(C)))
+    K2E = tuple(k * k * e if r == 2.0 else k**r * e for k, e in pairs)
+    slope, used = loglog_slope(Ks, E, Kmin)
+    ok = len(used) >= 2 and abs(slope + r) <= slope_tol
+    C, err, ests = richardson_limit(Ks, K2E, order=order, power=2)
     digits = max(1, min(16, int(math.floor(-math.log10(err / abs(C))))))
     limit = f"{float(f'{C:.{digits}g}'):.{digits}g}"
-    return RateAudit(Ks=Ks, E=E, K2E=K2E, slope=slope, Kmin=int(Kmin), n_fit=len(sel), ok=bool(ok),
+    return RateAudit(Ks=Ks, E=E, K2E=K2E, slope=slope, Kmin=int(Kmin), n_fit=len(used), ok=bool(ok),
                      limit_value=float(C), limit_err=float(err), limit_digits=digits, limit=limit,
-                     estimates=tuple(float(v) for v in ests))
+                     estimates=ests)
 
 
 # --------------------------------------------------------------------------------------------

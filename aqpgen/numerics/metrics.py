@@ -30,7 +30,6 @@ uniform theta grid with `POINTS_PER_OSCILLATION` points per oscillation plus p =
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 
@@ -43,6 +42,8 @@ from aqpgen.numerics.bernstein import (
     variance,
 )
 from aqpgen.numerics.certify import certify_exact
+from aqpgen.numerics.extrema import golden_max
+from aqpgen.numerics.grids import gauss_legendre01, theta_grid_closed
 from aqpgen.records import as_K
 from aqpgen.targets import LOG, Target, parse_target
 
@@ -63,15 +64,6 @@ POINTS_PER_OSCILLATION = 20
 _VAR_POINTS_PER_OSCILLATION = 10
 _GOLDEN_ITERS = 60
 _DPS = 30
-
-
-def _theta_grid(K: int, per_osc: int) -> np.ndarray:
-    """p = sin^2(theta/2) on a uniform theta grid over [0, pi]; p[0] = 0, p[-1] = 1 exactly."""
-    n = per_osc * (K + 1)
-    th = np.linspace(0.0, np.pi, n + 1)
-    p = np.sin(0.5 * th) ** 2
-    p[0], p[-1] = 0.0, 1.0
-    return p
 
 
 def _source(values, values_hp, K: int):
@@ -182,31 +174,9 @@ def weighted_bias(values, K, *, target: Target = LOG, grid=None, values_hp=None)
     """
     K, src = _source(values, values_hp, K)
     a, _ = to_chebyshev_f64(src)
-    p = _theta_grid(K, POINTS_PER_OSCILLATION) if grid is None else as_p(grid)
+    p = theta_grid_closed(POINTS_PER_OSCILLATION * (K + 1))[1] if grid is None else as_p(grid)
     e = mean_poly_cheb(a, p) - parse_target(target).h(p)
     return float(np.max(np.abs(e)))
-
-
-def _golden_max(fun, lo: float, hi: float, iters: int = _GOLDEN_ITERS):
-    """Golden-section search for a maximum of a unimodal scalar function on [lo, hi]."""
-    g = (math.sqrt(5.0) - 1.0) / 2.0
-    a, b = lo, hi
-    x1, x2 = b - g * (b - a), a + g * (b - a)
-    f1, f2 = fun(x1), fun(x2)
-    best = max((f1, x1), (f2, x2))
-    for _ in range(iters):
-        if f1 < f2:
-            a, x1, f1 = x1, x2, f2
-            x2 = a + g * (b - a)
-            f2 = fun(x2)
-        else:
-            b, x2, f2 = x2, x1, f1
-            x1 = b - g * (b - a)
-            f1 = fun(x1)
-        best = max(best, (f1, x1), (f2, x2))
-        if b - a < 1e-15:
-            break
-    return best
 
 
 def _variance_sup(pv: _PVar, K: int) -> float:
@@ -215,9 +185,7 @@ def _variance_sup(pv: _PVar, K: int) -> float:
 
 def _variance_sup_scaled(pv: _PVar, K: int) -> float:
     n = _VAR_POINTS_PER_OSCILLATION * (K + 1)
-    th = np.linspace(0.0, np.pi, n + 1)
-    p = np.sin(0.5 * th) ** 2
-    p[0], p[-1] = 0.0, 1.0
+    th, p = theta_grid_closed(n)
     v = pv.scaled(p)
     best = float(np.max(v))
     # refine around the three largest local maxima (in theta)
@@ -229,7 +197,7 @@ def _variance_sup_scaled(pv: _PVar, K: int) -> float:
             q = min(1.0, math.sin(0.5 * t) ** 2)
             return float(pv.scaled(np.array([q]))[0])
 
-        fb, _ = _golden_max(fun, lo, hi)
+        fb, _ = golden_max(fun, lo, hi, _GOLDEN_ITERS)
         best = max(best, fb)
     return best
 
@@ -246,18 +214,6 @@ def variance_sup(values, K, *, values_hp=None) -> float:
     return _variance_sup(_PVar(src, K), K)
 
 
-@lru_cache(maxsize=32)
-def _gauss_legendre01(n: int):
-    from scipy.special import roots_legendre
-
-    x, w = roots_legendre(n)
-    p = 0.5 * (x + 1.0)
-    w = 0.5 * w
-    p.setflags(write=False)
-    w.setflags(write=False)
-    return p, w
-
-
 def _variance_mean(pv: _PVar, K: int) -> float:
     return _variance_mean_log10(pv, K)[0]
 
@@ -265,7 +221,7 @@ def _variance_mean(pv: _PVar, K: int) -> float:
 def _variance_mean_log10(pv: _PVar, K: int) -> tuple[float, float]:
     import mpmath as mp
 
-    p, w = _gauss_legendre01(K)  # exact for degree 2K - 1 >= deg(P^2/p)
+    p, w = gauss_legendre01(K)  # exact for degree 2K - 1 >= deg(P^2/p)
     P = mean_poly_cheb(pv.cheb, p)
     int_P2p = math.fsum(w * P * P / p)
     with mp.workdps(_DPS):
