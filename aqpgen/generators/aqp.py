@@ -66,7 +66,7 @@ from aqpgen.numerics.bernstein import binom_pmf
 from aqpgen.numerics.certify import certify_beta
 from aqpgen.numerics.extrema import local_maxima, refine_maxima
 from aqpgen.numerics.grids import gauss_legendre01, theta_grid
-from aqpgen.numerics.metrics import variance_mean, variance_sup
+from aqpgen.numerics.metrics import table_metrics, variance_mean, variance_sup
 from aqpgen.records import Check, KResult, as_K
 from aqpgen.targets import LOG, Target, parse_target
 
@@ -86,7 +86,7 @@ __all__ = [
     "verify_row",
 ]
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 
 #: Relative cutoff of the binomial rows fed to the solver (entries below cutoff·max are dropped).
 PMF_CUTOFF = 1e-30
@@ -143,12 +143,9 @@ class AQPResult:
         η or ρ.
     values : numpy.ndarray
         float64 table c_K[1..K] (``values[n-1]``); all NaN when ``status != "ok"``.
-    beta : float
-        max |e(p)| over the fine verification grid with refined local maxima (a lower bound).
-    beta_cert : float
-        Certified upper bound on β (``aqpgen.certify``); NaN if certification is unavailable.
-    V_inf, V1 : float
-        sup_p p·Var_p on the fine grid (refined maxima) and ∫ p·Var_p dp (exact quadrature).
+    beta, beta_cert, V_inf, V1 : float
+        ``aqpgen.numerics.metrics.table_metrics`` of the table (certificate slack
+        ``CERT_SLACK``): rigorous lower and upper bounds on β, sampled V∞, exact V1.
     budget : float
         (1+η)·E*_K for eta programs, ρ·V∞(plug-in) for rho programs.
     achieved : float
@@ -481,12 +478,11 @@ def plugin_constants(K: int, target: Target = LOG):
 
 
 def _final_numbers(c: np.ndarray, ver: Verified, target: Target):
-    """(β, Certificate, V∞, V1) of an accepted candidate: V∞ is the larger of this module's
-    refined-maxima value and ``metrics.variance_sup``; V1 from ``metrics.variance_mean``."""
-    K = len(c)
-    cert = _certify(c, target)
-    V_inf = max(ver.V_inf, float(variance_sup(c, K)))
-    return max(ver.beta, cert.beta_lower), cert, V_inf, float(variance_mean(c, K))
+    """(metrics, V∞ for acceptance) of a candidate.  The metrics are the stored numbers
+    (``metrics.table_metrics`` with the certificate's slack ``CERT_SLACK``); the exchange accepts
+    on the larger of its own refined fine-grid V∞ and the metric's (conservative)."""
+    m = table_metrics(len(c), c, target=target, rel_slack=CERT_SLACK)
+    return m, max(ver.V_inf, m["V_inf"])
 
 
 def solve_eta(K: int, eta: float, objective: str = "Vinf", *, target: Target = LOG,
@@ -644,21 +640,23 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
             if not rho_ok or (ver.beta > beta_grid * (1.0 + 2e-3) and it < max_rounds // 2):
                 p_bias = np.concatenate([p_bias, ver.points_above("e", beta_grid)])
                 continue
-        beta, cert, V_inf, V1 = _final_numbers(c, ver, target)
-        if program == "eta" and not cert.beta_upper <= budget:
+        m, V_acc = _final_numbers(c, ver, target)
+        beta_up = m["beta_cert"]
+        if program == "eta" and not beta_up <= budget:
             # the certified bound exceeds the budget: tighten what the solver sees and retry
-            tighten = min(0.05, tighten + cert.beta_upper / budget - 1.0 + 0.5 * TIGHTEN)
+            tighten = min(0.05, tighten + beta_up / budget - 1.0 + 0.5 * TIGHTEN)
             p_bias = np.concatenate([p_bias, ver.points_above("e", budget * (1.0 - tighten))])
             continue
-        if program == "rho" and not (V_inf <= budget and cert.beta_upper < beta_pl):
-            tighten = min(0.05, tighten + max(V_inf / budget - 1.0, 0.0) + 0.5 * TIGHTEN)
+        if program == "rho" and not (V_acc <= budget and beta_up < beta_pl):
+            tighten = min(0.05, tighten + max(V_acc / budget - 1.0, 0.0) + 0.5 * TIGHTEN)
             p_var = np.concatenate([p_var, ver.points_above("v", budget * (1.0 - tighten))])
             continue
+        beta, V_inf = m["beta"], m["V_inf"]
         achieved = beta / E_star - 1.0 if program == "eta" else V_inf / V_pl
-        return AQPResult(K, program, objective, float(param), c, beta, cert.beta_upper, V_inf, V1,
+        return AQPResult(K, program, objective, float(param), c, beta, beta_up, V_inf, m["V1"],
                          float(budget), float(achieved), float(E_star), float(V_pl),
                          float(beta_pl), it, status, grid, "ok",
-                         {"history": history, "tighten": tighten, "cert_ratio": cert.ratio})
+                         {"history": history, "tighten": tighten, "cert_ratio": beta_up / beta})
     return _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, max_rounds,
                        status, len(p_bias) + len(p_var),
                        f"out of numerical reach: exchange did not meet the budget in {max_rounds} "

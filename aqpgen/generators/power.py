@@ -39,7 +39,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from aqpgen.numerics.bernstein import binom_pmf
+from aqpgen.numerics.metrics import variance_mean, variance_sup
 from aqpgen.records import Check, KResult, as_K
 
 __all__ = [
@@ -56,11 +56,8 @@ __all__ = [
 ]
 
 #: Bump when build_K's output for the same inputs changes.
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 
-#: Uniform p-grid size for the sampled V_inf, and the size of the local refinement grid.
-_VINF_GRID = 2049
-_VINF_REFINE = 257
 
 
 # ----------------------------------------------------------------------------- validation
@@ -350,38 +347,6 @@ def verify_exact(values, coeffs, K: int) -> bool:
     return True
 
 
-# ----------------------------------------------------------------------------- metrics
-def _p_var(values: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """p · Var_p(c[n]) in float64, as p · sum_m b(p) (c - g)^2 (no cancellation)."""
-    b = binom_pmf(len(values) - 1, p)
-    g = b @ values
-    return p * np.einsum("ij,ij->i", b, (values[None, :] - g[:, None]) ** 2)
-
-
-def _v_inf(values: np.ndarray) -> float:
-    """sup_p p·Var_p sampled on a uniform grid, refined around the best grid point (a lower bound)."""
-    p = np.linspace(0.0, 1.0, _VINF_GRID)
-    f = _p_var(values, p)
-    i = int(np.argmax(f))
-    lo, hi = p[max(i - 1, 0)], p[min(i + 1, len(p) - 1)]
-    f2 = _p_var(values, np.linspace(lo, hi, _VINF_REFINE))
-    return float(max(f.max(), f2.max()))
-
-
-def _v1_exact(table: Sequence[Fraction], target: Sequence[Fraction], K: int) -> Fraction:
-    """V1 = ∫_0^1 p Var_p dp exactly, for an exactly unbiased table.
-
-    Uses p·b_{K-1,m}(p) = ((m+1)/K) b_{K,m+1}(p) and ∫_0^1 b_{K,j} = 1/(K+1), so
-    ∫ p E_p[c[n]^2] dp = sum_n n c[n]^2 / (K (K+1)); and ∫ p g(p)^2 dp = sum_{i,j} a_i a_j/(i+j+2).
-    """
-    N, D = _common_denominator(list(table))
-    second = Fraction(sum(n * Nn * Nn for n, Nn in enumerate(N, start=1)), D * D * K * (K + 1))
-    a = list(target)
-    mean_sq = sum((a[i] * a[j] / (i + j + 2) for i in range(len(a)) for j in range(len(a))
-                   if a[i] and a[j]), Fraction(0))
-    return second - mean_sq
-
-
 def _round_up(x: Fraction) -> float:
     """The smallest float64 >= x (x >= 0)."""
     f = float(x)
@@ -412,8 +377,8 @@ def build_K(K: int, params: Mapping, *, tables_dir=None) -> KResult:
         ``"a/b"`` strings; metrics ``exact`` (1.0: the rational table's mean polynomial was
         verified equal to the target in exact arithmetic), ``err_f64`` (max_n |float − exact|,
         rounded up; bounds sup_p |g_float(p) − target(p)| since the Bernstein weights are
-        non-negative and sum to 1), ``max_abs_c``, ``V_inf`` (sampled, float64), ``V1`` (exact
-        rational rounded to float64).
+        non-negative and sum to 1), ``max_abs_c``, ``V_inf`` and ``V1`` (exact rational rounded
+        to float64) from ``aqpgen.numerics.metrics`` (``variance_sup``, ``variance_mean``).
 
     Raises
     ------
@@ -434,13 +399,14 @@ def build_K(K: int, params: Mapping, *, tables_dir=None) -> KResult:
         "exact": 1.0,
         "err_f64": _round_up(err),
         "max_abs_c": float(np.max(np.abs(values))),
-        "V_inf": _v_inf(values),
-        "V1": float(_v1_exact(table, coeffs, K)),
     }
+    strings = tuple(_hp_string(c) for c in table)
+    metrics["V_inf"] = variance_sup(values, K)
+    metrics["V1"] = variance_mean(values, K, values_hp=strings)
     return KResult(
         K=K,
         values=values,
-        values_hp=tuple(_hp_string(c) for c in table),
+        values_hp=strings,
         metrics=metrics,
         status="ok",
         solver={"method": "ustat", "arithmetic": "exact rational", "target": target_name(params)},

@@ -5,7 +5,8 @@ Public functions
 weighted_bias(values, K, *, grid=None, values_hp=None)  -- sampled beta = max_p p|g_c(p) - log p|.
 variance_sup(values, K, *, values_hp=None)              -- V_inf = sup_p p Var_p(c[n]) (sampled +
                                                            golden-section refinement).
-variance_mean(values, K, *, values_hp=None)             -- V1 = int_0^1 p Var_p dp (exact quadrature).
+variance_mean(values, K, *, values_hp=None)             -- V1 = int_0^1 p Var_p dp (exact rational,
+                                                           correctly rounded); variance_mean_exact.
 kl_metrics(K, values, values_hp=None) -> dict           -- beta, beta_cert, V_inf, V1, max_abs_c
                                                            (and beta_f64 when values_hp is given).
 
@@ -43,7 +44,7 @@ from aqpgen.numerics.bernstein import (
 )
 from aqpgen.numerics.certify import certify_exact
 from aqpgen.numerics.extrema import golden_max
-from aqpgen.numerics.grids import gauss_legendre01, theta_grid_closed
+from aqpgen.numerics.grids import theta_grid_closed
 from aqpgen.records import as_K
 from aqpgen.targets import LOG, Target, parse_target
 
@@ -53,6 +54,7 @@ __all__ = [
     "kl_metrics",
     "table_metrics",
     "variance_mean",
+    "variance_mean_exact",
     "variance_sup",
     "weighted_bias",
 ]
@@ -85,7 +87,7 @@ def _source(values, values_hp, K: int):
 
 
 def _hp_moments(src, K: int):
-    """(max|c| as mpf, s/s_max float array, s_max as mpf, first-moment integral sum s_j/(K+1))."""
+    """(max|c| as mpf, s/s_max float array, s_max as mpf)."""
     import mpmath as mp
 
     with mp.workdps(_DPS):
@@ -96,8 +98,7 @@ def _hp_moments(src, K: int):
             smax = mp.mpf(1)
         sr = np.array([0.0] + [float(x / smax) for x in s])
         maxc = max(abs(x) for x in c)
-        int_S = mp.fsum(s) / (K + 1)
-    return maxc, sr, smax, int_S
+    return maxc, sr, smax
 
 
 class _PVar:
@@ -107,10 +108,9 @@ class _PVar:
         import mpmath as mp
 
         self.K = K
-        maxc, sr, smax, int_S = _hp_moments(src, K)
+        maxc, sr, smax = _hp_moments(src, K)
         self.maxc = maxc
         self.hp = maxc > HP_THRESHOLD
-        self.int_S = int_S
         self.smax = smax
         self.sr = sr
         self.cheb = cheb if cheb is not None else to_chebyshev_f64(src)[0]
@@ -214,34 +214,52 @@ def variance_sup(values, K, *, values_hp=None) -> float:
     return _variance_sup(_PVar(src, K), K)
 
 
-def _variance_mean(pv: _PVar, K: int) -> float:
-    return _variance_mean_log10(pv, K)[0]
+def variance_mean_exact(values, K, *, values_hp=None):
+    """V1 = int_0^1 p Var_p(c[n]) dp as an exact rational (``flint.fmpq``) of the exact table.
+
+    .. math::  V_1 = \\frac{1}{K(K+1)}\\sum_{n=1}^K n\\,c_n^2 - \\int_0^1 p\\,g_c(p)^2\\,dp
+
+    (p b_{K-1,n-1} = (n/K) b_{K,n} and int_0^1 b_{K,n} = 1/(K+1)).  g_c's monomial coefficients
+    are a_k = C(K-1, k) Delta^k c_1 (forward differences of the table), obtained from the
+    exponential generating function product (sum_m c_{m+1} x^m/m!) e^{-x}; then
+    int_0^1 p g^2 = sum_k [g^2]_k / (k+2).  All in exact rational arithmetic (python-flint).
+    """
+    from flint import fmpq, fmpq_poly, fmpz
+
+    K, src = _source(values, values_hp, K)
+    c = exact_values(src)
+    n = K - 1
+    second = sum((fmpq(j + 1) * c[j] * c[j] for j in range(K)), fmpq(0)) / (K * (K + 1))
+    fact = [fmpz(1)] * K
+    for i in range(1, K):
+        fact[i] = fact[i - 1] * i
+    D = fmpq_poly([c[m] / fact[m] for m in range(K)])
+    Em = fmpq_poly([fmpq(1 if k % 2 == 0 else -1, fact[k]) for k in range(K)])
+    H = (D * Em).coeffs()[:K]
+    H += [fmpq(0)] * (K - len(H))
+    g = fmpq_poly([H[k] * (fact[n] / fact[n - k]) for k in range(K)])
+    G2 = (g * g).coeffs()
+    mean_sq = sum((G2[k] / (k + 2) for k in range(len(G2))), fmpq(0))
+    return second - mean_sq
 
 
-def _variance_mean_log10(pv: _PVar, K: int) -> tuple[float, float]:
+def _float_log10(q) -> tuple[float, float]:
+    """(q correctly rounded to float64 (inf beyond its range), log10 q) for a rational q >= 0."""
     import mpmath as mp
 
-    p, w = gauss_legendre01(K)  # exact for degree 2K - 1 >= deg(P^2/p)
-    P = mean_poly_cheb(pv.cheb, p)
-    int_P2p = math.fsum(w * P * P / p)
+    num, den = int(q.p), int(q.q)
+    try:
+        f = num / den
+    except OverflowError:
+        f = math.inf
     with mp.workdps(_DPS):
-        v = pv.int_S - mp.mpf(int_P2p)
-        lg = float(mp.log10(v)) if v > 0 else -math.inf
-        return (float(v) if abs(v) < mp.mpf("1.7976931348623157e308") else math.inf), lg
+        lg = float(mp.log10(mp.mpf(num) / den)) if num > 0 else -math.inf
+    return f, lg
 
 
 def variance_mean(values, K, *, values_hp=None) -> float:
-    """V1 = int_0^1 p Var_p(c[n]) dp, exactly up to rounding.
-
-    .. math::  V_1 = \\int_0^1 S\\,dp - \\int_0^1 P^2/p\\,dp
-               = \\frac{1}{K+1}\\sum_{j=1}^K \\frac{j}{K} c_j^2 - \\int_0^1 p\\,g_c(p)^2\\,dp,
-
-    using int_0^1 b_{K,j} dp = 1/(K+1); the second integrand is a polynomial of degree 2K - 1,
-    integrated exactly by K-point Gauss-Legendre on [0, 1] (P from the exact Chebyshev
-    coefficients by Clenshaw).  The first sum is formed in 30-digit mpmath.
-    """
-    K, src = _source(values, values_hp, K)
-    return _variance_mean(_PVar(src, K), K)
+    """V1 = int_0^1 p Var_p(c[n]) dp: ``variance_mean_exact`` correctly rounded to float64."""
+    return _float_log10(variance_mean_exact(values, K, values_hp=values_hp))[0]
 
 
 def _log10_mpf(x) -> float:
@@ -282,7 +300,7 @@ def table_metrics(K, values, values_hp=None, *, target: Target = LOG,
     a, cert = certify_exact(K, src, target=target, rel_slack=rel_slack)
     pv = _PVar(src, K, cheb=a)
     vinf_scaled = _variance_sup_scaled(pv, K)
-    v1, log10_v1 = _variance_mean_log10(pv, K)
+    v1, log10_v1 = _float_log10(variance_mean_exact(values, K, values_hp=values_hp))
     out = {
         "beta": float(cert.beta_lower),
         "beta_cert": float(cert.beta_upper),
