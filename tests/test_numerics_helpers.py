@@ -74,3 +74,18 @@ def test_binom_pmf_methods_against_exact(method):
             assert abs(B[i, m] - float(exact)) <= 1e-13 * float(exact) + 1e-300
     with pytest.raises(ValueError, match="method"):
         binom_pmf(3, [0.5], method="fast")
+
+
+def test_precision_policy():
+    from aqpgen.numerics.precision import GUARD_BITS, mp_prec, work_dps, work_prec
+
+    assert GUARD_BITS == 128 and work_prec() == 128 and work_prec(1024) == 128
+    assert work_prec(1025) == 132 and work_prec(4096) == 136
+    assert work_prec(1024, magnitude_bits=1024) == 1152  # the minimax table conversion
+    assert work_dps() == 38
+    before = mp.mp.prec
+    with mp_prec(200) as m:
+        assert m.mp.prec == 200
+    assert mp.mp.prec == before
+    with pytest.raises(ValueError, match="K"):
+        work_prec(0)

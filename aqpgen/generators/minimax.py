@@ -105,7 +105,7 @@ import numpy as np
 from aqpgen.errors import ConvergenceError
 from aqpgen.numerics.fit import loglog_slope, richardson_limit
 from aqpgen.numerics.metrics import table_metrics
-from aqpgen.numerics.precision import flint_prec
+from aqpgen.numerics.precision import flint_prec, work_prec
 from aqpgen.records import Check, KResult, as_K
 from aqpgen.store.locate import find_table
 from aqpgen.targets import LOG, Target, parse_target
@@ -149,25 +149,25 @@ _as_K = as_K
 # validation and precision helpers
 # --------------------------------------------------------------------------------------------
 def default_prec(K: int) -> int:
-    """Working precision (bits) of the high-precision Remez stage.
+    """Working precision (bits) of the high-precision Remez stage: ``work_prec(K)``.
 
     128 bits up to K = 1024, 4 more bits per further doubling of K.  The Chebyshev basis is well
     conditioned on the reference, so the levelled error is accurate to ~2^-prec * K * sum|a_j|
     (sum|a_j| ~ 2 log K), far below 1e-12 E*_K ~ 3e-20 at K = 1024.
     """
-    K = as_K(K)
-    return 128 + 4 * max(0, math.ceil(math.log2(K)) - 10)
+    return work_prec(as_K(K))
 
 
 def table_prec(K: int) -> int:
-    """Working precision (bits) of the Chebyshev -> Bernstein conversion: ``K + 128``.
+    """Working precision (bits) of the Chebyshev -> Bernstein conversion:
+    ``work_prec(K, magnitude_bits=K)`` = K + 128 up to K = 1024.
 
     The table's coefficients reach max|c_K| ~ 2^K / K while the polynomial they represent is
     O(log K) (module docstring), so ~K bits cancel in sum_m c_{m+1} b_{K-1,m}(p); 128 bits are left
     for the result (E*_K ~ 0.325 / K^2 needs ~2 log2 K + 70 of them for 20 digits beyond E*_K).
     """
     K = as_K(K)
-    return K + 128
+    return work_prec(K, magnitude_bits=K)
 
 
 def _digits(prec: int) -> int:

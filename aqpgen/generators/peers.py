@@ -28,7 +28,8 @@ jackknife  the delete-one jackknife of the plug-in over the K-1 *other* samples 
            1956, Efron & Stein 1981).  K = 2 gives theta_J = theta (the plug-in); K = 1 has nothing
            to delete and returns the plug-in table [0].
 
-The transcendental tables are evaluated with 40-digit mpmath and rounded once to float64; the
+The transcendental tables are evaluated in mpmath at ``work_prec()`` bits (128) and rounded once
+to float64; the
 digamma table is summed exactly in rationals and rounded once.
 """
 
@@ -39,6 +40,7 @@ from functools import cache
 
 import numpy as np
 
+from aqpgen.numerics.precision import mp_prec, work_prec
 from aqpgen.records import as_K
 from aqpgen.targets import LOG, Target, parse_target
 
@@ -48,7 +50,6 @@ __all__ = ["PEERS", "PEER_TARGET", "digamma_table_exact", "peer_table", "plugin_
 PEERS = ("plugin", "digamma", "laplace", "jackknife")
 PEER_TARGET = "log p"
 
-_DPS = 40  # working digits of the transcendental tables (rounded once to float64)
 
 
 def digamma_table_exact(K) -> list[Fraction]:
@@ -66,9 +67,7 @@ def digamma_table_exact(K) -> list[Fraction]:
 def _peer_table_cached(name: str, K: int) -> tuple[float, ...]:
     if name == "digamma":
         return tuple(float(x) for x in digamma_table_exact(K))
-    import mpmath as mp
-
-    with mp.workdps(_DPS):
+    with mp_prec(work_prec()) as mp:
         if name == "plugin":
             vals = [mp.log(mp.mpf(n) / K) for n in range(1, K + 1)]
         elif name == "laplace":

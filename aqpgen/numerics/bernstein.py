@@ -52,7 +52,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from aqpgen.numerics.precision import flint_prec
+from aqpgen.numerics.precision import flint_prec, mp_prec, work_prec
 from aqpgen.records import as_K
 
 __all__ = [
@@ -95,11 +95,9 @@ def _as_values(values, name: str = "values") -> np.ndarray:
 
 @lru_cache(maxsize=128)
 def _log_binom(N: int) -> np.ndarray:
-    """log binom(N, m), m = 0..N, correctly rounded (computed with 40 digits)."""
-    import mpmath as mp
-
+    """log binom(N, m), m = 0..N, correctly rounded (computed at ``work_prec()`` bits)."""
     out = np.empty(N + 1)
-    with mp.workdps(40):
+    with mp_prec(work_prec()) as mp:
         lf = [mp.mpf(0)] * (N + 1)
         acc = mp.mpf(0)
         for n in range(1, N + 1):

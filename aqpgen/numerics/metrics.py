@@ -45,6 +45,7 @@ from aqpgen.numerics.bernstein import (
 from aqpgen.numerics.certify import certify_exact
 from aqpgen.numerics.extrema import golden_max
 from aqpgen.numerics.grids import theta_grid_closed
+from aqpgen.numerics.precision import work_prec
 from aqpgen.records import as_K
 from aqpgen.targets import LOG, Target, parse_target
 
@@ -65,7 +66,6 @@ HP_THRESHOLD = 1e6
 POINTS_PER_OSCILLATION = 20
 _VAR_POINTS_PER_OSCILLATION = 10
 _GOLDEN_ITERS = 60
-_DPS = 30
 
 
 def _source(values, values_hp, K: int):
@@ -90,7 +90,7 @@ def _hp_moments(src, K: int):
     """(max|c| as mpf, s/s_max float array, s_max as mpf)."""
     import mpmath as mp
 
-    with mp.workdps(_DPS):
+    with mp.workprec(work_prec()):
         c = [mp.mpf(int(q.p)) / int(q.q) for q in exact_values(src)]
         s = [mp.mpf(j + 1) / K * c[j] ** 2 for j in range(K)]
         smax = max(s)
@@ -115,7 +115,7 @@ class _PVar:
         self.sr = sr
         self.cheb = cheb if cheb is not None else to_chebyshev_f64(src)[0]
         if not self.hp:
-            with mp.workdps(_DPS):
+            with mp.workprec(work_prec()):
                 self.values = np.array([float(mp.mpf(int(q.p)) / int(q.q))
                                         for q in exact_values(src)])
 
@@ -138,7 +138,7 @@ class _PVar:
 
         if not x > 0:
             return -math.inf
-        with mp.workdps(_DPS):
+        with mp.workprec(work_prec()):
             return float(mp.log10(mp.mpf(x) * (self.smax if self.hp else 1)))
 
     def unscale(self, x: float) -> float:
@@ -146,7 +146,7 @@ class _PVar:
             return float(x)
         import mpmath as mp
 
-        with mp.workdps(_DPS):
+        with mp.workprec(work_prec()):
             v = mp.mpf(x) * self.smax
             return float(v) if abs(v) < mp.mpf("1.7976931348623157e308") else math.copysign(
                 math.inf, float(x))
@@ -252,7 +252,7 @@ def _float_log10(q) -> tuple[float, float]:
         f = num / den
     except OverflowError:
         f = math.inf
-    with mp.workdps(_DPS):
+    with mp.workprec(work_prec()):
         lg = float(mp.log10(mp.mpf(num) / den)) if num > 0 else -math.inf
     return f, lg
 
@@ -265,7 +265,7 @@ def variance_mean(values, K, *, values_hp=None) -> float:
 def _log10_mpf(x) -> float:
     import mpmath as mp
 
-    with mp.workdps(_DPS):
+    with mp.workprec(work_prec()):
         return float(mp.log10(abs(mp.mpf(x)))) if x != 0 else -math.inf
 
 
