@@ -83,6 +83,12 @@ def _unavailable_text(Ks_all, not_ok) -> str:
     return f"{len(not_ok)} unavailable: " + "; ".join(parts)
 
 
+def _n_K(Ks) -> str:
+    if not Ks:
+        return "0 K"
+    return f"{len(Ks)} K ({Ks[0]}..{Ks[-1]})" if len(Ks) > 3 else f"{len(Ks)} K ({', '.join(map(str, Ks))})"
+
+
 class _Reporter:
     """Progress callback of ``aqpgen build``: a transient progress bar on a terminal (unless
     quiet), a line per finished K with ``verbose``, notes, and a summary line per table."""
@@ -126,9 +132,9 @@ class _Reporter:
 
     def summary(self, o) -> str:
         if o.action == "built":
-            head = f"{o.name}: built {len(o.Ks)} K ({_Ks_text(o.Ks)}) in {self.seconds.get(o.name, 0.0):.1f} s"
+            head = f"{o.name}: built {_n_K(o.Ks)} in {self.seconds.get(o.name, 0.0):.1f} s"
         else:
-            head = f"{o.name}: up to date ({len(o.Ks)} K)"
+            head = f"{o.name}: up to date, {_n_K(o.Ks)}"
         if not o.not_ok:
             return head
         return f"{head}; {_unavailable_text(o.Ks, o.not_ok)}"

@@ -5,6 +5,8 @@ Public names
 build(spec_path, out_dir)  -- build every out-of-date table, write atomically, update manifest.
 inputs_hash(spec, generator_version) -- sha256 of the build inputs (the up-to-date key).
 is_up_to_date(spec, path)  -- True iff ``path`` holds a valid table built from these inputs.
+current_table(spec, path, generator_version) -- that table (TableData) or None.
+provenance_for(spec, spec_path, mod) -- the deterministic provenance a build records.
 generator(spec)            -- import the generator module of a spec (lazily).
 Progress, TableOutcome     -- progress events and per-table results of ``build``.
 BuildError                 -- a generator raised, a table has no usable row, or a dirty tree.
@@ -83,11 +85,13 @@ __all__ = [
     "TableOutcome",
     "TableSpec",
     "build",
+    "current_table",
     "generator",
     "git_commit",
     "inputs_hash",
     "is_up_to_date",
     "load_spec",
+    "provenance_for",
     "standard_kmin",
 ]
 
@@ -160,7 +164,7 @@ def inputs_hash(spec: TableSpec, generator_version: str) -> str:
     return hashlib.sha256(canonical_json(doc).encode()).hexdigest()
 
 
-def _current_table(spec: TableSpec, path: str, generator_version: str):
+def current_table(spec: TableSpec, path: str, generator_version: str):
     """The valid full TableData at ``path`` if it was built from ``spec``'s inputs, else None."""
     if not os.path.isfile(path):
         return None
@@ -178,7 +182,7 @@ def is_up_to_date(spec: TableSpec, path: str | os.PathLike, generator_version: s
     """True iff ``path`` exists, its ``inputs_hash`` matches ``spec`` and its content hash checks."""
     if generator_version is None:
         generator_version = generator(spec).GENERATOR_VERSION
-    return _current_table(spec, os.fspath(path), generator_version) is not None
+    return current_table(spec, os.fspath(path), generator_version) is not None
 
 
 def git_commit() -> str | None:
@@ -202,7 +206,7 @@ def git_commit() -> str | None:
         return None
 
 
-def _provenance(spec: TableSpec, spec_path: str, mod, command: str | None) -> dict:
+def provenance_for(spec: TableSpec, spec_path: str, mod, command: str | None = None) -> dict:
     """Deterministic provenance: nothing machine-, time-, path- or commit-dependent."""
     if command is None:
         command = f"aqpgen build {os.path.basename(spec_path)} --only {spec.name}"
@@ -344,7 +348,7 @@ def build(
             for spec in specs:
                 mod = mods[spec.name]
                 path = os.path.join(out_dir, spec.filename)
-                current = None if force else _current_table(spec, path, mod.GENERATOR_VERSION)
+                current = None if force else current_table(spec, path, mod.GENERATOR_VERSION)
                 if current is not None:
                     emit(Progress("skip", spec.name, total=len(spec.Ks)))
                     outcomes.append(TableOutcome(spec.name, path, "up-to-date", _not_ok(current),
@@ -359,7 +363,7 @@ def build(
                 table = make_table(
                     name=spec.name, family=spec.family, target=str(mod.target_name(dict(spec.params))),
                     method=spec.method, params=spec.params,
-                    provenance=_provenance(spec, spec_path, mod, command),
+                    provenance=provenance_for(spec, spec_path, mod, command),
                     results=results, inputs_hash=inputs_hash(spec, mod.GENERATOR_VERSION),
                 )
                 written = write_table(path, table)
