@@ -78,7 +78,7 @@ if click is None:
 
 else:
 
-    class _Group(click.Group):
+    class AqpgenGroup(click.Group):
         """Turns a missing optional dependency into "pip install 'aqpgen[extra]'" (exit 1)."""
 
         def invoke(self, ctx):
@@ -90,7 +90,7 @@ else:
                     raise
                 raise click.ClickException(f"{e}\n{hint}") from None
 
-    @click.group(cls=_Group, help="aqpgen: unbiased and near-unbiased answer-level reward tables.\n\n"
+    @click.group(cls=AqpgenGroup, help="aqpgen: unbiased and near-unbiased answer-level reward tables.\n\n"
                  + CONVENTIONS + f"\nBatch sizes K are at most {MAX_K} (aqpgen.store.spec.MAX_K).\n")
     @click.version_option(__version__, prog_name="aqpgen")
     def main() -> None:
