@@ -252,7 +252,8 @@ def usage_section(tables_dir: str = "tables", quick: bool = False) -> str:
     note = ("" if name == "kl-aqp-rho1" else
             f"\n\n*(kl-aqp-rho1 is not built in `{tables_dir}/`; the example uses `{name}`.)*")
     t = ns["t"]
-    Ks = [K for K in (64, 1024) if K in t.Ks and t.status[K] == "ok"] or [_ok_Ks_rt(t)[-1]]
+    ok = _ok_Ks_rt(t)
+    Ks = [K for K in (64, 1024) if K in ok] or [ok[-1]]
     size, reps = (10**5, 3) if quick else (10**6, 30)
     meas = lookup_overhead(t, Ks, size=size, repeats=reps)
     rows = [[K, f"{a * 1e3:.2f} ms", f"{b * 1e3:.2f} ms", f"{r:.2f}"] for K, a, b, r in meas]
@@ -268,7 +269,8 @@ def usage_section(tables_dir: str = "tables", quick: bool = False) -> str:
 
 
 def _ok_Ks_rt(t) -> list:
-    return [K for K in t.Ks if t.status[K] == "ok"]
+    """Ks the runtime serves in float64 (status "ok" and within the precision guard)."""
+    return list(t.served_Ks())
 
 
 # --------------------------------------------------------------------------------------------
