@@ -1,4 +1,4 @@
-"""The alignment game: does a biased reward table move the fixed point? (docs/MATH.md §6, §2b)
+"""The alignment game: does a biased reward table move the fixed point? (docs/MATH.md §8, §2b)
 
 Modules (each lists its own public names)
 -----------------------------------------

@@ -10,7 +10,7 @@ evaluate(values)                     -- float64 fine-grid evaluator of e(p) and 
 AQPResult                            -- frozen result of one solve.
 GENERATOR_VERSION, target_name, build_K, verify_row -- the generator interface (ARCHITECTURE.md).
 
-Mathematics (SPEC §1, §2 program 2)
+Mathematics (docs/MATH.md §1, §5)
 -----------------------------------
 With b_m(p) = b_{K-1,m}(p) = C(K-1, m) p^m (1-p)^(K-1-m) and a table c = c_K[1..K],
 
@@ -487,7 +487,7 @@ def _final_numbers(c: np.ndarray, ver: Verified, target: Target):
 
 def solve_eta(K: int, eta: float, objective: str = "Vinf", *, target: Target = LOG,
               E_star: float | None = None, c_ref=None, max_rounds: int = MAX_ROUNDS) -> AQPResult:
-    """Minimise V(c) subject to β(c) <= (1+η)·E*_K (SPEC §2, program 2).
+    """Minimise V(c) subject to β(c) <= (1+η)·E*_K (docs/MATH.md §5, η program).
 
     Parameters
     ----------
@@ -558,7 +558,7 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, target: Target = L
 
 def solve_rho(K: int, rho: float, *, target: Target = LOG, E_star: float | None = None,
               c_ref=None, max_rounds: int = MAX_ROUNDS) -> AQPResult:
-    """Minimise β(c) subject to V∞(c) <= ρ·V∞(plug-in at K) (SPEC §2, complementary program).
+    """Minimise β(c) subject to V∞(c) <= ρ·V∞(plug-in at K) (docs/MATH.md §5, ρ program).
 
     ``status == "ok"`` iff every solve was "optimal", V∞ verified on the fine grid is <= ρ·V∞(plug-in)
     and β is below the plug-in's β.  ``E_star`` (default ``aqpgen.minimax.E_star``) only feeds the
