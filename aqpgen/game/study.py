@@ -19,6 +19,7 @@ ALPHAS, CONVENTIONS, AQP_PRESETS
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import time
@@ -34,7 +35,8 @@ from aqpgen.game.sampled import run_sampled
 from aqpgen.game.scenarios import get_scenario, loglog_slope
 
 __all__ = ["ALPHAS", "AQP_PRESETS", "CONVENTIONS", "alpha_markdown", "alpha_study",
-           "conventions_markdown", "conventions_study", "game_markdown", "main", "recommend",
+           "conventions_markdown", "conventions_study", "game_markdown", "load_data", "main",
+           "recommend",
            "write_game_markdown"]
 
 ALPHAS = (0.5, 1.5)
@@ -330,15 +332,60 @@ def game_markdown(alpha_data: dict | None, conv_data: dict | None) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def _json_safe(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _from_json(obj):
+    """Undo ``_json_safe``: None -> NaN, numeric dict keys back to float / int."""
+    if obj is None:
+        return math.nan
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            try:
+                key = int(k)
+            except ValueError:
+                try:
+                    key = float(k)
+                except ValueError:
+                    key = k
+            out[key] = _from_json(v)
+        return out
+    if isinstance(obj, list):
+        return [_from_json(v) for v in obj]
+    return obj
+
+
+def load_data(path) -> dict:
+    """The ``{"alpha": ..., "conventions": ...}`` data saved by ``--save``."""
+    return _from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
 def write_game_markdown(path="docs/readme/game.md", *, seeds: int = 10, quick: bool = False,
-                        alpha: bool = True, conventions: bool = True) -> Path:
-    """Run both studies and write the Markdown fragment atomically; returns the path."""
+                        alpha: bool = True, conventions: bool = True, reuse: dict | None = None,
+                        save=None) -> Path:
+    """Run the studies and write the Markdown fragment atomically; returns the path.
+
+    ``alpha`` / ``conventions`` False: take that part from ``reuse`` (data of :func:`load_data`)
+    or leave it out.  ``save``: also write the data as JSON there."""
+    reuse = reuse or {}
     kw = {"seeds": range(2), "steps": 200} if quick else {"seeds": range(seeds)}
-    ad = alpha_study(Ks=(4, 8, 16) if quick else (4, 8, 16, 32, 64, 128), **kw) if alpha else None
-    cd = conventions_study(**kw) if conventions else None
+    ad = (alpha_study(Ks=(4, 8, 16) if quick else (4, 8, 16, 32, 64, 128), **kw) if alpha
+          else reuse.get("alpha"))
+    cd = conventions_study(**kw) if conventions else reuse.get("conventions")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_text(path, game_markdown(ad, cd))
+    if save is not None:
+        _write_text(Path(save), json.dumps(_json_safe({"alpha": ad, "conventions": cd}),
+                                           indent=1) + "\n")
     return path
 
 
@@ -348,11 +395,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default="docs/readme/game.md")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="2 seeds, 200 steps, K <= 16")
-    ap.add_argument("--only", choices=("alpha", "conventions"), default=None)
+    ap.add_argument("--only", choices=("alpha", "conventions"), default=None,
+                    help="recompute only this part (the other from --reuse, else left out)")
+    ap.add_argument("--save", default=None, help="also write the data as JSON to this file")
+    ap.add_argument("--reuse", default=None, help="JSON data of an earlier --save")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
+    reuse = load_data(a.reuse) if a.reuse else None
     p = write_game_markdown(a.out, seeds=a.seeds, quick=a.quick, alpha=a.only != "conventions",
-                            conventions=a.only != "alpha")
+                            conventions=a.only != "alpha", reuse=reuse, save=a.save)
     print(f"wrote {p} in {time.perf_counter() - t0:.0f} s")
     return 0
 
