@@ -194,8 +194,8 @@ def recommend(conv: dict) -> dict:
     """The trainer convention (not the ``others`` reference) with the lowest final TV of the AQP
     presets, relative to the reference, averaged over scenarios and K.
 
-    Returns ``{"best": "baseline/scale", "score": {conv: mean ratio}, "noise": {conv: mean
-    std ratio}, "gain": {conv: mean TV(AQP)/TV(plug-in)}}``."""
+    Returns ``{"best": "baseline/scale", "score": {conv: mean TV ratio}, "noise": {conv: summed
+    seed std / the reference's}, "gain": {conv: mean TV(AQP)/TV(plug-in)}}``."""
     score: dict = {}
     noise: dict = {}
     gain: dict = {}
@@ -215,9 +215,10 @@ def recommend(conv: dict) -> dict:
                     rs = float(np.mean([ref[n][1] for n in cell if n in AQP_PRESETS
                                         and math.isfinite(cell[n][0])]))
                     score.setdefault(c, []).append(m / rm)
-                    noise.setdefault(c, []).append(s / rs if rs > 0 else math.nan)
+                    noise.setdefault(c, []).append((s, rs))
     score = {c: float(np.mean(v)) for c, v in score.items()}
-    noise = {c: float(np.nanmean(v)) for c, v in noise.items()}
+    # ratio of summed stds (a mean of ratios would blow up where the reference std is ~0)
+    noise = {c: float(sum(a for a, _ in v) / sum(b for _, b in v)) for c, v in noise.items()}
     gain = {c: float(np.mean(v)) for c, v in gain.items()}
     trainer = {c: v for c, v in score.items() if c != "others/none"}
     best = min(trainer, key=trainer.get) if trainer else None
