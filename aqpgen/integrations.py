@@ -10,7 +10,7 @@ trl_reward_func(extract_answer, table, num_generations, *, scale=1.0, name=None)
                                        -- a reward function with TRL's GRPO signature
                                           ``(prompts, completions, **kwargs) -> list[float]``.
 
-Counts are self-inclusive (SPEC §1): the reward of completion i is c_K[n_i], n_i = number of the
+Counts are self-inclusive (docs/MATH.md §1): the reward of completion i is c_K[n_i], n_i = number of the
 K completions of its group whose answer equals its answer (1 <= n_i <= K).
 
 Unextractable answers

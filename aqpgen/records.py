@@ -2,7 +2,7 @@
 
 Public names
 ------------
-standard_Ks(kmin)  -- the standard K grid of SPEC §4 (every K from kmin to 256, then 320..1024).
+standard_Ks(kmin)  -- the standard K grid of docs/MATH.md §9 (every K from kmin to 256, then 320..1024).
 KResult            -- what a generator returns for one K (values, optional high-precision
                       strings, metrics, status, solver info).
 
@@ -11,7 +11,7 @@ Conventions (used everywhere in aqpgen)
 * Counts are self-inclusive: n in 1..K, n-1 ~ Binomial(K-1, p).
 * A table for batch size K is c_K[1..K], stored 0-based as ``values[n-1]``.
 * Mean polynomial g_c(p) = sum_{m=0}^{K-1} c[m+1] b_{K-1,m}(p).
-* Weighted error quantities carry the factor p (SPEC §1): beta, V_inf, V1.
+* Weighted error quantities carry the factor p (docs/MATH.md §1): beta, V_inf, V1.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 __all__ = ["STANDARD_TAIL", "Check", "KResult", "standard_Ks"]
 
-#: K values beyond 256 in the standard grid (SPEC §4).
+#: K values beyond 256 in the standard grid (docs/MATH.md §9).
 STANDARD_TAIL = (320, 384, 448, 512, 640, 768, 896, 1024)
 
 

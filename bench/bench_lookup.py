@@ -1,6 +1,6 @@
 """Benchmark: ``Table.lookup(counts, K)`` against ``log(counts / K)`` on 10^6 counts.
 
-SPEC §5 asks the lookup to be no slower than computing the plug-in log(n/K) for the same counts.
+docs/MATH.md §10 asks the lookup to be no slower than computing the plug-in log(n/K) for the same counts.
 Both are timed in this one process, interleaved, best of N repeats, on 10^6 random counts in
 1..K for K = 64 and K = 1024: numpy (int64 and int32 counts) and, if torch is importable, torch
 CPU tensors (``torch.log(counts / K)``; lookup with its default ``check=True``).

@@ -164,3 +164,11 @@ def test_frontier_monotone():
     assert res[0].V_inf >= res[1].V_inf
     with pytest.raises(ValueError):
         aqp.frontier(K, etas=[1.0], rhos=[1.0])
+
+
+def test_target_param():
+    assert aqp.target_name({"rho": 1}) == "log p"
+    assert aqp.target_name({"rho": 1, "target": "p^0.5"}) == "p^0.5"
+    assert aqp.target_name({"eta": 3, "objective": "V1", "target": "log"}) == "log p"
+    with pytest.raises(ValueError, match="target"):
+        aqp.target_name({"rho": 1, "target": "sqrt"})

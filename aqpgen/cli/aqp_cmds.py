@@ -110,7 +110,7 @@ def register(group):
         from aqpgen.generators import aqp
         from aqpgen.generators.minimax import E_star, minimax_table
         from aqpgen.generators.peers import PEERS, peer_table
-        from aqpgen.numerics.metrics import kl_metrics
+        from aqpgen.numerics.metrics import table_metrics
 
         Es = E_star(K)
         res = aqp.frontier(K, etas=etas, rhos=rhos, objective=objective, E_star=Es)
@@ -123,11 +123,11 @@ def register(group):
                            "iterations": r.iterations, "status": r.status})
         peers = []
         for name in PEERS:
-            m = kl_metrics(K, peer_table(name, K))
+            m = table_metrics(K, peer_table(name, K))
             peers.append({"name": name, "beta": m["beta"], "beta_cert": m["beta_cert"],
                           "V_inf": m["V_inf"], "V1": m["V1"]})
         hp, f64, _ = minimax_table(K)
-        m = kl_metrics(K, f64, hp)
+        m = table_metrics(K, f64, hp)
         peers.append({"name": "minimax", "beta": m["beta"], "beta_cert": m["beta_cert"],
                       "V_inf": _num(m["V_inf"]), "V1": _num(m["V1"])})
         if plot:

@@ -11,6 +11,8 @@ import sys
 
 import click
 
+from aqpgen import audit as A
+from aqpgen.audit import TOLERANCE_HELP
 from aqpgen.cli import CONVENTIONS
 from aqpgen.cli.build_cmds import resolve_table
 
@@ -32,8 +34,6 @@ rel diff, tolerance) and every failure with its K; exits 1 on any failure.
 
 def register(group):
     """Add ``audit`` and ``report`` to ``group``."""
-    from aqpgen.audit.core import TOLERANCE_HELP
-
     @group.command("audit", help=_AUDIT_HELP + "\n" + TOLERANCE_HELP + "\n\n" + CONVENTIONS)
     @click.argument("tables", nargs=-1, required=True)
     @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
@@ -49,8 +49,6 @@ def register(group):
     @click.option("--all", "all_rows", is_flag=True, help="Print every finding, not only failures.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
     def audit_cmd(tables, json_path, md_path, manifest, minimax, jobs, all_rows, quiet):
-        from aqpgen.audit import core as A
-
         if jobs < 1:
             raise click.BadParameter(f"must be >= 1, received {jobs}", param_hint="--jobs")
         paths = [resolve_table(t) for t in tables]

@@ -60,6 +60,9 @@ from pathlib import Path
 import numpy as np
 
 from aqpgen.errors import InfeasibleError
+from aqpgen.generators import minimax
+from aqpgen.generators.peers import plugin_table, reference_table
+from aqpgen.targets import LOG, Target, parse_target
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -69,6 +72,7 @@ __all__ = [
     "build_K",
     "evaluate",
     "frontier",
+    "plugin_constants",
     "solve_eta",
     "solve_rho",
     "target_name",
@@ -214,7 +218,7 @@ def theta_grid(n: int) -> np.ndarray:
 
 
 class _Eval:
-    """e(p) = p·(g_c(p) − log p) and p·Var_p(c) for many p, in float64.
+    """e(p) = p·(g_c(p) − g(p)) and p·Var_p(c) for many p, in float64 (g the target).
 
     g_c (degree K−1) and p·Var_p (degree 2K−1) are interpolated exactly at Chebyshev points of
     [0, 1] from accurate pointwise values (binomial pmf, two-pass variance) and evaluated by
@@ -222,12 +226,13 @@ class _Eval:
     ~ 1e-14·max|c| (Lebesgue constant O(log K)), far below the budgets (>= 1e-7 at K <= 1024).
     """
 
-    def __init__(self, values: np.ndarray):
+    def __init__(self, values: np.ndarray, target: Target = LOG):
         from numpy.polynomial import chebyshev as C
 
         c = np.asarray(values, dtype=np.float64)
         K = len(c)
         self.K = K
+        self.target = target
         self._C = C
 
         def g_at(x):
@@ -247,11 +252,9 @@ class _Eval:
         return self._C.chebval(2.0 * np.asarray(p) - 1.0, self.cg)
 
     def bias(self, p):
-        """e(p) = p·g(p) − p·log p (0 at p = 0)."""
+        """e(p) = p·g_c(p) − h(p), h(p) = p·g(p) the weighted target (0 at p = 0)."""
         p = np.asarray(p, dtype=np.float64)
-        from scipy.special import xlogy
-
-        return p * self.g(p) - xlogy(p, p)
+        return p * self.g(p) - self.target.h(p)
 
     def pvar(self, p):
         return self._C.chebval(2.0 * np.asarray(p, dtype=np.float64) - 1.0, self.cv)
@@ -286,9 +289,9 @@ class Verified:
     """Fine-grid verification of a table: β, V∞ (refined local maxima), V1 (exact quadrature),
     and the maxima locations used by the exchange."""
 
-    def __init__(self, values: np.ndarray, n_fine: int | None = None):
+    def __init__(self, values: np.ndarray, n_fine: int | None = None, target: Target = LOG):
         K = len(values)
-        ev = _Eval(values)
+        ev = _Eval(values, target)
         n_fine = n_fine or max(4096, 16 * K)
         theta = 0.5 * np.pi * np.arange(0, n_fine + 1) / n_fine
         p = np.sin(theta) ** 2
@@ -310,9 +313,9 @@ class Verified:
         return np.sin(np.clip(th, 1e-12, 0.5 * np.pi)) ** 2
 
 
-def evaluate(values) -> dict:
+def evaluate(values, *, target: Target = LOG) -> dict:
     """Fine-grid measurement of a table: {"beta", "V_inf", "V1"} (float64, see ``Verified``)."""
-    v = Verified(np.asarray(values, dtype=np.float64))
+    v = Verified(np.asarray(values, dtype=np.float64), target=parse_target(target))
     return {"beta": v.beta, "V_inf": v.V_inf, "V1": v.V1}
 
 
@@ -355,35 +358,22 @@ def v1_matrix(K: int) -> np.ndarray:
 # reference tables and constants (peers, minimax)
 
 
-def _plugin(K: int) -> np.ndarray:
-    from aqpgen.generators.peers import peer_table
-
-    return np.asarray(peer_table("plugin", K), dtype=np.float64)
-
-
-def _digamma(K: int) -> np.ndarray:
-    from aqpgen.generators.peers import peer_table
-
-    return np.asarray(peer_table("digamma", K), dtype=np.float64)
-
-
-def _E_star(K: int, tables_dir=None) -> float:
-    """E*_K: from ``tables_dir/kl-minimax.h5`` when given (the build's output directory), else from
-    the table found by name (``minimax.E_star``), else solved."""
-    from aqpgen.generators.minimax import TABLE_NAME, E_star
-
+def _E_star(K: int, tables_dir=None, target: Target = LOG) -> float:
+    """E*_K: from the target's minimax table in ``tables_dir`` when given (the build's output
+    directory), else from the table found by name (``minimax.E_star``), else solved."""
     path = None
-    if tables_dir is not None and (Path(tables_dir) / f"{TABLE_NAME}.h5").is_file():
-        path = Path(tables_dir) / f"{TABLE_NAME}.h5"
-    return float(E_star(K, path=path))
+    name = minimax.table_name(target)
+    if tables_dir is not None and (Path(tables_dir) / f"{name}.h5").is_file():
+        path = Path(tables_dir) / f"{name}.h5"
+    return float(minimax.E_star(K, target=target, path=path))
 
 
-def _certify(values: np.ndarray):
+def _certify(values: np.ndarray, target: Target = LOG):
     """Rigorous enclosure of β (``aqpgen.certify.certify_beta``): the Certificate."""
     from aqpgen.numerics.certify import certify_beta
 
     c = np.asarray(values, dtype=np.float64)
-    return certify_beta(len(c), c, rel_slack=CERT_SLACK)
+    return certify_beta(len(c), c, target=target, rel_slack=CERT_SLACK)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -397,7 +387,7 @@ def _cone_groups(lengths: np.ndarray, group: int = 64):
 
 
 def _solve_program(K, c_ref, p_bias, p_var, *, mode, bias_scale, var_scale, bias_bound=None,
-                   var_bound=None, objective="Vinf", settings=None):
+                   var_bound=None, objective="Vinf", settings=None, target=LOG):
     """One conic solve for δ around ``c_ref``.
 
     mode "eta": minimise V (``objective``) s.t. |e_i| <= bias_bound on p_bias.
@@ -409,7 +399,8 @@ def _solve_program(K, c_ref, p_bias, p_var, *, mode, bias_scale, var_scale, bias
     import scipy.sparse as sp
 
     Bb = _pmf_rows(K, p_bias)
-    e_ref = p_bias * (Bb @ c_ref) - p_bias * np.log(p_bias)
+    with np.errstate(divide="ignore"):
+        e_ref = p_bias * (Bb @ c_ref) - p_bias * target.g(p_bias)
     Ab = sp.diags(p_bias / bias_scale) @ Bb
     rb = e_ref / bias_scale
 
@@ -527,28 +518,29 @@ def _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, it,
                      solver_status, int(grid), status, dict(info or {}))
 
 
-def _plugin_constants(K: int):
+def plugin_constants(K: int, target: Target = LOG):
     """(V∞, β) of the plug-in table: ``metrics.variance_sup`` (the reference the audit uses) and
     the rigorous lower end of its β enclosure (so "β below the plug-in's" is proved)."""
     from aqpgen.numerics.metrics import variance_sup
 
-    c = _plugin(K)
-    return float(variance_sup(c, K)), float(_certify(c).beta_lower)
+    target = parse_target(target)
+    c = plugin_table(K, target)
+    return float(variance_sup(c, K)), float(_certify(c, target).beta_lower)
 
 
-def _final_numbers(c: np.ndarray, ver: Verified):
+def _final_numbers(c: np.ndarray, ver: Verified, target: Target):
     """(β, Certificate, V∞, V1) of an accepted candidate: V∞ is the larger of this module's
     refined-maxima value and ``metrics.variance_sup``; V1 from ``metrics.variance_mean``."""
     from aqpgen.numerics.metrics import variance_mean, variance_sup
 
     K = len(c)
-    cert = _certify(c)
+    cert = _certify(c, target)
     V_inf = max(ver.V_inf, float(variance_sup(c, K)))
     return max(ver.beta, cert.beta_lower), cert, V_inf, float(variance_mean(c, K))
 
 
-def solve_eta(K: int, eta: float, objective: str = "Vinf", *, E_star: float | None = None,
-              c_ref=None, max_rounds: int = MAX_ROUNDS) -> AQPResult:
+def solve_eta(K: int, eta: float, objective: str = "Vinf", *, target: Target = LOG,
+              E_star: float | None = None, c_ref=None, max_rounds: int = MAX_ROUNDS) -> AQPResult:
     """Minimise V(c) subject to β(c) <= (1+η)·E*_K (SPEC §2, program 2).
 
     Parameters
@@ -559,6 +551,8 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, E_star: float | No
         Bias slack η >= 0 (η = 0 is the minimax table itself, up to solver accuracy).
     objective : {"Vinf", "V1"}
         V∞ = sup p·Var_p (default) or V1 = ∫ p·Var_p dp.
+    target : Target or str
+        The target g (default log p).
     E_star : float, optional
         E*_K; default ``aqpgen.minimax.E_star(K)``.
     c_ref : array, optional
@@ -591,6 +585,7 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, E_star: float | No
     presets at large K.
     """
     K = _check_K(K)
+    target = parse_target(target)
     if objective not in ("Vinf", "V1"):
         raise ValueError(f"objective must be 'Vinf' or 'V1', received {objective!r}")
     eta = float(eta)
@@ -599,7 +594,7 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, E_star: float | No
     if eta < 0:
         raise InfeasibleError(f"eta must be >= 0: the budget (1+eta)*E*_K = {1 + eta}*E*_K is below "
                               f"the minimax error E*_K, so no table meets it (received eta={eta})")
-    Es = float(E_star) if E_star is not None else _E_star(K)
+    Es = float(E_star) if E_star is not None else _E_star(K, target=target)
     budget = (1.0 + eta) * Es
     if eta < ETA_MIN:
         # β <= E*_K has exactly one solution, the minimax table (Haar uniqueness); the solver's
@@ -608,15 +603,15 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, E_star: float | No
                            "not run", 0,
                            f"infeasible in float64: for eta={eta} < {ETA_MIN} the budget "
                            f"(1+eta)*E*_K leaves no room for the solver's tightening and rounding; "
-                           f"eta = 0 is the minimax table itself (table kl-minimax)")
-    V_pl, beta_pl = _plugin_constants(K)
-    c = np.asarray(_digamma(K) if c_ref is None else c_ref, dtype=np.float64)
+                           f"eta = 0 is the minimax table itself (table {minimax.table_name(target)})")
+    V_pl, beta_pl = plugin_constants(K, target)
+    c = np.asarray(reference_table(K, target) if c_ref is None else c_ref, dtype=np.float64)
     return _exchange(K, "eta", objective, eta, c, budget=budget, E_star=Es, V_pl=V_pl,
-                     beta_pl=beta_pl, max_rounds=max_rounds)
+                     beta_pl=beta_pl, max_rounds=max_rounds, target=target)
 
 
-def solve_rho(K: int, rho: float, *, E_star: float | None = None, c_ref=None,
-              max_rounds: int = MAX_ROUNDS) -> AQPResult:
+def solve_rho(K: int, rho: float, *, target: Target = LOG, E_star: float | None = None,
+              c_ref=None, max_rounds: int = MAX_ROUNDS) -> AQPResult:
     """Minimise β(c) subject to V∞(c) <= ρ·V∞(plug-in at K) (SPEC §2, complementary program).
 
     ``status == "ok"`` iff every solve was "optimal", V∞ verified on the fine grid is <= ρ·V∞(plug-in)
@@ -629,19 +624,21 @@ def solve_rho(K: int, rho: float, *, E_star: float | None = None, c_ref=None,
         If ρ <= 0 (only a constant table has V∞ = 0, and its β is not below the plug-in's).
     """
     K = _check_K(K)
+    target = parse_target(target)
     rho = float(rho)
     if not math.isfinite(rho):
         raise ValueError(f"rho must be finite, received {rho!r}")
     if rho <= 0:
         raise InfeasibleError(f"rho must be > 0 (received rho={rho})")
-    Es = float(E_star) if E_star is not None else _E_star(K)
-    V_pl, beta_pl = _plugin_constants(K)
-    c = np.asarray(_plugin(K) if c_ref is None else c_ref, dtype=np.float64)
+    Es = float(E_star) if E_star is not None else _E_star(K, target=target)
+    V_pl, beta_pl = plugin_constants(K, target)
+    c = np.asarray(plugin_table(K, target) if c_ref is None else c_ref, dtype=np.float64)
     return _exchange(K, "rho", "beta", rho, c, budget=rho * V_pl, E_star=Es, V_pl=V_pl,
-                     beta_pl=beta_pl, max_rounds=max_rounds)
+                     beta_pl=beta_pl, max_rounds=max_rounds, target=target)
 
 
-def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl, max_rounds) -> AQPResult:
+def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl, max_rounds,
+              target) -> AQPResult:
     p_bias = theta_grid(2 * K + 8)
     p_var = theta_grid(K + 8)
     tighten = TIGHTEN
@@ -655,11 +652,11 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
             c_new, status, _ = _solve_checked(
                 K, c, p_bias, p_var, mode="eta", objective=objective, bias_scale=bias_scale,
                 var_scale=V_pl, alt_var_scale=var_scale,
-                bias_bound=budget * (1.0 - tighten) / bias_scale)
+                bias_bound=budget * (1.0 - tighten) / bias_scale, target=target)
         else:
             c_new, status, t_opt = _solve_checked(
                 K, c, p_bias, p_var, mode="rho", bias_scale=bias_scale, var_scale=V_pl,
-                var_bound=budget * (1.0 - tighten) / V_pl)
+                var_bound=budget * (1.0 - tighten) / V_pl, target=target)
             beta_grid = t_opt * bias_scale
         if c_new is None:
             if status.startswith("infeasible"):
@@ -674,7 +671,7 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
             return _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, it,
                                status, grid, why, {"history": history})
         c = c_new
-        ver = Verified(c)
+        ver = Verified(c, target=target)
         history.append((ver.beta, ver.V_inf))
         if program == "eta":
             # scale the variance cones by the variance actually reached (objective O(1))
@@ -697,7 +694,7 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
             if not rho_ok or (ver.beta > beta_grid * (1.0 + 2e-3) and it < max_rounds // 2):
                 p_bias = np.concatenate([p_bias, ver.points_above("e", beta_grid)])
                 continue
-        beta, cert, V_inf, V1 = _final_numbers(c, ver)
+        beta, cert, V_inf, V1 = _final_numbers(c, ver, target)
         if program == "eta" and not cert.beta_upper <= budget:
             # the certified bound exceeds the budget: tighten what the solver sees and retry
             tighten = min(0.05, tighten + cert.beta_upper / budget - 1.0 + 0.5 * TIGHTEN)
@@ -719,7 +716,7 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
                        {"history": history})
 
 
-def frontier(K: int, etas=None, rhos=None, *, objective: str = "Vinf",
+def frontier(K: int, etas=None, rhos=None, *, objective: str = "Vinf", target: Target = LOG,
              E_star: float | None = None) -> list[AQPResult]:
     """Sweep the bias–variance frontier at one K: one ``AQPResult`` per η (``solve_eta``) or per
     ρ (``solve_rho``), in the order given.  Default: η in ``DEFAULT_ETAS``.  Points that fail keep
@@ -728,10 +725,12 @@ def frontier(K: int, etas=None, rhos=None, *, objective: str = "Vinf",
     K = _check_K(K)
     if etas is not None and rhos is not None:
         raise ValueError("give either etas or rhos, not both")
-    Es = float(E_star) if E_star is not None else _E_star(K)
+    target = parse_target(target)
+    Es = float(E_star) if E_star is not None else _E_star(K, target=target)
     if rhos is not None:
-        return [solve_rho(K, r, E_star=Es) for r in rhos]
-    return [solve_eta(K, e, objective, E_star=Es) for e in (DEFAULT_ETAS if etas is None else etas)]
+        return [solve_rho(K, r, target=target, E_star=Es) for r in rhos]
+    return [solve_eta(K, e, objective, target=target, E_star=Es)
+            for e in (DEFAULT_ETAS if etas is None else etas)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -739,25 +738,26 @@ def frontier(K: int, etas=None, rhos=None, *, objective: str = "Vinf",
 
 
 def target_name(params) -> str:
-    """The target of every AQP table: ``"log p"``."""
-    _check_params(params)
-    return "log p"
+    """The target of the table: ``"log p"`` unless ``params["target"]`` names another."""
+    return _check_params(params)["target"].name
 
 
 def _check_params(params) -> dict:
-    """Validate {"eta": η, "objective": "Vinf"|"V1"} or {"rho": ρ}; returns a normalised copy."""
+    """Validate {"eta": η, "objective": "Vinf"|"V1"} or {"rho": ρ}, each with an optional
+    "target" ("log" when absent); returns a normalised copy with a Target under "target"."""
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict, received {type(params).__name__}")
-    keys = set(params)
+    keys = set(params) - {"target"}
+    target = parse_target(params.get("target", LOG))
     if keys <= {"eta", "objective"} and "eta" in keys:
         obj = params.get("objective", "Vinf")
         if obj not in ("Vinf", "V1"):
             raise ValueError(f"params['objective'] must be 'Vinf' or 'V1', received {obj!r}")
-        return {"eta": float(params["eta"]), "objective": obj}
+        return {"eta": float(params["eta"]), "objective": obj, "target": target}
     if keys == {"rho"}:
-        return {"rho": float(params["rho"])}
-    raise ValueError("AQP params must be {'eta': η[, 'objective': 'Vinf'|'V1']} or {'rho': ρ}, "
-                     f"received {params!r}")
+        return {"rho": float(params["rho"]), "target": target}
+    raise ValueError("AQP params must be {'eta': η[, 'objective': 'Vinf'|'V1']} or {'rho': ρ} "
+                     f"(each with an optional 'target'), received {params!r}")
 
 
 def _solver_info(r: AQPResult) -> dict:
@@ -782,9 +782,10 @@ def build_K(K: int, params: dict, *, tables_dir=None):
     K = _check_K(K)
     prm = _check_params(params)
     try:
-        E = _E_star(K, tables_dir)
-        r = (solve_eta(K, prm["eta"], prm["objective"], E_star=E) if "eta" in prm
-             else solve_rho(K, prm["rho"], E_star=E))
+        tg = prm["target"]
+        E = _E_star(K, tables_dir, tg)
+        r = (solve_eta(K, prm["eta"], prm["objective"], target=tg, E_star=E) if "eta" in prm
+             else solve_rho(K, prm["rho"], target=tg, E_star=E))
     except InfeasibleError as exc:
         nan = float("nan")
         r = _nan_result(K, "eta" if "eta" in prm else "rho", prm.get("objective", "beta"),
@@ -823,7 +824,7 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
     if v.shape != (K,) or not np.all(np.isfinite(v)):
         return [Check("aqp.values", False, f"expected {K} finite float64 values", K)]
     metrics = dict(metrics or {})
-    cert = _certify(v)
+    cert = _certify(v, prm["target"])
     stored = float(metrics.get("beta", math.nan))
     ok = cert.beta_upper >= stored * (1 - 1e-12) and cert.beta_upper <= 1.01 * cert.beta_lower
     checks = [Check("aqp.beta_cert", bool(ok),
@@ -831,13 +832,13 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
                     f"beta {stored:.10e}, stored beta_cert {metrics.get('beta_cert', math.nan):.10e}",
                     K)]
     if "eta" in prm:
-        Es = _E_star(K)
+        Es = _E_star(K, target=prm["target"])
         budget = (1.0 + prm["eta"]) * Es
         checks.append(Check("aqp.eta_budget", bool(cert.beta_upper <= budget),
                             f"certified beta {cert.beta_upper:.10e} <= (1+{prm['eta']:g})*E*_K = "
                             f"{budget:.10e}", K))
     else:
-        V_pl, beta_pl = _plugin_constants(K)
+        V_pl, beta_pl = plugin_constants(K, prm["target"])
         V = float(variance_sup(v, K))
         ok = V <= prm["rho"] * V_pl and cert.beta_upper < beta_pl
         checks.append(Check("aqp.rho_budget", bool(ok),

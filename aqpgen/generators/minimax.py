@@ -1,6 +1,6 @@
 """Minimax (bias-optimal) estimator of log p: Remez exchange, table conversion, rate audit.
 
-The problem (SPEC §2, KL game, program 1)
+The problem (docs/MATH.md §3)
 -----------------------------------------
 For batch size K the table c_K[1..K] has mean g_c(p) = sum_m c_{m+1} b_{K-1,m}(p), any polynomial
 Q of degree <= K-1.  The bias-optimal table minimises the p-weighted bias of log p,
@@ -103,9 +103,11 @@ from pathlib import Path
 import numpy as np
 
 from aqpgen.errors import ConvergenceError
+from aqpgen.numerics.metrics import table_metrics
 from aqpgen.numerics.precision import flint_prec
 from aqpgen.records import Check, KResult
 from aqpgen.store.locate import find_table
+from aqpgen.targets import LOG, Target, parse_target
 
 __all__ = [
     "DEFAULT_TOL",
@@ -193,12 +195,12 @@ def _grid_size(K: int) -> int:
 class _Engine:
     """float64 machinery for one K: reference points t = pi k/M + d, cosine series of degree K-1.
 
-    ``mode`` "Q": the series is Q and e = p (Q - log p) (the Remez unknown);
-    ``mode`` "P": the series is P = p g and e = P - p log p (not used by the solver).
+    The series is Q and e = p (Q - g(p)) for the target g (``target.g_theta``).
     """
 
-    def __init__(self, K: int, M: int):
+    def __init__(self, K: int, M: int, target: Target = LOG):
         self.K, self.M = K, M
+        self.target = target
         m = np.arange(2 * M)
         self.CT = np.cos(np.pi * m / M)
         self.ST = np.sin(np.pi * m / M)
@@ -221,11 +223,10 @@ class _Engine:
         cd, sd = np.cos(jd), np.sin(jd)
         return C0 * cd - S0 * sd, S0 * cd + C0 * sd
 
-    @staticmethod
-    def pL(t):
-        """p = sin^2(t/2) and log p = 2 log sin(t/2) (t in (0, pi])."""
+    def pL(self, t):
+        """p = sin^2(t/2) and g(p) (t in (0, pi])."""
         s = np.sin(0.5 * t)
-        return s * s, 2.0 * np.log(s)
+        return s * s, self.target.g_theta(t)[0]
 
     def system(self, k, d):
         """The levelled system A [b; h] = log p on the reference (float64)."""
@@ -268,7 +269,7 @@ class _Engine:
         t = self.theta(k, d)
         s, c = np.sin(0.5 * t), np.cos(0.5 * t)
         p, p1, p2 = s * s, s * c, 0.5 * (c * c - s * s)
-        L, L1, L2 = 2.0 * np.log(s), c / s, -0.5 / (s * s)
+        L, L1, L2 = self.target.g_theta(t)
         r = Q - L
         e = p * r
         e1 = p1 * r + p * (Q1 - L1)
@@ -372,8 +373,8 @@ def _to_grid(eng: _Engine, t) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 # the high-precision stage (python-flint arb)
 # --------------------------------------------------------------------------------------------
-def _hp_rows(k, d, M: int, K: int, prec: int):
-    """arb rows [cos(j t_i), j < K] + [(-1)^i / p_i], and p_i, log p_i at t_i = pi k_i/M + d_i."""
+def _hp_rows(k, d, M: int, K: int, prec: int, target: Target):
+    """arb rows [cos(j t_i), j < K] + [(-1)^i / p_i], and p_i, g(p_i) at t_i = pi k_i/M + d_i."""
     with flint_prec(prec) as flint:
         arb = flint.arb
         pi = arb.pi()
@@ -384,7 +385,7 @@ def _hp_rows(k, d, M: int, K: int, prec: int):
             s = (t / 2).sin()
             p = s * s
             ps.append(p)
-            Ls.append(2 * s.log())
+            Ls.append(target.g_arb_sin(s))
             r = [arb(1), c.mid()] if K > 1 else [arb(1)]
             c2 = 2 * c
             T0, T1 = r[0], r[-1]
@@ -484,6 +485,8 @@ class MinimaxResult:
         Working precision (bits) of the high-precision stage.
     tol : float
         The stopping tolerance used.
+    target : str
+        The target's name ("log p", "p^0.5", ...).
     """
 
     K: int
@@ -499,6 +502,7 @@ class MinimaxResult:
     converged: bool
     prec: int
     tol: float
+    target: str = LOG.name
 
     @property
     def cheb_f64(self) -> np.ndarray:
@@ -535,20 +539,22 @@ def _init_theta(K: int, init) -> np.ndarray:
     return 2.0 * np.arcsin(np.sqrt(p))
 
 
-def remez(K: int, *, prec: int | None = None, tol: float | None = None, maxiter: int = 50,
-          init=None) -> MinimaxResult:
+def remez(K: int, *, target: Target = LOG, prec: int | None = None, tol: float | None = None,
+          maxiter: int = 50, init=None) -> MinimaxResult:
     """Best weighted uniform approximation of log p: the Remez exchange for E*_K.
 
     Finds Q of degree <= K-1 minimising
 
     .. math::  \\sup_{p\\in[0,1]} |p\\,Q(p) - p\\log p| = E^*_K
 
-    (SPEC §2; Chebyshev alternation theorem on the Haar space {p Q} on (0, 1]).
+    (docs/MATH.md §3; Chebyshev alternation theorem on the Haar space {p Q} on (0, 1]).
 
     Parameters
     ----------
     K : int
         Batch size >= 1.
+    target : Target or str
+        The target g (default log p): minimises sup |p Q(p) - p g(p)|.
     prec : int, optional
         Bits of the high-precision stage (default ``default_prec(K)``: 128 up to K = 1024).
     tol : float, optional
@@ -581,6 +587,7 @@ def remez(K: int, *, prec: int | None = None, tol: float | None = None, maxiter:
     tol below ~1e-16 may not be reachable for large K.
     """
     K = _as_K(K)
+    target = parse_target(target)
     prec = default_prec(K) if prec is None else int(prec)
     if prec < 64:
         raise ValueError(f"prec must be >= 64 bits, received {prec}")
@@ -592,7 +599,7 @@ def remez(K: int, *, prec: int | None = None, tol: float | None = None, maxiter:
     maxiter = int(maxiter)
 
     M = _grid_size(K)
-    eng = _Engine(K, M)
+    eng = _Engine(K, M, target)
     k, d = _to_grid(eng, _init_theta(K, init))
     it = 0
     best = None
@@ -619,7 +626,7 @@ def remez(K: int, *, prec: int | None = None, tol: float | None = None, maxiter:
         prev = s
 
     # ---- high-precision stage
-    Mfull, _, Ls = _hp_rows(k, d, M, K, prec)
+    Mfull, _, Ls = _hp_rows(k, d, M, K, prec, target)
     hp_it = 0
     while True:
         A, _, _ = eng.system(k, d)
@@ -632,7 +639,7 @@ def remez(K: int, *, prec: int | None = None, tol: float | None = None, maxiter:
         k2, d2, ev = _select(*eng.locate(bf), K + 1)
         n_alt = k2.size
         if n_alt == K + 1:
-            Mfull2, ps2, Ls2 = _hp_rows(k2, d2, M, K, prec)
+            Mfull2, ps2, Ls2 = _hp_rows(k2, d2, M, K, prec, target)
             e_hp = _hp_values(Mfull2, ps2, Ls2, coeffs, prec, K)
             sg = [1 if float(v) > 0 else -1 for v in e_hp]
             alternating = all(sg[i] != sg[i + 1] for i in range(K))
@@ -647,7 +654,8 @@ def remez(K: int, *, prec: int | None = None, tol: float | None = None, maxiter:
             res = MinimaxResult(
                 K=K, E=float(E_hp), E_hp=E_hp, E_bracket=bracket, cheb=cheb,
                 reference=_reference_p(k2, d2, M), signs=tuple(sg), iterations=it,
-                hp_iterations=hp_it, spread=spread, converged=ok, prec=prec, tol=tol)
+                hp_iterations=hp_it, spread=spread, converged=ok, prec=prec, tol=tol,
+                target=target.name)
             if best is None or spread < best.spread:
                 best = res
             if ok:
@@ -713,8 +721,9 @@ def cheb_to_bernstein(cheb: Sequence, prec: int) -> list:
         return [coeffs[m] / arb.bin_uiui(n, m) for m in range(K)]
 
 
-def minimax_table(K: int, *, prec: int | None = None, tol: float | None = None,
-                  result: MinimaxResult | None = None, conv_prec: int | None = None):
+def minimax_table(K: int, *, target: Target = LOG, prec: int | None = None,
+                  tol: float | None = None, result: MinimaxResult | None = None,
+                  conv_prec: int | None = None):
     """The minimax (bias-optimal) table c_K[1..K] for log p.
 
     Parameters
@@ -740,10 +749,12 @@ def minimax_table(K: int, *, prec: int | None = None, tol: float | None = None,
         The Remez result the table was converted from.
     """
     K = _as_K(K)
+    target = parse_target(target)
     if result is None:
-        result = remez(K, prec=prec, tol=tol)
-    elif not isinstance(result, MinimaxResult) or result.K != K:
-        raise ValueError(f"result must be a MinimaxResult for K={K}, received {result!r:.80}")
+        result = remez(K, target=target, prec=prec, tol=tol)
+    elif not isinstance(result, MinimaxResult) or result.K != K or result.target != target.name:
+        raise ValueError(f"result must be a MinimaxResult for K={K} and the target "
+                         f"{target.name!r}, received {result!r:.80}")
     bits = table_prec(K) if conv_prec is None else int(conv_prec)
     E = result.E
     for _ in range(4):
@@ -767,7 +778,13 @@ def minimax_table(K: int, *, prec: int | None = None, tol: float | None = None,
 # --------------------------------------------------------------------------------------------
 # E*_K look-up and the Theta(1/K^2) rate audit
 # --------------------------------------------------------------------------------------------
-def E_star(K: int, *, path: str | os.PathLike | None = None) -> float:
+def table_name(target: Target = LOG) -> str:
+    """Name of the shipped minimax table of a target: "kl-minimax" (log p), "pow0.5-minimax"."""
+    target = parse_target(target)
+    return TABLE_NAME if target == LOG else f"pow{target.spec[2:]}-minimax"
+
+
+def E_star(K: int, *, target: Target = LOG, path: str | os.PathLike | None = None) -> float:
     """E*_K as a float: from the shipped table if it holds K, else by ``remez(K)``.
 
     Parameters
@@ -781,9 +798,10 @@ def E_star(K: int, *, path: str | os.PathLike | None = None) -> float:
         ``aqpgen.tablefile.read_table``) and has an ``ok`` row for K.
     """
     K = _as_K(K)
+    target = parse_target(target)
     if path is None:
         try:
-            paths = [find_table(TABLE_NAME)]
+            paths = [find_table(table_name(target))]
         except FileNotFoundError:
             paths = []
     else:
@@ -795,18 +813,18 @@ def E_star(K: int, *, path: str | os.PathLike | None = None) -> float:
             from aqpgen.store.tablefile import read_table
 
             t = read_table(p)
-            if K in t.Ks and t.status(K) == "ok":
+            if t.target == target.name and K in t.Ks and t.status(K) == "ok":
                 v = float(t.metrics(K).get("E_star", float("nan")))
                 if math.isfinite(v) and v > 0:
                     return v
         except Exception:  # noqa: BLE001, S112 - an unreadable table is not fatal: solve instead
             continue
-    return remez(K).E
+    return remez(K, target=target).E
 
 
 @dataclass(frozen=True)
 class RateAudit:
-    """The Theta(1/K^2) audit of E*_K (SPEC §2: slope -2 +- 0.01 over K >= 16).
+    """The Theta(1/K^2) audit of E*_K (docs/MATH.md §4: slope -2 +- 0.01 over K >= 16).
 
     Attributes
     ----------
@@ -939,33 +957,33 @@ def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: 
 # generator interface (docs/ARCHITECTURE.md)
 # --------------------------------------------------------------------------------------------
 def target_name(params) -> str:
-    """The target of the KL tables: ``"log p"``."""
-    _check_params(params)
-    return "log p"
+    """The target of the table: ``"log p"`` unless ``params["target"]`` names another."""
+    return _check_params(params)["target"].name
 
 
 def _check_params(params) -> dict:
+    """{} or {"target": "p^0.5"} (absent: log p) -> {"target": Target}."""
     params = dict(params or {})
-    if params:
-        raise ValueError(f"the kl/minimax generator takes no params, received {params!r}")
-    return params
+    extra = set(params) - {"target"}
+    if extra:
+        raise ValueError(f"the minimax generator's params may hold only 'target', received "
+                         f"{params!r}")
+    return {"target": parse_target(params.get("target", LOG))}
 
 
 def build_K(K: int, params, *, tables_dir=None) -> KResult:
     """Build the minimax table row for batch size K (generator interface).
 
     Solves ``remez(K)`` (default precision and tolerance), converts to the table
-    (``minimax_table``), and measures it with ``aqpgen.metrics.kl_metrics`` (beta, beta_cert,
+    (``minimax_table``), and measures it with ``aqpgen.numerics.metrics.table_metrics`` (beta, beta_cert,
     V_inf, V1, beta_f64, max_abs_c).  Metrics added here: ``E_star`` (the returned polynomial's
     levelled sup error, equal to E*_K to relative ``spread``), ``spread``, ``iterations``,
     ``max_abs_c`` (from the high-precision strings).  ``solver`` is deterministic (no timings).
     """
     K = _as_K(K)
-    _check_params(params)
-    strings, values, res = minimax_table(K)
-    from aqpgen.numerics.metrics import kl_metrics
-
-    metrics = dict(kl_metrics(K, values, strings))
+    target = _check_params(params)["target"]
+    strings, values, res = minimax_table(K, target=target)
+    metrics = dict(table_metrics(K, values, strings, target=target))
     with flint_prec(table_prec(K)) as flint:
         cmax = max(abs(flint.arb(s)) for s in strings)
         max_abs_c = float(cmax.mid())
@@ -1025,7 +1043,8 @@ def _sc_points(k, d, M: int, prec: int):
         return out
 
 
-def table_error_at_extrema(values_hp: Sequence[str], *, prec: int | None = None):
+def table_error_at_extrema(values_hp: Sequence[str], *, target: Target = LOG,
+                           prec: int | None = None):
     """Re-locate the extrema of a table's weighted error and evaluate it there, from the strings.
 
     The error is e(p) = p (g(p) - log p), g(p) = sum_m c_{m+1} b_{K-1,m}(p).  (1) g is evaluated
@@ -1043,13 +1062,14 @@ def table_error_at_extrema(values_hp: Sequence[str], *, prec: int | None = None)
     """
     import scipy.fft
 
+    target = parse_target(target)
     strings = tuple(str(s) for s in values_hp)
     K = len(strings)
     if K < 1:
         raise ValueError("values_hp must not be empty")
     prec = table_prec(K) if prec is None else int(prec)
     M = _grid_size(K)
-    eng = _Engine(K, M)
+    eng = _Engine(K, M, target)
     if K == 1:
         b = np.array([float(strings[0])])
     else:
@@ -1065,7 +1085,7 @@ def table_error_at_extrema(values_hp: Sequence[str], *, prec: int | None = None)
     pts = _sc_points(k, d, M, prec)
     g = _bernstein_eval(strings, pts, prec)
     with flint_prec(prec):
-        e = [(s * s) * (gi - 2 * s.log()) for (s, _), gi in zip(pts, g)]
+        e = [(s * s) * (gi - target.g_arb_sin(s)) for (s, _), gi in zip(pts, g)]
     return np.array(_reference_p(k, d, M)), e
 
 
@@ -1084,7 +1104,7 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
     checks = []
     try:
         K = _as_K(K)
-        _check_params(params)
+        target = _check_params(params)["target"]
     except (TypeError, ValueError) as exc:
         return [Check("minimax.values_hp", False, str(exc), None)]
     if values_hp is None or len(values_hp) != K:
@@ -1101,7 +1121,7 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
     checks.append(Check("minimax.float64", same,
                         "float64 values are the correctly rounded strings" if same else
                         "float64 values differ from the correctly rounded strings", K))
-    _, e = table_error_at_extrema(strings)
+    _, e = table_error_at_extrema(strings, target=target)
     prec = table_prec(K)
     with flint_prec(prec):
         a = [abs(x).mid() for x in e]

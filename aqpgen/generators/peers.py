@@ -39,7 +39,10 @@ from functools import cache
 
 import numpy as np
 
-__all__ = ["PEERS", "PEER_TARGET", "digamma_table_exact", "peer_table"]
+from aqpgen.targets import LOG, Target, parse_target
+
+__all__ = ["PEERS", "PEER_TARGET", "digamma_table_exact", "peer_table", "plugin_table",
+           "reference_table"]
 
 PEERS = ("plugin", "digamma", "laplace", "jackknife")
 PEER_TARGET = "log p"
@@ -114,3 +117,22 @@ def peer_table(name: str, K) -> np.ndarray:
         raise ValueError(f"name must be one of {PEERS}, received {name!r}")
     K = _check_K(K)
     return np.array(_peer_table_cached(name, K), dtype=np.float64)
+
+
+def plugin_table(K, target: Target = LOG) -> np.ndarray:
+    """The plug-in table g(n/K) of a target: ``peer_table("plugin", K)`` (correctly rounded) for
+    log p, ``target.plugin(K)`` otherwise.  The reference of the AQP rho programs."""
+    target = parse_target(target)
+    if target == LOG:
+        return peer_table("plugin", K)
+    return np.asarray(target.plugin(_check_K(K)), dtype=np.float64)
+
+
+def reference_table(K, target: Target = LOG) -> np.ndarray:
+    """The best classical table of a target, the starting point of the AQP eta programs: the
+    digamma table for log p (exactly unbiased for the degree-(K-1) truncation of log p), the
+    plug-in table for other targets."""
+    target = parse_target(target)
+    if target == LOG:
+        return peer_table("digamma", K)
+    return plugin_table(K, target)

@@ -1,4 +1,4 @@
-"""Measured quality numbers of a table for the target log p: beta, V_inf, V1 (SPEC §1).
+"""Measured quality numbers of a table for the target log p: beta, V_inf, V1 (docs/MATH.md §1).
 
 Public functions
 ----------------
@@ -43,11 +43,14 @@ from aqpgen.numerics.bernstein import (
     to_chebyshev_f64,
     variance,
 )
+from aqpgen.numerics.certify import certify_exact
+from aqpgen.targets import LOG, Target, parse_target
 
 __all__ = [
     "HP_THRESHOLD",
     "POINTS_PER_OSCILLATION",
     "kl_metrics",
+    "table_metrics",
     "variance_mean",
     "variance_sup",
     "weighted_bias",
@@ -69,11 +72,6 @@ def _theta_grid(K: int, per_osc: int) -> np.ndarray:
     p = np.sin(0.5 * th) ** 2
     p[0], p[-1] = 0.0, 1.0
     return p
-
-
-def _xlogx(p: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
 
 
 def _source(values, values_hp, K: int):
@@ -162,8 +160,8 @@ class _PVar:
                 math.inf, float(x))
 
 
-def weighted_bias(values, K, *, grid=None, values_hp=None) -> float:
-    """Sampled weighted bias max_p p |g_c(p) - log p| for the target log p.
+def weighted_bias(values, K, *, target: Target = LOG, grid=None, values_hp=None) -> float:
+    """Sampled weighted bias max_p p |g_c(p) - g(p)| for the target g (default log p).
 
     Parameters
     ----------
@@ -185,7 +183,7 @@ def weighted_bias(values, K, *, grid=None, values_hp=None) -> float:
     K, src = _source(values, values_hp, K)
     a, _ = to_chebyshev_f64(src)
     p = _theta_grid(K, POINTS_PER_OSCILLATION) if grid is None else _as_p(grid)
-    e = mean_poly_cheb(a, p) - _xlogx(p)
+    e = mean_poly_cheb(a, p) - parse_target(target).h(p)
     return float(np.max(np.abs(e)))
 
 
@@ -297,8 +295,9 @@ def _log10_mpf(x) -> float:
         return float(mp.log10(abs(mp.mpf(x)))) if x != 0 else -math.inf
 
 
-def kl_metrics(K, values, values_hp=None, *, rel_slack: float = 0.003) -> dict:
-    """All measured and certified numbers of a log p table for one K.
+def table_metrics(K, values, values_hp=None, *, target: Target = LOG,
+                  rel_slack: float = 0.003) -> dict:
+    """All measured and certified numbers of a table for one K and its target (default log p).
 
     Parameters
     ----------
@@ -308,6 +307,8 @@ def kl_metrics(K, values, values_hp=None, *, rel_slack: float = 0.003) -> dict:
     values_hp : sequence of str, optional
         High-precision strings (minimax tables).  When given, beta / beta_cert / V_inf / V1 /
         max_abs_c describe the exact table and ``beta_f64`` certifies the float64-rounded table.
+    target : Target or str
+        The target g the table estimates (beta and beta_cert depend on it; V_inf, V1 do not).
     rel_slack : float
         Passed to `aqpgen.certify.certify_beta`.
 
@@ -320,10 +321,9 @@ def kl_metrics(K, values, values_hp=None, *, rel_slack: float = 0.003) -> dict:
         float64 and the plain fields are ``inf``), and ``beta_f64`` (certified upper bound for
         the float64 table) when ``values_hp`` is given.  All plain floats.
     """
-    from aqpgen.numerics.certify import _certify_source
-
+    target = parse_target(target)
     K, src = _source(values, values_hp, K)
-    a, cert = _certify_source(K, src, rel_slack)
+    a, cert = certify_exact(K, src, target=target, rel_slack=rel_slack)
     pv = _PVar(src, K, cheb=a)
     vinf_scaled = _variance_sup_scaled(pv, K)
     v1, log10_v1 = _variance_mean_log10(pv, K)
@@ -343,5 +343,10 @@ def kl_metrics(K, values, values_hp=None, *, rel_slack: float = 0.003) -> dict:
         if vf is None or vf.shape != (K,) or not np.all(np.isfinite(vf)):
             out["beta_f64"] = math.inf
         else:
-            out["beta_f64"] = float(_certify_source(K, vf, rel_slack)[1].beta_upper)
+            out["beta_f64"] = float(
+                certify_exact(K, vf, target=target, rel_slack=rel_slack)[1].beta_upper)
     return out
+
+
+#: the former name of ``table_metrics`` (target log p).
+kl_metrics = table_metrics
