@@ -6,7 +6,7 @@ For the target p^m and batch size K the falling-factorial table
 
     c_K[n] = \\frac{(n-1)_m}{(K-1)_m}, \\qquad (x)_m = x (x-1) \\cdots (x-m+1),
 
-is exactly unbiased for every m <= K-1 (SPEC §2): with n-1 ~ Binomial(K-1, p),
+is exactly unbiased for every m <= K-1 (docs/MATH.md §2): with n-1 ~ Binomial(K-1, p),
 E[(n-1)_m] = (K-1)_m p^m (the m-th factorial moment of the binomial). Any polynomial reward
 sum_i a_i p^i of degree <= K-1 follows by linearity.  Every number here is an exact rational
 (:class:`fractions.Fraction`); float64 values are obtained by correctly rounded conversion.
@@ -210,7 +210,7 @@ def ustat_table_exact(m: int, K: int) -> list[Fraction]:
     ------
     ValueError
         If m > K-1: then no unbiased table exists, since every table's mean is a polynomial of
-        degree <= K-1 (SPEC §1).
+        degree <= K-1 (docs/MATH.md §1).
     """
     m = _check_m(m)
     K = as_K(K)

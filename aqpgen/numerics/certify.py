@@ -1,10 +1,20 @@
-"""Rigorous upper bound on the weighted bias of a log p table (SPEC §3).
+"""Rigorous upper bound on the weighted bias of a table for its target (docs/MATH.md §6).
 
 Public names
 ------------
-certify_beta(K, values=None, values_hp=None, *, rel_slack=0.003) -> Certificate
+certify_beta(K, values=None, values_hp=None, *, target=LOG, rel_slack=0.003) -> Certificate
+certify_exact(K, src, *, target=LOG, rel_slack=0.003) -> (Chebyshev coefficients, Certificate)
+              -- the same without argument checks (used by ``aqpgen.numerics.metrics``).
 Certificate   -- frozen result: beta_lower, beta_upper, n_points, prec, method.
-H3_CONST      -- the constant in the bound |H'''(theta)| <= H3_CONST + cot(theta/2)/2.
+H3_CONST      -- the constant in the bound |H'''(theta)| <= H3_CONST + cot(theta/2)/2 (log p).
+
+Targets
+-------
+The method below is written for log p; a target supplies its own pieces as methods of
+``aqpgen.targets.Target``: ``h_theta_bounds`` (H, H', H'' at the cell centres and their
+rounding bounds), ``h3_bound`` (sup |H'''| on [lo, pi]), ``first_cell_bound`` and
+``first_cell_pmax`` (step 1), ``h_abs_sup_arb`` (the overflow fallback).  A target without them
+raises NotImplementedError naming the method.
 
 The quantity
 ------------
@@ -57,7 +67,7 @@ Cost: O(K) cells times O(K) flops, float64, vectorised (4 matrix products per ch
 Huge coefficients (the float64-rounded minimax table at large K has beta ~ 1e280) are handled by
 an exact power-of-two scaling of f; a result beyond float64 is returned as ``inf`` (still an upper
 bound).  Possible issues: if the Chebyshev coefficients themselves overflow float64, the bound
-falls back to the trivial |e| <= sum_j |a_j| + 1/e computed in arb (``method`` says so).
+falls back to the trivial |e| <= sum_j |a_j| + sup|h| (1/e for log p) computed in arb.
 """
 
 from __future__ import annotations
@@ -317,7 +327,7 @@ def certify_beta(K, values=None, values_hp=None, *, target: Target = LOG, rel_sl
         The high-precision decimal (or "a/b") strings of the table; when given they are what is
         certified (exactly), and ``values`` is ignored.
     rel_slack : float
-        Refine until beta_upper <= (1 + rel_slack) beta_lower (default 0.003; SPEC §3 allows 0.01).
+        Refine until beta_upper <= (1 + rel_slack) beta_lower (default 0.003; docs/MATH.md §6 allows 0.01).
     max_rounds : int
         Cap on refinement rounds (the bound stays rigorous if the cap is hit; ``converged`` is
         then False).
