@@ -63,7 +63,7 @@ import numpy as np
 
 from aqpgen.errors import ConvergenceError
 from aqpgen.numerics.precision import flint_prec, work_prec
-from aqpgen.records import as_K
+from aqpgen.records import STATUS_OK, as_K
 from aqpgen.targets import LOG, Target, parse_target
 
 __all__ = [
@@ -415,6 +415,13 @@ class MinimaxResult:
     prec: int
     tol: float
     target: str = LOG.name
+
+    @property
+    def status(self) -> str:
+        """``records.STATUS_OK`` when ``converged``, else the reason."""
+        if self.converged:
+            return STATUS_OK
+        return f"not converged: spread {self.spread:.3g} > tol {self.tol:.3g}"
 
     @property
     def cheb_f64(self) -> np.ndarray:

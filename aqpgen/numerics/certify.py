@@ -79,7 +79,7 @@ import numpy as np
 
 from aqpgen.numerics.bernstein import to_chebyshev_exact, to_chebyshev_f64
 from aqpgen.numerics.precision import flint_prec
-from aqpgen.records import as_K
+from aqpgen.records import STATUS_OK, as_K
 from aqpgen.targets import LOG, LogTarget, Target, parse_target
 
 __all__ = ["H3_CONST", "Certificate", "certify_beta", "certify_exact"]
@@ -132,6 +132,15 @@ class Certificate:
     def ratio(self) -> float:
         """beta_upper / beta_lower (the certificate's tightness)."""
         return self.beta_upper / self.beta_lower if self.beta_lower > 0 else math.inf
+
+    @property
+    def status(self) -> str:
+        """``records.STATUS_OK`` when the refinement converged, else the reason (the bound is
+        rigorous either way, only looser)."""
+        if self.converged:
+            return STATUS_OK
+        return (f"not converged: beta_upper / beta_lower = {self.ratio:.6g} after "
+                f"{self.rounds} refinement rounds")
 
 
 class _Evaluator:
