@@ -75,11 +75,13 @@ def K_ranges(Ks_all, Ks_sel) -> str:
 
 
 def _unavailable_text(Ks_all, not_ok) -> str:
-    """``"3 unavailable: K 300..512 (infeasible: ...)"`` grouped by reason."""
+    """``"125 unavailable: K 140..1024 (out of numerical reach)"``: grouped by the reason's kind
+    (its text before the first colon; ``-v`` prints each row's full reason)."""
     by: dict[str, list[int]] = {}
     for K, s in not_ok:
-        by.setdefault(s, []).append(K)
-    parts = [f"K {K_ranges(Ks_all, Ks)} ({s if len(s) <= 80 else s[:77] + '...'})" for s, Ks in by.items()]
+        kind = s.split(":", 1)[0].strip() or s
+        by.setdefault(kind if len(kind) <= 60 else kind[:57] + "...", []).append(K)
+    parts = [f"K {K_ranges(Ks_all, Ks)} ({kind})" for kind, Ks in by.items()]
     return f"{len(not_ok)} unavailable: " + "; ".join(parts)
 
 
