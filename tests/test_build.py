@@ -50,7 +50,7 @@ def test_shipped_spec_order_and_grids():
         "kl-aqp-eta3", "kl-aqp-eta15", "kl-aqp-rho1", "kl-aqp-rho2",
     ]
     by = {s.name: s for s in specs}
-    # SPEC §4 standard grid, written out independently of records.standard_Ks
+    # docs/MATH.md §9 standard grid, written out independently of records.standard_Ks
     tail = [320, 384, 448, 512, 640, 768, 896, 1024]
     for m in range(1, 5):
         assert list(by[f"power-m{m}"].Ks) == list(range(m + 1, 257)) + tail

@@ -60,9 +60,9 @@ def _num(x):
 
 def frontier_plot(path, K, points, peers):
     """Draw the frontier (V_inf vs beta, log-log) with the peers; deterministic PNG."""
-    from aqpgen.report.figures import _pyplot, save_png
+    from aqpgen.report.figures import pyplot, save_png
 
-    fig, ax = _pyplot().subplots(figsize=(6.4, 4.8))
+    fig, ax = pyplot().subplots(figsize=(6.4, 4.8))
     ok = [p for p in points if p["status"] == "ok"]
     ax.plot([p["V_inf"] for p in ok], [p["beta_cert"] for p in ok], "o-", color="C0",
             label="AQP frontier")
@@ -110,7 +110,7 @@ def register(group):
         from aqpgen.generators import aqp
         from aqpgen.generators.minimax import E_star, minimax_table
         from aqpgen.generators.peers import PEERS, peer_table
-        from aqpgen.numerics.metrics import kl_metrics
+        from aqpgen.numerics.metrics import table_metrics
 
         Es = E_star(K)
         res = aqp.frontier(K, etas=etas, rhos=rhos, objective=objective, E_star=Es)
@@ -123,11 +123,11 @@ def register(group):
                            "iterations": r.iterations, "status": r.status})
         peers = []
         for name in PEERS:
-            m = kl_metrics(K, peer_table(name, K))
+            m = table_metrics(K, peer_table(name, K))
             peers.append({"name": name, "beta": m["beta"], "beta_cert": m["beta_cert"],
                           "V_inf": m["V_inf"], "V1": m["V1"]})
         hp, f64, _ = minimax_table(K)
-        m = kl_metrics(K, f64, hp)
+        m = table_metrics(K, f64, hp)
         peers.append({"name": "minimax", "beta": m["beta"], "beta_cert": m["beta_cert"],
                       "V_inf": _num(m["V_inf"]), "V1": _num(m["V1"])})
         if plot:

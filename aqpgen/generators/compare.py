@@ -1,4 +1,4 @@
-"""Peers versus AQP presets: the comparison table of issue 4 (SPEC §2, "Peers").
+"""Peers versus AQP presets: the comparison table of issue 4 (docs/MATH.md §7).
 
 Public names
 ------------
@@ -13,7 +13,7 @@ at the peer's own worst variance: ``solve_rho(K, ρ)`` with ρ = V∞(peer)/V∞
 ratio β(peer)/β(AQP).  The AQP frontier dominates the peer iff the ratio is > 1.  The minimax
 table is the frontier's end point (η = 0), so it gets no ratio.
 
-Numbers: β and β̄ of peers and presets come from ``aqpgen.metrics.kl_metrics`` (β̄ certified by
+Numbers: β and β̄ of peers and presets come from ``aqpgen.numerics.metrics.table_metrics`` (β̄ certified by
 ``aqpgen.certify``), V∞ and V1 from the same call; the AQP numbers at a peer's V∞ are the
 verified numbers of ``aqpgen.aqp.solve_rho``.  Preset rows are read from the shipped table
 (``tables/kl-aqp-<preset>.h5``) when it holds an ``ok`` row for K, and solved otherwise.
@@ -103,13 +103,13 @@ def _preset_values(name: str, K: int):
 
 
 def _metric_row(K, name, kind, values, values_hp=None, status="ok") -> dict:
-    from aqpgen.numerics.metrics import kl_metrics
+    from aqpgen.numerics.metrics import table_metrics
 
     if status != "ok":
         nan = math.nan
         return dict(K=K, estimator=name, kind=kind, beta=nan, beta_cert=nan, V_inf=nan, V1=nan,
                     max_abs_c=nan, status=status)
-    m = kl_metrics(K, values, values_hp)
+    m = table_metrics(K, values, values_hp)
     return dict(K=K, estimator=name, kind=kind, beta=m["beta"], beta_cert=m["beta_cert"],
                 V_inf=m["V_inf"], V1=m["V1"], max_abs_c=m["max_abs_c"], status="ok")
 
@@ -124,7 +124,7 @@ def compare(Ks, presets=tuple(PRESETS)) -> list[CompareRow]:
     presets : iterable of str
         Preset names from ``PRESETS``.
     """
-    from aqpgen.generators.aqp import _plugin_constants, solve_rho
+    from aqpgen.generators.aqp import plugin_constants, solve_rho
     from aqpgen.generators.minimax import E_star, minimax_table
     from aqpgen.generators.peers import PEERS, peer_table
 
@@ -138,7 +138,7 @@ def compare(Ks, presets=tuple(PRESETS)) -> list[CompareRow]:
     rows: list[CompareRow] = []
     for K in Ks:
         Es = E_star(K)
-        V_pl, _ = _plugin_constants(K)
+        V_pl, _ = plugin_constants(K)
         for name in PEERS:
             d = _metric_row(K, name, "peer", peer_table(name, K))
             r = solve_rho(K, d["V_inf"] / V_pl, E_star=Es)

@@ -1,6 +1,6 @@
 """Minimax (bias-optimal) estimator of log p: Remez exchange, table conversion, rate audit.
 
-The problem (SPEC §2, KL game, program 1)
+The problem (docs/MATH.md §3)
 -----------------------------------------
 For batch size K the table c_K[1..K] has mean g_c(p) = sum_m c_{m+1} b_{K-1,m}(p), any polynomial
 Q of degree <= K-1.  The bias-optimal table minimises the p-weighted bias of log p,
@@ -103,9 +103,12 @@ from pathlib import Path
 import numpy as np
 
 from aqpgen.errors import ConvergenceError
-from aqpgen.numerics.precision import flint_prec
-from aqpgen.records import Check, KResult
+from aqpgen.numerics.fit import loglog_slope, richardson_limit
+from aqpgen.numerics.metrics import table_metrics
+from aqpgen.numerics.precision import flint_prec, work_prec
+from aqpgen.records import Check, KResult, as_K
 from aqpgen.store.locate import find_table
+from aqpgen.targets import LOG, Target, parse_target
 
 __all__ = [
     "DEFAULT_TOL",
@@ -126,7 +129,7 @@ __all__ = [
 ]
 
 #: bump when the output for the same inputs changes.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 #: default stopping tolerance on the relative levelled-error spread.
 DEFAULT_TOL = 1e-12
 #: the acceptance threshold checked by ``verify_row`` (SPEC / issue 3).
@@ -137,44 +140,34 @@ VERIFY_E_DIGITS = 8
 _FLOAT_HANDOVER = 1e-9
 #: name of the shipped minimax table (found by ``aqpgen.store.locate``).
 TABLE_NAME = "kl-minimax"
+#: former private validator, imported by generators/minimax_lp.py (helper "alpha" switches it to
+#: aqpgen.records.as_K); remove with that import.
+_as_K = as_K
 
 
 # --------------------------------------------------------------------------------------------
 # validation and precision helpers
 # --------------------------------------------------------------------------------------------
-def _as_K(K, name: str = "K") -> int:
-    """Validate a batch size: a positive integer (bools and non-integral numbers rejected)."""
-    if isinstance(K, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a positive integer, received {K!r}")
-    if isinstance(K, (int, np.integer)) or isinstance(K, (float, np.floating)) and float(K).is_integer():
-        K = int(K)
-    else:
-        raise TypeError(f"{name} must be a positive integer, received {K!r}")
-    if K < 1:
-        raise ValueError(f"{name} must be a positive integer (>= 1), received {K}")
-    return K
-
-
 def default_prec(K: int) -> int:
-    """Working precision (bits) of the high-precision Remez stage.
+    """Working precision (bits) of the high-precision Remez stage: ``work_prec(K)``.
 
     128 bits up to K = 1024, 4 more bits per further doubling of K.  The Chebyshev basis is well
     conditioned on the reference, so the levelled error is accurate to ~2^-prec * K * sum|a_j|
     (sum|a_j| ~ 2 log K), far below 1e-12 E*_K ~ 3e-20 at K = 1024.
     """
-    K = _as_K(K)
-    return 128 + 4 * max(0, math.ceil(math.log2(K)) - 10)
+    return work_prec(as_K(K))
 
 
 def table_prec(K: int) -> int:
-    """Working precision (bits) of the Chebyshev -> Bernstein conversion: ``K + 128``.
+    """Working precision (bits) of the Chebyshev -> Bernstein conversion:
+    ``work_prec(K, magnitude_bits=K)`` = K + 128 up to K = 1024.
 
     The table's coefficients reach max|c_K| ~ 2^K / K while the polynomial they represent is
     O(log K) (module docstring), so ~K bits cancel in sum_m c_{m+1} b_{K-1,m}(p); 128 bits are left
     for the result (E*_K ~ 0.325 / K^2 needs ~2 log2 K + 70 of them for 20 digits beyond E*_K).
     """
-    K = _as_K(K)
-    return K + 128
+    K = as_K(K)
+    return work_prec(K, magnitude_bits=K)
 
 
 def _digits(prec: int) -> int:
@@ -193,12 +186,12 @@ def _grid_size(K: int) -> int:
 class _Engine:
     """float64 machinery for one K: reference points t = pi k/M + d, cosine series of degree K-1.
 
-    ``mode`` "Q": the series is Q and e = p (Q - log p) (the Remez unknown);
-    ``mode`` "P": the series is P = p g and e = P - p log p (not used by the solver).
+    The series is Q and e = p (Q - g(p)) for the target g (``target.g_theta``).
     """
 
-    def __init__(self, K: int, M: int):
+    def __init__(self, K: int, M: int, target: Target = LOG):
         self.K, self.M = K, M
+        self.target = target
         m = np.arange(2 * M)
         self.CT = np.cos(np.pi * m / M)
         self.ST = np.sin(np.pi * m / M)
@@ -221,11 +214,10 @@ class _Engine:
         cd, sd = np.cos(jd), np.sin(jd)
         return C0 * cd - S0 * sd, S0 * cd + C0 * sd
 
-    @staticmethod
-    def pL(t):
-        """p = sin^2(t/2) and log p = 2 log sin(t/2) (t in (0, pi])."""
+    def pL(self, t):
+        """p = sin^2(t/2) and g(p) (t in (0, pi])."""
         s = np.sin(0.5 * t)
-        return s * s, 2.0 * np.log(s)
+        return s * s, self.target.g_theta(t)[0]
 
     def system(self, k, d):
         """The levelled system A [b; h] = log p on the reference (float64)."""
@@ -268,7 +260,7 @@ class _Engine:
         t = self.theta(k, d)
         s, c = np.sin(0.5 * t), np.cos(0.5 * t)
         p, p1, p2 = s * s, s * c, 0.5 * (c * c - s * s)
-        L, L1, L2 = 2.0 * np.log(s), c / s, -0.5 / (s * s)
+        L, L1, L2 = self.target.g_theta(t)
         r = Q - L
         e = p * r
         e1 = p1 * r + p * (Q1 - L1)
@@ -295,6 +287,7 @@ class _Engine:
         ev = e[loc]
         active = np.ones(loc.size, dtype=bool)
         conv = np.zeros(loc.size, dtype=bool)
+        last = np.full(loc.size, np.inf)  # size of the last Newton step
         for _ in range(10):
             ia = np.flatnonzero(active)
             if ia.size == 0:
@@ -306,12 +299,15 @@ class _Engine:
             dn = np.clip(d[ia] + step, -1.5 * h, 1.5 * h)
             dn = np.where(top[ia], np.minimum(dn, 0.0), dn)  # t <= pi
             small = ok & (np.abs(dn - d[ia]) <= 1e-8 * h)  # float noise ~1e-10 h
+            last[ia] = np.abs(dn - d[ia])
             d[ia] = dn
             conv[ia[small]] = True
             active[ia[small | ~ok]] = False
         e0, _, _ = self.derivs(b, loc, d, base)
-        # safeguard: where Newton did not converge, keep the grid point if it is better
-        worse = ~conv & (np.abs(e0) < np.abs(ev))
+        # safeguard: where Newton did not converge, keep the grid point if it is better; a Newton
+        # iterate whose last step is < 1e-4 h is noise-limited, not unconverged (tiny E*_K: p^a)
+        settled = conv | (last <= 1e-4 * h)
+        worse = ~settled & (np.abs(e0) < np.abs(ev))
         d = np.where(worse, 0.0, d)
         e0 = np.where(worse, ev, e0)
         return loc, d, e0
@@ -368,8 +364,8 @@ def _to_grid(eng: _Engine, t) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 # the high-precision stage (python-flint arb)
 # --------------------------------------------------------------------------------------------
-def _hp_rows(k, d, M: int, K: int, prec: int):
-    """arb rows [cos(j t_i), j < K] + [(-1)^i / p_i], and p_i, log p_i at t_i = pi k_i/M + d_i."""
+def _hp_rows(k, d, M: int, K: int, prec: int, target: Target):
+    """arb rows [cos(j t_i), j < K] + [(-1)^i / p_i], and p_i, g(p_i) at t_i = pi k_i/M + d_i."""
     with flint_prec(prec) as flint:
         arb = flint.arb
         pi = arb.pi()
@@ -380,7 +376,7 @@ def _hp_rows(k, d, M: int, K: int, prec: int):
             s = (t / 2).sin()
             p = s * s
             ps.append(p)
-            Ls.append(2 * s.log())
+            Ls.append(target.g_arb_sin(s))
             r = [arb(1), c.mid()] if K > 1 else [arb(1)]
             c2 = 2 * c
             T0, T1 = r[0], r[-1]
@@ -480,6 +476,8 @@ class MinimaxResult:
         Working precision (bits) of the high-precision stage.
     tol : float
         The stopping tolerance used.
+    target : str
+        The target's name ("log p", "p^0.5", ...).
     """
 
     K: int
@@ -495,6 +493,7 @@ class MinimaxResult:
     converged: bool
     prec: int
     tol: float
+    target: str = LOG.name
 
     @property
     def cheb_f64(self) -> np.ndarray:
@@ -531,20 +530,22 @@ def _init_theta(K: int, init) -> np.ndarray:
     return 2.0 * np.arcsin(np.sqrt(p))
 
 
-def remez(K: int, *, prec: int | None = None, tol: float | None = None, maxiter: int = 50,
-          init=None) -> MinimaxResult:
+def remez(K: int, *, target: Target = LOG, prec: int | None = None, tol: float | None = None,
+          maxiter: int = 50, init=None) -> MinimaxResult:
     """Best weighted uniform approximation of log p: the Remez exchange for E*_K.
 
     Finds Q of degree <= K-1 minimising
 
     .. math::  \\sup_{p\\in[0,1]} |p\\,Q(p) - p\\log p| = E^*_K
 
-    (SPEC §2; Chebyshev alternation theorem on the Haar space {p Q} on (0, 1]).
+    (docs/MATH.md §3; Chebyshev alternation theorem on the Haar space {p Q} on (0, 1]).
 
     Parameters
     ----------
     K : int
         Batch size >= 1.
+    target : Target or str
+        The target g (default log p): minimises sup |p Q(p) - p g(p)|.
     prec : int, optional
         Bits of the high-precision stage (default ``default_prec(K)``: 128 up to K = 1024).
     tol : float, optional
@@ -576,7 +577,8 @@ def remez(K: int, *, prec: int | None = None, tol: float | None = None, maxiter:
     float64, which limits the attainable spread to ~(1e-15 / E*_K)^2 (1e-17 at K = 1024), so
     tol below ~1e-16 may not be reachable for large K.
     """
-    K = _as_K(K)
+    K = as_K(K)
+    target = parse_target(target)
     prec = default_prec(K) if prec is None else int(prec)
     if prec < 64:
         raise ValueError(f"prec must be >= 64 bits, received {prec}")
@@ -588,7 +590,7 @@ def remez(K: int, *, prec: int | None = None, tol: float | None = None, maxiter:
     maxiter = int(maxiter)
 
     M = _grid_size(K)
-    eng = _Engine(K, M)
+    eng = _Engine(K, M, target)
     k, d = _to_grid(eng, _init_theta(K, init))
     it = 0
     best = None
@@ -615,7 +617,7 @@ def remez(K: int, *, prec: int | None = None, tol: float | None = None, maxiter:
         prev = s
 
     # ---- high-precision stage
-    Mfull, _, Ls = _hp_rows(k, d, M, K, prec)
+    Mfull, _, Ls = _hp_rows(k, d, M, K, prec, target)
     hp_it = 0
     while True:
         A, _, _ = eng.system(k, d)
@@ -628,7 +630,7 @@ def remez(K: int, *, prec: int | None = None, tol: float | None = None, maxiter:
         k2, d2, ev = _select(*eng.locate(bf), K + 1)
         n_alt = k2.size
         if n_alt == K + 1:
-            Mfull2, ps2, Ls2 = _hp_rows(k2, d2, M, K, prec)
+            Mfull2, ps2, Ls2 = _hp_rows(k2, d2, M, K, prec, target)
             e_hp = _hp_values(Mfull2, ps2, Ls2, coeffs, prec, K)
             sg = [1 if float(v) > 0 else -1 for v in e_hp]
             alternating = all(sg[i] != sg[i + 1] for i in range(K))
@@ -643,7 +645,8 @@ def remez(K: int, *, prec: int | None = None, tol: float | None = None, maxiter:
             res = MinimaxResult(
                 K=K, E=float(E_hp), E_hp=E_hp, E_bracket=bracket, cheb=cheb,
                 reference=_reference_p(k2, d2, M), signs=tuple(sg), iterations=it,
-                hp_iterations=hp_it, spread=spread, converged=ok, prec=prec, tol=tol)
+                hp_iterations=hp_it, spread=spread, converged=ok, prec=prec, tol=tol,
+                target=target.name)
             if best is None or spread < best.spread:
                 best = res
             if ok:
@@ -709,8 +712,9 @@ def cheb_to_bernstein(cheb: Sequence, prec: int) -> list:
         return [coeffs[m] / arb.bin_uiui(n, m) for m in range(K)]
 
 
-def minimax_table(K: int, *, prec: int | None = None, tol: float | None = None,
-                  result: MinimaxResult | None = None, conv_prec: int | None = None):
+def minimax_table(K: int, *, target: Target = LOG, prec: int | None = None,
+                  tol: float | None = None, result: MinimaxResult | None = None,
+                  conv_prec: int | None = None):
     """The minimax (bias-optimal) table c_K[1..K] for log p.
 
     Parameters
@@ -735,11 +739,13 @@ def minimax_table(K: int, *, prec: int | None = None, tol: float | None = None,
     result : MinimaxResult
         The Remez result the table was converted from.
     """
-    K = _as_K(K)
+    K = as_K(K)
+    target = parse_target(target)
     if result is None:
-        result = remez(K, prec=prec, tol=tol)
-    elif not isinstance(result, MinimaxResult) or result.K != K:
-        raise ValueError(f"result must be a MinimaxResult for K={K}, received {result!r:.80}")
+        result = remez(K, target=target, prec=prec, tol=tol)
+    elif not isinstance(result, MinimaxResult) or result.K != K or result.target != target.name:
+        raise ValueError(f"result must be a MinimaxResult for K={K} and the target "
+                         f"{target.name!r}, received {result!r:.80}")
     bits = table_prec(K) if conv_prec is None else int(conv_prec)
     E = result.E
     for _ in range(4):
@@ -763,7 +769,13 @@ def minimax_table(K: int, *, prec: int | None = None, tol: float | None = None,
 # --------------------------------------------------------------------------------------------
 # E*_K look-up and the Theta(1/K^2) rate audit
 # --------------------------------------------------------------------------------------------
-def E_star(K: int, *, path: str | os.PathLike | None = None) -> float:
+def table_name(target: Target = LOG) -> str:
+    """Name of the shipped minimax table of a target: "kl-minimax" (log p), "pow0.5-minimax"."""
+    target = parse_target(target)
+    return TABLE_NAME if target == LOG else f"pow{target.spec[2:]}-minimax"
+
+
+def E_star(K: int, *, target: Target = LOG, path: str | os.PathLike | None = None) -> float:
     """E*_K as a float: from the shipped table if it holds K, else by ``remez(K)``.
 
     Parameters
@@ -776,10 +788,11 @@ def E_star(K: int, *, path: str | os.PathLike | None = None) -> float:
         file exists, reads cleanly (schema and content hash checked by
         ``aqpgen.tablefile.read_table``) and has an ``ok`` row for K.
     """
-    K = _as_K(K)
+    K = as_K(K)
+    target = parse_target(target)
     if path is None:
         try:
-            paths = [find_table(TABLE_NAME)]
+            paths = [find_table(table_name(target))]
         except FileNotFoundError:
             paths = []
     else:
@@ -791,18 +804,18 @@ def E_star(K: int, *, path: str | os.PathLike | None = None) -> float:
             from aqpgen.store.tablefile import read_table
 
             t = read_table(p)
-            if K in t.Ks and t.status(K) == "ok":
+            if t.target == target.name and K in t.Ks and t.status(K) == "ok":
                 v = float(t.metrics(K).get("E_star", float("nan")))
                 if math.isfinite(v) and v > 0:
                     return v
         except Exception:  # noqa: BLE001, S112 - an unreadable table is not fatal: solve instead
             continue
-    return remez(K).E
+    return remez(K, target=target).E
 
 
 @dataclass(frozen=True)
 class RateAudit:
-    """The Theta(1/K^2) audit of E*_K (SPEC §2: slope -2 +- 0.01 over K >= 16).
+    """The Theta(1/K^2) audit of E*_K (docs/MATH.md §4: slope -2 +- 0.01 over K >= 16).
 
     Attributes
     ----------
@@ -861,18 +874,10 @@ class RateAudit:
         return "\n".join(lines)
 
 
-def _neville0(h: Sequence[float], f: Sequence[float]) -> float:
-    """Value at h = 0 of the polynomial interpolating (h_i, f_i) (Neville's scheme)."""
-    P = list(f)
-    n = len(h)
-    for m in range(1, n):
-        for i in range(n - m):
-            P[i] = (h[i] * P[i + 1] - h[i + m] * P[i]) / (h[i] - h[i + m])
-    return P[0]
-
-
-def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: int = 3) -> RateAudit:
-    """Audit E*_K = Theta(1/K^2): K^2 E*_K table, log-log slope, extrapolated limit.
+def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: int = 3,
+               target: Target = LOG, slope_tol: float = 0.01) -> RateAudit:
+    """Audit E*_K = Theta(K^-r), r = ``target.rate_exponent`` (2 for log p): the K^r E*_K table,
+    the log-log slope, the extrapolated limit.
 
     Parameters
     ----------
@@ -881,15 +886,23 @@ def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: 
     E : sequence of float
         E*_K for each K (positive).
     Kmin : int
-        The slope is fitted by least squares on log E against log K over K >= Kmin.
+        The slope is fitted by least squares on log E against log K over K >= Kmin
+        (``aqpgen.numerics.fit.loglog_slope``).
     order : int
-        Highest order of the extrapolation in h = 1/K^2 (uses the order+1 largest K).
+        Highest order of the extrapolation in h = 1/K^2 (uses the order+1 largest K;
+        ``aqpgen.numerics.fit.richardson_limit``).
+    target : Target or str
+        The target whose rate is audited (default log p).
+    slope_tol : float
+        ``ok`` requires |slope + r| <= slope_tol.
 
     Returns
     -------
     RateAudit
     """
-    Ks = [_as_K(k, "Ks[i]") for k in Ks]
+    target = parse_target(target)
+    r = float(target.rate_exponent)
+    Ks = [as_K(k, "Ks[i]") for k in Ks]
     E = [float(e) for e in E]
     if len(Ks) != len(E) or not Ks:
         raise ValueError(f"Ks and E must be non-empty and of equal length, received {len(Ks)} and {len(E)}")
@@ -900,68 +913,48 @@ def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: 
     pairs = sorted(zip(Ks, E))
     Ks = tuple(k for k, _ in pairs)
     E = tuple(e for _, e in pairs)
-    K2E = tuple(k * k * e for k, e in pairs)
-    sel = [(math.log(k), math.log(e)) for k, e in pairs if k >= Kmin]
-    if len(sel) >= 2:
-        x = np.array([s[0] for s in sel])
-        y = np.array([s[1] for s in sel])
-        slope = float(np.polyfit(x, y, 1)[0])
-    else:
-        slope = float("nan")
-    ok = len(sel) >= 2 and abs(slope + 2.0) <= 0.01
-    # Richardson / Neville extrapolation in h = 1/K^2 on the largest K
-    n = min(len(Ks), int(order) + 1)
-    ests = []
-    for m in range(2, n + 1):
-        top = list(range(len(Ks) - m, len(Ks)))
-        ests.append(_neville0([1.0 / Ks[i] ** 2 for i in top], [K2E[i] for i in top]))
-    if ests:
-        C = ests[-1]
-        err = abs(ests[-1] - ests[-2]) if len(ests) >= 2 else abs(ests[-1] - K2E[-1])
-        if len(Ks) > n >= 3:  # the same order through the next-largest K: a robustness check
-            top = list(range(len(Ks) - n - 1, len(Ks) - 1))
-            err = max(err, abs(C - _neville0([1.0 / Ks[i] ** 2 for i in top], [K2E[i] for i in top])))
-    else:
-        C, err = K2E[-1], abs(K2E[-1])
-    err = max(err, 8 * np.spacing(abs(C)))
+    K2E = tuple(k * k * e if r == 2.0 else k**r * e for k, e in pairs)
+    slope, used = loglog_slope(Ks, E, Kmin)
+    ok = len(used) >= 2 and abs(slope + r) <= slope_tol
+    C, err, ests = richardson_limit(Ks, K2E, order=order, power=2)
     digits = max(1, min(16, int(math.floor(-math.log10(err / abs(C))))))
     limit = f"{float(f'{C:.{digits}g}'):.{digits}g}"
-    return RateAudit(Ks=Ks, E=E, K2E=K2E, slope=slope, Kmin=int(Kmin), n_fit=len(sel), ok=bool(ok),
+    return RateAudit(Ks=Ks, E=E, K2E=K2E, slope=slope, Kmin=int(Kmin), n_fit=len(used), ok=bool(ok),
                      limit_value=float(C), limit_err=float(err), limit_digits=digits, limit=limit,
-                     estimates=tuple(float(v) for v in ests))
+                     estimates=ests)
 
 
 # --------------------------------------------------------------------------------------------
 # generator interface (docs/ARCHITECTURE.md)
 # --------------------------------------------------------------------------------------------
 def target_name(params) -> str:
-    """The target of the KL tables: ``"log p"``."""
-    _check_params(params)
-    return "log p"
+    """The target of the table: ``"log p"`` unless ``params["target"]`` names another."""
+    return _check_params(params)["target"].name
 
 
 def _check_params(params) -> dict:
+    """{} or {"target": "p^0.5"} (absent: log p) -> {"target": Target}."""
     params = dict(params or {})
-    if params:
-        raise ValueError(f"the kl/minimax generator takes no params, received {params!r}")
-    return params
+    extra = set(params) - {"target"}
+    if extra:
+        raise ValueError(f"the minimax generator's params may hold only 'target', received "
+                         f"{params!r}")
+    return {"target": parse_target(params.get("target", LOG))}
 
 
 def build_K(K: int, params, *, tables_dir=None) -> KResult:
     """Build the minimax table row for batch size K (generator interface).
 
     Solves ``remez(K)`` (default precision and tolerance), converts to the table
-    (``minimax_table``), and measures it with ``aqpgen.metrics.kl_metrics`` (beta, beta_cert,
+    (``minimax_table``), and measures it with ``aqpgen.numerics.metrics.table_metrics`` (beta, beta_cert,
     V_inf, V1, beta_f64, max_abs_c).  Metrics added here: ``E_star`` (the returned polynomial's
     levelled sup error, equal to E*_K to relative ``spread``), ``spread``, ``iterations``,
     ``max_abs_c`` (from the high-precision strings).  ``solver`` is deterministic (no timings).
     """
-    K = _as_K(K)
-    _check_params(params)
-    strings, values, res = minimax_table(K)
-    from aqpgen.numerics.metrics import kl_metrics
-
-    metrics = dict(kl_metrics(K, values, strings))
+    K = as_K(K)
+    target = _check_params(params)["target"]
+    strings, values, res = minimax_table(K, target=target)
+    metrics = dict(table_metrics(K, values, strings, target=target))
     with flint_prec(table_prec(K)) as flint:
         cmax = max(abs(flint.arb(s)) for s in strings)
         max_abs_c = float(cmax.mid())
@@ -1021,7 +1014,8 @@ def _sc_points(k, d, M: int, prec: int):
         return out
 
 
-def table_error_at_extrema(values_hp: Sequence[str], *, prec: int | None = None):
+def table_error_at_extrema(values_hp: Sequence[str], *, target: Target = LOG,
+                           prec: int | None = None):
     """Re-locate the extrema of a table's weighted error and evaluate it there, from the strings.
 
     The error is e(p) = p (g(p) - log p), g(p) = sum_m c_{m+1} b_{K-1,m}(p).  (1) g is evaluated
@@ -1039,13 +1033,14 @@ def table_error_at_extrema(values_hp: Sequence[str], *, prec: int | None = None)
     """
     import scipy.fft
 
+    target = parse_target(target)
     strings = tuple(str(s) for s in values_hp)
     K = len(strings)
     if K < 1:
         raise ValueError("values_hp must not be empty")
     prec = table_prec(K) if prec is None else int(prec)
     M = _grid_size(K)
-    eng = _Engine(K, M)
+    eng = _Engine(K, M, target)
     if K == 1:
         b = np.array([float(strings[0])])
     else:
@@ -1061,7 +1056,7 @@ def table_error_at_extrema(values_hp: Sequence[str], *, prec: int | None = None)
     pts = _sc_points(k, d, M, prec)
     g = _bernstein_eval(strings, pts, prec)
     with flint_prec(prec):
-        e = [(s * s) * (gi - 2 * s.log()) for (s, _), gi in zip(pts, g)]
+        e = [(s * s) * (gi - target.g_arb_sin(s)) for (s, _), gi in zip(pts, g)]
     return np.array(_reference_p(k, d, M)), e
 
 
@@ -1079,8 +1074,8 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
     """
     checks = []
     try:
-        K = _as_K(K)
-        _check_params(params)
+        K = as_K(K)
+        target = _check_params(params)["target"]
     except (TypeError, ValueError) as exc:
         return [Check("minimax.values_hp", False, str(exc), None)]
     if values_hp is None or len(values_hp) != K:
@@ -1097,7 +1092,7 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
     checks.append(Check("minimax.float64", same,
                         "float64 values are the correctly rounded strings" if same else
                         "float64 values differ from the correctly rounded strings", K))
-    _, e = table_error_at_extrema(strings)
+    _, e = table_error_at_extrema(strings, target=target)
     prec = table_prec(K)
     with flint_prec(prec):
         a = [abs(x).mid() for x in e]

@@ -120,7 +120,7 @@ def verify_file(path: str | os.PathLike, *, manifest: bool = True) -> list:
 def verify_rate(table: TableData | str | os.PathLike) -> list:
     """Rate audit of a KL minimax table: K²·E*_K settles and the log-log slope is −2 ± 0.01.
 
-    Delegates to ``aqpgen.minimax.rate_audit(Ks, E_star)`` on the table's ``ok`` rows (SPEC §2).
+    Delegates to ``aqpgen.minimax.rate_audit(Ks, E_star)`` on the table's ``ok`` rows (docs/MATH.md §4).
 
     Returns
     -------
