@@ -1,4 +1,4 @@
-"""The alignment game: does a biased reward table move the fixed point? (docs/MATH.md §6, §2b)
+"""The alignment game: does a biased reward table move the fixed point? (docs/MATH.md §8, §2b)
 
 Modules (each lists its own public names)
 -----------------------------------------
@@ -42,11 +42,11 @@ from aqpgen.game.estimators import (
     Estimator,
     OracleEstimator,
     PeerEstimator,
-    PluginEstimator,
     TableEstimator,
     as_estimator,
     available_estimators,
     get_estimator,
+    peer_names,
     table_names,
 )
 from aqpgen.game.meanfn import (
@@ -81,12 +81,12 @@ from aqpgen.game.scenarios import (
 __all__ = [
     "BASELINES", "COUNT_COUPLED_BASELINES", "ORACLE", "PEER_NAMES", "SCALES", "SCENARIOS",
     "STD_EPS", "TABLE_NAMES", "ArrayEstimator", "DynamicsResult", "Estimator", "ExactResult",
-    "MeanFunction", "OracleEstimator", "OracleMean", "PeerEstimator", "PluginEstimator",
-    "SampledResult", "Scenario", "SolveResult", "TableEstimator", "advantages", "alpha_optimum",
-    "as_estimator", "available_estimators", "exact_sweep", "fixed_point_dynamics",
-    "fixed_point_solve", "game_alpha", "game_function", "game_reward", "game_target",
-    "get_estimator", "get_scenario", "kkt_residual", "loglog_slope", "loo_compensated_table",
-    "loo_compensation", "loo_effective_table",
-    "mean_function", "phi_prime", "reward_affine", "run_exact", "run_sampled", "sampled_sweep",
-    "self_inclusive_counts", "softmax", "table_names", "tv_distance",
+    "MeanFunction", "OracleEstimator", "OracleMean", "PeerEstimator", "SampledResult", "Scenario",
+    "SolveResult", "TableEstimator", "advantages", "alpha_optimum", "as_estimator",
+    "available_estimators", "exact_sweep", "fixed_point_dynamics", "fixed_point_solve",
+    "game_alpha", "game_function", "game_reward", "game_target", "get_estimator", "get_scenario",
+    "kkt_residual", "loglog_slope", "loo_compensated_table", "loo_compensation",
+    "loo_effective_table", "mean_function", "peer_names", "phi_prime", "reward_affine",
+    "run_exact", "run_sampled", "sampled_sweep", "self_inclusive_counts", "softmax", "table_names",
+    "tv_distance",
 ]
