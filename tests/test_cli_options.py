@@ -52,3 +52,23 @@ def test_target_option_optional():
     r = CliRunner().invoke(_cmd_optional, [])
     assert r.exit_code == 0 and r.output.strip() == "None"
     assert PowerTarget("0.5") != LOG
+
+
+def test_solve_minimax_target_json():
+    """aqpgen solve minimax --target p^A: keys K, E_star, target; K = 1 against the closed form."""
+    import json
+
+    from _power_oracles import E1_closed_form
+
+    from aqpgen.cli import main
+
+    r = CliRunner().invoke(main, ["solve", "minimax", "--target", "p^0.5", "--K", "12", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["K"] == 12 and out["target"] == "p^0.5" and 5e-5 < out["E_star"] < 6e-5
+    r = CliRunner().invoke(main, ["solve", "minimax", "--target", "p^-0.5", "--K", "1", "--json"])
+    assert json.loads(r.output)["E_star"] == pytest.approx(E1_closed_form("-0.5"), rel=1e-13)
+    r = CliRunner().invoke(main, ["solve", "minimax", "--target", "p^-1", "--K", "3"])
+    assert r.exit_code == 2 and "must be > -1" in r.output
+    r = CliRunner().invoke(main, ["solve", "minimax", "--K", "3", "--json"])
+    assert json.loads(r.output)["target"] == "log p"

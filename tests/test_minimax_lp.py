@@ -10,6 +10,7 @@ from __future__ import annotations
 import mpmath as mp
 import numpy as np
 import pytest
+from _power_oracles import BERNSTEIN_BETA, E1_closed_form
 
 from aqpgen.generators import minimax
 from aqpgen.generators.minimax_lp import (
@@ -72,21 +73,6 @@ def test_lp_bad_input():
 
 # ------------------------------------------------------------------------------ targets p^a
 
-#: Bernstein's constant lim_n n E_n(|x|) (Varga & Carpenter 1985, 50+ digits published).
-BERNSTEIN_BETA = 0.28016949902386913303643649123067
-
-
-def E1_closed_form(a, dps=40):
-    """E*_1(a): min_c sup_p |c p - p^b|, b = a + 1.  e = c p - p^b is convex (b < 1) or concave
-    (b > 1), so it equioscillates at its interior extremum p* = (c/b)^(1/(b-1)) and at p = 1:
-    c p* (1 - 1/b) = 1 - c (using p*^b = c p*/b), and E*_1 = |1 - c|."""
-    with mp.workdps(dps):
-        b = mp.mpf(a) + 1
-        c = mp.findroot(lambda c: c * (c / b) ** (1 / (b - 1)) * (1 - 1 / b) - (1 - c),
-                        mp.mpf("0.9") if b > 1 else mp.mpf("1.2"))
-        return float(abs(1 - c))
-
-
 def test_E1_closed_forms_exact():
     # a = -1/2: -1/(4c) = 1 - c, c = (1 + sqrt 2)/2, E = (sqrt 2 - 1)/2
     assert E1_closed_form("-0.5") == pytest.approx(float((mp.sqrt(2) - 1) / 2), rel=1e-15)
@@ -105,7 +91,7 @@ def test_lp_power_K1_closed_form(a):
 
 
 @pytest.mark.parametrize("a", ["0.5", "-0.5", "0.25"])
-@pytest.mark.parametrize("K", [2, 5, 9])
+@pytest.mark.parametrize("K", [2, 6])
 def test_lp_bracket_tight_and_consistent(a, K):
     T = PowerTarget(a)
     br = lp_bracket(K, target=T)

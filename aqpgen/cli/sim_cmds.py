@@ -1,4 +1,5 @@
-"""``aqpgen simulate``: the toy alignment game of docs/MATH.md §8 (thin layer over ``aqpgen.game``)."""
+"""``aqpgen simulate``: the toy alignment game of docs/MATH.md §8 (thin layer over
+:mod:`aqpgen.game.simulate`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import click
 
 from aqpgen.cli import k_list
 from aqpgen.cli.options import target_option
+from aqpgen.errors import ConvergenceError
+from aqpgen.game import simulate as sm
+from aqpgen.report import figures
 
 
 def _jsonable(obj):
@@ -94,8 +98,6 @@ def register(group):
                   help="Write a PNG: TV against K (--exact) or learning curves (sampled).")
     def simulate_cmd(scenario, exact, K, estimators, seeds, steps, lr, groups, init,
                      float64_values, target, baseline, scale, as_json, plot):
-        from aqpgen.errors import ConvergenceError
-        from aqpgen.game import simulate as sm
         try:
             sm.game_alpha(target)
         except ValueError as exc:
@@ -137,7 +139,6 @@ def register(group):
             raise click.ClickException(str(exc)) from None
 
         if plot:
-            from aqpgen.report import figures
             if exact:
                 figures.plot_fixed_point_tv({scenario: out}, plot)
             else:

@@ -9,6 +9,7 @@ import time
 import click
 
 from aqpgen.cli import CONVENTIONS
+from aqpgen.cli.options import target_option
 
 MINIMAX_HELP = """\
 Solve the minimax (bias-optimal) estimator of log p for one batch size K.
@@ -25,6 +26,7 @@ Examples:
   aqpgen solve minimax --K 64
   aqpgen solve minimax --K 1024 --json
   aqpgen solve minimax --K 8 --table --json
+  aqpgen solve minimax --target p^0.5 --K 12 --json   (the same program for p^0.5)
 
 """
 
@@ -106,7 +108,8 @@ def register(group):
                   help="Also convert to the table c_K[1..K] (high-precision strings); --json then "
                        "includes values_hp.")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-    def minimax_cmd(K, prec, tol, with_table, as_json):
+    @target_option()
+    def minimax_cmd(K, prec, tol, with_table, as_json, target):
         from aqpgen.errors import ConvergenceError
         from aqpgen.generators import minimax
         from aqpgen.numerics.precision import flint_prec
@@ -117,16 +120,17 @@ def register(group):
             raise click.BadParameter(f"must be positive, received {tol}", param_hint="--tol")
         t0 = time.perf_counter()
         try:
-            res = minimax.remez(K, prec=prec, tol=tol)
+            res = minimax.remez(K, prec=prec, tol=tol, target=target)
             t_solve = time.perf_counter() - t0
             strings = None
             if with_table:
-                strings, values, _ = minimax.minimax_table(K, result=res)
+                strings, values, _ = minimax.minimax_table(K, result=res, target=target)
         except ConvergenceError as exc:
             raise click.ClickException(str(exc)) from exc
         elapsed = time.perf_counter() - t0
         out = {
             "K": K,
+            "target": res.target,
             "E_star": res.E,
             "E_star_hp": res.E_hp,
             "K2_E_star": K * K * res.E,
@@ -149,7 +153,7 @@ def register(group):
                 out["values"] = [float(v) for v in values]
             click.echo(json.dumps(out, indent=1))
             return
-        click.echo(f"K            = {K}")
+        click.echo(f"K            = {K}   (target {res.target})")
         click.echo(f"E*_K         = {res.E:.15g}")
         click.echo(f"E*_K (hp)    = {res.E_hp}   (E*_K to relative {max(res.spread, 1e-30):.1e})")
         click.echo(f"K^2 * E*_K   = {K * K * res.E:.15g}")
