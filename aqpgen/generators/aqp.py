@@ -62,7 +62,7 @@ import numpy as np
 from aqpgen.errors import InfeasibleError
 from aqpgen.generators import minimax
 from aqpgen.generators.peers import plugin_table, reference_table
-from aqpgen.targets import LOG, Target, parse_target
+from aqpgen.targets import LOG, Target, parse_target, pow_kmin
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -740,6 +740,11 @@ def frontier(K: int, etas=None, rhos=None, *, objective: str = "Vinf", target: T
 def target_name(params) -> str:
     """The target of the table: ``"log p"`` unless ``params["target"]`` names another."""
     return _check_params(params)["target"].name
+
+
+def kmin(params) -> int:
+    """Smallest K of the standard grid of a family "pow" table: ``aqpgen.targets.pow_kmin``."""
+    return pow_kmin(params)
 
 
 def _check_params(params) -> dict:

@@ -107,7 +107,7 @@ from aqpgen.numerics.metrics import table_metrics
 from aqpgen.numerics.precision import flint_prec
 from aqpgen.records import Check, KResult
 from aqpgen.store.locate import find_table
-from aqpgen.targets import LOG, Target, parse_target
+from aqpgen.targets import LOG, Target, parse_target, pow_kmin
 
 __all__ = [
     "DEFAULT_TOL",
@@ -959,6 +959,11 @@ def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: 
 def target_name(params) -> str:
     """The target of the table: ``"log p"`` unless ``params["target"]`` names another."""
     return _check_params(params)["target"].name
+
+
+def kmin(params) -> int:
+    """Smallest K of the standard grid of a family "pow" table: ``aqpgen.targets.pow_kmin``."""
+    return pow_kmin(params)
 
 
 def _check_params(params) -> dict:
