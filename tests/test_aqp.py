@@ -102,7 +102,7 @@ def test_v1_matrix_matches_sympy():
         cf = np.array([float(Fraction(x)) for x in cs])
         M = aqp.v1_matrix(K)
         assert cf @ M @ cf == pytest.approx(float(exact), rel=1e-12, abs=1e-15)
-        assert aqp._v1_quadrature(cf) == pytest.approx(float(exact), rel=1e-12, abs=1e-15)
+        assert aqp.evaluate(cf)["V1"] == pytest.approx(float(exact), rel=1e-12, abs=1e-15)
 
 
 def test_v1_matrix_psd_constant_kernel():

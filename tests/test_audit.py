@@ -322,7 +322,6 @@ def _minimax_file(path, Ks=(2, 3, 5, 8, 16, 20), tweak=None):
 
 
 def test_minimax_equioscillation_and_tamper(tmp_path):
-    pytest.importorskip("aqpgen.generators.minimax")
     good = tmp_path / "good" / "kl-minimax.h5"
     _minimax_file(good)
     a = audit.audit_file(good)

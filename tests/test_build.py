@@ -200,7 +200,7 @@ def test_only_and_order(tmp_path, fake_generator):
     spec = _spec(tmp_path, body)
     out = build(spec, tmp_path / "o", only=["fake-b"])
     assert [o.name for o in out] == ["fake-b"]
-    assert sorted(os.listdir(tmp_path / "o")) == ["MANIFEST.json", "fake-b.h5"]
+    assert sorted(os.listdir(tmp_path / "o")) == [".build.lock", "MANIFEST.json", "fake-b.h5"]
     with pytest.raises(ValueError, match="unknown table name.*'fake-c'"):
         build(spec, tmp_path / "o", only=["fake-c"])
     with pytest.raises(ValueError, match="jobs must be a positive integer"):

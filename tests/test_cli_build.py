@@ -69,7 +69,7 @@ def test_build_errors_are_clean(tmp_path, fake_generator):
     assert res.exit_code == 1 and "K=3" in res.output and "fake-a" in res.output
     assert not (tmp_path / "t" / "fake-a.h5").exists()
     res = r.invoke(main, ["build", str(spec), "--only", "zzz"])
-    assert res.exit_code == 1 and "zzz" in res.output
+    assert res.exit_code == 2 and "zzz" in res.output
     res = r.invoke(main, ["build", str(spec), "--jobs", "0"])
     assert res.exit_code == 2
 
@@ -78,7 +78,7 @@ def test_build_reports_non_ok_rows(tmp_path, fake_generator):
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC.replace("hp = true", "bad = [3]"))
     res = CliRunner().invoke(main, ["build", str(spec), "--out", str(tmp_path / "t")])
-    assert res.exit_code == 0 and "WARNING" in res.output and "K=3: out of reach (fake)" in res.output
+    assert res.exit_code == 0 and "WARNING" in res.output and "1 unavailable: K 3 (out of reach (fake))" in res.output
 
 
 def test_show(built):

@@ -138,3 +138,19 @@ def test_sampled_rloo_settles_at_the_predicted_fixed_point():
     loo = sm.run_sampled("head", "plugin", 4, range(4), baseline="rloo", **kw)
     assert abs(ind.final_mean - ex_ind) < 0.015  # measured 0.107
     assert abs(loo.final_mean - ex_loo) < 0.015  # measured 0.182
+
+
+def test_loo_compensation_is_exact_for_unbiased_power_tables():
+    # U-statistic of p^2 at K = 6: (n-1)(n-2)/((K-1)(K-2)); compensated and served with RLOO,
+    # the fixed point is the alpha = 3 optimum again
+    K = 6
+    u2 = [Fraction((n - 1) * (n - 2), (K - 1) * (K - 2)) for n in range(1, K + 1)]
+    assert sm.loo_compensation("p^2", K) == Fraction(5, 3) and sm.loo_compensation("log", K) == 1
+    comp = sm.loo_compensated_table(u2, "p^2", K)
+    eff = sm.loo_effective_table(comp)
+    assert [Fraction(int(x.p), int(x.q)) for x in eff] == u2  # exact: L(c * 5/3) = c
+    est = sm.ArrayEstimator("u2c", {K: [str(x) for x in comp]}, "p^2")
+    assert sm.run_exact("head", est, K, baseline="rloo").tv < 1e-12
+    assert sm.run_exact("head", sm.ArrayEstimator("u2", {K: u2}, "p^2"), K, baseline="rloo").tv > 0.01
+    with pytest.raises(ValueError, match="K - 1 > a"):
+        sm.loo_compensation("p^3", 4)

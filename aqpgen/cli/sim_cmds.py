@@ -1,4 +1,5 @@
-"""``aqpgen simulate``: the toy alignment game of SPEC §6 (thin layer over ``aqpgen.simulate``)."""
+"""``aqpgen simulate``: the toy alignment game of docs/MATH.md §8 (thin layer over
+:mod:`aqpgen.game.simulate`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import math
 import click
 
 from aqpgen.cli import k_list
+from aqpgen.errors import ConvergenceError
+from aqpgen.game import simulate as sm
+from aqpgen.report import figures
+from aqpgen.targets import parse_target
 
 
 def _jsonable(obj):
@@ -95,10 +100,6 @@ def register(group):
                   help="Write a PNG: TV against K (--exact) or learning curves (sampled).")
     def simulate_cmd(scenario, exact, K, estimators, seeds, steps, lr, groups, init,
                      float64_values, target, baseline, scale, as_json, plot):
-        from aqpgen.errors import ConvergenceError
-        from aqpgen.game import simulate as sm
-        from aqpgen.targets import parse_target
-
         try:
             target = parse_target(target)
             sm.game_alpha(target)
@@ -141,7 +142,6 @@ def register(group):
             raise click.ClickException(str(exc)) from None
 
         if plot:
-            from aqpgen.report import figures
             if exact:
                 figures.plot_fixed_point_tv({scenario: out}, plot)
             else:

@@ -1,4 +1,4 @@
-"""The alignment game: does a biased reward table move the fixed point? (docs/MATH.md §6, §2b)
+"""The alignment game: does a biased reward table move the fixed point? (docs/MATH.md §8, §2b)
 
 Modules (each lists its own public names)
 -----------------------------------------
@@ -55,6 +55,8 @@ from aqpgen.game.meanfn import (
     MeanFunction,
     OracleMean,
     game_function,
+    loo_compensated_table,
+    loo_compensation,
     loo_effective_table,
     mean_function,
 )
@@ -83,7 +85,8 @@ __all__ = [
     "SampledResult", "Scenario", "SolveResult", "TableEstimator", "advantages", "alpha_optimum",
     "as_estimator", "available_estimators", "exact_sweep", "fixed_point_dynamics",
     "fixed_point_solve", "game_alpha", "game_function", "game_reward", "game_target",
-    "get_estimator", "get_scenario", "kkt_residual", "loglog_slope", "loo_effective_table",
+    "get_estimator", "get_scenario", "kkt_residual", "loglog_slope", "loo_compensated_table",
+    "loo_compensation", "loo_effective_table",
     "mean_function", "phi_prime", "reward_affine", "run_exact", "run_sampled", "sampled_sweep",
     "self_inclusive_counts", "softmax", "table_names", "tv_distance",
 ]

@@ -1,4 +1,4 @@
-r"""The α-family regulariser of the alignment game and its known optimum (docs/MATH.md §2b, §6).
+r"""The α-family regulariser of the alignment game and its known optimum (docs/MATH.md §2b, §8).
 
 The game maximises :math:`J(p) = \sum_z R_z p_z - \tau \sum_z \varphi_\alpha(p_z)` over the
 simplex, with :math:`\varphi_\alpha(p) = (p^\alpha - p)/(\alpha(\alpha-1))` (α > 0) and

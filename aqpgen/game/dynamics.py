@@ -1,4 +1,4 @@
-r"""Exact (expected) policy-gradient dynamics and their fixed point (docs/MATH.md §6).
+r"""Exact (expected) policy-gradient dynamics and their fixed point (docs/MATH.md §8).
 
 Expected dynamics
 -----------------

@@ -212,6 +212,7 @@ class TableEstimator(Estimator):
         self.target = parse_target(self.table.target)
         game_alpha(self.target)
         self._hp: dict[int, Sequence] = {}
+        self._data = None  # the file's TableData (read once, for values_hp)
 
     @property
     def Ks(self):
@@ -235,7 +236,9 @@ class TableEstimator(Estimator):
         if K not in self._hp:
             hp = None
             if self.table.path is not None:
-                hp = read_table(self.table.path).rows[K].values_hp
+                if self._data is None:
+                    self._data = read_table(self.table.path)
+                hp = self._data.rows[K].values_hp
             self._hp[K] = tuple(hp) if hp is not None else self.values(K)
         return self._hp[K]
 

@@ -38,7 +38,8 @@ The expected advantage of answer z is therefore that of the effective mean
 point.  For a table with :math:`g_c = \log p` the change would be the constant
 :math:`-1/(K-1)` (harmless); for :math:`g_c = p^a` it is the factor :math:`1 - a/(K-1)`, i.e.
 the regulariser weight τ becomes :math:`\tau(1 - a/(K-1))`: an O(1/K) shift of the fixed point
-even for an unbiased table.  The oracle's rewards do not depend on counts: no change.
+even for an unbiased table, undone by multiplying the table by :math:`(K-1)/(K-1-a)`
+(:func:`loo_compensation`).  The oracle's rewards do not depend on counts: no change.
 
 Public names
 ------------
@@ -48,12 +49,15 @@ OracleMean(target, A, B) -- A g + B for the exact target g (log or p^a), same in
 mean_function(est, K)  -- g_c of a table (the oracle: g itself).
 game_function(est, K, baseline=...) -- ψ_c, the marginal cost the expected dynamics see.
 loo_effective_table(values) -- the exact effective table of the RLOO / group-mean baseline.
+loo_compensation(target, K), loo_compensated_table(values, target, K) -- the leading-order fix
+                          (K-1)/(K-1-a) for p^a tables served with a within-group baseline.
 BASELINES, COUNT_COUPLED_BASELINES
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 
 import numpy as np
 from numpy.polynomial import chebyshev as _cheb
@@ -64,7 +68,8 @@ from aqpgen.numerics.bernstein import exact_values, to_chebyshev_exact
 from aqpgen.targets import LOG, Target, parse_target
 
 __all__ = ["BASELINES", "COUNT_COUPLED_BASELINES", "MeanFunction", "OracleMean",
-           "game_function", "loo_effective_table", "mean_function"]
+           "game_function", "loo_compensated_table", "loo_compensation", "loo_effective_table",
+           "mean_function"]
 
 #: Baselines of the sampled simulator: ``others`` (mean reward of the other groups of the step:
 #: independent of the sample, the expected step is the exact policy gradient), ``group`` (the
@@ -199,6 +204,33 @@ def loo_effective_table(values: Sequence) -> list:
     if K < 2:
         raise ValueError(f"values must have K >= 2 entries, received {K}")
     return [c[0]] + [((K - n) * c[n - 1] + (n - 1) * c[n - 2]) / (K - 1) for n in range(2, K + 1)]
+
+
+def loo_compensation(target, K: int) -> Fraction:
+    r"""Exact factor :math:`(K-1)/(K-1-a)` that undoes, for the target :math:`p^a`, the change
+    the RLOO / group-mean baseline makes to a table's mean to leading order (module docstring:
+    an exact :math:`p^a` mean becomes :math:`(1 - a/(K-1))\,p^a`).  1 for log p (there the change
+    is a constant).  Multiply a table by it before serving it to a trainer with a within-group
+    baseline; exact for the U-statistic tables of integer a."""
+    t = parse_target(target)
+    K = int(K)
+    if t == LOG:
+        return Fraction(1)
+    if not K - 1 - t.a_exact > 0:
+        raise ValueError(f"loo_compensation needs K - 1 > a, received K={K}, a={t.a_exact}")
+    return Fraction(K - 1) / (K - 1 - t.a_exact)
+
+
+def loo_compensated_table(values: Sequence, target, K: int) -> list:
+    """``values`` times :func:`loo_compensation` (target, K), exactly (``flint.fmpq``)."""
+    f = loo_compensation(target, K)
+    c = exact_values(values)
+    if len(c) != int(K):
+        raise ValueError(f"values must have K={K} entries, received {len(c)}")
+    from flint import fmpq
+
+    q = fmpq(f.numerator, f.denominator)
+    return [x * q for x in c]
 
 
 def _mean_cheb_coeffs(values_exact: Sequence) -> np.ndarray:

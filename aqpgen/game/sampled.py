@@ -1,4 +1,4 @@
-r"""Sampled policy-gradient dynamics with the trainers' advantage conventions (docs/MATH.md §6).
+r"""Sampled policy-gradient dynamics with the trainers' advantage conventions (docs/MATH.md §8).
 
 One prompt; per step G groups of K completions are drawn from π, counts are self-inclusive within
 a group, table rewards come through the runtime (``Table.lookup``), and the policy takes a

@@ -5,7 +5,7 @@ softmax over traces, :math:`\pi = \mathrm{softmax}(\theta)`, and the answer prob
 :math:`p_z = \sum_{t \to z} \pi_t`.  The α-game maximises
 :math:`\sum_z R_z p_z - \tau \sum_z \varphi_\alpha(p_z)` (``aqpgen.game.alpha``); α = 1 is the
 entropy-regularised game :math:`\sum_z R_z p_z + \tau H(p)` with optimum
-:math:`p^* = \mathrm{softmax}(R/\tau)` (docs/MATH.md §6).
+:math:`p^* = \mathrm{softmax}(R/\tau)` (docs/MATH.md §8).
 
 Public names
 ------------

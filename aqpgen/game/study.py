@@ -19,6 +19,7 @@ ALPHAS, CONVENTIONS, AQP_PRESETS
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import time
@@ -29,12 +30,14 @@ import numpy as np
 
 from aqpgen.game.alpha import game_target
 from aqpgen.game.dynamics import run_exact
-from aqpgen.game.estimators import get_estimator, table_names
+from aqpgen.game.estimators import ArrayEstimator, get_estimator, table_names
+from aqpgen.game.meanfn import loo_compensated_table
 from aqpgen.game.sampled import run_sampled
 from aqpgen.game.scenarios import get_scenario, loglog_slope
 
 __all__ = ["ALPHAS", "AQP_PRESETS", "CONVENTIONS", "alpha_markdown", "alpha_study",
-           "conventions_markdown", "conventions_study", "game_markdown", "main", "recommend",
+           "conventions_markdown", "conventions_study", "game_markdown", "load_data", "main",
+           "recommend",
            "write_game_markdown"]
 
 ALPHAS = (0.5, 1.5)
@@ -76,6 +79,12 @@ def _has_K(est, K) -> bool:
         return True
     except ValueError:
         return False
+
+
+def _compensated(est, K) -> ArrayEstimator:
+    """Row K of ``est`` times ``loo_compensation`` (exact), as an in-memory estimator."""
+    vals = loo_compensated_table(est.values_exact(K), est.target, K)
+    return ArrayEstimator(f"{est.name}*comp", {K: [str(v) for v in vals]}, est.target)
 
 
 def _exact_tv(sc, est, K, baseline, notes) -> float:
@@ -120,12 +129,14 @@ def alpha_study(alphas: Sequence[float] = ALPHAS, Ks: Sequence[int] = (4, 8, 16,
             for est in ests.values():
                 tv = [_exact_tv(sc, est, K, "others", notes) for K in Ks]
                 tvr = [_exact_tv(sc, est, K, "rloo", notes) for K in Ks]
+                tvc = [math.nan if est.is_oracle or not _has_K(est, K) else
+                       _exact_tv(sc, _compensated(est, K), K, "rloo", notes) for K in Ks]
                 # a slope of round-off (the oracle, TV ~ 1e-17) is not a rate: n/a
                 fin = [(k, v) for k, v in zip(Ks, tv) if math.isfinite(v) and v > 1e-12]
                 slope = loglog_slope([k for k, _ in fin], [v for _, v in fin])[0] \
                     if len(fin) >= 2 else math.nan
                 res["exact"][sc][est.name] = {"K": list(Ks), "tv": tv, "tv_rloo": tvr,
-                                              "slope": slope}
+                                              "tv_rloo_comp": tvc, "slope": slope}
                 mean, std = [], []
                 for K in sampled_Ks:
                     if not _has_K(est, K):
@@ -183,8 +194,8 @@ def recommend(conv: dict) -> dict:
     """The trainer convention (not the ``others`` reference) with the lowest final TV of the AQP
     presets, relative to the reference, averaged over scenarios and K.
 
-    Returns ``{"best": "baseline/scale", "score": {conv: mean ratio}, "noise": {conv: mean
-    std ratio}, "gain": {conv: mean TV(AQP)/TV(plug-in)}}``."""
+    Returns ``{"best": "baseline/scale", "score": {conv: mean TV ratio}, "noise": {conv: summed
+    seed std / the reference's}, "gain": {conv: mean TV(AQP)/TV(plug-in)}}``."""
     score: dict = {}
     noise: dict = {}
     gain: dict = {}
@@ -204,9 +215,10 @@ def recommend(conv: dict) -> dict:
                     rs = float(np.mean([ref[n][1] for n in cell if n in AQP_PRESETS
                                         and math.isfinite(cell[n][0])]))
                     score.setdefault(c, []).append(m / rm)
-                    noise.setdefault(c, []).append(s / rs if rs > 0 else math.nan)
+                    noise.setdefault(c, []).append((s, rs))
     score = {c: float(np.mean(v)) for c, v in score.items()}
-    noise = {c: float(np.nanmean(v)) for c, v in noise.items()}
+    # ratio of summed stds (a mean of ratios would blow up where the reference std is ~0)
+    noise = {c: float(sum(a for a, _ in v) / sum(b for _, b in v)) for c, v in noise.items()}
     gain = {c: float(np.mean(v)) for c, v in gain.items()}
     trainer = {c: v for c, v in score.items() if c != "others/none"}
     best = min(trainer, key=trainer.get) if trainer else None
@@ -269,7 +281,10 @@ def alpha_markdown(data: dict) -> str:
                          + _table(["estimator"] + [f"K={k}" for k in Ks] + ["slope (K>=16)"],
                                   rows))
             rows = [[f"`{n}`"] + [_fmt(v) for v in r["tv_rloo"]] for n, r in byname.items()]
-            parts.append(f"*`{sc}`, exact fixed point under the RLOO / group-mean baseline*:\n\n"
+            rows += [[f"`{n}` × (K-1)/(K-1-a)"] + [_fmt(v) for v in r["tv_rloo_comp"]]
+                     for n, r in byname.items() if not n.startswith("oracle")]
+            parts.append(f"*`{sc}`, exact fixed point under the RLOO / group-mean baseline* "
+                         "(rows × (K-1)/(K-1-a): the table multiplied by `loo_compensation`):\n\n"
                          + _table(["estimator"] + [f"K={k}" for k in Ks], rows))
         for sc, byname in res["sampled"].items():
             Ks = next(iter(byname.values()))["K"]
@@ -330,15 +345,60 @@ def game_markdown(alpha_data: dict | None, conv_data: dict | None) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def _json_safe(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _from_json(obj):
+    """Undo ``_json_safe``: None -> NaN, numeric dict keys back to float / int."""
+    if obj is None:
+        return math.nan
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            try:
+                key = int(k)
+            except ValueError:
+                try:
+                    key = float(k)
+                except ValueError:
+                    key = k
+            out[key] = _from_json(v)
+        return out
+    if isinstance(obj, list):
+        return [_from_json(v) for v in obj]
+    return obj
+
+
+def load_data(path) -> dict:
+    """The ``{"alpha": ..., "conventions": ...}`` data saved by ``--save``."""
+    return _from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
 def write_game_markdown(path="docs/readme/game.md", *, seeds: int = 10, quick: bool = False,
-                        alpha: bool = True, conventions: bool = True) -> Path:
-    """Run both studies and write the Markdown fragment atomically; returns the path."""
+                        alpha: bool = True, conventions: bool = True, reuse: dict | None = None,
+                        save=None) -> Path:
+    """Run the studies and write the Markdown fragment atomically; returns the path.
+
+    ``alpha`` / ``conventions`` False: take that part from ``reuse`` (data of :func:`load_data`)
+    or leave it out.  ``save``: also write the data as JSON there."""
+    reuse = reuse or {}
     kw = {"seeds": range(2), "steps": 200} if quick else {"seeds": range(seeds)}
-    ad = alpha_study(Ks=(4, 8, 16) if quick else (4, 8, 16, 32, 64, 128), **kw) if alpha else None
-    cd = conventions_study(**kw) if conventions else None
+    ad = (alpha_study(Ks=(4, 8, 16) if quick else (4, 8, 16, 32, 64, 128), **kw) if alpha
+          else reuse.get("alpha"))
+    cd = conventions_study(**kw) if conventions else reuse.get("conventions")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_text(path, game_markdown(ad, cd))
+    if save is not None:
+        _write_text(Path(save), json.dumps(_json_safe({"alpha": ad, "conventions": cd}),
+                                           indent=1) + "\n")
     return path
 
 
@@ -348,11 +408,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default="docs/readme/game.md")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="2 seeds, 200 steps, K <= 16")
-    ap.add_argument("--only", choices=("alpha", "conventions"), default=None)
+    ap.add_argument("--only", choices=("alpha", "conventions"), default=None,
+                    help="recompute only this part (the other from --reuse, else left out)")
+    ap.add_argument("--save", default=None, help="also write the data as JSON to this file")
+    ap.add_argument("--reuse", default=None, help="JSON data of an earlier --save")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
+    reuse = load_data(a.reuse) if a.reuse else None
     p = write_game_markdown(a.out, seeds=a.seeds, quick=a.quick, alpha=a.only != "conventions",
-                            conventions=a.only != "alpha")
+                            conventions=a.only != "alpha", reuse=reuse, save=a.save)
     print(f"wrote {p} in {time.perf_counter() - t0:.0f} s")
     return 0
 

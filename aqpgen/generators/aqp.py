@@ -10,7 +10,7 @@ evaluate(values)                     -- float64 fine-grid evaluator of e(p) and 
 AQPResult                            -- frozen result of one solve.
 GENERATOR_VERSION, target_name, build_K, verify_row -- the generator interface (ARCHITECTURE.md).
 
-Mathematics (SPEC §1, §2 program 2)
+Mathematics (docs/MATH.md §1, §5)
 -----------------------------------
 With b_m(p) = b_{K-1,m}(p) = C(K-1, m) p^m (1-p)^(K-1-m) and a table c = c_K[1..K],
 
@@ -62,6 +62,12 @@ import numpy as np
 from aqpgen.errors import InfeasibleError
 from aqpgen.generators import minimax
 from aqpgen.generators.peers import plugin_table, reference_table
+from aqpgen.numerics.bernstein import binom_pmf
+from aqpgen.numerics.certify import certify_beta
+from aqpgen.numerics.extrema import local_maxima, refine_maxima
+from aqpgen.numerics.grids import gauss_legendre01, theta_grid
+from aqpgen.numerics.metrics import table_metrics, variance_mean, variance_sup
+from aqpgen.records import Check, KResult, as_K
 from aqpgen.targets import LOG, Target, parse_target, pow_kmin
 
 __all__ = [
@@ -80,7 +86,7 @@ __all__ = [
     "verify_row",
 ]
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 
 #: Relative cutoff of the binomial rows fed to the solver (entries below cutoff·max are dropped).
 PMF_CUTOFF = 1e-30
@@ -137,12 +143,9 @@ class AQPResult:
         η or ρ.
     values : numpy.ndarray
         float64 table c_K[1..K] (``values[n-1]``); all NaN when ``status != "ok"``.
-    beta : float
-        max |e(p)| over the fine verification grid with refined local maxima (a lower bound).
-    beta_cert : float
-        Certified upper bound on β (``aqpgen.certify``); NaN if certification is unavailable.
-    V_inf, V1 : float
-        sup_p p·Var_p on the fine grid (refined maxima) and ∫ p·Var_p dp (exact quadrature).
+    beta, beta_cert, V_inf, V1 : float
+        ``aqpgen.numerics.metrics.table_metrics`` of the table (certificate slack
+        ``CERT_SLACK``): rigorous lower and upper bounds on β, sampled V∞, exact V1.
     budget : float
         (1+η)·E*_K for eta programs, ρ·V∞(plug-in) for rho programs.
     achieved : float
@@ -184,20 +187,6 @@ class AQPResult:
 # binomial rows, grids, the fine-grid evaluator
 
 
-def _check_K(K) -> int:
-    if isinstance(K, bool) or int(K) != K or K < 2:
-        raise ValueError(f"K must be an integer >= 2, received {K!r}")
-    return int(K)
-
-
-def _pmf_dense(K: int, p: np.ndarray) -> np.ndarray:
-    """Dense (len(p), K) matrix of b_{K-1,m}(p) (scipy's binom.pmf, relative accuracy ~1e-15)."""
-    from scipy.stats import binom
-
-    m = np.arange(K)
-    return binom.pmf(m[None, :], K - 1, np.asarray(p, dtype=np.float64)[:, None])
-
-
 def _pmf_rows(K: int, p: np.ndarray, cutoff: float | None = None):
     """Sparse CSR (len(p), K) of b_{K-1,m}(p), each row truncated to b_m >= cutoff·max b."""
     import scipy.sparse as sp
@@ -205,16 +194,10 @@ def _pmf_rows(K: int, p: np.ndarray, cutoff: float | None = None):
     cutoff = PMF_CUTOFF if cutoff is None else cutoff
     rows = []
     for start in range(0, len(p), 512):
-        B = _pmf_dense(K, p[start:start + 512])
+        B = binom_pmf(K - 1, p[start:start + 512], method="boost")
         B[B < cutoff * B.max(axis=1, keepdims=True)] = 0.0
         rows.append(sp.csr_matrix(B))
     return sp.vstack(rows, format="csr")
-
-
-def theta_grid(n: int) -> np.ndarray:
-    """p_j = sin²(π j / (2n)), j = 1..n: points clustered like 1/n² at both ends (p_n = 1)."""
-    j = np.arange(1, n + 1)
-    return np.sin(0.5 * np.pi * j / n) ** 2
 
 
 class _Eval:
@@ -236,12 +219,12 @@ class _Eval:
         self._C = C
 
         def g_at(x):
-            B = _pmf_dense(K, (1.0 + x) / 2.0)
+            B = binom_pmf(K - 1, (1.0 + x) / 2.0, method="boost")
             return B @ c
 
         def pvar_at(x):
             p = (1.0 + x) / 2.0
-            B = _pmf_dense(K, p)
+            B = binom_pmf(K - 1, p, method="boost")
             g = B @ c
             return p * np.einsum("ij,ij->i", B, (c[None, :] - g[:, None]) ** 2)
 
@@ -260,31 +243,6 @@ class _Eval:
         return self._C.chebval(2.0 * np.asarray(p, dtype=np.float64) - 1.0, self.cv)
 
 
-def _refine_maxima(f, theta: np.ndarray, vals: np.ndarray, idx: np.ndarray, rounds: int = 3):
-    """Refine local maxima of |f(sin²θ)| found at theta[idx]; returns (θ*, |f|(θ*))."""
-    if len(idx) == 0:
-        return np.empty(0), np.empty(0)
-    h = theta[1] - theta[0]
-    centers = theta[idx].copy()
-    best = np.abs(vals[idx]).copy()
-    t = np.linspace(-1.0, 1.0, 33)
-    for _ in range(rounds):
-        T = np.clip(centers[:, None] + h * t[None, :], 0.0, 0.5 * np.pi)
-        F = np.abs(f(np.sin(T.ravel()) ** 2)).reshape(T.shape)
-        j = np.argmax(F, axis=1)
-        better = F[np.arange(len(j)), j] >= best
-        centers = np.where(better, T[np.arange(len(j)), j], centers)
-        best = np.maximum(best, F[np.arange(len(j)), j])
-        h = h / 16.0
-    return centers, best
-
-
-def _local_max_idx(a: np.ndarray) -> np.ndarray:
-    a = np.abs(a)
-    pad = np.concatenate(([-np.inf], a, [-np.inf]))
-    return np.nonzero((pad[1:-1] >= pad[:-2]) & (pad[1:-1] >= pad[2:]))[0]
-
-
 class Verified:
     """Fine-grid verification of a table: β, V∞ (refined local maxima), V1 (exact quadrature),
     and the maxima locations used by the exchange."""
@@ -293,17 +251,26 @@ class Verified:
         K = len(values)
         ev = _Eval(values, target)
         n_fine = n_fine or max(4096, 16 * K)
-        theta = 0.5 * np.pi * np.arange(0, n_fine + 1) / n_fine
-        p = np.sin(theta) ** 2
+        theta, p = theta_grid(n_fine, start=0, angles=True)
         e = ev.bias(p)
         v = ev.pvar(p)
-        ie, iv = _local_max_idx(e), _local_max_idx(v)
-        self.theta_e, self.abs_e = _refine_maxima(ev.bias, theta, e, ie)
-        self.theta_v, self.val_v = _refine_maxima(ev.pvar, theta, v, iv)
+        ie, iv = local_maxima(e), local_maxima(v)
+        half = 0.5 * np.pi
+        self.theta_e, self.abs_e = refine_maxima(lambda t: ev.bias(np.sin(t) ** 2), theta, e, ie,
+                                                 lo=0.0, hi=half)
+        self.theta_v, self.val_v = refine_maxima(lambda t: ev.pvar(np.sin(t) ** 2), theta, v, iv,
+                                                 lo=0.0, hi=half)
         self.beta = float(max(np.max(np.abs(e)), self.abs_e.max(initial=0.0)))
         self.V_inf = float(max(np.max(v), self.val_v.max(initial=0.0)))
         self.h = theta[1] - theta[0]
-        self.V1 = _v1_quadrature(values)
+        self._values = values
+
+    @property
+    def V1(self) -> float:
+        """∫ p·Var_p dp (``aqpgen.numerics.metrics.variance_mean``), computed on first use."""
+        if not hasattr(self, "_V1"):
+            self._V1 = float(variance_mean(self._values, len(self._values)))
+        return self._V1
 
     def points_above(self, which: str, level: float) -> np.ndarray:
         """p of the refined maxima above ``level``, with two neighbours at ±h/4 in θ."""
@@ -319,22 +286,6 @@ def evaluate(values, *, target: Target = LOG) -> dict:
     return {"beta": v.beta, "V_inf": v.V_inf, "V1": v.V1}
 
 
-def _gauss01(n: int):
-    x, w = np.polynomial.legendre.leggauss(n)
-    return (x + 1.0) / 2.0, w / 2.0
-
-
-def _v1_quadrature(values: np.ndarray) -> float:
-    """V1 = ∫ p·Var_p dp by K-point Gauss–Legendre (exact: the integrand has degree 2K−1)."""
-    c = np.asarray(values, dtype=np.float64)
-    K = len(c)
-    p, w = _gauss01(K)
-    B = _pmf_dense(K, p)
-    g = B @ c
-    var = np.einsum("ij,ij->i", B, (c[None, :] - g[:, None]) ** 2)
-    return float(np.sum(w * p * var))
-
-
 def v1_matrix(K: int) -> np.ndarray:
     """Dense matrix M with V1(c) = c^T M c (closed form, see module docstring).
 
@@ -346,7 +297,7 @@ def v1_matrix(K: int) -> np.ndarray:
     """
     from scipy.special import betaln, gammaln
 
-    K = _check_K(K)
+    K = as_K(K, minimum=2)
     m = np.arange(K)
     lc = gammaln(K) - gammaln(m + 1) - gammaln(K - m)
     S = m[:, None] + m[None, :]
@@ -370,7 +321,7 @@ def _E_star(K: int, tables_dir=None, target: Target = LOG) -> float:
 
 def _certify(values: np.ndarray, target: Target = LOG):
     """Rigorous enclosure of β (``aqpgen.certify.certify_beta``): the Certificate."""
-    from aqpgen.numerics.certify import certify_beta
+
 
     c = np.asarray(values, dtype=np.float64)
     return certify_beta(len(c), c, target=target, rel_slack=CERT_SLACK)
@@ -406,7 +357,7 @@ def _solve_program(K, c_ref, p_bias, p_var, *, mode, bias_scale, var_scale, bias
 
     # variance cones: points of the V∞ grid (and Gauss nodes for V1)
     if mode == "eta" and objective == "V1":
-        pq, wq = _gauss01(K)
+        pq, wq = gauss_legendre01(K)
         pv, wv = pq, wq * pq
     else:
         pv = p_var
@@ -521,27 +472,22 @@ def _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, it,
 def plugin_constants(K: int, target: Target = LOG):
     """(V∞, β) of the plug-in table: ``metrics.variance_sup`` (the reference the audit uses) and
     the rigorous lower end of its β enclosure (so "β below the plug-in's" is proved)."""
-    from aqpgen.numerics.metrics import variance_sup
-
     target = parse_target(target)
     c = plugin_table(K, target)
     return float(variance_sup(c, K)), float(_certify(c, target).beta_lower)
 
 
 def _final_numbers(c: np.ndarray, ver: Verified, target: Target):
-    """(β, Certificate, V∞, V1) of an accepted candidate: V∞ is the larger of this module's
-    refined-maxima value and ``metrics.variance_sup``; V1 from ``metrics.variance_mean``."""
-    from aqpgen.numerics.metrics import variance_mean, variance_sup
-
-    K = len(c)
-    cert = _certify(c, target)
-    V_inf = max(ver.V_inf, float(variance_sup(c, K)))
-    return max(ver.beta, cert.beta_lower), cert, V_inf, float(variance_mean(c, K))
+    """(metrics, V∞ for acceptance) of a candidate.  The metrics are the stored numbers
+    (``metrics.table_metrics`` with the certificate's slack ``CERT_SLACK``); the exchange accepts
+    on the larger of its own refined fine-grid V∞ and the metric's (conservative)."""
+    m = table_metrics(len(c), c, target=target, rel_slack=CERT_SLACK)
+    return m, max(ver.V_inf, m["V_inf"])
 
 
 def solve_eta(K: int, eta: float, objective: str = "Vinf", *, target: Target = LOG,
               E_star: float | None = None, c_ref=None, max_rounds: int = MAX_ROUNDS) -> AQPResult:
-    """Minimise V(c) subject to β(c) <= (1+η)·E*_K (SPEC §2, program 2).
+    """Minimise V(c) subject to β(c) <= (1+η)·E*_K (docs/MATH.md §5, η program).
 
     Parameters
     ----------
@@ -584,7 +530,7 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, target: Target = L
     is not used.  At such variances the tables would be useless for training; prefer the rho
     presets at large K.
     """
-    K = _check_K(K)
+    K = as_K(K, minimum=2)
     target = parse_target(target)
     if objective not in ("Vinf", "V1"):
         raise ValueError(f"objective must be 'Vinf' or 'V1', received {objective!r}")
@@ -612,7 +558,7 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, target: Target = L
 
 def solve_rho(K: int, rho: float, *, target: Target = LOG, E_star: float | None = None,
               c_ref=None, max_rounds: int = MAX_ROUNDS) -> AQPResult:
-    """Minimise β(c) subject to V∞(c) <= ρ·V∞(plug-in at K) (SPEC §2, complementary program).
+    """Minimise β(c) subject to V∞(c) <= ρ·V∞(plug-in at K) (docs/MATH.md §5, ρ program).
 
     ``status == "ok"`` iff every solve was "optimal", V∞ verified on the fine grid is <= ρ·V∞(plug-in)
     and β is below the plug-in's β.  ``E_star`` (default ``aqpgen.minimax.E_star``) only feeds the
@@ -623,7 +569,7 @@ def solve_rho(K: int, rho: float, *, target: Target = LOG, E_star: float | None 
     InfeasibleError
         If ρ <= 0 (only a constant table has V∞ = 0, and its β is not below the plug-in's).
     """
-    K = _check_K(K)
+    K = as_K(K, minimum=2)
     target = parse_target(target)
     rho = float(rho)
     if not math.isfinite(rho):
@@ -694,21 +640,23 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
             if not rho_ok or (ver.beta > beta_grid * (1.0 + 2e-3) and it < max_rounds // 2):
                 p_bias = np.concatenate([p_bias, ver.points_above("e", beta_grid)])
                 continue
-        beta, cert, V_inf, V1 = _final_numbers(c, ver, target)
-        if program == "eta" and not cert.beta_upper <= budget:
+        m, V_acc = _final_numbers(c, ver, target)
+        beta_up = m["beta_cert"]
+        if program == "eta" and not beta_up <= budget:
             # the certified bound exceeds the budget: tighten what the solver sees and retry
-            tighten = min(0.05, tighten + cert.beta_upper / budget - 1.0 + 0.5 * TIGHTEN)
+            tighten = min(0.05, tighten + beta_up / budget - 1.0 + 0.5 * TIGHTEN)
             p_bias = np.concatenate([p_bias, ver.points_above("e", budget * (1.0 - tighten))])
             continue
-        if program == "rho" and not (V_inf <= budget and cert.beta_upper < beta_pl):
-            tighten = min(0.05, tighten + max(V_inf / budget - 1.0, 0.0) + 0.5 * TIGHTEN)
+        if program == "rho" and not (V_acc <= budget and beta_up < beta_pl):
+            tighten = min(0.05, tighten + max(V_acc / budget - 1.0, 0.0) + 0.5 * TIGHTEN)
             p_var = np.concatenate([p_var, ver.points_above("v", budget * (1.0 - tighten))])
             continue
+        beta, V_inf = m["beta"], m["V_inf"]
         achieved = beta / E_star - 1.0 if program == "eta" else V_inf / V_pl
-        return AQPResult(K, program, objective, float(param), c, beta, cert.beta_upper, V_inf, V1,
+        return AQPResult(K, program, objective, float(param), c, beta, beta_up, V_inf, m["V1"],
                          float(budget), float(achieved), float(E_star), float(V_pl),
                          float(beta_pl), it, status, grid, "ok",
-                         {"history": history, "tighten": tighten, "cert_ratio": cert.ratio})
+                         {"history": history, "tighten": tighten, "cert_ratio": beta_up / beta})
     return _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, max_rounds,
                        status, len(p_bias) + len(p_var),
                        f"out of numerical reach: exchange did not meet the budget in {max_rounds} "
@@ -722,7 +670,7 @@ def frontier(K: int, etas=None, rhos=None, *, objective: str = "Vinf", target: T
     ρ (``solve_rho``), in the order given.  Default: η in ``DEFAULT_ETAS``.  Points that fail keep
     their ``status`` (NaN numbers); nothing is dropped.
     """
-    K = _check_K(K)
+    K = as_K(K, minimum=2)
     if etas is not None and rhos is not None:
         raise ValueError("give either etas or rhos, not both")
     target = parse_target(target)
@@ -782,9 +730,7 @@ def build_K(K: int, params: dict, *, tables_dir=None):
     Metrics: ``E_star``, ``beta``, ``beta_cert``, ``V_inf``, ``V1``, ``max_abs_c``, ``iterations``
     and ``eta_budget``/``eta_achieved`` or ``rho_budget``/``rho_achieved``.
     """
-    from aqpgen.records import KResult
-
-    K = _check_K(K)
+    K = as_K(K, minimum=2)
     prm = _check_params(params)
     try:
         tg = prm["target"]
@@ -817,11 +763,8 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
     ``aqp.rho_budget`` -- (rho presets) V∞ recomputed by ``aqpgen.metrics.variance_sup`` <=
                           ρ·V∞(plug-in) (same routine), and β̄ < the plug-in's β lower bound.
     """
-    from aqpgen.numerics.metrics import variance_sup
-    from aqpgen.records import Check
-
     try:
-        K = _check_K(K)
+        K = as_K(K, minimum=2)
         prm = _check_params(params)
     except (TypeError, ValueError) as exc:
         return [Check("aqp.params", False, str(exc), None)]

@@ -103,9 +103,10 @@ from pathlib import Path
 import numpy as np
 
 from aqpgen.errors import ConvergenceError
+from aqpgen.numerics.fit import loglog_slope, richardson_limit
 from aqpgen.numerics.metrics import table_metrics
-from aqpgen.numerics.precision import flint_prec
-from aqpgen.records import Check, KResult
+from aqpgen.numerics.precision import flint_prec, work_prec
+from aqpgen.records import Check, KResult, as_K
 from aqpgen.store.locate import find_table
 from aqpgen.targets import LOG, Target, parse_target, pow_kmin
 
@@ -128,7 +129,7 @@ __all__ = [
 ]
 
 #: bump when the output for the same inputs changes.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 #: default stopping tolerance on the relative levelled-error spread.
 DEFAULT_TOL = 1e-12
 #: the acceptance threshold checked by ``verify_row`` (SPEC / issue 3).
@@ -139,44 +140,34 @@ VERIFY_E_DIGITS = 8
 _FLOAT_HANDOVER = 1e-9
 #: name of the shipped minimax table (found by ``aqpgen.store.locate``).
 TABLE_NAME = "kl-minimax"
+#: former private validator, imported by generators/minimax_lp.py (helper "alpha" switches it to
+#: aqpgen.records.as_K); remove with that import.
+_as_K = as_K
 
 
 # --------------------------------------------------------------------------------------------
 # validation and precision helpers
 # --------------------------------------------------------------------------------------------
-def _as_K(K, name: str = "K") -> int:
-    """Validate a batch size: a positive integer (bools and non-integral numbers rejected)."""
-    if isinstance(K, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a positive integer, received {K!r}")
-    if isinstance(K, (int, np.integer)) or isinstance(K, (float, np.floating)) and float(K).is_integer():
-        K = int(K)
-    else:
-        raise TypeError(f"{name} must be a positive integer, received {K!r}")
-    if K < 1:
-        raise ValueError(f"{name} must be a positive integer (>= 1), received {K}")
-    return K
-
-
 def default_prec(K: int) -> int:
-    """Working precision (bits) of the high-precision Remez stage.
+    """Working precision (bits) of the high-precision Remez stage: ``work_prec(K)``.
 
     128 bits up to K = 1024, 4 more bits per further doubling of K.  The Chebyshev basis is well
     conditioned on the reference, so the levelled error is accurate to ~2^-prec * K * sum|a_j|
     (sum|a_j| ~ 2 log K), far below 1e-12 E*_K ~ 3e-20 at K = 1024.
     """
-    K = _as_K(K)
-    return 128 + 4 * max(0, math.ceil(math.log2(K)) - 10)
+    return work_prec(as_K(K))
 
 
 def table_prec(K: int) -> int:
-    """Working precision (bits) of the Chebyshev -> Bernstein conversion: ``K + 128``.
+    """Working precision (bits) of the Chebyshev -> Bernstein conversion:
+    ``work_prec(K, magnitude_bits=K)`` = K + 128 up to K = 1024.
 
     The table's coefficients reach max|c_K| ~ 2^K / K while the polynomial they represent is
     O(log K) (module docstring), so ~K bits cancel in sum_m c_{m+1} b_{K-1,m}(p); 128 bits are left
     for the result (E*_K ~ 0.325 / K^2 needs ~2 log2 K + 70 of them for 20 digits beyond E*_K).
     """
-    K = _as_K(K)
-    return K + 128
+    K = as_K(K)
+    return work_prec(K, magnitude_bits=K)
 
 
 def _digits(prec: int) -> int:
@@ -586,7 +577,7 @@ def remez(K: int, *, target: Target = LOG, prec: int | None = None, tol: float |
     float64, which limits the attainable spread to ~(1e-15 / E*_K)^2 (1e-17 at K = 1024), so
     tol below ~1e-16 may not be reachable for large K.
     """
-    K = _as_K(K)
+    K = as_K(K)
     target = parse_target(target)
     prec = default_prec(K) if prec is None else int(prec)
     if prec < 64:
@@ -748,7 +739,7 @@ def minimax_table(K: int, *, target: Target = LOG, prec: int | None = None,
     result : MinimaxResult
         The Remez result the table was converted from.
     """
-    K = _as_K(K)
+    K = as_K(K)
     target = parse_target(target)
     if result is None:
         result = remez(K, target=target, prec=prec, tol=tol)
@@ -797,7 +788,7 @@ def E_star(K: int, *, target: Target = LOG, path: str | os.PathLike | None = Non
         file exists, reads cleanly (schema and content hash checked by
         ``aqpgen.tablefile.read_table``) and has an ``ok`` row for K.
     """
-    K = _as_K(K)
+    K = as_K(K)
     target = parse_target(target)
     if path is None:
         try:
@@ -883,18 +874,10 @@ class RateAudit:
         return "\n".join(lines)
 
 
-def _neville0(h: Sequence[float], f: Sequence[float]) -> float:
-    """Value at h = 0 of the polynomial interpolating (h_i, f_i) (Neville's scheme)."""
-    P = list(f)
-    n = len(h)
-    for m in range(1, n):
-        for i in range(n - m):
-            P[i] = (h[i] * P[i + 1] - h[i + m] * P[i]) / (h[i] - h[i + m])
-    return P[0]
-
-
-def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: int = 3) -> RateAudit:
-    """Audit E*_K = Theta(1/K^2): K^2 E*_K table, log-log slope, extrapolated limit.
+def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: int = 3,
+               target: Target = LOG, slope_tol: float = 0.01) -> RateAudit:
+    """Audit E*_K = Theta(K^-r), r = ``target.rate_exponent`` (2 for log p): the K^r E*_K table,
+    the log-log slope, the extrapolated limit.
 
     Parameters
     ----------
@@ -903,15 +886,23 @@ def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: 
     E : sequence of float
         E*_K for each K (positive).
     Kmin : int
-        The slope is fitted by least squares on log E against log K over K >= Kmin.
+        The slope is fitted by least squares on log E against log K over K >= Kmin
+        (``aqpgen.numerics.fit.loglog_slope``).
     order : int
-        Highest order of the extrapolation in h = 1/K^2 (uses the order+1 largest K).
+        Highest order of the extrapolation in h = 1/K^2 (uses the order+1 largest K;
+        ``aqpgen.numerics.fit.richardson_limit``).
+    target : Target or str
+        The target whose rate is audited (default log p).
+    slope_tol : float
+        ``ok`` requires |slope + r| <= slope_tol.
 
     Returns
     -------
     RateAudit
     """
-    Ks = [_as_K(k, "Ks[i]") for k in Ks]
+    target = parse_target(target)
+    r = float(target.rate_exponent)
+    Ks = [as_K(k, "Ks[i]") for k in Ks]
     E = [float(e) for e in E]
     if len(Ks) != len(E) or not Ks:
         raise ValueError(f"Ks and E must be non-empty and of equal length, received {len(Ks)} and {len(E)}")
@@ -922,35 +913,15 @@ def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: 
     pairs = sorted(zip(Ks, E))
     Ks = tuple(k for k, _ in pairs)
     E = tuple(e for _, e in pairs)
-    K2E = tuple(k * k * e for k, e in pairs)
-    sel = [(math.log(k), math.log(e)) for k, e in pairs if k >= Kmin]
-    if len(sel) >= 2:
-        x = np.array([s[0] for s in sel])
-        y = np.array([s[1] for s in sel])
-        slope = float(np.polyfit(x, y, 1)[0])
-    else:
-        slope = float("nan")
-    ok = len(sel) >= 2 and abs(slope + 2.0) <= 0.01
-    # Richardson / Neville extrapolation in h = 1/K^2 on the largest K
-    n = min(len(Ks), int(order) + 1)
-    ests = []
-    for m in range(2, n + 1):
-        top = list(range(len(Ks) - m, len(Ks)))
-        ests.append(_neville0([1.0 / Ks[i] ** 2 for i in top], [K2E[i] for i in top]))
-    if ests:
-        C = ests[-1]
-        err = abs(ests[-1] - ests[-2]) if len(ests) >= 2 else abs(ests[-1] - K2E[-1])
-        if len(Ks) > n >= 3:  # the same order through the next-largest K: a robustness check
-            top = list(range(len(Ks) - n - 1, len(Ks) - 1))
-            err = max(err, abs(C - _neville0([1.0 / Ks[i] ** 2 for i in top], [K2E[i] for i in top])))
-    else:
-        C, err = K2E[-1], abs(K2E[-1])
-    err = max(err, 8 * np.spacing(abs(C)))
+    K2E = tuple(k * k * e if r == 2.0 else k**r * e for k, e in pairs)
+    slope, used = loglog_slope(Ks, E, Kmin)
+    ok = len(used) >= 2 and abs(slope + r) <= slope_tol
+    C, err, ests = richardson_limit(Ks, K2E, order=order, power=2)
     digits = max(1, min(16, int(math.floor(-math.log10(err / abs(C))))))
     limit = f"{float(f'{C:.{digits}g}'):.{digits}g}"
-    return RateAudit(Ks=Ks, E=E, K2E=K2E, slope=slope, Kmin=int(Kmin), n_fit=len(sel), ok=bool(ok),
+    return RateAudit(Ks=Ks, E=E, K2E=K2E, slope=slope, Kmin=int(Kmin), n_fit=len(used), ok=bool(ok),
                      limit_value=float(C), limit_err=float(err), limit_digits=digits, limit=limit,
-                     estimates=tuple(float(v) for v in ests))
+                     estimates=ests)
 
 
 # --------------------------------------------------------------------------------------------
@@ -985,7 +956,7 @@ def build_K(K: int, params, *, tables_dir=None) -> KResult:
     levelled sup error, equal to E*_K to relative ``spread``), ``spread``, ``iterations``,
     ``max_abs_c`` (from the high-precision strings).  ``solver`` is deterministic (no timings).
     """
-    K = _as_K(K)
+    K = as_K(K)
     target = _check_params(params)["target"]
     strings, values, res = minimax_table(K, target=target)
     metrics = dict(table_metrics(K, values, strings, target=target))
@@ -1108,7 +1079,7 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
     """
     checks = []
     try:
-        K = _as_K(K)
+        K = as_K(K)
         target = _check_params(params)["target"]
     except (TypeError, ValueError) as exc:
         return [Check("minimax.values_hp", False, str(exc), None)]

@@ -52,9 +52,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from aqpgen.numerics.precision import flint_prec
+from aqpgen.numerics.precision import flint_prec, mp_prec, work_prec
+from aqpgen.records import as_K
 
 __all__ = [
+    "as_p",
     "binom_pmf",
     "exact_values",
     "from_chebyshev_exact",
@@ -71,16 +73,7 @@ __all__ = [
 _CHUNK_ROWS = 4096
 
 
-def _as_K(N, name: str = "N", minimum: int = 0) -> int:
-    if isinstance(N, (bool, np.bool_)) or int(N) != N:
-        raise TypeError(f"{name} must be an integer, received {N!r}")
-    N = int(N)
-    if N < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, received {N}")
-    return N
-
-
-def _as_p(p) -> np.ndarray:
+def as_p(p) -> np.ndarray:
     arr = np.atleast_1d(np.asarray(p, dtype=np.float64))
     if arr.ndim != 1:
         raise ValueError(f"p must be a scalar or a 1-d array, received shape {arr.shape}")
@@ -102,11 +95,9 @@ def _as_values(values, name: str = "values") -> np.ndarray:
 
 @lru_cache(maxsize=128)
 def _log_binom(N: int) -> np.ndarray:
-    """log binom(N, m), m = 0..N, correctly rounded (computed with 40 digits)."""
-    import mpmath as mp
-
+    """log binom(N, m), m = 0..N, correctly rounded (computed at ``work_prec()`` bits)."""
     out = np.empty(N + 1)
-    with mp.workdps(40):
+    with mp_prec(work_prec()) as mp:
         lf = [mp.mpf(0)] * (N + 1)
         acc = mp.mpf(0)
         for n in range(1, N + 1):
@@ -118,7 +109,7 @@ def _log_binom(N: int) -> np.ndarray:
     return out
 
 
-def binom_pmf(N, p) -> np.ndarray:
+def binom_pmf(N, p, *, method: str = "logspace") -> np.ndarray:
     """Binomial probabilities b_{N,m}(p) = C(N,m) p^m (1-p)^(N-m) for all m = 0..N.
 
     Parameters
@@ -127,6 +118,12 @@ def binom_pmf(N, p) -> np.ndarray:
         Number of trials, N >= 0 (for a table of size K, N = K - 1).
     p : float or 1-d array_like
         Probabilities in [0, 1] (0 and 1 included).
+    method : {"logspace", "boost"}
+        "logspace" (default; the metrics): see Notes.  "boost": ``scipy.stats.binom.pmf``
+        (Boost's binomial density, a few ulp; ~7x slower), the numbers the AQP programs are
+        solved with.  Both are kept because the shipped tables pin their bits: the AQP values
+        depend on the solver's pmf, and the AQP budgets on V_inf of the plug-in table
+        (``aqpgen.numerics.metrics.variance_sup``, log-space).
 
     Returns
     -------
@@ -143,8 +140,14 @@ def binom_pmf(N, p) -> np.ndarray:
     (N-m)|log(1-p)|), u = 2^-53, i.e. <~ 1e-12 at N = 1024 (measured ~7e-13); adequate for
     moderate tables, useless for tables of kind (b) (use the Chebyshev route).
     """
-    N = _as_K(N, "N")
-    p = _as_p(p)
+    N = as_K(N, "N", minimum=0)
+    p = as_p(p)
+    if method == "boost":
+        from scipy.stats import binom
+
+        return binom.pmf(np.arange(N + 1)[None, :], N, p[:, None])
+    if method != "logspace":
+        raise ValueError(f"method must be 'logspace' or 'boost', received {method!r}")
     m = np.arange(N + 1, dtype=np.float64)
     lc = _log_binom(N)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -178,7 +181,7 @@ def mean_poly(values, p) -> np.ndarray:
     for a table of kind (b) (huge alternating c) use ``mean_poly_cheb(to_chebyshev_f64(...))``.
     """
     v = _as_values(values)
-    p = _as_p(p)
+    p = as_p(p)
     out = np.empty(p.size)
     for sl in _chunks(p.size):
         out[sl] = binom_pmf(v.size - 1, p[sl]) @ v
@@ -188,7 +191,7 @@ def mean_poly(values, p) -> np.ndarray:
 def second_moment(values, p) -> np.ndarray:
     """E_p[c[n]^2] = sum_{m=0}^{K-1} c[m+1]^2 b_{K-1,m}(p) (float64, positive terms)."""
     v = _as_values(values)
-    p = _as_p(p)
+    p = as_p(p)
     out = np.empty(p.size)
     for sl in _chunks(p.size):
         out[sl] = binom_pmf(v.size - 1, p[sl]) @ (v * v)
@@ -202,7 +205,7 @@ def variance(values, p) -> np.ndarray:
     `binom_pmf` plus that of g.
     """
     v = _as_values(values)
-    p = _as_p(p)
+    p = as_p(p)
     out = np.empty(p.size)
     for sl in _chunks(p.size):
         B = binom_pmf(v.size - 1, p[sl])
@@ -318,7 +321,7 @@ def to_chebyshev_arb(values: Sequence, prec: int) -> list:
     -------
     list of flint.arb, length K + 1, each ball containing the exact a_j.
     """
-    prec = _as_K(prec, "prec", minimum=2)
+    prec = as_K(prec, "prec", minimum=2)
     exact = to_chebyshev_exact(values)
     with flint_prec(prec) as flint:
         return [flint.arb(a) for a in exact]
@@ -371,7 +374,7 @@ def mean_poly_cheb(cheb, p) -> np.ndarray:
     a = np.asarray(cheb, dtype=np.float64)
     if a.ndim != 1 or a.size == 0:
         raise ValueError(f"cheb must be a non-empty 1-d array, received shape {a.shape}")
-    x = 2.0 * _as_p(p) - 1.0
+    x = 2.0 * as_p(p) - 1.0
     b1 = np.zeros_like(x)
     b2 = np.zeros_like(x)
     x2 = 2.0 * x

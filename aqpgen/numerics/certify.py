@@ -67,8 +67,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aqpgen.numerics.bernstein import _as_K, to_chebyshev_exact, to_chebyshev_f64
+from aqpgen.numerics.bernstein import to_chebyshev_exact, to_chebyshev_f64
 from aqpgen.numerics.precision import flint_prec
+from aqpgen.records import as_K
 from aqpgen.targets import LOG, LogTarget, Target, parse_target
 
 __all__ = ["H3_CONST", "Certificate", "certify_beta", "certify_exact"]
@@ -332,7 +333,7 @@ def certify_beta(K, values=None, values_hp=None, *, target: Target = LOG, rel_sl
     ratio beta_upper / beta_lower is ~1.003 for equioscillating (minimax) tables and 1.00001-1.002
     for the peers.
     """
-    K = _as_K(K, "K", minimum=1)
+    K = as_K(K)
     if not (rel_slack > 0 and math.isfinite(rel_slack)):
         raise ValueError(f"rel_slack must be a positive number, received {rel_slack!r}")
     src = values_hp if values_hp is not None else values

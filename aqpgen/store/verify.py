@@ -23,7 +23,9 @@ import numpy as np
 
 from aqpgen.errors import TableFormatError
 from aqpgen.records import Check
+from aqpgen.store.atomic import stale_temp_files
 from aqpgen.store.tablefile import MANIFEST_NAME, TableData, check_manifest, read_table
+from aqpgen.store.wheeldata import runtime_copy_of
 
 __all__ = ["summarize", "verify_file", "verify_rate"]
 
@@ -66,7 +68,9 @@ def verify_file(path: str | os.PathLike, *, manifest: bool = True) -> list:
         ``manifest`` (sha256/size/content hash vs the sibling manifest), ``generator`` (the
         table's generator module is importable), then per row ``row.finite`` and the generator's
         own checks (e.g. ``power.unbiased``: exact unbiasedness in rational arithmetic), or
-        ``row.status`` for a recorded non-ok row.
+        ``row.status`` for a recorded non-ok row.  ``debris`` fails when temporary files of an
+        interrupted build lie next to the file.  A runtime copy (the wheel's package data,
+        ``aqpgen.store.wheeldata``) gets ``runtime_copy`` and ``row.finite`` only.
     """
     from aqpgen.store.build import GENERATORS
 
@@ -77,6 +81,20 @@ def verify_file(path: str | os.PathLike, *, manifest: bool = True) -> list:
     except (TableFormatError, FileNotFoundError) as e:
         return [Check("file", False, str(e))]
     checks.append(Check("file", True, f"schema ok, content hash {table.content_hash[:16]}... ok"))
+    d = os.path.dirname(os.path.abspath(path))
+    debris = stale_temp_files(d)
+    if debris:
+        checks.append(Check("debris", False, f"{len(debris)} temporary file(s) in {d} left by an interrupted "
+                            f"build ({', '.join(f.name for f in debris[:3])}...): the next `aqpgen build` "
+                            "of this directory removes them (unless a build is running right now)"))
+    ref = runtime_copy_of(table)
+    if ref is not None:
+        checks.append(Check("runtime_copy", True, f"runtime copy of the table with content hash "
+                            f"{str(ref.get('content_hash'))[:16]}... (without {', '.join(ref.get('dropped', []))}); "
+                            "the generator's checks need the full table: run `aqpgen verify` on the "
+                            f"repository's tables/{os.path.basename(path)}"))
+        checks.extend(_row_checks(table, None))
+        return checks
     if manifest and os.path.exists(os.path.join(os.path.dirname(os.path.abspath(path)), MANIFEST_NAME)):
         checks.extend(check_manifest(path))
     modname = GENERATORS.get((table.family, table.method))
