@@ -123,8 +123,12 @@ def test_parse_K_list_and_check_Ks_accept():
     "args",
     [
         ["compare", "--K", "8,,"],
-        ["frontier", "--K", "4,100000"],
-        ["frontier", "--K", "4,100000000000"],
+        ["compare", "--K", "4,100000000000"],
+        ["frontier", "--K", "100000"],
+        ["frontier", "--K", "4,8"],
+        ["solve", "minimax", "--K", "100000"],
+        ["solve", "minimax", "--K", "0"],
+        ["solve", "power", "--m", "2", "--K", "100000000000"],
         ["simulate", "--exact", "--K", "4,,8"],
     ],
 )
