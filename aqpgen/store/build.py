@@ -45,6 +45,7 @@ No debris (a build may be killed at any instant, ``kill -9`` included)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -338,6 +339,7 @@ def build(
     tables_dir = os.path.abspath(out_dir)
 
     runner = None
+    tree_checked = False
     outcomes: list[TableOutcome] = []
     with build_lock(out_dir, on_wait=lambda msg: emit(Progress("note", msg))):
         removed = remove_stale_temp_files(out_dir)
@@ -354,8 +356,9 @@ def build(
                     outcomes.append(TableOutcome(spec.name, path, "up-to-date", _not_ok(current),
                                                  current.content_hash, current.Ks))
                     continue
-                if not allow_dirty:
-                    _check_clean_tree(out_dir)
+                if not (allow_dirty or tree_checked):
+                    _check_clean_tree(out_dir)  # before the first solve, once per build
+                    tree_checked = True
                 emit(Progress("start", spec.name, total=len(spec.Ks)))
                 if runner is None:
                     runner = make_runner(jobs, dask)
@@ -371,10 +374,15 @@ def build(
                 emit(Progress("written", spec.name, done=len(spec.Ks), total=len(spec.Ks)))
                 outcomes.append(TableOutcome(spec.name, path, "built", _not_ok(written),
                                              written.content_hash, written.Ks))
+        except BaseException:
+            with contextlib.suppress(Exception):  # never mask the error that stopped the build
+                update_manifest(out_dir)
+            raise
+        else:
+            update_manifest(out_dir)  # also heals a manifest left stale by a killed build
         finally:
             if runner is not None:
                 runner.close()
-            update_manifest(out_dir)  # heals a manifest left stale by a killed build
     return outcomes
 
 
