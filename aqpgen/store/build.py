@@ -65,6 +65,7 @@ from aqpgen.store.spec import (
     TableSpec,
     generator_module,
     load_spec,
+    missing_extra,
     standard_kmin,
 )
 from aqpgen.store.tablefile import (
@@ -255,8 +256,9 @@ def _build_rows(spec: TableSpec, mod, runner, emit, tables_dir: str) -> list:
             results.append(_check_result(spec, K, r))
             emit(Progress("K", spec.name, K, len(results), total))
     except RowFailed as e:
+        hint = missing_extra(e.exc) if isinstance(e.exc, ImportError) else None
         raise BuildError(f"table {spec.name!r}: build_K failed at K={e.K}: {type(e.exc).__name__}: "
-                         f"{e.exc}") from e.exc
+                         f"{e.exc}" + (f"; {hint}" if hint else "")) from e.exc
     if not any(r.status == "ok" for r in results):
         reasons = sorted({r.status for r in results})
         raise BuildError(f"table {spec.name!r}: no usable row (no K has status 'ok'; statuses: "
