@@ -19,13 +19,17 @@ V       ?= 0
 ALLOW_DIRTY ?= 0
 DASK    ?=
 # Set WITH_TORCH=1 / WITH_JAX=1 to try installing torch / jax (their tests are skipped when absent).
+# WITH_TRL=1 installs trl (transformers, accelerate, datasets) for the real GRPOTrainer tests, only
+# once torch is importable (so pip never pulls a CUDA torch).
 WITH_TORCH ?= 0
 WITH_JAX ?= 0
+WITH_TRL ?= 0
 JAX_VERSION ?= 0.10.2
 TORCH_VERSION ?= 2.13.0
 # pip prints a warning per package for index locations of this machine's pip configuration that do
 # not exist ("WARNING: Location 'file:///...' is ignored"); they say nothing about aqpgen: drop them.
 PIPQUIET := sed -e "/^WARNING: Location '.*' is ignored/d"
+TRL_VERSION ?= 1.16.0
 
 .PHONY: all venv tables test verify wheel bench report clean
 
@@ -54,6 +58,12 @@ test: $(STAMP)
 	  $(BIN)/python -c "import jax" 2>/dev/null \
 	  || timeout 900 $(BIN)/python -m pip install --quiet "jax==$(JAX_VERSION)" 2>&1 | $(PIPQUIET) \
 	  || echo "note: jax $(JAX_VERSION) could not be installed; jax tests will be skipped" >&2; \
+	fi
+	@if [ "$(WITH_TRL)" = "1" ]; then \
+	  $(BIN)/python -c "import trl" 2>/dev/null \
+	  || { $(BIN)/python -c "import torch" 2>/dev/null \
+	       && timeout 900 $(BIN)/python -m pip install --quiet "trl==$(TRL_VERSION)" 2>&1 | $(PIPQUIET); } \
+	  || echo "note: trl $(TRL_VERSION) could not be installed (or torch is missing); the real GRPOTrainer tests will be skipped" >&2; \
 	fi
 	@$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \

@@ -70,6 +70,8 @@ GENERATORS: dict[tuple[str, str], str] = {
     ("power", "ustat"): "aqpgen.generators.power",
     ("kl", "minimax"): "aqpgen.generators.minimax",
     ("kl", "aqp"): "aqpgen.generators.aqp",
+    ("pow", "minimax"): "aqpgen.generators.minimax",
+    ("pow", "aqp"): "aqpgen.generators.aqp",
 }
 
 #: The shipped spec file, relative to the repository root.
