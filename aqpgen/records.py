@@ -2,7 +2,9 @@
 
 Public names
 ------------
-standard_Ks(kmin)  -- the standard K grid of SPEC §4 (every K from kmin to 256, then 320..1024).
+as_K(K, name="K", minimum=1) -- the one validation of a batch size (or any integer count).
+STATUS_OK          -- "ok": the status of a usable result; anything else is the reason why not.
+standard_Ks(kmin)  -- the standard K grid of docs/MATH.md §9 (every K from kmin to 256, then 320..1024).
 KResult            -- what a generator returns for one K (values, optional high-precision
                       strings, metrics, status, solver info).
 
@@ -11,7 +13,7 @@ Conventions (used everywhere in aqpgen)
 * Counts are self-inclusive: n in 1..K, n-1 ~ Binomial(K-1, p).
 * A table for batch size K is c_K[1..K], stored 0-based as ``values[n-1]``.
 * Mean polynomial g_c(p) = sum_{m=0}^{K-1} c[m+1] b_{K-1,m}(p).
-* Weighted error quantities carry the factor p (SPEC §1): beta, V_inf, V1.
+* Weighted error quantities carry the factor p (docs/MATH.md §1): beta, V_inf, V1.
 """
 
 from __future__ import annotations
@@ -21,17 +23,40 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["STANDARD_TAIL", "Check", "KResult", "standard_Ks"]
+__all__ = ["STANDARD_TAIL", "STATUS_OK", "Check", "KResult", "as_K", "standard_Ks"]
 
-#: K values beyond 256 in the standard grid (SPEC §4).
+#: the status of a usable result; any other status string is a human-readable reason why the
+#: result is not usable.  Used by KResult.status (table rows), AQPResult.status,
+#: MinimaxResult.status and Certificate.status (their boolean ``converged`` is status == "ok"),
+#: and the compare rows.
+STATUS_OK = "ok"
+
+
+def as_K(K, name: str = "K", minimum: int = 1) -> int:
+    """Validate an integer argument such as a batch size and return it as ``int``.
+
+    Integral floats (``8.0``) are accepted; bools, strings, non-integral numbers raise
+    ``TypeError``, values below ``minimum`` raise ``ValueError``; both messages name the
+    argument and the value received.
+    """
+    if isinstance(K, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, received {K!r}")
+    if isinstance(K, (int, np.integer)) or isinstance(K, (float, np.floating)) and float(K).is_integer():
+        K = int(K)
+    else:
+        raise TypeError(f"{name} must be an integer, received {K!r}")
+    if K < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, received {K}")
+    return K
+
+
+#: K values beyond 256 in the standard grid (docs/MATH.md §9).
 STANDARD_TAIL = (320, 384, 448, 512, 640, 768, 896, 1024)
 
 
 def standard_Ks(kmin: int) -> tuple[int, ...]:
     """The standard K grid: every K from ``kmin`` to 256, then 320, 384, ..., 1024."""
-    if int(kmin) != kmin or kmin < 1:
-        raise ValueError(f"kmin must be a positive integer, received {kmin!r}")
-    kmin = int(kmin)
+    kmin = as_K(kmin, "kmin")
     return tuple(range(kmin, 257)) + tuple(k for k in STANDARD_TAIL if k >= kmin)
 
 

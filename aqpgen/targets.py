@@ -36,7 +36,7 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["LOG", "LogTarget", "PowerTarget", "Target", "alpha_reward", "parse_target"]
+__all__ = ["LOG", "LogTarget", "PowerTarget", "Target", "alpha_reward", "parse_target", "pow_kmin"]
 
 #: unit roundoff of float64.
 _U = 2.0**-53
@@ -93,6 +93,46 @@ class Target(ABC):
         """h(p) = p g(p) for an arb ball (p > 0)."""
         return p * self.g_arb(p)
 
+    def g_arb_sin(self, s):
+        """g(p) at p = s^2 for an arb ball s = sin(theta/2) > 0.
+
+        The Remez rows and the minimax verification are built in theta; a target may evaluate
+        g more accurately from s than from p = s^2 (log p = 2 log s).  Default: g_arb(s * s).
+        """
+        return self.g_arb(s * s)
+
+    # ---------------------------------------------------------------- certificates
+    # The rigorous bias certificate (aqpgen.numerics.certify, docs/MATH.md §6) works with
+    # H(theta) = h(sin^2(theta/2)) on theta-cells.  A target supplies the four pieces below; a
+    # target that does not implement them cannot be certified (NotImplementedError).
+
+    #: the first cell [0, p0] of the certificate requires p0 <= first_cell_pmax.
+    first_cell_pmax: float = 1.0
+
+    def h_theta_bounds(self, c):
+        """(H, H', H'', eta) at theta = c (float64 array in (0, pi]): H(theta) = h(sin^2(theta/2))
+        and its first two theta-derivatives as computed in float64, and eta >= the absolute
+        rounding error of each of the three (elementwise)."""
+        raise NotImplementedError(self._no_cert("h_theta_bounds"))
+
+    def h3_bound(self, lo):
+        """Upper bound on sup |H'''(theta)| over theta in [lo, pi], for each lo > 0 (float64
+        array), its own rounding absorbed (a rigorous bound)."""
+        raise NotImplementedError(self._no_cert("h3_bound"))
+
+    def first_cell_bound(self, p0: float) -> float:
+        """B with sup_{0 < p <= p0} |h(p)| <= p0 * B, for 0 < p0 <= ``first_cell_pmax``."""
+        raise NotImplementedError(self._no_cert("first_cell_bound"))
+
+    def h_abs_sup_arb(self):
+        """An arb ball whose upper end bounds sup_{p in [0,1]} |h(p)| (the certificate's
+        fallback when the Chebyshev coefficients overflow float64), at flint's precision."""
+        raise NotImplementedError(self._no_cert("h_abs_sup_arb"))
+
+    def _no_cert(self, method: str) -> str:
+        return (f"{type(self).__name__}.{method} (needed by the bias certificate) is not "
+                f"implemented for the target {self.name!r}")
+
     # ---------------------------------------------------------------- peers
     @abstractmethod
     def plugin(self, K: int) -> np.ndarray:
@@ -122,9 +162,13 @@ class LogTarget(Target):
             return np.log(np.asarray(p, dtype=np.float64))
 
     def h(self, p):
+        """p log p (0 at p = 0) by ``scipy.special.xlogy`` (scalar libm log): the evaluation the
+        shipped AQP tables were solved with (numpy's vectorised log differs from it in the last
+        bit at ~0.3% of points, which would move an exchange)."""
+        from scipy.special import xlogy
+
         p = np.asarray(p, dtype=np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+        return xlogy(p, p)
 
     def g_theta(self, t):
         s, c = np.sin(0.5 * np.asarray(t)), np.cos(0.5 * np.asarray(t))
@@ -137,6 +181,48 @@ class LogTarget(Target):
 
     def g_arb(self, p):
         return p.log()
+
+    def g_arb_sin(self, s):
+        return 2 * s.log()
+
+    # ---------------------------------------------------------------- certificates
+    # H = p log p, p = sin^2(theta/2), dp/dtheta = sin(theta)/2, sin^2(theta) = 4p(1-p):
+    #   H'   = (log p + 1) sin(theta)/2,
+    #   H''  = cos^2(theta/2) + (log p + 1) cos(theta)/2,
+    #   H''' = -sin(theta)/2 + cot(theta/2) cos(theta)/2 - (log p + 1) sin(theta)/2,
+    # and |sin theta| = 2 sqrt(p(1-p)), sqrt(p)|log p| <= 2/e give
+    #   |H'''| <= 1 + 2/e + cot(theta/2)/2 = H3_CONST + cot(theta/2)/2 (decreasing in theta).
+    #: the constant of |H'''(theta)| <= H3_CONST + cot(theta/2)/2.
+    H3_CONST = 1.0 + 2.0 / math.e
+    #: p |log p| is increasing on [0, 1/e].
+    first_cell_pmax = math.exp(-1.0)
+
+    def h_theta_bounds(self, c):
+        s2 = np.sin(0.5 * c)
+        p = s2 * s2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lp = np.log(p)
+        H0 = p * lp
+        sc = np.sin(c)
+        cc = np.cos(c)
+        H1 = (lp + 1.0) * sc * 0.5
+        co = np.cos(0.5 * c)
+        H2 = co * co + (lp + 1.0) * cc * 0.5
+        # p, the log and the products each within a few ulp: 32 u (|log p| + 3) covers all three
+        eta = 32.0 * _U * (np.abs(lp) + 3.0)
+        return H0, H1, H2, eta
+
+    def h3_bound(self, lo):
+        cot = np.cos(0.5 * lo) / np.sin(0.5 * lo)
+        return self.H3_CONST + 0.5 * cot * (1.0 + 1e-12)
+
+    def first_cell_bound(self, p0):
+        return abs(math.log(p0))  # sup_{p <= p0} p |log p| = p0 |log p0| for p0 <= 1/e
+
+    def h_abs_sup_arb(self):
+        import flint
+
+        return flint.arb(-1).exp()  # sup |p log p| = 1/e, at p = 1/e
 
     def plugin(self, K):
         K = int(K)
@@ -213,6 +299,86 @@ class PowerTarget(Target):
         K = int(K)
         return np.power(np.arange(1, K + 1, dtype=np.float64) / K, self.a)
 
+    # ---------------------------------------------------------------- certificate hooks
+    # With b = a + 1 > 0, s = sin(theta/2), c = cos(theta/2) (ds/dtheta = c/2, d(c^2)/dtheta = -sc):
+    #   H    = s^(2b)
+    #   H'   = b s^(2b-1) c
+    #   H''  = (b/2) s^(2b-2) [(2b-1) c^2 - s^2]
+    #   H''' = (b/2) s^(2b-3) c [(2b-1)(b-1) c^2 - (3b-1) s^2]
+    #        = (b/2)(2b-1)(b-1) s^(2b-3) c^3 - (b/2)(3b-1) s^(2b-1) c.
+    # On [lo, pi]: s increases from s_lo = sin(lo/2) to 1 and c decreases from c_lo = cos(lo/2) to
+    # 0, so s^k <= max(1, s_lo^k) (k < 0 gives s_lo^k), c^m <= c_lo^m, and
+    #   |H'''| <= (b/2)|(2b-1)(b-1)| max(1, s_lo^(2b-3)) c_lo^3 + (b/2)|3b-1| max(1, s_lo^(2b-1)) c_lo.
+    def _b_rel(self):
+        """Relative error bound of b = a + 1 computed in float64 from the float a."""
+        b = self.a + 1.0
+        return _U * (abs(self.a) + 1.0) / b + _U
+
+    def h_theta_bounds(self, c):
+        """H = s^(2b), H', H'' (formulas above) at theta = c, and the rounding bound eta.
+
+        Error analysis (u = 2^-53; sin, cos and pow within 1 ulp = 2u relative):
+        s, c carry relative errors <= 2u, which s^k turns into <= 2u|k|; the float exponent k
+        differs from the exact 2b - j by <= 4u(|a| + 2), which changes s^k by a relative
+        <= 4u(|a| + 2)|log s|; pow adds 2u, the products and the float b (relative
+        u(|a|+1)/b + u) a few u more.  The bracket (2b-1)c^2 - s^2 of H'' may cancel (it is 0
+        at a = -1/2 and c^2 = s^2 ...), so its error is taken relative to the magnitude
+        |2b-1| c^2 + s^2 + c^2 (the last c^2 absorbs the absolute error of the float 2b - 1).
+        Altogether eta = max_j M_j * u (32 + 16(|a| + 2)(1 + |log s|) + 4 rel_b/u), with
+        M_0 = |H|, M_1 = |H'|, M_2 = (b/2) s^(2b-2) (|2b-1| c^2 + s^2 + c^2): a generous bound
+        (each listed source is counted at least twice).
+        """
+        c = np.asarray(c, dtype=np.float64)
+        a = self.a
+        b = a + 1.0
+        s = np.sin(0.5 * c)
+        co = np.cos(0.5 * c)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            p0 = np.power(s, 2.0 * b)
+            p1 = np.power(s, 2.0 * b - 1.0)
+            p2 = np.power(s, 2.0 * b - 2.0)
+            H0 = p0
+            H1 = b * p1 * co
+            H2 = 0.5 * b * p2 * ((2.0 * b - 1.0) * co * co - s * s)
+            M2 = 0.5 * b * p2 * (abs(2.0 * b - 1.0) * co * co + s * s + co * co)
+            rel = _U * (32.0 + 16.0 * (abs(a) + 2.0) * (1.0 + np.abs(np.log(s)))) + 4.0 * self._b_rel()
+            eta = np.maximum(np.maximum(np.abs(H0), np.abs(H1)), M2) * rel
+        return H0, H1, H2, eta
+
+    def h3_bound(self, lo):
+        """The bound of sup_{[lo, pi]} |H'''| derived above, with s_lo rounded down, c_lo up,
+        and a final inflation for the rounding of its own evaluation (relative
+        u (16 + 16(|a| + 2)(1 + |log s_lo|)) + 4 rel_b)."""
+        lo = np.asarray(lo, dtype=np.float64)
+        b = self.a + 1.0
+        s = np.sin(0.5 * lo) * (1.0 - 4.0 * _U)
+        co = np.minimum(np.cos(0.5 * lo) * (1.0 + 4.0 * _U), 1.0)
+        with np.errstate(divide="ignore", over="ignore"):
+            m3 = np.maximum(1.0, np.power(s, 2.0 * b - 3.0))
+            m1 = np.maximum(1.0, np.power(s, 2.0 * b - 1.0))
+            val = (0.5 * b * abs((2.0 * b - 1.0) * (b - 1.0)) * m3 * co**3
+                   + 0.5 * b * abs(3.0 * b - 1.0) * m1 * co)
+            rel = _U * (16.0 + 16.0 * (abs(self.a) + 2.0) * (1.0 + np.abs(np.log(s)))) + 4.0 * self._b_rel()
+        return val * (1.0 + rel)
+
+    def first_cell_bound(self, p0):
+        """B = p0^a, so that sup_{0 < p <= p0} |h(p)| = p0^(a+1) = p0 B (h increasing, a + 1 > 0),
+        inflated by the relative rounding u (8 + 8(|a| + 2)(1 + |log p0|)) + 4 rel_b of pow and
+        of the float exponent.  Any p0 in (0, 1] is allowed (``first_cell_pmax`` = 1)."""
+        p0 = float(p0)
+        if not 0.0 < p0 <= 1.0:
+            raise ValueError(f"p0 must lie in (0, 1], received {p0!r}")
+        rel = _U * (8.0 + 8.0 * (abs(self.a) + 2.0) * (1.0 + abs(math.log(p0)))) + 4.0 * self._b_rel()
+        return math.pow(p0, self.a) * (1.0 + rel) + 2.0**-1074  # + 1 subnormal ulp: underflow
+
+    def h_abs_sup_arb(self):
+        import flint
+
+        return flint.arb(1)  # sup_{[0,1]} p^(a+1) = 1, at p = 1
+
+    def g_arb_sin(self, s):
+        return s ** (2 * self._a_arb())
+
 
 def _exact_exponent(a) -> Fraction:
     """The exponent as an exact Fraction: from a string's decimal text, an int, or a float's
@@ -278,6 +444,31 @@ def parse_target(text) -> Target:
         raise ValueError(f"unknown target {text!r}: expected 'log' or 'p^A' with a real A > -1 "
                          f"(e.g. 'p^0.5', 'p^-0.5', 'p^2')")
     return PowerTarget(m.group(1))
+
+
+def pow_kmin(params) -> int:
+    """Smallest K of the standard grid of a spec-file table of family "pow" (target p^a).
+
+    ``params["target"]`` must name a power target p^a with a non-integer a > -1 (then 2); an
+    integer a >= 0 is a polynomial whose exact tables are family "power", method "ustat"
+    (``{m = a}``), so it is refused here with a message saying so.
+
+    Raises
+    ------
+    ValueError
+        No or a bad ``target``, log p, or an integer exponent a >= 0.
+    """
+    params = dict(params or {})
+    if "target" not in params:
+        raise ValueError(f"family 'pow' needs params 'target' = \"p^A\" (A > -1), received {params!r}")
+    t = parse_target(params["target"])
+    if not isinstance(t, PowerTarget):
+        raise ValueError(f"family 'pow' needs a power target p^A, received {params['target']!r} "
+                         f"(log p tables are family 'kl')")
+    if t.polynomial:
+        raise ValueError(f"{t.name} is a polynomial: its exact unbiased tables are family 'power', "
+                         f"method 'ustat', params {{m = {t.a_exact.numerator}}}")
+    return t.kmin
 
 
 def alpha_reward(values, alpha) -> np.ndarray:

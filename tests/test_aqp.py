@@ -102,7 +102,7 @@ def test_v1_matrix_matches_sympy():
         cf = np.array([float(Fraction(x)) for x in cs])
         M = aqp.v1_matrix(K)
         assert cf @ M @ cf == pytest.approx(float(exact), rel=1e-12, abs=1e-15)
-        assert aqp._v1_quadrature(cf) == pytest.approx(float(exact), rel=1e-12, abs=1e-15)
+        assert aqp.evaluate(cf)["V1"] == pytest.approx(float(exact), rel=1e-12, abs=1e-15)
 
 
 def test_v1_matrix_psd_constant_kernel():
@@ -164,3 +164,11 @@ def test_frontier_monotone():
     assert res[0].V_inf >= res[1].V_inf
     with pytest.raises(ValueError):
         aqp.frontier(K, etas=[1.0], rhos=[1.0])
+
+
+def test_target_param():
+    assert aqp.target_name({"rho": 1}) == "log p"
+    assert aqp.target_name({"rho": 1, "target": "p^0.5"}) == "p^0.5"
+    assert aqp.target_name({"eta": 3, "objective": "V1", "target": "log"}) == "log p"
+    with pytest.raises(ValueError, match="target"):
+        aqp.target_name({"rho": 1, "target": "sqrt"})

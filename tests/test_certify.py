@@ -100,3 +100,38 @@ def test_errors():
         certify_beta(3)
     with pytest.raises(ValueError, match="rel_slack"):
         certify_beta(2, [0.0, 0.0], rel_slack=0)
+
+
+def test_log_target_certificate_pieces_against_mpmath():
+    # H(theta) = p log p, p = sin^2(theta/2): LOG.h_theta_bounds gives H, H', H'' within eta;
+    # LOG.h3_bound(lo) bounds |H'''| on [lo, pi]; first_cell_bound(p0) bounds sup p|log p| / p0.
+    from aqpgen.targets import LOG
+
+    c = np.concatenate([np.geomspace(1e-3, 0.1, 7), np.linspace(0.2, math.pi, 9)])
+    H0, H1, H2, eta = LOG.h_theta_bounds(c)
+    with mp.workdps(40):
+        H = lambda t: mp.sin(t / 2) ** 2 * mp.log(mp.sin(t / 2) ** 2)
+        for i, t in enumerate(c):
+            t = mp.mpf(float(t))
+            for got, k in ((H0[i], 0), (H1[i], 1), (H2[i], 2)):
+                assert abs(got - mp.diff(H, t, k)) <= eta[i]
+            grid = [t + (mp.pi - t) * q / 40 for q in range(41)]
+            assert max(abs(mp.diff(H, x, 3)) for x in grid[:-1]) <= LOG.h3_bound(np.array([float(t)]))[0]
+    for p0 in (1e-30, 1e-6, 0.01, 0.2, math.exp(-1.0)):
+        sup = max(p * abs(math.log(p)) for p in np.geomspace(p0 * 1e-9, p0, 200))
+        assert sup <= p0 * LOG.first_cell_bound(p0) * (1 + 1e-15)
+
+
+def test_target_without_certificate_pieces_says_which_method():
+    from aqpgen.targets import PowerTarget, Target
+
+    half = PowerTarget(0.5)
+
+    class Bare(Target):  # a new target that implements only the evaluations, no certificate pieces
+        name, spec, rate_exponent = "bare", "bare", 3.0
+        g, g_theta, g_mp, g_arb, plugin = (staticmethod(half.g), staticmethod(half.g_theta),
+                                           staticmethod(half.g_mp), staticmethod(half.g_arb),
+                                           staticmethod(half.plugin))
+
+    with pytest.raises(NotImplementedError, match="h_theta_bounds"):
+        certify_beta(4, half.plugin(4), target=Bare())

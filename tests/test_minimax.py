@@ -8,6 +8,7 @@ tests/test_minimax_lp.py.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -263,7 +264,7 @@ def test_build_K_interface():
     assert res.solver["solver"] == "remez" and res.solver["prec"] == 128
     json.dumps(res.solver)
     assert minimax.build_K(5, {}).solver == res.solver  # deterministic, no timings
-    assert minimax.target_name({}) == "log p" and minimax.GENERATOR_VERSION == "1"
+    assert minimax.target_name({}) == "log p" and minimax.GENERATOR_VERSION == "2"
     assert all(c.ok for c in minimax.verify_row(5, res.values, res.values_hp, m, {}))
 
 
@@ -333,3 +334,39 @@ def test_cli_solve_minimax():
     assert out.exit_code == 0 and len(json.loads(out.output)["values_hp"]) == 3
     out = runner.invoke(main, ["solve", "minimax", "--help"])
     assert out.exit_code == 0 and "Remez" in out.output
+
+
+# ---------------------------------------------------------------------------------- other targets
+def test_remez_p_power_K1_closed_forms():
+    # K = 1: Q = c, e(p) = c p - p^(a+1).  a = -1/2: |e| peaks at p = 1/(4c^2) with 1/(4c) and
+    # at p = 1 with c - 1; equioscillation 4c^2 - 4c - 1 = 0, E = (sqrt 2 - 1)/2.
+    r = minimax.remez(1, target="p^-0.5")
+    assert abs(r.E - (math.sqrt(2) - 1) / 2) <= 1e-14
+    assert r.target == "p^-0.5"
+    # a = 1/2: peaks 4c^3/27 at p = (2c/3)^2 and 1 - c at p = 1; E = 1 - c
+    with mp.workdps(40):
+        c = mp.findroot(lambda c: 1 - c - 4 * c**3 / 27, 0.9)
+        assert abs(minimax.remez(1, target="p^0.5").E - float(1 - c)) <= 1e-14
+
+
+def test_remez_p_power_equioscillates_and_has_the_rate():
+    # the table re-evaluated from its strings alone (arb, Bernstein form) equioscillates at E
+    for a in ("0.5", "-0.5"):
+        hp, _, res = minimax.minimax_table(12, target=f"p^{a}")
+        _, e = minimax.table_error_at_extrema(hp, target=f"p^{a}")
+        vals = [float(x.mid()) for x in e]
+        assert len(vals) == 13 and all((x > 0) != (y > 0) for x, y in itertools.pairwise(vals))
+        assert max(abs(abs(x) / res.E - 1) for x in vals) < 1e-10
+    # E*_K = Theta(K^-2(a+1)): the ratio at K, 2K tends to 2^-2(a+1)
+    for a, r in ((0.5, 2.0**-3), (-0.5, 2.0**-1)):
+        E32, E64 = (minimax.remez(K, target=f"p^{a}").E for K in (32, 64))
+        assert abs(E64 / E32 / r - 1) < 0.05
+
+
+def test_target_param_and_table_name():
+    assert minimax.target_name({}) == "log p"
+    assert minimax.target_name({"target": "p^0.5"}) == "p^0.5"
+    assert minimax.table_name("log") == "kl-minimax"
+    assert minimax.table_name("p^-0.5") == "pow-0.5-minimax"
+    with pytest.raises(ValueError, match="-1"):
+        minimax.target_name({"target": "p^-2"})

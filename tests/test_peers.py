@@ -45,7 +45,7 @@ def test_jackknife_definition():
 def test_errors():
     with pytest.raises(ValueError, match="name must be one of"):
         peer_table("nope", 4)
-    with pytest.raises(ValueError, match="K must be >= 1"):
+    with pytest.raises(ValueError, match="K must be an integer >= 1"):
         peer_table("plugin", 0)
     with pytest.raises(TypeError, match="K must be an integer"):
         peer_table("plugin", 2.5)

@@ -8,6 +8,11 @@ import math
 import click
 
 from aqpgen.cli import CONVENTIONS, k_list
+from aqpgen.generators import aqp
+from aqpgen.generators.compare import compare, to_json, to_markdown
+from aqpgen.generators.minimax import E_star, minimax_table
+from aqpgen.generators.peers import PEERS, peer_table
+from aqpgen.numerics.metrics import table_metrics
 
 FRONTIER_HELP = """\
 Sweep the AQP bias-variance frontier for one batch size K.
@@ -60,9 +65,9 @@ def _num(x):
 
 def frontier_plot(path, K, points, peers):
     """Draw the frontier (V_inf vs beta, log-log) with the peers; deterministic PNG."""
-    from aqpgen.report.figures import _pyplot, save_png
+    from aqpgen.report.figures import pyplot, save_png
 
-    fig, ax = _pyplot().subplots(figsize=(6.4, 4.8))
+    fig, ax = pyplot().subplots(figsize=(6.4, 4.8))
     ok = [p for p in points if p["status"] == "ok"]
     ax.plot([p["V_inf"] for p in ok], [p["beta_cert"] for p in ok], "o-", color="C0",
             label="AQP frontier")
@@ -107,11 +112,6 @@ def register(group):
                                      f"otherwise), received {etas}", param_hint="--eta")
         if rhos is not None and any(r <= 0 for r in rhos):
             raise click.BadParameter(f"rho must be > 0, received {rhos}", param_hint="--rho")
-        from aqpgen.generators import aqp
-        from aqpgen.generators.minimax import E_star, minimax_table
-        from aqpgen.generators.peers import PEERS, peer_table
-        from aqpgen.numerics.metrics import kl_metrics
-
         Es = E_star(K)
         res = aqp.frontier(K, etas=etas, rhos=rhos, objective=objective, E_star=Es)
         points = []
@@ -123,11 +123,11 @@ def register(group):
                            "iterations": r.iterations, "status": r.status})
         peers = []
         for name in PEERS:
-            m = kl_metrics(K, peer_table(name, K))
+            m = table_metrics(K, peer_table(name, K))
             peers.append({"name": name, "beta": m["beta"], "beta_cert": m["beta_cert"],
                           "V_inf": m["V_inf"], "V1": m["V1"]})
         hp, f64, _ = minimax_table(K)
-        m = kl_metrics(K, f64, hp)
+        m = table_metrics(K, f64, hp)
         peers.append({"name": "minimax", "beta": m["beta"], "beta_cert": m["beta_cert"],
                       "V_inf": _num(m["V_inf"]), "V1": _num(m["V1"])})
         if plot:
@@ -154,8 +154,6 @@ def register(group):
     @click.option("--json", "as_json", is_flag=True, help="Print JSON rows.")
     @click.option("--markdown", "as_md", is_flag=True, help="Print a markdown table.")
     def compare_cmd(Ks, as_json, as_md):
-        from aqpgen.generators.compare import compare, to_json, to_markdown
-
         rows = compare(Ks)
         if as_json:
             click.echo(to_json(rows))

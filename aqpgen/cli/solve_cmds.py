@@ -1,5 +1,5 @@
 """``aqpgen solve``: one-off solves (``aqpgen solve minimax``, ``aqpgen solve power``), a thin layer
-over aqpgen.minimax and aqpgen.power."""
+over aqpgen.generators.minimax and aqpgen.generators.power."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import time
 import click
 
 from aqpgen.cli import CONVENTIONS
+from aqpgen.cli.options import target_option
+from aqpgen.errors import ConvergenceError
+from aqpgen.generators import minimax, power
+from aqpgen.numerics.precision import flint_prec
 
 MINIMAX_HELP = """\
 Solve the minimax (bias-optimal) estimator of log p for one batch size K.
@@ -25,6 +29,7 @@ Examples:
   aqpgen solve minimax --K 64
   aqpgen solve minimax --K 1024 --json
   aqpgen solve minimax --K 8 --table --json
+  aqpgen solve minimax --target p^0.5 --K 12 --json   (the same program for p^0.5)
 
 """
 
@@ -69,8 +74,6 @@ def register(group):
                   help='Target polynomial coefficients, low to high, comma-separated rationals ("0,2" = 2p).')
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
     def power_cmd(K, m, poly, as_json):
-        from aqpgen.generators import power
-
         if (m is None) == (poly is None):
             raise click.UsageError("give exactly one of --m or --poly")
         params = {"m": m} if m is not None else {"coeffs": [t.strip() for t in poly.split(",")]}
@@ -106,10 +109,8 @@ def register(group):
                   help="Also convert to the table c_K[1..K] (high-precision strings); --json then "
                        "includes values_hp.")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-    def minimax_cmd(K, prec, tol, with_table, as_json):
-        from aqpgen.errors import ConvergenceError
-        from aqpgen.generators import minimax
-        from aqpgen.numerics.precision import flint_prec
+    @target_option()
+    def minimax_cmd(K, prec, tol, with_table, as_json, target):
 
         if prec is not None and prec < 64:
             raise click.BadParameter(f"must be >= 64 bits, received {prec}", param_hint="--prec")
@@ -117,16 +118,17 @@ def register(group):
             raise click.BadParameter(f"must be positive, received {tol}", param_hint="--tol")
         t0 = time.perf_counter()
         try:
-            res = minimax.remez(K, prec=prec, tol=tol)
+            res = minimax.remez(K, prec=prec, tol=tol, target=target)
             t_solve = time.perf_counter() - t0
             strings = None
             if with_table:
-                strings, values, _ = minimax.minimax_table(K, result=res)
+                strings, values, _ = minimax.minimax_table(K, result=res, target=target)
         except ConvergenceError as exc:
             raise click.ClickException(str(exc)) from exc
         elapsed = time.perf_counter() - t0
         out = {
             "K": K,
+            "target": res.target,
             "E_star": res.E,
             "E_star_hp": res.E_hp,
             "K2_E_star": K * K * res.E,
@@ -149,7 +151,7 @@ def register(group):
                 out["values"] = [float(v) for v in values]
             click.echo(json.dumps(out, indent=1))
             return
-        click.echo(f"K            = {K}")
+        click.echo(f"K            = {K}   (target {res.target})")
         click.echo(f"E*_K         = {res.E:.15g}")
         click.echo(f"E*_K (hp)    = {res.E_hp}   (E*_K to relative {max(res.spread, 1e-30):.1e})")
         click.echo(f"K^2 * E*_K   = {K * K * res.E:.15g}")

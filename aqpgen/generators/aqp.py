@@ -1,65 +1,57 @@
-"""Variance-optimal augmented programs (AQP) for the KL reward ``log p``.
+"""Variance-optimal augmented programs (AQP): the exchange, the programs, the generator.
 
-Public functions
-----------------
-solve_eta(K, eta, objective="Vinf")  -- minimise V (V∞ or V1) subject to β(c) <= (1+η)·E*_K.
-solve_rho(K, rho)                    -- minimise β(c) subject to V∞(c) <= ρ·V∞(plug-in at K).
-frontier(K, etas=None, rhos=None)    -- sweep either program; one ``AQPResult`` per point.
-v1_matrix(K)                         -- the exact quadratic form of V1 (Gram matrix, Beta functions).
-evaluate(values)                     -- float64 fine-grid evaluator of e(p) and p·Var_p (exchange).
-AQPResult                            -- frozen result of one solve.
-GENERATOR_VERSION, target_name, build_K, verify_row -- the generator interface (ARCHITECTURE.md).
+For a target g (``aqpgen.targets``; log p unless the params say ``target = "p^a"``) and a table
+c = c_K[1..K]: e(p) = p (g_c(p) - g(p)), beta(c) = sup |e|, V_inf(c) = sup_p p Var_p(c),
+V1(c) = int_0^1 p Var_p dp (docs/MATH.md §1, §5).  Two programs:
 
-Mathematics (SPEC §1, §2 program 2)
------------------------------------
-With b_m(p) = b_{K-1,m}(p) = C(K-1, m) p^m (1-p)^(K-1-m) and a table c = c_K[1..K],
+* eta: minimise V_inf (or V1) subject to beta(c) <= (1 + eta) E*_K (E*_K: the minimax error);
+* rho: minimise beta(c) subject to V_inf(c) <= rho V_inf(plug-in table at K).
 
-.. math::
+Public names
+------------
+solve_eta(K, eta, objective="Vinf", *, target=LOG) -> AQPResult   the eta program.
+solve_rho(K, rho, *, target=LOG) -> AQPResult                     the rho program.
+frontier(K, etas=None, rhos=None, *, target=LOG)  sweep either program; one ``AQPResult`` each.
+plugin_constants(K, target=LOG)      (V_inf, beta lower bound) of the plug-in table: the rho
+                                     budgets and the "better than plug-in" test.
+AQPResult                            frozen result of one solve (``status`` "ok" or the reason).
+evaluate, v1_matrix                  re-exported from ``aqpgen.generators.aqp_eval``.
+PMF_CUTOFF, SOLVER_SETTINGS          re-exported from ``aqpgen.generators.aqp_conic``.
+GENERATOR_VERSION, target_name, build_K, verify_row   the generator interface
+                                     (docs/ARCHITECTURE.md).
 
-    g_c(p) = \\sum_m c_{m+1} b_m(p),\\qquad e(p) = p\\,(g_c(p) - \\log p),\\qquad
-    \\mathrm{Var}_p(c) = \\sum_m b_m(p)\\,(c_{m+1} - g_c(p))^2 .
-
-β(c) = sup |e| is a sup of affine functions of c; V∞(c) = sup_p p·Var_p(c) is a sup of convex
-quadratics, written as second-order cones ‖sqrt(p_i b_{i,m})(c_{m+1} − g_i)‖₂ <= s with an
-auxiliary scalar g_i = b_i^T c per grid point (two nonzeros per cone row).  Binomial rows are
-truncated to the entries with b_m >= ``PMF_CUTOFF``·max_m b_m (a window O(sqrt(K p(1-p))) wide),
-which keeps the cones sparse enough for K = 1024.
-
-V1(c) = ∫_0^1 p·Var_p dp = c^T M c with (Beta integrals, DLMF 5.12.1)
-
-.. math::
-
-    M = \\mathrm{diag}\\Big(\\frac{m+1}{K(K+1)}\\Big) - G,\\qquad
-    G_{ij} = \\binom{K-1}{i}\\binom{K-1}{j}\\,\\frac{(i+j+1)!\\,(2K-2-i-j)!}{(2K)!},
-
-since ∫ p b_m dp = C(K-1,m) B(m+2, K-m) = (m+1)/(K(K+1)) and
-∫ p b_i b_j dp = C(K-1,i) C(K-1,j) B(i+j+2, 2K-1-i-j).  p·Var_p is a polynomial of degree
-2K-1, so K-point Gauss–Legendre quadrature on [0, 1] is exact for it; the solver uses that
-sparse form (one cone block per node), ``v1_matrix`` is the dense closed form (both are tested).
-
-Numerics (why the programs stay accurate up to K = 1024)
---------------------------------------------------------
+The exchange (why the programs stay accurate up to K = 1024)
+------------------------------------------------------------
 E*_K ~ 1e-7 at K = 1024 while |c| ~ 10.  Each solve is for a correction δ around a reference
 table c_ref (the digamma table first, then the previous exchange iterate), bias rows are divided
 by the bias scale (the budget) so every constraint is O(1), variance cones by sqrt(V∞(plug-in)).
 Clarabel runs with explicit tolerances (``SOLVER_SETTINGS``); a status other than "optimal" is
-retried with relaxed settings (``_RETRY_SETTINGS``) and otherwise reported, never shipped.  The solver's answer is a
-candidate: e(p) and p·Var_p are re-evaluated on a fine grid (``evaluate``), local maxima above the
+retried with relaxed settings (``aqp_conic.RETRY_SETTINGS``) and otherwise reported, never
+shipped.  The solver's answer is a candidate: e(p) and p·Var_p are re-evaluated on a fine grid (``evaluate``), local maxima above the
 budget are refined and added to the grid (exchange), and the solver gets the budget tightened by
 ``TIGHTEN`` so the verified value meets the real budget.  The final acceptance for eta programs is
-the rigorous bound of ``aqpgen.certify.certify_beta``.
+the rigorous bound of ``aqpgen.numerics.certify.certify_beta``; the stored numbers are
+``aqpgen.numerics.metrics.table_metrics`` of the accepted table.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from aqpgen.errors import InfeasibleError
+from aqpgen.generators import minimax
+from aqpgen.generators.aqp_conic import PMF_CUTOFF, SOLVER_SETTINGS, solve_checked
+from aqpgen.generators.aqp_eval import Verified, evaluate, v1_matrix
+from aqpgen.generators.peers import plugin_table, reference_table
+from aqpgen.numerics.certify import certify_beta
+from aqpgen.numerics.grids import theta_grid
+from aqpgen.numerics.metrics import table_metrics, variance_sup
+from aqpgen.records import STATUS_OK, Check, KResult, as_K
+from aqpgen.targets import LOG, Target, parse_target, pow_kmin
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -69,6 +61,7 @@ __all__ = [
     "build_K",
     "evaluate",
     "frontier",
+    "plugin_constants",
     "solve_eta",
     "solve_rho",
     "target_name",
@@ -76,32 +69,10 @@ __all__ = [
     "verify_row",
 ]
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 
-#: Relative cutoff of the binomial rows fed to the solver (entries below cutoff·max are dropped).
-PMF_CUTOFF = 1e-30
 #: Relative tightening of the budget handed to the solver (verified value must meet the budget).
 TIGHTEN = 1e-3
-#: Clarabel settings, explicit.  Constraints are scaled to O(1), so tol_feas = 1e-6 means a bias
-#: violation of ~1e-6·budget, far below the ``TIGHTEN`` margin (1e-3), and the relative gap 1e-6
-#: bounds the objective's error; the exchange and the certificate accept or reject the candidate
-#: independently anyway.  Measured on the shipped grid: at 1e-7 the last interior-point steps
-#: often lose primal feasibility (residual 1e-8 -> 1e-3, Clarabel "InsufficientProgress" or
-#: "AlmostSolved") at scattered K (5 of 263 rows for rho1, 28 for rho2); at 1e-6 those solve.
-#: ``direct_solve_method="qdldl"``: on these KKT systems (thousands of bias rows coupled through
-#: the K table entries) Clarabel's default faer factorisation was measured 6–17× slower than QDLDL
-#: (K = 256: 4.15 s vs 0.24 s per solve; K = 1024 rho1: ~3 s with QDLDL).
-#: ``_RETRY_SETTINGS`` are tried in turn on failure; anything still not "optimal" is reported.
-SOLVER_SETTINGS = dict(tol_gap_abs=1e-6, tol_gap_rel=1e-6, tol_feas=1e-6, tol_ktratio=1e-4,
-                       max_iter=300, direct_solve_method="qdldl")
-_RETRY_SETTINGS = (
-    dict(SOLVER_SETTINGS, equilibrate_enable=False),
-    dict(tol_gap_abs=1e-6, tol_gap_rel=1e-6, tol_feas=1e-6, tol_ktratio=1e-4, max_iter=400,
-         static_regularization_constant=1e-7, iterative_refinement_max_iter=20,
-         direct_solve_method="qdldl"),
-)
-#: Refinement solves started from an "optimal_inaccurate" candidate before other retries.
-REFINE_STEPS = 2
 #: Relative slack of the certificate (β̄ <= (1 + CERT_SLACK)·β_lower); below ``TIGHTEN``.
 CERT_SLACK = 2e-4
 #: Smallest η attempted: below it the budget is within the tightening/rounding margin of E*_K.
@@ -133,12 +104,9 @@ class AQPResult:
         η or ρ.
     values : numpy.ndarray
         float64 table c_K[1..K] (``values[n-1]``); all NaN when ``status != "ok"``.
-    beta : float
-        max |e(p)| over the fine verification grid with refined local maxima (a lower bound).
-    beta_cert : float
-        Certified upper bound on β (``aqpgen.certify``); NaN if certification is unavailable.
-    V_inf, V1 : float
-        sup_p p·Var_p on the fine grid (refined maxima) and ∫ p·Var_p dp (exact quadrature).
+    beta, beta_cert, V_inf, V1 : float
+        ``aqpgen.numerics.metrics.table_metrics`` of the table (certificate slack
+        ``CERT_SLACK``): rigorous lower and upper bounds on β, sampled V∞, exact V1.
     budget : float
         (1+η)·E*_K for eta programs, ρ·V∞(plug-in) for rho programs.
     achieved : float
@@ -172,347 +140,30 @@ class AQPResult:
     iterations: int
     solver_status: str
     grid_size: int
-    status: str = "ok"
+    status: str = STATUS_OK
     info: dict = field(default_factory=dict)
-
-
-# ----------------------------------------------------------------------------------------------
-# binomial rows, grids, the fine-grid evaluator
-
-
-def _check_K(K) -> int:
-    if isinstance(K, bool) or int(K) != K or K < 2:
-        raise ValueError(f"K must be an integer >= 2, received {K!r}")
-    return int(K)
-
-
-def _pmf_dense(K: int, p: np.ndarray) -> np.ndarray:
-    """Dense (len(p), K) matrix of b_{K-1,m}(p) (scipy's binom.pmf, relative accuracy ~1e-15)."""
-    from scipy.stats import binom
-
-    m = np.arange(K)
-    return binom.pmf(m[None, :], K - 1, np.asarray(p, dtype=np.float64)[:, None])
-
-
-def _pmf_rows(K: int, p: np.ndarray, cutoff: float | None = None):
-    """Sparse CSR (len(p), K) of b_{K-1,m}(p), each row truncated to b_m >= cutoff·max b."""
-    import scipy.sparse as sp
-
-    cutoff = PMF_CUTOFF if cutoff is None else cutoff
-    rows = []
-    for start in range(0, len(p), 512):
-        B = _pmf_dense(K, p[start:start + 512])
-        B[B < cutoff * B.max(axis=1, keepdims=True)] = 0.0
-        rows.append(sp.csr_matrix(B))
-    return sp.vstack(rows, format="csr")
-
-
-def theta_grid(n: int) -> np.ndarray:
-    """p_j = sin²(π j / (2n)), j = 1..n: points clustered like 1/n² at both ends (p_n = 1)."""
-    j = np.arange(1, n + 1)
-    return np.sin(0.5 * np.pi * j / n) ** 2
-
-
-class _Eval:
-    """e(p) = p·(g_c(p) − log p) and p·Var_p(c) for many p, in float64.
-
-    g_c (degree K−1) and p·Var_p (degree 2K−1) are interpolated exactly at Chebyshev points of
-    [0, 1] from accurate pointwise values (binomial pmf, two-pass variance) and evaluated by
-    Clenshaw (numpy.polynomial.chebyshev), so a fine grid costs O(K) per point.  Absolute error
-    ~ 1e-14·max|c| (Lebesgue constant O(log K)), far below the budgets (>= 1e-7 at K <= 1024).
-    """
-
-    def __init__(self, values: np.ndarray):
-        from numpy.polynomial import chebyshev as C
-
-        c = np.asarray(values, dtype=np.float64)
-        K = len(c)
-        self.K = K
-        self._C = C
-
-        def g_at(x):
-            B = _pmf_dense(K, (1.0 + x) / 2.0)
-            return B @ c
-
-        def pvar_at(x):
-            p = (1.0 + x) / 2.0
-            B = _pmf_dense(K, p)
-            g = B @ c
-            return p * np.einsum("ij,ij->i", B, (c[None, :] - g[:, None]) ** 2)
-
-        self.cg = C.chebinterpolate(g_at, K - 1)
-        self.cv = C.chebinterpolate(pvar_at, 2 * K - 1)
-
-    def g(self, p):
-        return self._C.chebval(2.0 * np.asarray(p) - 1.0, self.cg)
-
-    def bias(self, p):
-        """e(p) = p·g(p) − p·log p (0 at p = 0)."""
-        p = np.asarray(p, dtype=np.float64)
-        from scipy.special import xlogy
-
-        return p * self.g(p) - xlogy(p, p)
-
-    def pvar(self, p):
-        return self._C.chebval(2.0 * np.asarray(p, dtype=np.float64) - 1.0, self.cv)
-
-
-def _refine_maxima(f, theta: np.ndarray, vals: np.ndarray, idx: np.ndarray, rounds: int = 3):
-    """Refine local maxima of |f(sin²θ)| found at theta[idx]; returns (θ*, |f|(θ*))."""
-    if len(idx) == 0:
-        return np.empty(0), np.empty(0)
-    h = theta[1] - theta[0]
-    centers = theta[idx].copy()
-    best = np.abs(vals[idx]).copy()
-    t = np.linspace(-1.0, 1.0, 33)
-    for _ in range(rounds):
-        T = np.clip(centers[:, None] + h * t[None, :], 0.0, 0.5 * np.pi)
-        F = np.abs(f(np.sin(T.ravel()) ** 2)).reshape(T.shape)
-        j = np.argmax(F, axis=1)
-        better = F[np.arange(len(j)), j] >= best
-        centers = np.where(better, T[np.arange(len(j)), j], centers)
-        best = np.maximum(best, F[np.arange(len(j)), j])
-        h = h / 16.0
-    return centers, best
-
-
-def _local_max_idx(a: np.ndarray) -> np.ndarray:
-    a = np.abs(a)
-    pad = np.concatenate(([-np.inf], a, [-np.inf]))
-    return np.nonzero((pad[1:-1] >= pad[:-2]) & (pad[1:-1] >= pad[2:]))[0]
-
-
-class Verified:
-    """Fine-grid verification of a table: β, V∞ (refined local maxima), V1 (exact quadrature),
-    and the maxima locations used by the exchange."""
-
-    def __init__(self, values: np.ndarray, n_fine: int | None = None):
-        K = len(values)
-        ev = _Eval(values)
-        n_fine = n_fine or max(4096, 16 * K)
-        theta = 0.5 * np.pi * np.arange(0, n_fine + 1) / n_fine
-        p = np.sin(theta) ** 2
-        e = ev.bias(p)
-        v = ev.pvar(p)
-        ie, iv = _local_max_idx(e), _local_max_idx(v)
-        self.theta_e, self.abs_e = _refine_maxima(ev.bias, theta, e, ie)
-        self.theta_v, self.val_v = _refine_maxima(ev.pvar, theta, v, iv)
-        self.beta = float(max(np.max(np.abs(e)), self.abs_e.max(initial=0.0)))
-        self.V_inf = float(max(np.max(v), self.val_v.max(initial=0.0)))
-        self.h = theta[1] - theta[0]
-        self.V1 = _v1_quadrature(values)
-
-    def points_above(self, which: str, level: float) -> np.ndarray:
-        """p of the refined maxima above ``level``, with two neighbours at ±h/4 in θ."""
-        th, val = (self.theta_e, self.abs_e) if which == "e" else (self.theta_v, self.val_v)
-        th = th[val > level]
-        th = np.concatenate([th, th - 0.25 * self.h, th + 0.25 * self.h])
-        return np.sin(np.clip(th, 1e-12, 0.5 * np.pi)) ** 2
-
-
-def evaluate(values) -> dict:
-    """Fine-grid measurement of a table: {"beta", "V_inf", "V1"} (float64, see ``Verified``)."""
-    v = Verified(np.asarray(values, dtype=np.float64))
-    return {"beta": v.beta, "V_inf": v.V_inf, "V1": v.V1}
-
-
-def _gauss01(n: int):
-    x, w = np.polynomial.legendre.leggauss(n)
-    return (x + 1.0) / 2.0, w / 2.0
-
-
-def _v1_quadrature(values: np.ndarray) -> float:
-    """V1 = ∫ p·Var_p dp by K-point Gauss–Legendre (exact: the integrand has degree 2K−1)."""
-    c = np.asarray(values, dtype=np.float64)
-    K = len(c)
-    p, w = _gauss01(K)
-    B = _pmf_dense(K, p)
-    g = B @ c
-    var = np.einsum("ij,ij->i", B, (c[None, :] - g[:, None]) ** 2)
-    return float(np.sum(w * p * var))
-
-
-def v1_matrix(K: int) -> np.ndarray:
-    """Dense matrix M with V1(c) = c^T M c (closed form, see module docstring).
-
-    .. math:: M = \\mathrm{diag}((m+1)/(K(K+1))) - G,\\quad
-              G_{ij} = C(K-1,i)\\,C(K-1,j)\\,B(i+j+2,\\,2K-1-i-j)
-
-    Possible issues: entries are computed through log-Gamma (relative error ~1e-13 at K = 1024);
-    M is positive semidefinite with the constant vector in its kernel (Var of a constant is 0).
-    """
-    from scipy.special import betaln, gammaln
-
-    K = _check_K(K)
-    m = np.arange(K)
-    lc = gammaln(K) - gammaln(m + 1) - gammaln(K - m)
-    S = m[:, None] + m[None, :]
-    G = np.exp(lc[:, None] + lc[None, :] + betaln(S + 2, 2 * K - 1 - S))
-    return np.diag((m + 1) / (K * (K + 1.0))) - G
 
 
 # ----------------------------------------------------------------------------------------------
 # reference tables and constants (peers, minimax)
 
 
-def _plugin(K: int) -> np.ndarray:
-    from aqpgen.generators.peers import peer_table
-
-    return np.asarray(peer_table("plugin", K), dtype=np.float64)
-
-
-def _digamma(K: int) -> np.ndarray:
-    from aqpgen.generators.peers import peer_table
-
-    return np.asarray(peer_table("digamma", K), dtype=np.float64)
-
-
-def _E_star(K: int, tables_dir=None) -> float:
-    """E*_K: from ``tables_dir/kl-minimax.h5`` when given (the build's output directory), else from
-    the table found by name (``minimax.E_star``), else solved."""
-    from aqpgen.generators.minimax import TABLE_NAME, E_star
-
+def _E_star(K: int, tables_dir=None, target: Target = LOG) -> float:
+    """E*_K: from the target's minimax table in ``tables_dir`` when given (the build's output
+    directory), else from the table found by name (``minimax.E_star``), else solved."""
     path = None
-    if tables_dir is not None and (Path(tables_dir) / f"{TABLE_NAME}.h5").is_file():
-        path = Path(tables_dir) / f"{TABLE_NAME}.h5"
-    return float(E_star(K, path=path))
+    name = minimax.table_name(target)
+    if tables_dir is not None and (Path(tables_dir) / f"{name}.h5").is_file():
+        path = Path(tables_dir) / f"{name}.h5"
+    return float(minimax.E_star(K, target=target, path=path))
 
 
-def _certify(values: np.ndarray):
+def _certify(values: np.ndarray, target: Target = LOG):
     """Rigorous enclosure of β (``aqpgen.certify.certify_beta``): the Certificate."""
-    from aqpgen.numerics.certify import certify_beta
+
 
     c = np.asarray(values, dtype=np.float64)
-    return certify_beta(len(c), c, rel_slack=CERT_SLACK)
-
-
-# ----------------------------------------------------------------------------------------------
-# the conic program
-
-
-def _cone_groups(lengths: np.ndarray, group: int = 64):
-    """Split cones (sorted by length) into groups of ``group``; each is padded to its max length."""
-    order = np.argsort(lengths, kind="stable")
-    return [order[i:i + group] for i in range(0, len(order), group)]
-
-
-def _solve_program(K, c_ref, p_bias, p_var, *, mode, bias_scale, var_scale, bias_bound=None,
-                   var_bound=None, objective="Vinf", settings=None):
-    """One conic solve for δ around ``c_ref``.
-
-    mode "eta": minimise V (``objective``) s.t. |e_i| <= bias_bound on p_bias.
-    mode "rho": minimise t s.t. |e_i| <= t on p_bias and p·Var <= var_bound on p_var.
-    Rows: bias (e_ref_i + p_i b_i^T δ)/bias_scale; cones sqrt(p_i b_im / var_scale)(c_m − g_i).
-    Returns (c, status, objective value).
-    """
-    import cvxpy as cp
-    import scipy.sparse as sp
-
-    Bb = _pmf_rows(K, p_bias)
-    e_ref = p_bias * (Bb @ c_ref) - p_bias * np.log(p_bias)
-    Ab = sp.diags(p_bias / bias_scale) @ Bb
-    rb = e_ref / bias_scale
-
-    # variance cones: points of the V∞ grid (and Gauss nodes for V1)
-    if mode == "eta" and objective == "V1":
-        pq, wq = _gauss01(K)
-        pv, wv = pq, wq * pq
-    else:
-        pv = p_var
-        wv = pv
-    Bv = _pmf_rows(K, pv).tocsr()
-    nv = len(pv)
-    nx = K + nv  # δ (K), then g_i − g_ref_i (nv)
-    x = cp.Variable(nx)
-    g_ref = Bv @ c_ref
-    # equality: gδ_i − b_i^T δ = 0
-    Aeq = sp.hstack([-Bv, sp.identity(nv, format="csr")], format="csr")
-    cons = [Aeq @ x == 0]
-    Abx = sp.hstack([Ab, sp.csr_matrix((len(p_bias), nv))], format="csr")
-    # cone rows
-    lengths = np.diff(Bv.indptr)
-    groups = _cone_groups(lengths)
-    cone_blocks = []
-    for grp in groups:
-        L = int(lengths[grp].max())
-        rows, cols, vals, rhs = [], [], [], np.zeros(L * len(grp))
-        for k, i in enumerate(grp):
-            lo, hi = Bv.indptr[i], Bv.indptr[i + 1]
-            ms = Bv.indices[lo:hi]
-            wts = np.sqrt(wv[i] * Bv.data[lo:hi] / var_scale)
-            r = k * L + np.arange(hi - lo)
-            rows += [r, r]
-            cols += [ms, np.full(hi - lo, K + i)]
-            vals += [wts, -wts]
-            rhs[r] = wts * (c_ref[ms] - g_ref[i])
-        A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                          shape=(L * len(grp), nx))
-        cone_blocks.append((A, rhs, L, len(grp)))
-
-    if mode == "eta":
-        cons += [Abx @ x + rb <= bias_bound, -(Abx @ x + rb) <= bias_bound]
-        if objective == "V1":
-            obj = sum(cp.sum_squares(A @ x + r) for A, r, _, _ in cone_blocks)
-        else:
-            s = cp.Variable()
-            for A, r, L, n in cone_blocks:
-                X = cp.reshape(A @ x + r, (L, n), order="F")
-                cons.append(cp.SOC(s * np.ones(n), X, axis=0))
-            obj = s
-    else:
-        t = cp.Variable()
-        cons += [Abx @ x + rb <= t, -(Abx @ x + rb) <= t]
-        sb = math.sqrt(var_bound)
-        for A, r, L, n in cone_blocks:
-            X = cp.reshape(A @ x + r, (L, n), order="F")
-            cons.append(cp.SOC(sb * np.ones(n), X, axis=0))
-        obj = t
-    prob = cp.Problem(cp.Minimize(obj), cons)
-    opts = dict(SOLVER_SETTINGS if settings is None else settings)
-    try:
-        with warnings.catch_warnings():  # the status is checked below; no stray warnings
-            warnings.simplefilter("ignore", UserWarning)
-            prob.solve(solver=cp.CLARABEL, **opts)
-    except cp.error.SolverError as exc:  # numerical failure inside the solver
-        return None, f"solver_error: {exc}", float("nan")
-    if x.value is None:
-        return None, str(prob.status), float("nan")
-    return c_ref + x.value[:K], str(prob.status), float(prob.value)
-
-
-def _solve_checked(*args, alt_var_scale=None, **kw):
-    """``_solve_program``, refined or retried on a non-optimal status; only "optimal" is returned.
-
-    An "optimal_inaccurate" candidate is first *refined*: it becomes the reference table of a new
-    correction solve (the correction is then small and the scaled rows well conditioned), up to
-    ``REFINE_STEPS`` times.  Then the solve is retried with ``_RETRY_SETTINGS`` and with the
-    variance cones rescaled by ``alt_var_scale`` (the variance reached so far).  The inaccurate
-    candidate itself is never returned.
-    """
-    c, status, val = _solve_program(*args, **kw)
-    if status == "optimal":
-        return c, status, val
-    if status in ("infeasible", "infeasible_inaccurate"):
-        return None, status, val
-    tried = [status.split(":")[0]]
-    K, _, p_bias, p_var = args
-    for _ in range(REFINE_STEPS):
-        if c is None or not np.all(np.isfinite(c)):
-            break
-        c, status, val2 = _solve_program(K, c, p_bias, p_var, **kw)
-        if status == "optimal":
-            return c, status, val2
-        tried.append("refined " + status.split(":")[0])
-    attempts = [dict(settings=st) for st in _RETRY_SETTINGS]
-    if alt_var_scale is not None and alt_var_scale != kw.get("var_scale"):
-        attempts += [dict(var_scale=alt_var_scale, settings=st)
-                     for st in (SOLVER_SETTINGS,) + _RETRY_SETTINGS]
-    for extra in attempts:
-        c2, status2, val2 = _solve_program(*args, **{**kw, **extra})
-        if status2 == "optimal":
-            return c2, status2, val2
-        tried.append(status2.split(":")[0])
-    return None, " / ".join(tried), val
+    return certify_beta(len(c), c, target=target, rel_slack=CERT_SLACK)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -527,29 +178,25 @@ def _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, it,
                      solver_status, int(grid), status, dict(info or {}))
 
 
-def _plugin_constants(K: int):
+def plugin_constants(K: int, target: Target = LOG):
     """(V∞, β) of the plug-in table: ``metrics.variance_sup`` (the reference the audit uses) and
     the rigorous lower end of its β enclosure (so "β below the plug-in's" is proved)."""
-    from aqpgen.numerics.metrics import variance_sup
-
-    c = _plugin(K)
-    return float(variance_sup(c, K)), float(_certify(c).beta_lower)
-
-
-def _final_numbers(c: np.ndarray, ver: Verified):
-    """(β, Certificate, V∞, V1) of an accepted candidate: V∞ is the larger of this module's
-    refined-maxima value and ``metrics.variance_sup``; V1 from ``metrics.variance_mean``."""
-    from aqpgen.numerics.metrics import variance_mean, variance_sup
-
-    K = len(c)
-    cert = _certify(c)
-    V_inf = max(ver.V_inf, float(variance_sup(c, K)))
-    return max(ver.beta, cert.beta_lower), cert, V_inf, float(variance_mean(c, K))
+    target = parse_target(target)
+    c = plugin_table(K, target)
+    return float(variance_sup(c, K)), float(_certify(c, target).beta_lower)
 
 
-def solve_eta(K: int, eta: float, objective: str = "Vinf", *, E_star: float | None = None,
-              c_ref=None, max_rounds: int = MAX_ROUNDS) -> AQPResult:
-    """Minimise V(c) subject to β(c) <= (1+η)·E*_K (SPEC §2, program 2).
+def _final_numbers(c: np.ndarray, ver: Verified, target: Target):
+    """(metrics, V∞ for acceptance) of a candidate.  The metrics are the stored numbers
+    (``metrics.table_metrics`` with the certificate's slack ``CERT_SLACK``); the exchange accepts
+    on the larger of its own refined fine-grid V∞ and the metric's (conservative)."""
+    m = table_metrics(len(c), c, target=target, rel_slack=CERT_SLACK)
+    return m, max(ver.V_inf, m["V_inf"])
+
+
+def solve_eta(K: int, eta: float, objective: str = "Vinf", *, target: Target = LOG,
+              E_star: float | None = None, c_ref=None, max_rounds: int = MAX_ROUNDS) -> AQPResult:
+    """Minimise V(c) subject to β(c) <= (1+η)·E*_K (docs/MATH.md §5).
 
     Parameters
     ----------
@@ -559,6 +206,8 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, E_star: float | No
         Bias slack η >= 0 (η = 0 is the minimax table itself, up to solver accuracy).
     objective : {"Vinf", "V1"}
         V∞ = sup p·Var_p (default) or V1 = ∫ p·Var_p dp.
+    target : Target or str
+        The target g (default log p).
     E_star : float, optional
         E*_K; default ``aqpgen.minimax.E_star(K)``.
     c_ref : array, optional
@@ -590,7 +239,8 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, E_star: float | No
     is not used.  At such variances the tables would be useless for training; prefer the rho
     presets at large K.
     """
-    K = _check_K(K)
+    K = as_K(K, minimum=2)
+    target = parse_target(target)
     if objective not in ("Vinf", "V1"):
         raise ValueError(f"objective must be 'Vinf' or 'V1', received {objective!r}")
     eta = float(eta)
@@ -599,7 +249,7 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, E_star: float | No
     if eta < 0:
         raise InfeasibleError(f"eta must be >= 0: the budget (1+eta)*E*_K = {1 + eta}*E*_K is below "
                               f"the minimax error E*_K, so no table meets it (received eta={eta})")
-    Es = float(E_star) if E_star is not None else _E_star(K)
+    Es = float(E_star) if E_star is not None else _E_star(K, target=target)
     budget = (1.0 + eta) * Es
     if eta < ETA_MIN:
         # β <= E*_K has exactly one solution, the minimax table (Haar uniqueness); the solver's
@@ -608,16 +258,16 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, E_star: float | No
                            "not run", 0,
                            f"infeasible in float64: for eta={eta} < {ETA_MIN} the budget "
                            f"(1+eta)*E*_K leaves no room for the solver's tightening and rounding; "
-                           f"eta = 0 is the minimax table itself (table kl-minimax)")
-    V_pl, beta_pl = _plugin_constants(K)
-    c = np.asarray(_digamma(K) if c_ref is None else c_ref, dtype=np.float64)
+                           f"eta = 0 is the minimax table itself (table {minimax.table_name(target)})")
+    V_pl, beta_pl = plugin_constants(K, target)
+    c = np.asarray(reference_table(K, target) if c_ref is None else c_ref, dtype=np.float64)
     return _exchange(K, "eta", objective, eta, c, budget=budget, E_star=Es, V_pl=V_pl,
-                     beta_pl=beta_pl, max_rounds=max_rounds)
+                     beta_pl=beta_pl, max_rounds=max_rounds, target=target)
 
 
-def solve_rho(K: int, rho: float, *, E_star: float | None = None, c_ref=None,
-              max_rounds: int = MAX_ROUNDS) -> AQPResult:
-    """Minimise β(c) subject to V∞(c) <= ρ·V∞(plug-in at K) (SPEC §2, complementary program).
+def solve_rho(K: int, rho: float, *, target: Target = LOG, E_star: float | None = None,
+              c_ref=None, max_rounds: int = MAX_ROUNDS) -> AQPResult:
+    """Minimise β(c) subject to V∞(c) <= ρ·V∞(plug-in at K) (docs/MATH.md §5).
 
     ``status == "ok"`` iff every solve was "optimal", V∞ verified on the fine grid is <= ρ·V∞(plug-in)
     and β is below the plug-in's β.  ``E_star`` (default ``aqpgen.minimax.E_star``) only feeds the
@@ -628,20 +278,22 @@ def solve_rho(K: int, rho: float, *, E_star: float | None = None, c_ref=None,
     InfeasibleError
         If ρ <= 0 (only a constant table has V∞ = 0, and its β is not below the plug-in's).
     """
-    K = _check_K(K)
+    K = as_K(K, minimum=2)
+    target = parse_target(target)
     rho = float(rho)
     if not math.isfinite(rho):
         raise ValueError(f"rho must be finite, received {rho!r}")
     if rho <= 0:
         raise InfeasibleError(f"rho must be > 0 (received rho={rho})")
-    Es = float(E_star) if E_star is not None else _E_star(K)
-    V_pl, beta_pl = _plugin_constants(K)
-    c = np.asarray(_plugin(K) if c_ref is None else c_ref, dtype=np.float64)
+    Es = float(E_star) if E_star is not None else _E_star(K, target=target)
+    V_pl, beta_pl = plugin_constants(K, target)
+    c = np.asarray(plugin_table(K, target) if c_ref is None else c_ref, dtype=np.float64)
     return _exchange(K, "rho", "beta", rho, c, budget=rho * V_pl, E_star=Es, V_pl=V_pl,
-                     beta_pl=beta_pl, max_rounds=max_rounds)
+                     beta_pl=beta_pl, max_rounds=max_rounds, target=target)
 
 
-def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl, max_rounds) -> AQPResult:
+def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl, max_rounds,
+              target) -> AQPResult:
     p_bias = theta_grid(2 * K + 8)
     p_var = theta_grid(K + 8)
     tighten = TIGHTEN
@@ -652,14 +304,14 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
     for it in range(1, max_rounds + 1):
         grid = len(p_bias) + len(p_var)
         if program == "eta":
-            c_new, status, _ = _solve_checked(
+            c_new, status, _ = solve_checked(
                 K, c, p_bias, p_var, mode="eta", objective=objective, bias_scale=bias_scale,
                 var_scale=V_pl, alt_var_scale=var_scale,
-                bias_bound=budget * (1.0 - tighten) / bias_scale)
+                bias_bound=budget * (1.0 - tighten) / bias_scale, target=target)
         else:
-            c_new, status, t_opt = _solve_checked(
+            c_new, status, t_opt = solve_checked(
                 K, c, p_bias, p_var, mode="rho", bias_scale=bias_scale, var_scale=V_pl,
-                var_bound=budget * (1.0 - tighten) / V_pl)
+                var_bound=budget * (1.0 - tighten) / V_pl, target=target)
             beta_grid = t_opt * bias_scale
         if c_new is None:
             if status.startswith("infeasible"):
@@ -674,7 +326,7 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
             return _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, it,
                                status, grid, why, {"history": history})
         c = c_new
-        ver = Verified(c)
+        ver = Verified(c, target=target)
         history.append((ver.beta, ver.V_inf))
         if program == "eta":
             # scale the variance cones by the variance actually reached (objective O(1))
@@ -697,21 +349,23 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
             if not rho_ok or (ver.beta > beta_grid * (1.0 + 2e-3) and it < max_rounds // 2):
                 p_bias = np.concatenate([p_bias, ver.points_above("e", beta_grid)])
                 continue
-        beta, cert, V_inf, V1 = _final_numbers(c, ver)
-        if program == "eta" and not cert.beta_upper <= budget:
+        m, V_acc = _final_numbers(c, ver, target)
+        beta_up = m["beta_cert"]
+        if program == "eta" and not beta_up <= budget:
             # the certified bound exceeds the budget: tighten what the solver sees and retry
-            tighten = min(0.05, tighten + cert.beta_upper / budget - 1.0 + 0.5 * TIGHTEN)
+            tighten = min(0.05, tighten + beta_up / budget - 1.0 + 0.5 * TIGHTEN)
             p_bias = np.concatenate([p_bias, ver.points_above("e", budget * (1.0 - tighten))])
             continue
-        if program == "rho" and not (V_inf <= budget and cert.beta_upper < beta_pl):
-            tighten = min(0.05, tighten + max(V_inf / budget - 1.0, 0.0) + 0.5 * TIGHTEN)
+        if program == "rho" and not (V_acc <= budget and beta_up < beta_pl):
+            tighten = min(0.05, tighten + max(V_acc / budget - 1.0, 0.0) + 0.5 * TIGHTEN)
             p_var = np.concatenate([p_var, ver.points_above("v", budget * (1.0 - tighten))])
             continue
+        beta, V_inf = m["beta"], m["V_inf"]
         achieved = beta / E_star - 1.0 if program == "eta" else V_inf / V_pl
-        return AQPResult(K, program, objective, float(param), c, beta, cert.beta_upper, V_inf, V1,
+        return AQPResult(K, program, objective, float(param), c, beta, beta_up, V_inf, m["V1"],
                          float(budget), float(achieved), float(E_star), float(V_pl),
-                         float(beta_pl), it, status, grid, "ok",
-                         {"history": history, "tighten": tighten, "cert_ratio": cert.ratio})
+                         float(beta_pl), it, status, grid, STATUS_OK,
+                         {"history": history, "tighten": tighten, "cert_ratio": beta_up / beta})
     return _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, max_rounds,
                        status, len(p_bias) + len(p_var),
                        f"out of numerical reach: exchange did not meet the budget in {max_rounds} "
@@ -719,19 +373,21 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
                        {"history": history})
 
 
-def frontier(K: int, etas=None, rhos=None, *, objective: str = "Vinf",
+def frontier(K: int, etas=None, rhos=None, *, objective: str = "Vinf", target: Target = LOG,
              E_star: float | None = None) -> list[AQPResult]:
     """Sweep the bias–variance frontier at one K: one ``AQPResult`` per η (``solve_eta``) or per
     ρ (``solve_rho``), in the order given.  Default: η in ``DEFAULT_ETAS``.  Points that fail keep
     their ``status`` (NaN numbers); nothing is dropped.
     """
-    K = _check_K(K)
+    K = as_K(K, minimum=2)
     if etas is not None and rhos is not None:
         raise ValueError("give either etas or rhos, not both")
-    Es = float(E_star) if E_star is not None else _E_star(K)
+    target = parse_target(target)
+    Es = float(E_star) if E_star is not None else _E_star(K, target=target)
     if rhos is not None:
-        return [solve_rho(K, r, E_star=Es) for r in rhos]
-    return [solve_eta(K, e, objective, E_star=Es) for e in (DEFAULT_ETAS if etas is None else etas)]
+        return [solve_rho(K, r, target=target, E_star=Es) for r in rhos]
+    return [solve_eta(K, e, objective, target=target, E_star=Es)
+            for e in (DEFAULT_ETAS if etas is None else etas)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -739,25 +395,31 @@ def frontier(K: int, etas=None, rhos=None, *, objective: str = "Vinf",
 
 
 def target_name(params) -> str:
-    """The target of every AQP table: ``"log p"``."""
-    _check_params(params)
-    return "log p"
+    """The target of the table: ``"log p"`` unless ``params["target"]`` names another."""
+    return _check_params(params)["target"].name
+
+
+def kmin(params) -> int:
+    """Smallest K of the standard grid of a family "pow" table: ``aqpgen.targets.pow_kmin``."""
+    return pow_kmin(params)
 
 
 def _check_params(params) -> dict:
-    """Validate {"eta": η, "objective": "Vinf"|"V1"} or {"rho": ρ}; returns a normalised copy."""
+    """Validate {"eta": η, "objective": "Vinf"|"V1"} or {"rho": ρ}, each with an optional
+    "target" ("log" when absent); returns a normalised copy with a Target under "target"."""
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict, received {type(params).__name__}")
-    keys = set(params)
+    keys = set(params) - {"target"}
+    target = parse_target(params.get("target", LOG))
     if keys <= {"eta", "objective"} and "eta" in keys:
         obj = params.get("objective", "Vinf")
         if obj not in ("Vinf", "V1"):
             raise ValueError(f"params['objective'] must be 'Vinf' or 'V1', received {obj!r}")
-        return {"eta": float(params["eta"]), "objective": obj}
+        return {"eta": float(params["eta"]), "objective": obj, "target": target}
     if keys == {"rho"}:
-        return {"rho": float(params["rho"])}
-    raise ValueError("AQP params must be {'eta': η[, 'objective': 'Vinf'|'V1']} or {'rho': ρ}, "
-                     f"received {params!r}")
+        return {"rho": float(params["rho"]), "target": target}
+    raise ValueError("AQP params must be {'eta': η[, 'objective': 'Vinf'|'V1']} or {'rho': ρ} "
+                     f"(each with an optional 'target'), received {params!r}")
 
 
 def _solver_info(r: AQPResult) -> dict:
@@ -777,14 +439,13 @@ def build_K(K: int, params: dict, *, tables_dir=None):
     Metrics: ``E_star``, ``beta``, ``beta_cert``, ``V_inf``, ``V1``, ``max_abs_c``, ``iterations``
     and ``eta_budget``/``eta_achieved`` or ``rho_budget``/``rho_achieved``.
     """
-    from aqpgen.records import KResult
-
-    K = _check_K(K)
+    K = as_K(K, minimum=2)
     prm = _check_params(params)
     try:
-        E = _E_star(K, tables_dir)
-        r = (solve_eta(K, prm["eta"], prm["objective"], E_star=E) if "eta" in prm
-             else solve_rho(K, prm["rho"], E_star=E))
+        tg = prm["target"]
+        E = _E_star(K, tables_dir, tg)
+        r = (solve_eta(K, prm["eta"], prm["objective"], target=tg, E_star=E) if "eta" in prm
+             else solve_rho(K, prm["rho"], target=tg, E_star=E))
     except InfeasibleError as exc:
         nan = float("nan")
         r = _nan_result(K, "eta" if "eta" in prm else "rho", prm.get("objective", "beta"),
@@ -811,11 +472,8 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
     ``aqp.rho_budget`` -- (rho presets) V∞ recomputed by ``aqpgen.metrics.variance_sup`` <=
                           ρ·V∞(plug-in) (same routine), and β̄ < the plug-in's β lower bound.
     """
-    from aqpgen.numerics.metrics import variance_sup
-    from aqpgen.records import Check
-
     try:
-        K = _check_K(K)
+        K = as_K(K, minimum=2)
         prm = _check_params(params)
     except (TypeError, ValueError) as exc:
         return [Check("aqp.params", False, str(exc), None)]
@@ -823,7 +481,7 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
     if v.shape != (K,) or not np.all(np.isfinite(v)):
         return [Check("aqp.values", False, f"expected {K} finite float64 values", K)]
     metrics = dict(metrics or {})
-    cert = _certify(v)
+    cert = _certify(v, prm["target"])
     stored = float(metrics.get("beta", math.nan))
     ok = cert.beta_upper >= stored * (1 - 1e-12) and cert.beta_upper <= 1.01 * cert.beta_lower
     checks = [Check("aqp.beta_cert", bool(ok),
@@ -831,13 +489,13 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
                     f"beta {stored:.10e}, stored beta_cert {metrics.get('beta_cert', math.nan):.10e}",
                     K)]
     if "eta" in prm:
-        Es = _E_star(K)
+        Es = _E_star(K, target=prm["target"])
         budget = (1.0 + prm["eta"]) * Es
         checks.append(Check("aqp.eta_budget", bool(cert.beta_upper <= budget),
                             f"certified beta {cert.beta_upper:.10e} <= (1+{prm['eta']:g})*E*_K = "
                             f"{budget:.10e}", K))
     else:
-        V_pl, beta_pl = _plugin_constants(K)
+        V_pl, beta_pl = plugin_constants(K, prm["target"])
         V = float(variance_sup(v, K))
         ok = V <= prm["rho"] * V_pl and cert.beta_upper < beta_pl
         checks.append(Check("aqp.rho_budget", bool(ok),

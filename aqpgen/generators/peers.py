@@ -28,7 +28,8 @@ jackknife  the delete-one jackknife of the plug-in over the K-1 *other* samples 
            1956, Efron & Stein 1981).  K = 2 gives theta_J = theta (the plug-in); K = 1 has nothing
            to delete and returns the plug-in table [0].
 
-The transcendental tables are evaluated with 40-digit mpmath and rounded once to float64; the
+The transcendental tables are evaluated in mpmath at ``work_prec()`` bits (128) and rounded once
+to float64; the
 digamma table is summed exactly in rationals and rounded once.
 """
 
@@ -39,26 +40,21 @@ from functools import cache
 
 import numpy as np
 
-__all__ = ["PEERS", "PEER_TARGET", "digamma_table_exact", "peer_table"]
+from aqpgen.numerics.precision import mp_prec, work_prec
+from aqpgen.records import as_K
+from aqpgen.targets import LOG, Target, parse_target
+
+__all__ = ["PEERS", "PEER_TARGET", "digamma_table_exact", "peer_table", "plugin_table",
+           "reference_table"]
 
 PEERS = ("plugin", "digamma", "laplace", "jackknife")
 PEER_TARGET = "log p"
 
-_DPS = 40  # working digits of the transcendental tables (rounded once to float64)
-
-
-def _check_K(K) -> int:
-    if isinstance(K, (bool, np.bool_)) or int(K) != K:
-        raise TypeError(f"K must be an integer, received {K!r}")
-    K = int(K)
-    if K < 1:
-        raise ValueError(f"K must be >= 1, received {K}")
-    return K
 
 
 def digamma_table_exact(K) -> list[Fraction]:
     """c_K[n] = psi(n) - psi(K) = -sum_{j=n}^{K-1} 1/j as exact Fractions, n = 1..K."""
-    K = _check_K(K)
+    K = as_K(K)
     out = [Fraction(0)] * K
     acc = Fraction(0)
     for n in range(K - 1, 0, -1):
@@ -71,9 +67,7 @@ def digamma_table_exact(K) -> list[Fraction]:
 def _peer_table_cached(name: str, K: int) -> tuple[float, ...]:
     if name == "digamma":
         return tuple(float(x) for x in digamma_table_exact(K))
-    import mpmath as mp
-
-    with mp.workdps(_DPS):
+    with mp_prec(work_prec()) as mp:
         if name == "plugin":
             vals = [mp.log(mp.mpf(n) / K) for n in range(1, K + 1)]
         elif name == "laplace":
@@ -112,5 +106,24 @@ def peer_table(name: str, K) -> np.ndarray:
     """
     if name not in PEERS:
         raise ValueError(f"name must be one of {PEERS}, received {name!r}")
-    K = _check_K(K)
+    K = as_K(K)
     return np.array(_peer_table_cached(name, K), dtype=np.float64)
+
+
+def plugin_table(K, target: Target = LOG) -> np.ndarray:
+    """The plug-in table g(n/K) of a target: ``peer_table("plugin", K)`` (correctly rounded) for
+    log p, ``target.plugin(K)`` otherwise.  The reference of the AQP rho programs."""
+    target = parse_target(target)
+    if target == LOG:
+        return peer_table("plugin", K)
+    return np.asarray(target.plugin(as_K(K)), dtype=np.float64)
+
+
+def reference_table(K, target: Target = LOG) -> np.ndarray:
+    """The best classical table of a target, the starting point of the AQP eta programs: the
+    digamma table for log p (exactly unbiased for the degree-(K-1) truncation of log p), the
+    plug-in table for other targets."""
+    target = parse_target(target)
+    if target == LOG:
+        return peer_table("digamma", K)
+    return plugin_table(K, target)

@@ -6,7 +6,7 @@ For the target p^m and batch size K the falling-factorial table
 
     c_K[n] = \\frac{(n-1)_m}{(K-1)_m}, \\qquad (x)_m = x (x-1) \\cdots (x-m+1),
 
-is exactly unbiased for every m <= K-1 (SPEC §2): with n-1 ~ Binomial(K-1, p),
+is exactly unbiased for every m <= K-1 (docs/MATH.md §2): with n-1 ~ Binomial(K-1, p),
 E[(n-1)_m] = (K-1)_m p^m (the m-th factorial moment of the binomial). Any polynomial reward
 sum_i a_i p^i of degree <= K-1 follows by linearity.  Every number here is an exact rational
 (:class:`fractions.Fraction`); float64 values are obtained by correctly rounded conversion.
@@ -39,8 +39,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from aqpgen.numerics.bernstein import binom_pmf
-from aqpgen.records import Check, KResult
+from aqpgen.numerics.metrics import variance_mean, variance_sup
+from aqpgen.records import Check, KResult, as_K
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -56,20 +56,11 @@ __all__ = [
 ]
 
 #: Bump when build_K's output for the same inputs changes.
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 
-#: Uniform p-grid size for the sampled V_inf, and the size of the local refinement grid.
-_VINF_GRID = 2049
-_VINF_REFINE = 257
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_K(K) -> int:
-    if isinstance(K, bool) or not isinstance(K, numbers.Integral) or K < 1:
-        raise ValueError(f"K must be a positive integer, received {K!r}")
-    return int(K)
-
-
 def _check_m(m) -> int:
     if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 0:
         raise ValueError(f"m must be a non-negative integer, received {m!r}")
@@ -219,10 +210,10 @@ def ustat_table_exact(m: int, K: int) -> list[Fraction]:
     ------
     ValueError
         If m > K-1: then no unbiased table exists, since every table's mean is a polynomial of
-        degree <= K-1 (SPEC §1).
+        degree <= K-1 (docs/MATH.md §1).
     """
     m = _check_m(m)
-    K = _check_K(K)
+    K = as_K(K)
     if m > K - 1:
         raise ValueError(
             f"no unbiased table exists for p^m with K samples: m={m}, K={K} (need m <= K-1)"
@@ -252,7 +243,7 @@ def poly_table_exact(coeffs, K: int) -> list[Fraction]:
     ValueError
         If the degree (highest non-zero coefficient) exceeds K-1.
     """
-    K = _check_K(K)
+    K = as_K(K)
     a = _parse_coeffs(coeffs)
     d = _degree(a)
     if d > K - 1:
@@ -296,7 +287,7 @@ def _differences_at_zero(N: Sequence[int]) -> list[int]:
 
 def _mean_poly_scaled(values, K: int) -> tuple[list[int], int]:
     """Integers A_j and denominator D with g_c(p) = sum_j (A_j / D) p^j (not reduced)."""
-    K = _check_K(K)
+    K = as_K(K)
     vals = [_exact_value(v, f"values[{i}]") for i, v in enumerate(values)]
     if len(vals) != K:
         raise ValueError(f"values must have K={K} entries, received {len(vals)}")
@@ -356,38 +347,6 @@ def verify_exact(values, coeffs, K: int) -> bool:
     return True
 
 
-# ----------------------------------------------------------------------------- metrics
-def _p_var(values: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """p · Var_p(c[n]) in float64, as p · sum_m b(p) (c - g)^2 (no cancellation)."""
-    b = binom_pmf(len(values) - 1, p)
-    g = b @ values
-    return p * np.einsum("ij,ij->i", b, (values[None, :] - g[:, None]) ** 2)
-
-
-def _v_inf(values: np.ndarray) -> float:
-    """sup_p p·Var_p sampled on a uniform grid, refined around the best grid point (a lower bound)."""
-    p = np.linspace(0.0, 1.0, _VINF_GRID)
-    f = _p_var(values, p)
-    i = int(np.argmax(f))
-    lo, hi = p[max(i - 1, 0)], p[min(i + 1, len(p) - 1)]
-    f2 = _p_var(values, np.linspace(lo, hi, _VINF_REFINE))
-    return float(max(f.max(), f2.max()))
-
-
-def _v1_exact(table: Sequence[Fraction], target: Sequence[Fraction], K: int) -> Fraction:
-    """V1 = ∫_0^1 p Var_p dp exactly, for an exactly unbiased table.
-
-    Uses p·b_{K-1,m}(p) = ((m+1)/K) b_{K,m+1}(p) and ∫_0^1 b_{K,j} = 1/(K+1), so
-    ∫ p E_p[c[n]^2] dp = sum_n n c[n]^2 / (K (K+1)); and ∫ p g(p)^2 dp = sum_{i,j} a_i a_j/(i+j+2).
-    """
-    N, D = _common_denominator(list(table))
-    second = Fraction(sum(n * Nn * Nn for n, Nn in enumerate(N, start=1)), D * D * K * (K + 1))
-    a = list(target)
-    mean_sq = sum((a[i] * a[j] / (i + j + 2) for i in range(len(a)) for j in range(len(a))
-                   if a[i] and a[j]), Fraction(0))
-    return second - mean_sq
-
-
 def _round_up(x: Fraction) -> float:
     """The smallest float64 >= x (x >= 0)."""
     f = float(x)
@@ -418,15 +377,15 @@ def build_K(K: int, params: Mapping, *, tables_dir=None) -> KResult:
         ``"a/b"`` strings; metrics ``exact`` (1.0: the rational table's mean polynomial was
         verified equal to the target in exact arithmetic), ``err_f64`` (max_n |float − exact|,
         rounded up; bounds sup_p |g_float(p) − target(p)| since the Bernstein weights are
-        non-negative and sum to 1), ``max_abs_c``, ``V_inf`` (sampled, float64), ``V1`` (exact
-        rational rounded to float64).
+        non-negative and sum to 1), ``max_abs_c``, ``V_inf`` and ``V1`` (exact rational rounded
+        to float64) from ``aqpgen.numerics.metrics`` (``variance_sup``, ``variance_mean``).
 
     Raises
     ------
     ValueError
         For m > K-1 (or degree > K-1) and malformed params.
     """
-    K = _check_K(K)
+    K = as_K(K)
     coeffs = target_coeffs(params)
     if set(params) == {"m"}:
         table = ustat_table_exact(int(params["m"]), K)
@@ -440,13 +399,14 @@ def build_K(K: int, params: Mapping, *, tables_dir=None) -> KResult:
         "exact": 1.0,
         "err_f64": _round_up(err),
         "max_abs_c": float(np.max(np.abs(values))),
-        "V_inf": _v_inf(values),
-        "V1": float(_v1_exact(table, coeffs, K)),
     }
+    strings = tuple(_hp_string(c) for c in table)
+    metrics["V_inf"] = variance_sup(values, K)
+    metrics["V1"] = variance_mean(values, K, values_hp=strings)
     return KResult(
         K=K,
         values=values,
-        values_hp=tuple(_hp_string(c) for c in table),
+        values_hp=strings,
         metrics=metrics,
         status="ok",
         solver={"method": "ustat", "arithmetic": "exact rational", "target": target_name(params)},

@@ -20,6 +20,9 @@ to_chebyshev_arb(values, prec) -- the same as arb balls at ``prec`` bits.
 to_chebyshev_f64(values)    -- correctly rounded float64 coefficients and their error bound.
 mean_poly_cheb(cheb, p)     -- P(p) = sum_j a_j T_j(2p - 1) by Clenshaw's recurrence (float64).
 from_chebyshev_exact(cheb)  -- the exact table whose P has the given Chebyshev coefficients.
+cheb_to_bernstein(cheb, prec) -- Bernstein coefficients of Q(p) = sum_{j<K} a_j T_j(2p-1) (degree
+                               K-1, the mean g_c itself, not P = p g_c) as arb balls: the minimax
+                               table's conversion.
 
 Two kinds of tables
 -------------------
@@ -52,10 +55,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from aqpgen.numerics.precision import flint_prec
+from aqpgen.numerics.precision import flint_prec, mp_prec, work_prec
+from aqpgen.records import as_K
 
 __all__ = [
+    "as_p",
     "binom_pmf",
+    "cheb_to_bernstein",
     "exact_values",
     "from_chebyshev_exact",
     "mean_poly",
@@ -71,16 +77,7 @@ __all__ = [
 _CHUNK_ROWS = 4096
 
 
-def _as_K(N, name: str = "N", minimum: int = 0) -> int:
-    if isinstance(N, (bool, np.bool_)) or int(N) != N:
-        raise TypeError(f"{name} must be an integer, received {N!r}")
-    N = int(N)
-    if N < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, received {N}")
-    return N
-
-
-def _as_p(p) -> np.ndarray:
+def as_p(p) -> np.ndarray:
     arr = np.atleast_1d(np.asarray(p, dtype=np.float64))
     if arr.ndim != 1:
         raise ValueError(f"p must be a scalar or a 1-d array, received shape {arr.shape}")
@@ -102,11 +99,9 @@ def _as_values(values, name: str = "values") -> np.ndarray:
 
 @lru_cache(maxsize=128)
 def _log_binom(N: int) -> np.ndarray:
-    """log binom(N, m), m = 0..N, correctly rounded (computed with 40 digits)."""
-    import mpmath as mp
-
+    """log binom(N, m), m = 0..N, correctly rounded (computed at ``work_prec()`` bits)."""
     out = np.empty(N + 1)
-    with mp.workdps(40):
+    with mp_prec(work_prec()) as mp:
         lf = [mp.mpf(0)] * (N + 1)
         acc = mp.mpf(0)
         for n in range(1, N + 1):
@@ -118,7 +113,7 @@ def _log_binom(N: int) -> np.ndarray:
     return out
 
 
-def binom_pmf(N, p) -> np.ndarray:
+def binom_pmf(N, p, *, method: str = "logspace") -> np.ndarray:
     """Binomial probabilities b_{N,m}(p) = C(N,m) p^m (1-p)^(N-m) for all m = 0..N.
 
     Parameters
@@ -127,6 +122,12 @@ def binom_pmf(N, p) -> np.ndarray:
         Number of trials, N >= 0 (for a table of size K, N = K - 1).
     p : float or 1-d array_like
         Probabilities in [0, 1] (0 and 1 included).
+    method : {"logspace", "boost"}
+        "logspace" (default; the metrics): see Notes.  "boost": ``scipy.stats.binom.pmf``
+        (Boost's binomial density, a few ulp; ~7x slower), the numbers the AQP programs are
+        solved with.  Both are kept because the shipped tables pin their bits: the AQP values
+        depend on the solver's pmf, and the AQP budgets on V_inf of the plug-in table
+        (``aqpgen.numerics.metrics.variance_sup``, log-space).
 
     Returns
     -------
@@ -143,8 +144,14 @@ def binom_pmf(N, p) -> np.ndarray:
     (N-m)|log(1-p)|), u = 2^-53, i.e. <~ 1e-12 at N = 1024 (measured ~7e-13); adequate for
     moderate tables, useless for tables of kind (b) (use the Chebyshev route).
     """
-    N = _as_K(N, "N")
-    p = _as_p(p)
+    N = as_K(N, "N", minimum=0)
+    p = as_p(p)
+    if method == "boost":
+        from scipy.stats import binom
+
+        return binom.pmf(np.arange(N + 1)[None, :], N, p[:, None])
+    if method != "logspace":
+        raise ValueError(f"method must be 'logspace' or 'boost', received {method!r}")
     m = np.arange(N + 1, dtype=np.float64)
     lc = _log_binom(N)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -178,7 +185,7 @@ def mean_poly(values, p) -> np.ndarray:
     for a table of kind (b) (huge alternating c) use ``mean_poly_cheb(to_chebyshev_f64(...))``.
     """
     v = _as_values(values)
-    p = _as_p(p)
+    p = as_p(p)
     out = np.empty(p.size)
     for sl in _chunks(p.size):
         out[sl] = binom_pmf(v.size - 1, p[sl]) @ v
@@ -188,7 +195,7 @@ def mean_poly(values, p) -> np.ndarray:
 def second_moment(values, p) -> np.ndarray:
     """E_p[c[n]^2] = sum_{m=0}^{K-1} c[m+1]^2 b_{K-1,m}(p) (float64, positive terms)."""
     v = _as_values(values)
-    p = _as_p(p)
+    p = as_p(p)
     out = np.empty(p.size)
     for sl in _chunks(p.size):
         out[sl] = binom_pmf(v.size - 1, p[sl]) @ (v * v)
@@ -202,7 +209,7 @@ def variance(values, p) -> np.ndarray:
     `binom_pmf` plus that of g.
     """
     v = _as_values(values)
-    p = _as_p(p)
+    p = as_p(p)
     out = np.empty(p.size)
     for sl in _chunks(p.size):
         B = binom_pmf(v.size - 1, p[sl])
@@ -318,7 +325,7 @@ def to_chebyshev_arb(values: Sequence, prec: int) -> list:
     -------
     list of flint.arb, length K + 1, each ball containing the exact a_j.
     """
-    prec = _as_K(prec, "prec", minimum=2)
+    prec = as_K(prec, "prec", minimum=2)
     exact = to_chebyshev_exact(values)
     with flint_prec(prec) as flint:
         return [flint.arb(a) for a in exact]
@@ -371,7 +378,7 @@ def mean_poly_cheb(cheb, p) -> np.ndarray:
     a = np.asarray(cheb, dtype=np.float64)
     if a.ndim != 1 or a.size == 0:
         raise ValueError(f"cheb must be a non-empty 1-d array, received shape {a.shape}")
-    x = 2.0 * _as_p(p) - 1.0
+    x = 2.0 * as_p(p) - 1.0
     b1 = np.zeros_like(x)
     b2 = np.zeros_like(x)
     x2 = 2.0 * x
@@ -425,3 +432,52 @@ def from_chebyshev_exact(cheb: Sequence) -> list:
         binom = binom * (K - j + 1) // j
         out.append(e[j] * K / (binom * j))
     return out
+
+
+def cheb_to_bernstein(cheb: Sequence, prec: int) -> list:
+    """Bernstein coefficients of Q(p) = sum_{j<K} a_j T_j(2p - 1) (degree n = K-1), as arb balls.
+
+    With t = p/(1-p), b_{n,m}(p) = C(n,m) t^m (1+t)^(-n) and 2p - 1 = (t-1)/(t+1), so
+    (1+t)^n Q = sum_m c_m C(n,m) t^m.  Clenshaw's recurrence b_j = a_j + 2x b_{j+1} - b_{j+2},
+    Q = a_0 + x b_1 - b_2, multiplied through by (1+t)^(n-j) (beta_j = (1+t)^(n-j) b_j) becomes
+    polynomial:
+
+    .. math::  \\beta_j = a_j (1+t)^{n-j} + 2(t-1)\\beta_{j+1} - (1+t)^2 \\beta_{j+2},\\qquad
+               (1+t)^n Q = a_0 (1+t)^n + (t-1)\\beta_1 - (1+t)^2\\beta_2 .
+
+    Parameters
+    ----------
+    cheb : sequence of str, arb or numbers
+        a_0..a_{K-1} (strings are parsed exactly to ``prec`` bits; floats are taken exactly).
+    prec : int
+        Working precision in bits; use ``table_prec(K)`` (the coefficients grow like 2^K / K).
+
+    Returns
+    -------
+    list of arb
+        c_1..c_K (``c[m]`` multiplies b_{K-1,m}), with rigorous ball radii.
+    """
+    K = len(cheb)
+    if K < 1:
+        raise ValueError("cheb must hold at least one coefficient")
+    n = K - 1
+    with flint_prec(prec) as flint:
+        arb, arb_poly = flint.arb, flint.arb_poly
+        a = [arb(str(v)) if isinstance(v, str) else arb(v) for v in cheb]
+        if n == 0:
+            return [a[0]]
+        one_t = arb_poly([1, 1])
+        sq = arb_poly([1, 2, 1])
+        two_tm1 = arb_poly([-2, 2])
+        tm1 = arb_poly([-1, 1])
+        P = arb_poly([1])  # (1+t)^(n-j), j = n
+        b1 = arb_poly([])  # beta_{j+1}
+        b2 = arb_poly([])  # beta_{j+2}
+        for j in range(n, 0, -1):
+            bj = P * a[j] + two_tm1 * b1 - sq * b2
+            b1, b2 = bj, b1
+            P = P * one_t
+        R = P * a[0] + tm1 * b1 - sq * b2
+        coeffs = R.coeffs()
+        coeffs += [arb(0)] * (K - len(coeffs))
+        return [coeffs[m] / arb.bin_uiui(n, m) for m in range(K)]

@@ -1,10 +1,20 @@
-"""Rigorous upper bound on the weighted bias of a log p table (SPEC §3).
+"""Rigorous upper bound on the weighted bias of a table for its target (docs/MATH.md §6).
 
 Public names
 ------------
-certify_beta(K, values=None, values_hp=None, *, rel_slack=0.003) -> Certificate
+certify_beta(K, values=None, values_hp=None, *, target=LOG, rel_slack=0.003) -> Certificate
+certify_exact(K, src, *, target=LOG, rel_slack=0.003) -> (Chebyshev coefficients, Certificate)
+              -- the same without argument checks (used by ``aqpgen.numerics.metrics``).
 Certificate   -- frozen result: beta_lower, beta_upper, n_points, prec, method.
-H3_CONST      -- the constant in the bound |H'''(theta)| <= H3_CONST + cot(theta/2)/2.
+H3_CONST      -- the constant in the bound |H'''(theta)| <= H3_CONST + cot(theta/2)/2 (log p).
+
+Targets
+-------
+The method below is written for log p; a target supplies its own pieces as methods of
+``aqpgen.targets.Target``: ``h_theta_bounds`` (H, H', H'' at the cell centres and their
+rounding bounds), ``h3_bound`` (sup |H'''| on [lo, pi]), ``first_cell_bound`` and
+``first_cell_pmax`` (step 1), ``h_abs_sup_arb`` (the overflow fallback).  A target without them
+raises NotImplementedError naming the method.
 
 The quantity
 ------------
@@ -57,7 +67,7 @@ Cost: O(K) cells times O(K) flops, float64, vectorised (4 matrix products per ch
 Huge coefficients (the float64-rounded minimax table at large K has beta ~ 1e280) are handled by
 an exact power-of-two scaling of f; a result beyond float64 is returned as ``inf`` (still an upper
 bound).  Possible issues: if the Chebyshev coefficients themselves overflow float64, the bound
-falls back to the trivial |e| <= sum_j |a_j| + 1/e computed in arb (``method`` says so).
+falls back to the trivial |e| <= sum_j |a_j| + sup|h| (1/e for log p) computed in arb.
 """
 
 from __future__ import annotations
@@ -67,14 +77,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aqpgen.numerics.bernstein import _as_K, to_chebyshev_exact, to_chebyshev_f64
+from aqpgen.numerics.bernstein import to_chebyshev_exact, to_chebyshev_f64
 from aqpgen.numerics.precision import flint_prec
+from aqpgen.records import STATUS_OK, as_K
+from aqpgen.targets import LOG, LogTarget, Target, parse_target
 
-__all__ = ["H3_CONST", "Certificate", "certify_beta"]
+__all__ = ["H3_CONST", "Certificate", "certify_beta", "certify_exact"]
 
 _U = 2.0**-53
-#: |H'''(theta)| <= H3_CONST + cot(theta/2)/2 on (0, pi]  (see the module docstring).
-H3_CONST = 1.0 + 2.0 / math.e
+#: |H'''(theta)| <= H3_CONST + cot(theta/2)/2 on (0, pi] for log p (``LogTarget.H3_CONST``).
+H3_CONST = LogTarget.H3_CONST
 _SAFE = 1.0 + 1e-9  # inflation of every computed bound
 _CHUNK_POINTS = 2048
 _INITIAL_CELLS_PER_K = 3.0  # initial cell width ~ pi / (3 (K+1)) ~ 1/K
@@ -121,21 +133,14 @@ class Certificate:
         """beta_upper / beta_lower (the certificate's tightness)."""
         return self.beta_upper / self.beta_lower if self.beta_lower > 0 else math.inf
 
-
-def _theta_H(c: np.ndarray):
-    """H, H', H'' at theta = c (float64) and their rounding bounds."""
-    s2 = np.sin(0.5 * c)
-    p = s2 * s2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lp = np.log(p)
-    H0 = p * lp
-    sc = np.sin(c)
-    cc = np.cos(c)
-    H1 = (lp + 1.0) * sc * 0.5
-    co = np.cos(0.5 * c)
-    H2 = co * co + (lp + 1.0) * cc * 0.5
-    eta = 32.0 * _U * (np.abs(lp) + 3.0)
-    return H0, H1, H2, eta
+    @property
+    def status(self) -> str:
+        """``records.STATUS_OK`` when the refinement converged, else the reason (the bound is
+        rigorous either way, only looser)."""
+        if self.converged:
+            return STATUS_OK
+        return (f"not converged: beta_upper / beta_lower = {self.ratio:.6g} after "
+                f"{self.rounds} refinement rounds")
 
 
 class _Evaluator:
@@ -175,7 +180,7 @@ class _Evaluator:
         return out, err
 
 
-def _cell_bounds(ev: _Evaluator, lo: np.ndarray, hi: np.ndarray, hs: float = 1.0):
+def _cell_bounds(ev: _Evaluator, lo: np.ndarray, hi: np.ndarray, target: Target, hs: float = 1.0):
     """Upper bounds of |f|/scale on cells [lo, hi] and rigorous lower values |f(c)|/scale - eps.
 
     ``hs`` = 1/scale is an exact power of two; the Chebyshev coefficients in ``ev`` are already
@@ -185,7 +190,7 @@ def _cell_bounds(ev: _Evaluator, lo: np.ndarray, hi: np.ndarray, hs: float = 1.0
     c = 0.5 * (lo + hi)
     h = 0.5 * (hi - lo) + 4.0 * _U * np.pi  # covers the rounding of c
     F, Ferr = ev.eval(c)
-    H0, H1, H2, eta = (x * hs for x in _theta_H(c))
+    H0, H1, H2, eta = (x * hs for x in target.h_theta_bounds(c))
     eta = eta + 2.0**-1070
     f0 = F[0] - H0
     f1 = F[1] - H1
@@ -206,33 +211,33 @@ def _cell_bounds(ev: _Evaluator, lo: np.ndarray, hi: np.ndarray, hs: float = 1.0
     qmax = np.maximum(qmax, qv)
     qround = 8.0 * _U * (np.abs(f0) + np.abs(f1) * h + np.abs(f2) * h * h + vert_mag)
     lo_pos = np.maximum(c - h, lo)  # > 0 (cells start at theta_0 > 0)
-    cot = np.cos(0.5 * lo_pos) / np.sin(0.5 * lo_pos)
-    M3 = (np.abs(F[3]) + Ferr[3] + h * ev.base[4] * _SAFE
-          + (H3_CONST + 0.5 * cot * (1.0 + 1e-12)) * hs)
+    M3 = (np.abs(F[3]) + Ferr[3] + h * ev.base[4] * _SAFE + target.h3_bound(lo_pos) * hs)
     bound = (qmax + qround + e0 + e1 * h + 0.5 * e2 * h * h + M3 * h**3 / 6.0) * _SAFE
     bound = np.where(np.isnan(bound), np.inf, bound)  # never let a NaN pass as "small"
     lower = np.nan_to_num(np.abs(f0) - e0, nan=0.0)
     return bound, lower
 
 
-def _first_cell(a_abs_up_j2: float, target: float, hs: float = 1.0):
-    """theta_0 and the bound on [0, theta_0] given S2 = sum j^2 |a_j| (upper) and a target
-    (both in units of the scale; hs = 1/scale multiplies the p log p term)."""
-    # want p0 (2 S2 + hs |log p0|) <= target, p0 <= 1/e
-    p0 = min(math.exp(-1.0), target / (2.0 * a_abs_up_j2 + hs))
+def _first_cell(a_abs_up_j2: float, goal: float, target: Target, hs: float = 1.0):
+    """theta_0 and the bound on [0, theta_0] given S2 = sum j^2 |a_j| (upper) and a goal
+    (both in units of the scale; hs = 1/scale multiplies the h term).
+
+    On p <= p0: |e| <= |P(p)| + |h(p)| <= p0 (2 S2 + hs B(p0)), B = ``target.first_cell_bound``."""
+    pmax = target.first_cell_pmax
+    p0 = min(pmax, goal / (2.0 * a_abs_up_j2 + hs))
     for _ in range(1000):
-        val = p0 * (2.0 * a_abs_up_j2 + hs * abs(math.log(p0)))
-        if val <= target or p0 < 1e-300:
+        val = p0 * (2.0 * a_abs_up_j2 + hs * target.first_cell_bound(p0))
+        if val <= goal or p0 < 1e-300:
             break
         p0 *= 0.5
     theta0 = 2.0 * math.asin(math.sqrt(p0))
     p0_up = math.sin(0.5 * theta0) ** 2 * (1.0 + 1e-12)
-    p0_up = min(p0_up, math.exp(-1.0))
-    bound = p0_up * (2.0 * a_abs_up_j2 + hs * abs(math.log(p0_up))) * _SAFE
+    p0_up = min(p0_up, pmax)
+    bound = p0_up * (2.0 * a_abs_up_j2 + hs * target.first_cell_bound(p0_up)) * _SAFE
     return theta0, bound
 
 
-def _certify_from_cheb(K: int, a: np.ndarray, err: np.ndarray, rel_slack: float,
+def _certify_from_cheb(K: int, a: np.ndarray, err: np.ndarray, target: Target, rel_slack: float,
                        max_rounds: int = _MAX_ROUNDS) -> Certificate:
     j = np.arange(K + 1, dtype=np.float64)
     sign = np.where(j % 2 == 0, 1.0, -1.0)
@@ -250,28 +255,29 @@ def _certify_from_cheb(K: int, a: np.ndarray, err: np.ndarray, rel_slack: float,
     # pass 0: a quick lower bound on a uniform grid (excluding theta = 0) to size the first cell
     m0 = max(16, math.ceil(_INITIAL_CELLS_PER_K * (K + 1)))
     edges0 = np.linspace(0.0, np.pi, m0 + 1)
-    _, low0 = _cell_bounds(ev, edges0[1:-1] * 0.999, edges0[1:-1], hs)  # near-degenerate cells
+    _, low0 = _cell_bounds(ev, edges0[1:-1] * 0.999, edges0[1:-1], target, hs)  # near-degenerate
     Fpi, Fpi_err = ev.eval(np.array([np.pi]))
-    low_pi = abs(Fpi[0, 0]) - Fpi_err[0, 0] - 32 * _U * 3 * hs  # H(pi) = 0 (p = 1)
+    Hpi, _, _, eta_pi = target.h_theta_bounds(np.array([np.pi]))  # p = 1
+    low_pi = abs(Fpi[0, 0] - Hpi[0] * hs) - Fpi_err[0, 0] - eta_pi[0] * hs
     L = max(float(np.max(low0)), low_pi, 0.0)
     if L <= 0.0:
         L = float(np.max(np.abs(low0))) + 1e-300
-    theta0, B0 = _first_cell(S2, 0.5 * L, hs)
+    theta0, B0 = _first_cell(S2, 0.5 * L, target, hs)
 
     lo = np.linspace(theta0, np.pi, m0 + 1)[:-1]
     hi = np.append(lo[1:], np.pi)
     lo[0] = theta0
     n_points = 1 + m0
-    bounds, lowers = _cell_bounds(ev, lo, hi, hs)
+    bounds, lowers = _cell_bounds(ev, lo, hi, target, hs)
     best_lower = max(L, float(np.max(lowers)), low_pi)
     rounds = 0
     converged = False
     done_max = B0  # max bound over cells that are final
     while True:
-        target = (1.0 + rel_slack) * best_lower
-        bad = bounds > target
+        goal = (1.0 + rel_slack) * best_lower
+        bad = bounds > goal
         if not np.any(bad):
-            converged = B0 <= target
+            converged = B0 <= goal
             done_max = max(done_max, float(np.max(bounds)) if bounds.size else 0.0)
             break
         done_max = max(done_max, float(np.max(bounds[~bad])) if np.any(~bad) else 0.0)
@@ -283,7 +289,7 @@ def _certify_from_cheb(K: int, a: np.ndarray, err: np.ndarray, rel_slack: float,
         mid = 0.5 * (blo + bhi)
         lo = np.concatenate([blo, mid])
         hi = np.concatenate([mid, bhi])
-        bounds, lowers = _cell_bounds(ev, lo, hi, hs)
+        bounds, lowers = _cell_bounds(ev, lo, hi, target, hs)
         n_points += lo.size
         best_lower = max(best_lower, float(np.max(lowers)))
     with np.errstate(over="ignore"):
@@ -297,26 +303,26 @@ def _certify_from_cheb(K: int, a: np.ndarray, err: np.ndarray, rel_slack: float,
                        method=method, converged=converged, rounds=rounds)
 
 
-def _certify_trivial(K: int, exact) -> Certificate:
-    """Fallback when the coefficients overflow float64: |e| <= sum |a_j| + 1/e (arb)."""
+def _certify_trivial(K: int, exact, target: Target) -> Certificate:
+    """Fallback when the coefficients overflow float64: |e| <= sum |a_j| + sup|h| (arb)."""
     with flint_prec(64) as flint:
         tot = flint.arb(0)
         for q in exact:
             tot += abs(flint.arb(q))
-        tot += flint.arb(-1).exp()
+        tot += target.h_abs_sup_arb()
         up = float(tot.upper()) if tot.upper() < flint.arb("1e308") else math.inf
-        # lower bound: |e(1)| = |P(1)| = |sum a_j| (H(1) = 0)
-        s = flint.arb(0)
+        # lower bound: |e(1)| = |P(1) - h(1)| = |sum a_j - g(1)|
+        s = -target.g_arb(flint.arb(1))
         for q in exact:
             s += flint.arb(q)
         low = abs(s).lower()
         lowf = float(low) if low < flint.arb("1e308") else 1.7976931348623157e308
     return Certificate(K=K, beta_lower=lowf, beta_upper=up, n_points=1, prec=64,
-                       method="coefficients overflow float64: trivial arb bound sum|a_j| + 1/e "
-                              "(lower bound |e(1)|)", converged=False, rounds=0)
+                       method="coefficients overflow float64: trivial arb bound sum|a_j| + "
+                              "sup|h| (lower bound |e(1)|)", converged=False, rounds=0)
 
 
-def certify_beta(K, values=None, values_hp=None, *, rel_slack: float = 0.003,
+def certify_beta(K, values=None, values_hp=None, *, target: Target = LOG, rel_slack: float = 0.003,
                  max_rounds: int = _MAX_ROUNDS) -> Certificate:
     """Certified enclosure of beta = sup_{p in [0,1]} p |g_c(p) - log p| for a table.
 
@@ -330,7 +336,7 @@ def certify_beta(K, values=None, values_hp=None, *, rel_slack: float = 0.003,
         The high-precision decimal (or "a/b") strings of the table; when given they are what is
         certified (exactly), and ``values`` is ignored.
     rel_slack : float
-        Refine until beta_upper <= (1 + rel_slack) beta_lower (default 0.003; SPEC §3 allows 0.01).
+        Refine until beta_upper <= (1 + rel_slack) beta_lower (default 0.003; docs/MATH.md §6 allows 0.01).
     max_rounds : int
         Cap on refinement rounds (the bound stays rigorous if the cap is hit; ``converged`` is
         then False).
@@ -346,7 +352,7 @@ def certify_beta(K, values=None, values_hp=None, *, rel_slack: float = 0.003,
     ratio beta_upper / beta_lower is ~1.003 for equioscillating (minimax) tables and 1.00001-1.002
     for the peers.
     """
-    K = _as_K(K, "K", minimum=1)
+    K = as_K(K)
     if not (rel_slack > 0 and math.isfinite(rel_slack)):
         raise ValueError(f"rel_slack must be a positive number, received {rel_slack!r}")
     src = values_hp if values_hp is not None else values
@@ -355,15 +361,22 @@ def certify_beta(K, values=None, values_hp=None, *, rel_slack: float = 0.003,
     src = list(src) if not isinstance(src, np.ndarray) else src
     if len(src) != K:
         raise ValueError(f"the table must have K = {K} entries, received {len(src)}")
-    return _certify_source(K, src, rel_slack, max_rounds)[1]
+    return certify_exact(K, src, target=target, rel_slack=rel_slack, max_rounds=max_rounds)[1]
 
 
-def _certify_source(K: int, src, rel_slack: float, max_rounds: int = _MAX_ROUNDS):
-    """(float64 Chebyshev coefficients, Certificate) for an exact table source (no validation)."""
+def certify_exact(K: int, src, *, target: Target = LOG, rel_slack: float = 0.003,
+                  max_rounds: int = _MAX_ROUNDS):
+    """(float64 Chebyshev coefficients of P, Certificate) for a table given exactly.
+
+    ``certify_beta`` without its argument checks: ``src`` is a length-K sequence of floats or
+    exact strings (``aqpgen.numerics.bernstein.exact_values``).  The coefficients are returned
+    too, so ``aqpgen.numerics.metrics`` does not convert the table twice.
+    """
+    target = parse_target(target)
     a, err = to_chebyshev_f64(src)
     j = np.arange(K + 1, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         big = float(np.sum(j**4 * np.abs(a)))
     if not math.isfinite(big):
-        return a, _certify_trivial(K, to_chebyshev_exact(src))
-    return a, _certify_from_cheb(K, a, err, rel_slack, max_rounds)
+        return a, _certify_trivial(K, to_chebyshev_exact(src), target)
+    return a, _certify_from_cheb(K, a, err, target, rel_slack, max_rounds)

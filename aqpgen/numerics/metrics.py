@@ -1,25 +1,36 @@
-"""Measured quality numbers of a table for the target log p: beta, V_inf, V1 (SPEC §1).
+"""The quality numbers of a table: beta, V_inf, V1 (docs/MATH.md §1) -- their one home.
+
+Every generator (power, minimax, AQP) and compare store these numbers; ``target`` (default
+log p, ``aqpgen.targets``) matters for beta only.
 
 Public functions
 ----------------
-weighted_bias(values, K, *, grid=None, values_hp=None)  -- sampled beta = max_p p|g_c(p) - log p|.
+table_metrics(K, values, values_hp=None, *, target=LOG, rel_slack=0.003) -> dict
+                                                        -- beta, beta_cert, V_inf, V1, max_abs_c,
+                                                           log10 forms (and beta_f64 when
+                                                           values_hp is given); kl_metrics is
+                                                           its former name.
+weighted_bias(values, K, *, target=LOG, grid=None, values_hp=None)
+                                                        -- sampled beta = max_p p|g_c(p) - g(p)|.
 variance_sup(values, K, *, values_hp=None)              -- V_inf = sup_p p Var_p(c[n]) (sampled +
                                                            golden-section refinement).
-variance_mean(values, K, *, values_hp=None)             -- V1 = int_0^1 p Var_p dp (exact quadrature).
-kl_metrics(K, values, values_hp=None) -> dict           -- beta, beta_cert, V_inf, V1, max_abs_c
-                                                           (and beta_f64 when values_hp is given).
+variance_mean(values, K, *, values_hp=None)             -- V1 = int_0^1 p Var_p dp (exact rational,
+                                                           correctly rounded); variance_mean_exact.
+variance_mean_exact(values, K, *, values_hp=None)       -- V1 as an exact rational (flint fmpq).
 
 Precision policy
 ----------------
 The bias is always computed from the exact Chebyshev coefficients of P(p) = p g_c(p)
-(`aqpgen.bernstein.to_chebyshev_exact`, exact rationals, then correctly rounded float64 and
+(`aqpgen.numerics.bernstein.to_chebyshev_exact`, exact rationals, then correctly rounded float64 and
 Clenshaw), which is accurate for both kinds of tables.  The variance uses
 p Var_p = S(p) - P(p)^2 / p with S(p) = sum_j s_j b_{K,j}(p), s_j = (j/K) c_j^2 >= 0 (again because
 p b_{K-1,m} = ((m+1)/K) b_{K,m+1}).  For moderate tables (max|c| <= `HP_THRESHOLD`) the centred
-float64 form `aqpgen.bernstein.variance` is used; above it (the minimax table of kind (b), given
+float64 form `aqpgen.numerics.bernstein.variance` is used; above it (the minimax table of kind (b), given
 as ``values_hp``) S is evaluated as s_max * sum_j (s_j/s_max) b_{K,j}(p) (positive terms: relative
 error ~1e-12) with s_max kept in mpmath, so astronomically large variances are returned as
-float64 (``inf`` beyond 1.8e308) instead of garbage.
+float64 (``inf`` beyond 1.8e308) instead of garbage.  beta and beta_cert are the enclosure of
+``aqpgen.numerics.certify``; V1 is exact (``variance_mean_exact``), so its stored value is the
+correctly rounded float64 of the exact V1 of the table.
 
 Grids
 -----
@@ -30,25 +41,31 @@ uniform theta grid with `POINTS_PER_OSCILLATION` points per oscillation plus p =
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 
 from aqpgen.numerics.bernstein import (
-    _as_K,
-    _as_p,
+    as_p,
     binom_pmf,
     exact_values,
     mean_poly_cheb,
     to_chebyshev_f64,
     variance,
 )
+from aqpgen.numerics.certify import certify_exact
+from aqpgen.numerics.extrema import golden_max
+from aqpgen.numerics.grids import theta_grid_closed
+from aqpgen.numerics.precision import work_prec
+from aqpgen.records import as_K
+from aqpgen.targets import LOG, Target, parse_target
 
 __all__ = [
     "HP_THRESHOLD",
     "POINTS_PER_OSCILLATION",
     "kl_metrics",
+    "table_metrics",
     "variance_mean",
+    "variance_mean_exact",
     "variance_sup",
     "weighted_bias",
 ]
@@ -59,26 +76,11 @@ HP_THRESHOLD = 1e6
 POINTS_PER_OSCILLATION = 20
 _VAR_POINTS_PER_OSCILLATION = 10
 _GOLDEN_ITERS = 60
-_DPS = 30
-
-
-def _theta_grid(K: int, per_osc: int) -> np.ndarray:
-    """p = sin^2(theta/2) on a uniform theta grid over [0, pi]; p[0] = 0, p[-1] = 1 exactly."""
-    n = per_osc * (K + 1)
-    th = np.linspace(0.0, np.pi, n + 1)
-    p = np.sin(0.5 * th) ** 2
-    p[0], p[-1] = 0.0, 1.0
-    return p
-
-
-def _xlogx(p: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
 
 
 def _source(values, values_hp, K: int):
     """The exact source of the table (values_hp preferred) and its float64 version."""
-    K = _as_K(K, "K", minimum=1)
+    K = as_K(K)
     if values_hp is not None:
         src = list(values_hp)
         if len(src) != K:
@@ -95,10 +97,10 @@ def _source(values, values_hp, K: int):
 
 
 def _hp_moments(src, K: int):
-    """(max|c| as mpf, s/s_max float array, s_max as mpf, first-moment integral sum s_j/(K+1))."""
+    """(max|c| as mpf, s/s_max float array, s_max as mpf)."""
     import mpmath as mp
 
-    with mp.workdps(_DPS):
+    with mp.workprec(work_prec()):
         c = [mp.mpf(int(q.p)) / int(q.q) for q in exact_values(src)]
         s = [mp.mpf(j + 1) / K * c[j] ** 2 for j in range(K)]
         smax = max(s)
@@ -106,8 +108,7 @@ def _hp_moments(src, K: int):
             smax = mp.mpf(1)
         sr = np.array([0.0] + [float(x / smax) for x in s])
         maxc = max(abs(x) for x in c)
-        int_S = mp.fsum(s) / (K + 1)
-    return maxc, sr, smax, int_S
+    return maxc, sr, smax
 
 
 class _PVar:
@@ -117,15 +118,14 @@ class _PVar:
         import mpmath as mp
 
         self.K = K
-        maxc, sr, smax, int_S = _hp_moments(src, K)
+        maxc, sr, smax = _hp_moments(src, K)
         self.maxc = maxc
         self.hp = maxc > HP_THRESHOLD
-        self.int_S = int_S
         self.smax = smax
         self.sr = sr
         self.cheb = cheb if cheb is not None else to_chebyshev_f64(src)[0]
         if not self.hp:
-            with mp.workdps(_DPS):
+            with mp.workprec(work_prec()):
                 self.values = np.array([float(mp.mpf(int(q.p)) / int(q.q))
                                         for q in exact_values(src)])
 
@@ -148,7 +148,7 @@ class _PVar:
 
         if not x > 0:
             return -math.inf
-        with mp.workdps(_DPS):
+        with mp.workprec(work_prec()):
             return float(mp.log10(mp.mpf(x) * (self.smax if self.hp else 1)))
 
     def unscale(self, x: float) -> float:
@@ -156,14 +156,14 @@ class _PVar:
             return float(x)
         import mpmath as mp
 
-        with mp.workdps(_DPS):
+        with mp.workprec(work_prec()):
             v = mp.mpf(x) * self.smax
             return float(v) if abs(v) < mp.mpf("1.7976931348623157e308") else math.copysign(
                 math.inf, float(x))
 
 
-def weighted_bias(values, K, *, grid=None, values_hp=None) -> float:
-    """Sampled weighted bias max_p p |g_c(p) - log p| for the target log p.
+def weighted_bias(values, K, *, target: Target = LOG, grid=None, values_hp=None) -> float:
+    """Sampled weighted bias max_p p |g_c(p) - g(p)| for the target g (default log p).
 
     Parameters
     ----------
@@ -184,31 +184,9 @@ def weighted_bias(values, K, *, grid=None, values_hp=None) -> float:
     """
     K, src = _source(values, values_hp, K)
     a, _ = to_chebyshev_f64(src)
-    p = _theta_grid(K, POINTS_PER_OSCILLATION) if grid is None else _as_p(grid)
-    e = mean_poly_cheb(a, p) - _xlogx(p)
+    p = theta_grid_closed(POINTS_PER_OSCILLATION * (K + 1))[1] if grid is None else as_p(grid)
+    e = mean_poly_cheb(a, p) - parse_target(target).h(p)
     return float(np.max(np.abs(e)))
-
-
-def _golden_max(fun, lo: float, hi: float, iters: int = _GOLDEN_ITERS):
-    """Golden-section search for a maximum of a unimodal scalar function on [lo, hi]."""
-    g = (math.sqrt(5.0) - 1.0) / 2.0
-    a, b = lo, hi
-    x1, x2 = b - g * (b - a), a + g * (b - a)
-    f1, f2 = fun(x1), fun(x2)
-    best = max((f1, x1), (f2, x2))
-    for _ in range(iters):
-        if f1 < f2:
-            a, x1, f1 = x1, x2, f2
-            x2 = a + g * (b - a)
-            f2 = fun(x2)
-        else:
-            b, x2, f2 = x2, x1, f1
-            x1 = b - g * (b - a)
-            f1 = fun(x1)
-        best = max(best, (f1, x1), (f2, x2))
-        if b - a < 1e-15:
-            break
-    return best
 
 
 def _variance_sup(pv: _PVar, K: int) -> float:
@@ -217,9 +195,7 @@ def _variance_sup(pv: _PVar, K: int) -> float:
 
 def _variance_sup_scaled(pv: _PVar, K: int) -> float:
     n = _VAR_POINTS_PER_OSCILLATION * (K + 1)
-    th = np.linspace(0.0, np.pi, n + 1)
-    p = np.sin(0.5 * th) ** 2
-    p[0], p[-1] = 0.0, 1.0
+    th, p = theta_grid_closed(n)
     v = pv.scaled(p)
     best = float(np.max(v))
     # refine around the three largest local maxima (in theta)
@@ -231,7 +207,7 @@ def _variance_sup_scaled(pv: _PVar, K: int) -> float:
             q = min(1.0, math.sin(0.5 * t) ** 2)
             return float(pv.scaled(np.array([q]))[0])
 
-        fb, _ = _golden_max(fun, lo, hi)
+        fb, _ = golden_max(fun, lo, hi, _GOLDEN_ITERS)
         best = max(best, fb)
     return best
 
@@ -248,57 +224,64 @@ def variance_sup(values, K, *, values_hp=None) -> float:
     return _variance_sup(_PVar(src, K), K)
 
 
-@lru_cache(maxsize=32)
-def _gauss_legendre01(n: int):
-    from scipy.special import roots_legendre
+def variance_mean_exact(values, K, *, values_hp=None):
+    """V1 = int_0^1 p Var_p(c[n]) dp as an exact rational (``flint.fmpq``) of the exact table.
 
-    x, w = roots_legendre(n)
-    p = 0.5 * (x + 1.0)
-    w = 0.5 * w
-    p.setflags(write=False)
-    w.setflags(write=False)
-    return p, w
+    .. math::  V_1 = \\frac{1}{K(K+1)}\\sum_{n=1}^K n\\,c_n^2 - \\int_0^1 p\\,g_c(p)^2\\,dp
+
+    (p b_{K-1,n-1} = (n/K) b_{K,n} and int_0^1 b_{K,n} = 1/(K+1)).  g_c's monomial coefficients
+    are a_k = C(K-1, k) Delta^k c_1 (forward differences of the table), obtained from the
+    exponential generating function product (sum_m c_{m+1} x^m/m!) e^{-x}; then
+    int_0^1 p g^2 = sum_k [g^2]_k / (k+2).  All in exact rational arithmetic (python-flint).
+    """
+    from flint import fmpq, fmpq_poly, fmpz
+
+    K, src = _source(values, values_hp, K)
+    c = exact_values(src)
+    n = K - 1
+    second = sum((fmpq(j + 1) * c[j] * c[j] for j in range(K)), fmpq(0)) / (K * (K + 1))
+    fact = [fmpz(1)] * K
+    for i in range(1, K):
+        fact[i] = fact[i - 1] * i
+    D = fmpq_poly([c[m] / fact[m] for m in range(K)])
+    Em = fmpq_poly([fmpq(1 if k % 2 == 0 else -1, fact[k]) for k in range(K)])
+    H = (D * Em).coeffs()[:K]
+    H += [fmpq(0)] * (K - len(H))
+    g = fmpq_poly([H[k] * (fact[n] / fact[n - k]) for k in range(K)])
+    G2 = (g * g).coeffs()
+    mean_sq = sum((G2[k] / (k + 2) for k in range(len(G2))), fmpq(0))
+    return second - mean_sq
 
 
-def _variance_mean(pv: _PVar, K: int) -> float:
-    return _variance_mean_log10(pv, K)[0]
-
-
-def _variance_mean_log10(pv: _PVar, K: int) -> tuple[float, float]:
+def _float_log10(q) -> tuple[float, float]:
+    """(q correctly rounded to float64 (inf beyond its range), log10 q) for a rational q >= 0."""
     import mpmath as mp
 
-    p, w = _gauss_legendre01(K)  # exact for degree 2K - 1 >= deg(P^2/p)
-    P = mean_poly_cheb(pv.cheb, p)
-    int_P2p = math.fsum(w * P * P / p)
-    with mp.workdps(_DPS):
-        v = pv.int_S - mp.mpf(int_P2p)
-        lg = float(mp.log10(v)) if v > 0 else -math.inf
-        return (float(v) if abs(v) < mp.mpf("1.7976931348623157e308") else math.inf), lg
+    num, den = int(q.p), int(q.q)
+    try:
+        f = num / den
+    except OverflowError:
+        f = math.inf
+    with mp.workprec(work_prec()):
+        lg = float(mp.log10(mp.mpf(num) / den)) if num > 0 else -math.inf
+    return f, lg
 
 
 def variance_mean(values, K, *, values_hp=None) -> float:
-    """V1 = int_0^1 p Var_p(c[n]) dp, exactly up to rounding.
-
-    .. math::  V_1 = \\int_0^1 S\\,dp - \\int_0^1 P^2/p\\,dp
-               = \\frac{1}{K+1}\\sum_{j=1}^K \\frac{j}{K} c_j^2 - \\int_0^1 p\\,g_c(p)^2\\,dp,
-
-    using int_0^1 b_{K,j} dp = 1/(K+1); the second integrand is a polynomial of degree 2K - 1,
-    integrated exactly by K-point Gauss-Legendre on [0, 1] (P from the exact Chebyshev
-    coefficients by Clenshaw).  The first sum is formed in 30-digit mpmath.
-    """
-    K, src = _source(values, values_hp, K)
-    return _variance_mean(_PVar(src, K), K)
+    """V1 = int_0^1 p Var_p(c[n]) dp: ``variance_mean_exact`` correctly rounded to float64."""
+    return _float_log10(variance_mean_exact(values, K, values_hp=values_hp))[0]
 
 
 def _log10_mpf(x) -> float:
     import mpmath as mp
 
-    with mp.workdps(_DPS):
+    with mp.workprec(work_prec()):
         return float(mp.log10(abs(mp.mpf(x)))) if x != 0 else -math.inf
 
 
-def kl_metrics(K, values, values_hp=None, *, rel_slack: float = 0.003) -> dict:
-    """All measured and certified numbers of a log p table for one K.
+def table_metrics(K, values, values_hp=None, *, target: Target = LOG,
+                  rel_slack: float = 0.003) -> dict:
+    """All measured and certified numbers of a table for one K and its target (default log p).
 
     Parameters
     ----------
@@ -308,6 +291,8 @@ def kl_metrics(K, values, values_hp=None, *, rel_slack: float = 0.003) -> dict:
     values_hp : sequence of str, optional
         High-precision strings (minimax tables).  When given, beta / beta_cert / V_inf / V1 /
         max_abs_c describe the exact table and ``beta_f64`` certifies the float64-rounded table.
+    target : Target or str
+        The target g the table estimates (beta and beta_cert depend on it; V_inf, V1 do not).
     rel_slack : float
         Passed to `aqpgen.certify.certify_beta`.
 
@@ -320,13 +305,12 @@ def kl_metrics(K, values, values_hp=None, *, rel_slack: float = 0.003) -> dict:
         float64 and the plain fields are ``inf``), and ``beta_f64`` (certified upper bound for
         the float64 table) when ``values_hp`` is given.  All plain floats.
     """
-    from aqpgen.numerics.certify import _certify_source
-
+    target = parse_target(target)
     K, src = _source(values, values_hp, K)
-    a, cert = _certify_source(K, src, rel_slack)
+    a, cert = certify_exact(K, src, target=target, rel_slack=rel_slack)
     pv = _PVar(src, K, cheb=a)
     vinf_scaled = _variance_sup_scaled(pv, K)
-    v1, log10_v1 = _variance_mean_log10(pv, K)
+    v1, log10_v1 = _float_log10(variance_mean_exact(values, K, values_hp=values_hp))
     out = {
         "beta": float(cert.beta_lower),
         "beta_cert": float(cert.beta_upper),
@@ -343,5 +327,10 @@ def kl_metrics(K, values, values_hp=None, *, rel_slack: float = 0.003) -> dict:
         if vf is None or vf.shape != (K,) or not np.all(np.isfinite(vf)):
             out["beta_f64"] = math.inf
         else:
-            out["beta_f64"] = float(_certify_source(K, vf, rel_slack)[1].beta_upper)
+            out["beta_f64"] = float(
+                certify_exact(K, vf, target=target, rel_slack=rel_slack)[1].beta_upper)
     return out
+
+
+#: the former name of ``table_metrics`` (target log p).
+kl_metrics = table_metrics

@@ -1,18 +1,54 @@
-"""Working-precision context for python-flint (the one place aqpgen changes ``flint.ctx.prec``).
+"""Working precision: the one policy (bits) and the contexts that apply it (docs/MATH.md §3, §6).
 
-flint_prec(bits) -- context manager: set python-flint's working precision to ``bits`` inside
-                    the block, restore the caller's on exit (also on exceptions); yields the
-                    ``flint`` module.
+Public names
+------------
+GUARD_BITS                      -- 128: bits kept beyond the magnitude of what is computed.
+work_prec(K=1, *, magnitude_bits=0) -> int
+                                -- the one precision policy for python-flint and mpmath work:
+                                   GUARD_BITS + magnitude_bits + 4 * max(0, ceil(log2 K) - 10).
+work_dps(K=1, *, magnitude_bits=0) -> int
+                                -- the same policy in decimal digits (for ``mpmath.workdps``).
+flint_prec(bits)                -- context manager: python-flint's working precision is ``bits``
+                                   inside the block, the caller's is restored on exit (also on
+                                   exceptions); yields the ``flint`` module.
+mp_prec(bits)                   -- the same for mpmath (yields the ``mpmath`` module).
 
-Precision is always an explicit argument in aqpgen (docs/ARCHITECTURE.md); nothing sets a global
-precision at import time or leaves it changed.
+The policy
+----------
+* ``GUARD_BITS`` = 128 bits (~38 digits) survive in the result: enough to round anything to
+  float64 correctly (hard cases aside) and for the Remez levelled error to be accurate far below
+  its stopping tolerance 1e-12 relative (E*_K >= 3e-7 at K <= 1024).
+* ``magnitude_bits``: bits that cancel when the result is a sum of much larger terms.  The
+  minimax table's Bernstein coefficients grow like 2^K / K^2 while the polynomial they
+  represent is O(log K), so its conversion passes magnitude_bits = K (``table_prec``).
+* 4 more bits per doubling of K beyond 1024: rounding accumulated over K-term sums.
+
+Precision is always an explicit argument in aqpgen; nothing sets a global precision at import
+time or leaves it changed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 
-__all__ = ["flint_prec"]
+__all__ = ["GUARD_BITS", "flint_prec", "mp_prec", "work_dps", "work_prec"]
+
+#: bits kept beyond the magnitude of the computed quantity.
+GUARD_BITS = 128
+
+
+def work_prec(K: int = 1, *, magnitude_bits: int = 0) -> int:
+    """Working precision in bits for a computation at batch size K (module docstring)."""
+    K = int(K)
+    if K < 1:
+        raise ValueError(f"K must be an integer >= 1, received {K}")
+    return GUARD_BITS + int(magnitude_bits) + 4 * max(0, math.ceil(math.log2(K)) - 10)
+
+
+def work_dps(K: int = 1, *, magnitude_bits: int = 0) -> int:
+    """``work_prec`` in decimal digits (floor(bits * log10 2))."""
+    return int(work_prec(K, magnitude_bits=magnitude_bits) * math.log10(2))
 
 
 @contextlib.contextmanager
@@ -26,3 +62,12 @@ def flint_prec(bits: int):
         yield flint
     finally:
         flint.ctx.prec = old
+
+
+@contextlib.contextmanager
+def mp_prec(bits: int):
+    """Temporarily set mpmath's working precision to ``bits`` (restored on exit)."""
+    import mpmath
+
+    with mpmath.workprec(int(bits)):
+        yield mpmath
