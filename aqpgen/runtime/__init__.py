@@ -1,4 +1,4 @@
-"""Zero-overhead reward lookup for training code (docs/MATH.md, "Runtime").
+"""Zero-overhead reward lookup for training code (docs/MATH.md §10).
 
 Imports only numpy; h5py is imported when a file is read, torch / jax only when the caller passes
 their arrays (this module never imports them itself: it looks them up in ``sys.modules``).

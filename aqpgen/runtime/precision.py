@@ -30,6 +30,7 @@ Imports only numpy (``decimal`` for rows whose exact values are decimal strings)
 
 from __future__ import annotations
 
+import decimal
 import math
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -102,8 +103,6 @@ def _finite(x) -> float | None:
 
 def _hp_distance(values: np.ndarray, values_hp) -> float:
     """Upper bound on max_n |values_hp[n] - values[n]| (exact decimal arithmetic, rounded up)."""
-    import decimal
-
     worst = decimal.Decimal(0)
     with decimal.localcontext() as ctx:
         ctx.prec = 4000  # exact for float64 (<= 767 significant digits) against stored strings
