@@ -18,6 +18,7 @@ from aqpgen.runtime.precision import (
     ImpreciseRowError,
     RowPrecision,
     dtype_name,
+    needs_hp,
     row_precision,
 )
 from aqpgen.store.locate import find_table
@@ -136,7 +137,9 @@ class Table:
         self._index = {K: i for i, K in enumerate(self.Ks)}
         self.status = {K: str(data.rows[K].status) for K in self.Ks}
         self._metrics = {K: dict(data.rows[K].metrics) for K in self.Ks}
-        self._hp = {K: data.rows[K].values_hp for K in self.Ks}
+        # high-precision strings only where the guard needs them (no stored rounding bound)
+        self._hp = {K: data.rows[K].values_hp if needs_hp(self._metrics[K]) else None
+                    for K in self.Ks}
         kmax = max(self.Ks, default=0)
         dense = np.full((len(self.Ks), kmax + 1), np.nan, dtype=np.float64)
         for i, K in enumerate(self.Ks):
