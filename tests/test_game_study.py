@@ -48,3 +48,17 @@ def test_conventions_study_recommendation_and_roundtrip(tmp_path):
     assert f"`{rec['best']}`" in text and "do not edit" in text
     back = study.load_data(tmp_path / "g.json")
     assert study.conventions_markdown(back["conventions"]) == study.conventions_markdown(c)
+
+
+def test_recommend_breaks_ties_by_simplicity():
+    def cells(ref, a, b):
+        return {"others/none": {"plugin": [1.0, 0.1], "kl-aqp-rho1": [ref, 0.1]},
+                "group/group": {"plugin": [1.0, 0.1], "kl-aqp-rho1": [a, 0.2]},
+                "group/none": {"plugin": [1.0, 0.1], "kl-aqp-rho1": [b, 0.1]}}
+
+    tie = study.recommend({"sampled": {"head": {8: cells(0.5, 0.50, 0.505)}}})
+    assert tie["lowest"] == "group/group" and tie["best"] == "group/none"
+    assert tie["score"]["group/none"] == 1.01 and tie["noise"]["group/group"] == 2.0
+    clear = study.recommend({"sampled": {"head": {8: cells(0.5, 0.40, 0.505)}}})
+    assert clear["best"] == clear["lowest"] == "group/group"
+    assert clear["gain"]["group/group"] == 0.4

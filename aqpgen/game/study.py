@@ -35,10 +35,22 @@ from aqpgen.game.meanfn import loo_compensated_table
 from aqpgen.game.sampled import advantage_rms, run_sampled
 from aqpgen.game.scenarios import get_scenario, loglog_slope
 
-__all__ = ["ALPHAS", "AQP_PRESETS", "CONVENTIONS", "alpha_markdown", "alpha_study",
-           "conventions_markdown", "conventions_study", "game_markdown", "load_data", "main",
-           "recommend",
-           "write_game_markdown"]
+__all__ = [
+    "ALPHAS",
+    "AQP_PRESETS",
+    "CONVENTIONS",
+    "PREFERENCE",
+    "TIE_MARGIN",
+    "alpha_markdown",
+    "alpha_study",
+    "conventions_markdown",
+    "conventions_study",
+    "game_markdown",
+    "load_data",
+    "main",
+    "recommend",
+    "write_game_markdown",
+]
 
 ALPHAS = (0.5, 1.5)
 #: (baseline, scale) pairs: the reference (other groups' mean, exact policy gradient), Dr. GRPO /
@@ -207,9 +219,17 @@ def conventions_study(Ks: Sequence[int] = (8, 32), seeds: Sequence[int] = tuple(
             "notes": notes, "seconds": time.perf_counter() - t0}
 
 
+#: Conventions whose score is within this relative margin of the lowest are a tie; the tie is
+#: broken by ``PREFERENCE`` (simplest first: no std scaling, then a matched step).
+TIE_MARGIN = 0.02
+PREFERENCE = ("group/none", "rloo/none", "group/batch@lr-matched", "group/group@lr-matched",
+              "group/batch", "group/group", "rloo/batch", "rloo/group")
+
+
 def recommend(conv: dict) -> dict:
-    """The trainer convention (not the ``others`` reference) with the lowest final TV of the AQP
-    presets, relative to the reference, averaged over scenarios and K.
+    """The recommended trainer convention (not the ``others`` reference): among those whose
+    final TV of the AQP presets, relative to the reference and averaged over scenarios and K, is
+    within ``TIE_MARGIN`` of the lowest, the first in ``PREFERENCE``.
 
     Returns ``{"best": "baseline/scale", "score": {conv: mean TV ratio}, "noise": {conv: summed
     seed std / the reference's}, "gain": {conv: mean TV(AQP)/TV(plug-in)}}``."""
@@ -238,8 +258,12 @@ def recommend(conv: dict) -> dict:
     noise = {c: float(sum(a for a, _ in v) / sum(b for _, b in v)) for c, v in noise.items()}
     gain = {c: float(np.mean(v)) for c, v in gain.items()}
     trainer = {c: v for c, v in score.items() if c != "others/none"}
-    best = min(trainer, key=trainer.get) if trainer else None
-    return {"best": best, "score": score, "noise": noise, "gain": gain}
+    best = lowest = None
+    if trainer:
+        lowest = min(trainer, key=trainer.get)
+        tied = [c for c, v in trainer.items() if v <= trainer[lowest] * (1 + TIE_MARGIN)]
+        best = min(tied, key=lambda c: PREFERENCE.index(c) if c in PREFERENCE else len(PREFERENCE))
+    return {"best": best, "lowest": lowest, "score": score, "noise": noise, "gain": gain}
 
 
 # --------------------------------------------------------------------------------------------
@@ -353,10 +377,12 @@ def conventions_markdown(conv: dict) -> str:
                      "relative to the plug-in under the same convention:\n\n"
                      + _table(["convention", "TV / reference", "std / reference",
                                "TV(AQP) / TV(plug-in)"], rows))
-        parts.append(f"**Recommended (lowest AQP final TV among trainer conventions): "
-                     f"`{rec['best']}`** — {rec['score'][rec['best']]:.3f} × the reference TV, "
-                     f"seed std {rec['noise'][rec['best']]:.2f} × the reference, AQP presets at "
-                     f"{rec['gain'][rec['best']]:.3f} × the plug-in's TV.")
+        b, lo = rec["best"], rec["lowest"]
+        tie = "" if b == lo else (f" (lowest: `{lo}` at {rec['score'][lo]:.3f}, within "
+                                  f"{TIE_MARGIN:.0%}: a tie, the simpler setting is chosen)")
+        parts.append(f"**Recommended: `{b}`** — final TV {rec['score'][b]:.3f} × the reference"
+                     f"{tie}, seed std {rec['noise'][b]:.2f} × the reference, AQP presets at "
+                     f"{rec['gain'][b]:.3f} × the plug-in's TV under it.")
     if conv["notes"]:
         parts.append("Notes: " + "; ".join(sorted(set(conv["notes"]))) + ".")
     return "\n\n".join(parts)
@@ -436,15 +462,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default="docs/readme/game.md")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="2 seeds, 200 steps, K <= 16")
-    ap.add_argument("--only", choices=("alpha", "conventions"), default=None,
-                    help="recompute only this part (the other from --reuse, else left out)")
+    ap.add_argument("--only", choices=("alpha", "conventions", "none"), default=None,
+                    help="recompute only this part (the other from --reuse, else left out); "
+                         "none: only rewrite the Markdown from --reuse")
     ap.add_argument("--save", default=None, help="also write the data as JSON to this file")
     ap.add_argument("--reuse", default=None, help="JSON data of an earlier --save")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     reuse = load_data(a.reuse) if a.reuse else None
-    p = write_game_markdown(a.out, seeds=a.seeds, quick=a.quick, alpha=a.only != "conventions",
-                            conventions=a.only != "alpha", reuse=reuse, save=a.save)
+    p = write_game_markdown(a.out, seeds=a.seeds, quick=a.quick, alpha=a.only in (None, "alpha"),
+                            conventions=a.only in (None, "conventions"), reuse=reuse, save=a.save)
     print(f"wrote {p} in {time.perf_counter() - t0:.0f} s")
     return 0
 
