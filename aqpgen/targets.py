@@ -36,7 +36,7 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["LOG", "LogTarget", "PowerTarget", "Target", "alpha_reward", "parse_target"]
+__all__ = ["LOG", "LogTarget", "PowerTarget", "Target", "alpha_reward", "parse_target", "pow_kmin"]
 
 #: unit roundoff of float64.
 _U = 2.0**-53
@@ -444,6 +444,31 @@ def parse_target(text) -> Target:
         raise ValueError(f"unknown target {text!r}: expected 'log' or 'p^A' with a real A > -1 "
                          f"(e.g. 'p^0.5', 'p^-0.5', 'p^2')")
     return PowerTarget(m.group(1))
+
+
+def pow_kmin(params) -> int:
+    """Smallest K of the standard grid of a spec-file table of family "pow" (target p^a).
+
+    ``params["target"]`` must name a power target p^a with a non-integer a > -1 (then 2); an
+    integer a >= 0 is a polynomial whose exact tables are family "power", method "ustat"
+    (``{m = a}``), so it is refused here with a message saying so.
+
+    Raises
+    ------
+    ValueError
+        No or a bad ``target``, log p, or an integer exponent a >= 0.
+    """
+    params = dict(params or {})
+    if "target" not in params:
+        raise ValueError(f"family 'pow' needs params 'target' = \"p^A\" (A > -1), received {params!r}")
+    t = parse_target(params["target"])
+    if not isinstance(t, PowerTarget):
+        raise ValueError(f"family 'pow' needs a power target p^A, received {params['target']!r} "
+                         f"(log p tables are family 'kl')")
+    if t.polynomial:
+        raise ValueError(f"{t.name} is a polynomial: its exact unbiased tables are family 'power', "
+                         f"method 'ustat', params {{m = {t.a_exact.numerator}}}")
+    return t.kmin
 
 
 def alpha_reward(values, alpha) -> np.ndarray:

@@ -163,3 +163,17 @@ def test_alpha_reward_affine_map():
     assert np.allclose(alpha_reward(np.log(p), 1.0), np.log(p) + 1.0)
     with pytest.raises(ValueError, match="alpha"):
         alpha_reward(p, 0.0)
+
+
+def test_pow_kmin_routes_integer_exponents_to_power():
+    from aqpgen.targets import pow_kmin
+
+    assert pow_kmin({"target": "p^0.5"}) == 2 and pow_kmin({"target": "p^-0.5", "rho": 1}) == 2
+    with pytest.raises(ValueError, match="family 'power'"):
+        pow_kmin({"target": "p^2"})
+    with pytest.raises(ValueError, match="family 'kl'"):
+        pow_kmin({"target": "log"})
+    with pytest.raises(ValueError, match="needs params 'target'"):
+        pow_kmin({})
+    with pytest.raises(ValueError, match="> -1"):
+        pow_kmin({"target": "p^-1"})
