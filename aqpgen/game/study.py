@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from aqpgen.game.estimators import ArrayEstimator, get_estimator, table_names
 from aqpgen.game.meanfn import loo_compensated_table
 from aqpgen.game.sampled import advantage_rms, run_sampled
 from aqpgen.game.scenarios import get_scenario, loglog_slope
+from aqpgen.store.atomic import write_text_atomic
 
 __all__ = [
     "ALPHAS",
@@ -59,17 +59,6 @@ CONVENTIONS = (("others", "none"), ("group", "none"), ("group", "group"), ("grou
                ("rloo", "none"), ("rloo", "group"), ("rloo", "batch"))
 AQP_PRESETS = ("kl-aqp-eta3", "kl-aqp-eta15", "kl-aqp-rho1", "kl-aqp-rho2")
 SCENARIO_NAMES = ("zipf", "head")
-
-
-def _write_text(path: Path, text: str) -> None:
-    # Replace by aqpgen.store.atomic.write_text_atomic (the one atomic write) once it is on main.
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _conv_name(conv) -> str:
@@ -449,9 +438,9 @@ def write_game_markdown(path="docs/readme/game.md", *, seeds: int = 10, quick: b
     cd = conventions_study(**kw) if conventions else reuse.get("conventions")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_text(path, game_markdown(ad, cd))
+    write_text_atomic(path, game_markdown(ad, cd))
     if save is not None:
-        _write_text(Path(save), json.dumps(_json_safe({"alpha": ad, "conventions": cd}),
+        write_text_atomic(Path(save), json.dumps(_json_safe({"alpha": ad, "conventions": cd}),
                                            indent=1) + "\n")
     return path
 
