@@ -113,6 +113,17 @@ def _compensated(est, K) -> ArrayEstimator:
     return ArrayEstimator(f"{est.name}*comp", {K: [str(v) for v in vals]}, est.target)
 
 
+def _sampled(sc, est, K, seeds, notes, **kw) -> list[float]:
+    """[final mean, std] of ``run_sampled``; [NaN, NaN] with a note when the runtime refuses the
+    row (e.g. its precision guard) or the run fails."""
+    try:
+        r = run_sampled(sc, est, K, seeds, **kw)
+    except (ValueError, ArithmeticError) as exc:
+        notes.append(f"sampled {sc} `{est.name}` K={K}: {type(exc).__name__}: {exc}")
+        return [math.nan, math.nan]
+    return [r.final_mean, r.final_std]
+
+
 def _exact_tv(sc, est, K, baseline, notes) -> float:
     if est is None or not _has_K(est, K):
         return math.nan
@@ -179,9 +190,9 @@ def alpha_study(alphas: Sequence[float] = ALPHAS, Ks: Sequence[int] = (4, 8, 16,
                         mean.append(math.nan)
                         std.append(math.nan)
                         continue
-                    r = run_sampled(sc, est, K, seeds, steps=steps)
-                    mean.append(r.final_mean)
-                    std.append(r.final_std)
+                    m, sd = _sampled(sc, est, K, seeds, notes, steps=steps)
+                    mean.append(m)
+                    std.append(sd)
                 res["sampled"][sc][est.name] = {"K": list(sampled_Ks), "mean": mean, "std": std}
         out[float(alpha)] = res
     return {"alphas": out, "seeds": len(seeds), "notes": notes,
@@ -234,9 +245,8 @@ def conventions_study(Ks: Sequence[int] = (8, 32), seeds: Sequence[int] = tuple(
                         cell[n] = [math.nan, math.nan]
                         continue
                     f = ratio[n] if isinstance(ratio, dict) else ratio
-                    r = run_sampled(sc, est, K, seeds, steps=steps, baseline=conv[0],
-                                    scale=conv[1], lr=lr0 / f)
-                    cell[n] = [r.final_mean, r.final_std]
+                    cell[n] = _sampled(sc, est, K, seeds, notes, steps=steps, baseline=conv[0],
+                                       scale=conv[1], lr=lr0 / f)
                 sampled[sc][K][_conv_name(conv)] = cell
     return {"sampled": sampled, "rms": rms, "exact": exact, "seeds": len(seeds),
             "steps": {sc: steps or get_scenario(sc).steps for sc in scenarios},
@@ -325,9 +335,9 @@ def _where_tables_help(res: dict) -> list[str]:
                     if math.isfinite(v) and math.isfinite(w):
                         (helps if v < w else hurts).append(f"K={K} ({_fmt(v)} vs {_fmt(w)})")
                 if helps or hurts:
-                    out.append(f"- `{sc}`, {mode}, `{n}` vs plug-in: better at "
-                               + (", ".join(helps) or "no K") + "; not better at "
-                               + (", ".join(hurts) or "no K") + ".")
+                    said = ([f"better at {', '.join(helps)}"] if helps else []) + \
+                           ([f"not better at {', '.join(hurts)}"] if hurts else [])
+                    out.append(f"- `{sc}`, {mode}, `{n}` vs plug-in: " + "; ".join(said) + ".")
     return ["**Where the tables help** (TV of the table vs TV of the plug-in):\n\n"
             + "\n".join(out)] if out else []
 
