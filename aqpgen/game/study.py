@@ -1,8 +1,11 @@
 """The game's result tables for the README: the α-game and the advantage conventions.
 
 Everything here is computed when called (no number is typed by hand); ``python -m
-aqpgen.game.study --out docs/readme/game.md`` writes the Markdown fragment (a few minutes on one
-core; ``--quick`` for a smoke run).  The report may call :func:`alpha_study`,
+aqpgen.game.study --seeds 20 --out docs/readme/game.md --save docs/readme/game.json`` writes the
+Markdown fragment and its data (measured: conventions 393 s, alpha 345 s on a loaded 2-core
+machine; ``--quick`` for a smoke run).  One part can be refreshed alone, e.g. once the shipped
+p^a tables exist: ``--only alpha --reuse docs/readme/game.json --save docs/readme/game.json``
+(``--only none``: rewrite the Markdown from the data).  The report may call :func:`alpha_study`,
 :func:`conventions_study` and the ``*_markdown`` functions directly.
 
 Public names
