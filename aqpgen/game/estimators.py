@@ -101,7 +101,8 @@ class Estimator:
     target: Target = LOG
 
     def __init__(self) -> None:
-        self._means: dict = {}
+        #: cache of mean functions, filled by aqpgen.game.meanfn (keyed by its own tuples)
+        self.mean_cache: dict = {}
 
     @property
     def alpha(self) -> float:
