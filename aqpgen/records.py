@@ -25,8 +25,10 @@ import numpy as np
 
 __all__ = ["STANDARD_TAIL", "STATUS_OK", "Check", "KResult", "as_K", "standard_Ks"]
 
-#: the status of a usable result (a table row, a solve, a certificate); any other status string
-#: is a human-readable reason why the result is not usable.
+#: the status of a usable result; any other status string is a human-readable reason why the
+#: result is not usable.  Used by KResult.status (table rows), AQPResult.status,
+#: MinimaxResult.status and Certificate.status (their boolean ``converged`` is status == "ok"),
+#: and the compare rows.
 STATUS_OK = "ok"
 
 

@@ -9,7 +9,6 @@ polynomial machinery or aqpgen.numerics.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import os
 from dataclasses import replace
@@ -19,7 +18,6 @@ import numpy as np
 import pytest
 
 from aqpgen import audit
-from aqpgen.numerics import certify
 from aqpgen.records import KResult
 from aqpgen.store import tablefile
 
@@ -186,11 +184,8 @@ def _rho_results(rows, rho):
     return res
 
 
-_HAS_TARGET_CERT = "target" in inspect.signature(certify.certify_beta).parameters
-
-
-def _fails(a, ignore=("beta_cert.fresh",) if not _HAS_TARGET_CERT else ()):
-    return [f for f in a.failures if f.check not in ignore]
+def _fails(a):
+    return list(a.failures)
 
 
 def test_test_remez_oracle_levels(remez_rows):
@@ -216,9 +211,6 @@ def test_pow_minimax_table_passes(tmp_path, remez_rows):
     assert len(lv) == len(KS) and max(f.rel_diff for f in lv) < 1e-12
 
 
-@pytest.mark.xfail(not _HAS_TARGET_CERT, strict=False,
-                   reason="aqpgen.numerics.certify.certify_beta has no target= argument yet "
-                          "(the numgen branch adds it); flips to passing at merge")
 def test_pow_fresh_certificate(tmp_path, remez_rows):
     p = tmp_path / "pow0.5-minimax.h5"
     _write(p, _minimax_results(remez_rows), method="minimax", params={"a": "0.5"})
@@ -260,6 +252,18 @@ def test_pow_header_inconsistent(tmp_path, remez_rows):
     assert [f.check for f in audit.audit_file(q).failures] == ["target"]
 
 
+def test_pow_table_in_the_generators_layout(tmp_path, remez_rows):
+    """family "kl" + params {"target": "p^0.5"} (how the minimax generator writes p^a tables)."""
+    p = tmp_path / "pow0.5-minimax.h5"
+    _write(p, _minimax_results(remez_rows), method="minimax", params={"target": "p^0.5"}, family="kl")
+    a = audit.audit_file(p)
+    assert not _fails(a), audit.format_text([a])
+    q = tmp_path / "x" / "pow0.5-minimax.h5"
+    q.parent.mkdir()
+    _write(q, _minimax_results(remez_rows), method="minimax", params={"target": "p^-0.5"}, family="kl")
+    assert [f.check for f in audit.audit_file(q).failures] == ["target"]
+
+
 def test_pow_rho_table_and_tampered_budget(tmp_path, remez_rows):
     """rho preset against the plug-in (n/K)^0.5: passes with rho = 1.5·achieved, fails when the
     stored params claim a budget the table does not meet."""
@@ -277,3 +281,28 @@ def test_pow_rho_table_and_tampered_budget(tmp_path, remez_rows):
     tablefile.write_table(q, replace(t, params={"a": "0.5", "rho": rho_bad}, content_hash=None))
     a = audit.audit_file(q)
     assert {f.K for f in _fails(a) if f.check == "budget"} == set(KS)
+
+
+def test_pow_eta_preset_budget(tmp_path, remez_rows):
+    """An eta preset for p^0.5 takes E*_K from the p^0.5 minimax table beside it
+    ("pow0.5-minimax.h5"); the minimax values themselves meet eta = 0.5 but not eta = 0
+    (the certified bound is above β = E*_K)."""
+    _write(tmp_path / "pow0.5-minimax.h5", _minimax_results(remez_rows), method="minimax",
+           params={"target": "p^0.5"}, family="kl")
+
+    def eta_rows(eta):
+        def tweak(K, hp, m):
+            E = remez_rows[K]["E"]
+            return hp, {**{k: v for k, v in m.items() if k != "spread"},
+                        "eta_budget": (1 + eta) * E, "eta_achieved": 0.0}
+        return _minimax_results(remez_rows, tweak)
+
+    ok = tmp_path / "pow0.5-aqp-eta05.h5"
+    _write(ok, eta_rows(0.5), method="aqp", params={"target": "p^0.5", "eta": 0.5}, family="kl")
+    a = audit.audit_file(ok)
+    assert not _fails(a), audit.format_text([a])
+    assert {"E_star.source", "E_star", "eta_budget", "budget", "eta_achieved"} <= {f.check for f in a.findings}
+    bad = tmp_path / "pow0.5-aqp-eta0.h5"
+    _write(bad, eta_rows(0.0), method="aqp", params={"target": "p^0.5", "eta": 0}, family="kl")
+    a = audit.audit_file(bad)
+    assert {(f.K, f.check) for f in a.failures} == {(K, "budget") for K in KS}

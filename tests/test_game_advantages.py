@@ -154,3 +154,15 @@ def test_loo_compensation_is_exact_for_unbiased_power_tables():
     assert sm.run_exact("head", sm.ArrayEstimator("u2", {K: u2}, "p^2"), K, baseline="rloo").tv > 0.01
     with pytest.raises(ValueError, match="K - 1 > a"):
         sm.loo_compensation("p^3", 4)
+
+
+def test_advantage_rms():
+    K = 8
+    rloo = sm.advantage_rms("head", "plugin", K, "rloo", n_steps=50)
+    grp = sm.advantage_rms("head", "plugin", K, "group", n_steps=50)
+    assert abs(rloo / grp - K / (K - 1)) < 1e-12  # same draws; RLOO = K/(K-1) x group mean
+    sc = sm.get_scenario("head")
+    z = np.random.default_rng(0).choice(sc.S, size=(50, sc.groups, K), p=sc.p_star)
+    r = sc.rewards[z] - sc.tau * sm.get_estimator("plugin").lookup(sm.self_inclusive_counts(z), K)
+    assert sm.advantage_rms("head", "plugin", K, "none", n_steps=50) == pytest.approx(
+        math.sqrt((r ** 2).mean()), rel=1e-14)

@@ -184,12 +184,18 @@ def test_power_table_file_through_runtime(tmp_path):
 
 
 def test_estimator_target_errors():
-    with pytest.raises(ValueError, match="estimates log p"):
+    with pytest.raises(ValueError, match="not a peer of 'p\\^0.5'"):
         sm.get_estimator("digamma", "p^0.5")
+    with pytest.raises(ValueError, match="not a peer of 'log'"):
+        sm.get_estimator("series")
     with pytest.raises(ValueError, match="oracle of 'p\\^0.5'"):
         sm.get_estimator("oracle-p^0.5", "log")
     assert sm.get_estimator("plugin", "p^0.5").values(4)[0] == 0.5
-    assert sm.available_estimators("p^0.25")[0] == "plugin"
+    assert sm.available_estimators("p^0.25")[:5] == ["plugin", "laplace", "jackknife", "delta",
+                                                     "series"]
+    # the series peer of an integer power is the exact U-statistic: the fixed point is the optimum
+    assert sm.run_exact("head", "series", 6, target="p^2").tv < 1e-12
+    assert sm.run_exact("head", "plugin", 6, target="p^2").tv > 1e-2
 
 
 # ----------------------------------------------------------------------------- sampled

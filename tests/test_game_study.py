@@ -25,14 +25,22 @@ def test_alpha_study_tables_match_run_exact(tmp_path):
 
 
 def test_conventions_study_recommendation_and_roundtrip(tmp_path):
-    convs = (("others", "none"), ("group", "none"), ("rloo", "group"))
+    convs = (("others", "none"), ("group", "none"), ("rloo", "group"), ("group", "batch"))
     c = study.conventions_study(Ks=(4,), seeds=(0, 1), scenarios=("head",),
                                 estimators=("plugin", "kl-aqp-rho1"), conventions=convs, steps=5)
     cell = c["sampled"]["head"][4]["rloo/group"]["plugin"]
     r = sm.run_sampled("head", "plugin", 4, (0, 1), steps=5, baseline="rloo", scale="group")
     assert cell == [r.final_mean, r.final_std]
+    ratio = c["rms"]["head"][4]["group/batch"]["kl-aqp-rho1"]
+    assert ratio == sm.advantage_rms("head", "kl-aqp-rho1", 4, "group", "batch") / \
+        sm.advantage_rms("head", "kl-aqp-rho1", 4)
+    r = sm.run_sampled("head", "kl-aqp-rho1", 4, (0, 1), steps=5, baseline="group", scale="batch",
+                       lr=sm.get_scenario("head").lr / ratio)
+    assert c["sampled"]["head"][4]["group/batch@lr-matched"]["kl-aqp-rho1"] == [r.final_mean,
+                                                                             r.final_std]
+    assert "rloo/group@lr-matched" not in c["sampled"]["head"][4]  # would repeat group/group
     rec = study.recommend(c)
-    assert rec["best"] in ("group/none", "rloo/group") and rec["score"]["others/none"] == 1.0
+    assert rec["score"]["others/none"] == 1.0
     assert rec["score"][rec["best"]] == min(v for k, v in rec["score"].items() if k != "others/none")
     out = study.write_game_markdown(tmp_path / "g.md", alpha=False, conventions=False,
                                     reuse={"conventions": c}, save=tmp_path / "g.json")

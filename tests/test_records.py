@@ -34,3 +34,16 @@ def test_standard_Ks_and_status():
     with pytest.raises(TypeError, match="kmin"):
         standard_Ks(1.5)
     assert STATUS_OK == "ok"
+
+
+def test_result_types_share_the_status_vocabulary():
+    from aqpgen.generators.peers import peer_table
+    from aqpgen.generators.remez import remez
+    from aqpgen.numerics.certify import certify_beta
+
+    r = remez(4)
+    assert r.converged and r.status == STATUS_OK
+    c = certify_beta(8, peer_table("plugin", 8))
+    assert c.converged and c.status == STATUS_OK
+    loose = certify_beta(8, peer_table("plugin", 8), rel_slack=1e-9, max_rounds=1)
+    assert not loose.converged and loose.status.startswith("not converged")

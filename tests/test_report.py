@@ -89,14 +89,19 @@ def test_readme_has_no_timings():
     assert not re.search(r"\d(\.\d+)? ?(ms|s)\b.*measured|took \d|measured on the build machine", text)
 
 
-def test_report_fails_loudly_without_tables(tmp_path, monkeypatch):
-    """A section that cannot be produced fails the report (naming it) and writes nothing."""
+@pytest.fixture
+def cheap_report(monkeypatch):
+    """Replace the expensive parts (simulation, compare, frontier, peers' β) by stand-ins."""
     monkeypatch.setattr(write.simulation, "simulation_data", lambda *a, **k: {"exact": {}, "sampled": {},
                                                                                "curves": {}, "seeds": 0})
     monkeypatch.setattr(write.sections, "compare_markdown", lambda Ks: f"CMP {list(Ks)}")
     monkeypatch.setattr(F, "beta_series", lambda d, Ks: {"x": ([16, 32], [0.1, 0.025])})
     monkeypatch.setattr(F, "frontier", lambda K, p, pts=None: F.beta_vs_K(None, p, series={"y": ([16, 32], [1.0, 0.5])}))
     monkeypatch.setattr(write.sections, "frontier_points", lambda K: [])
+
+
+def test_report_fails_loudly_without_tables(tmp_path, cheap_report):
+    """A section that cannot be produced fails the report (naming it) and writes nothing."""
     out = tmp_path / "docs" / "report.md"
     with pytest.raises(write.ReportError) as ei:
         write.write_report(str(out), tables_dir=str(tmp_path / "none"), quick=True, K=8)
@@ -106,7 +111,7 @@ def test_report_fails_loudly_without_tables(tmp_path, monkeypatch):
     assert not out.exists()
 
 
-def test_cli_report_exit_code(tmp_path):
+def test_cli_report_exit_code(tmp_path, cheap_report):
     r = CliRunner().invoke(main, ["report", "--out", str(tmp_path / "r.md"), "--tables",
                                   str(tmp_path / "none"), "--quick", "--K", "8"])
     assert r.exit_code == 1

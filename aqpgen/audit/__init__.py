@@ -10,10 +10,14 @@ that a bug in the library cannot hide itself.  Two documented exceptions:
 * the fresh certificate (``beta_cert.fresh``) comes from the library certifier
   :func:`aqpgen.numerics.certify.certify_beta`: a certificate is a proof, and what the audit can
   do is check every bound (stored or fresh) against its own recomputed sup — a bound below the
-  sup or more than 1 % above it fails (docs/MATH.md §6);
+  sup or more than 1 % above it fails (docs/MATH.md §6); :func:`aqpgen.targets.parse_target`
+  only builds the certifier's ``target=`` argument from the file's target text;
 * :func:`aqpgen.numerics.precision.flint_prec` (a context manager that sets and restores
   python-flint's precision) and :mod:`aqpgen.store.tablefile` (reading the container, the
   content hash and the manifest format) are shared, as they define the file being audited.
+
+``tests/test_architecture.py`` enforces this: no module here imports ``aqpgen.generators`` or
+any of ``aqpgen.numerics`` other than ``precision`` and ``certify``.
 
 Modules
 -------

@@ -122,25 +122,35 @@ def _params_exponent(params) -> tuple[str, Fraction | None] | None:
     return None
 
 
+def _target_mismatch(t, T: AuditTarget) -> str:
+    """Why the header target T disagrees with the params or the family ("" when consistent)."""
+    try:
+        stated = _params_exponent(t.params)
+    except (ValueError, ZeroDivisionError) as exc:
+        return f"params {t.params!r} do not parse: {exc}"
+    if stated is not None and stated[1] != T.a:
+        return f"header target {t.target!r} but params {stated[0]}={t.params[stated[0]]!r}"
+    if t.family == "kl" and not T.is_log and stated is None:
+        # the generators' family "kl" serves any target named by params["target"]
+        return f"family 'kl' with target {t.target!r} but no params 'target' naming it"
+    if t.family != "kl" and T.is_log:
+        return f"family {t.family!r} with target {t.target!r}: log p tables have family 'kl'"
+    return ""
+
+
 def _approx_target(fname, t, F) -> AuditTarget | None:
-    """The target of a minimax / AQP file, checked against its family and params."""
+    """The target of a minimax / AQP file, checked against its params and family.
+
+    The header ``target`` is authoritative; params that state an exponent ("target", "a" or
+    "alpha") must agree with it.  Family "kl" holds log p, or any target its params name (the
+    generators' convention: ``params = {"target": "p^0.5"}``); another family must not hold log p.
+    """
     try:
         T = parse_audit_target(t.target)
     except ValueError as exc:
         F.append(file_finding(fname, "target", False, f"cannot parse header target {t.target!r}: {exc}"))
         return None
-    why = ""
-    if t.family == "kl" and not T.is_log:
-        why = f"KL table with target {t.target!r}, expected 'log p'"
-    elif t.family != "kl" and T.is_log:
-        why = f"family {t.family!r} with target {t.target!r}: log p tables have family 'kl'"
-    else:
-        try:
-            stated = _params_exponent(t.params)
-        except (ValueError, ZeroDivisionError) as exc:
-            stated, why = None, f"params {t.params!r} do not parse: {exc}"
-        if stated is not None and stated[1] != T.a:
-            why = f"header target {t.target!r} but params {stated[0]}={t.params[stated[0]]!r}"
+    why = _target_mismatch(t, T)
     F.append(file_finding(fname, "target", not why, why or f"target {t.target!r} ({T.name}, "
                           f"rate exponent {T.rate:g})"))
     return None if why else T

@@ -17,7 +17,6 @@ fresh_certificate(task)  -- (bound, note): a fresh certified bound from the libr
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -122,18 +121,14 @@ def fresh_certificate(task: RowTask):
     a fresh proof and against its own independently recomputed sup (``cert_check``: the bound
     must lie in [sup, 1.01·sup]).  A wrong certifier would therefore be caught by the sup.
 
-    Returns (bound, note) or (None, why) when no certificate can be produced for this target.
+    Returns (bound, note); note is non-empty when the certifier did not converge (the bound is
+    still rigorous, but may be loose).
     """
-    fn = certify.certify_beta
-    kwargs = {"values": task.values, "values_hp": task.values_hp, "rel_slack": FRESH_CERT_SLACK}
-    if "target" in inspect.signature(fn).parameters:
-        kwargs["target"] = parse_target(task.target_text)
-    elif not task.target.is_log:
-        return None, (f"aqpgen.numerics.certify.certify_beta takes no target= argument, so no "
-                      f"certificate exists for {task.target.name}")
+    kwargs = {"values": task.values, "values_hp": task.values_hp, "rel_slack": FRESH_CERT_SLACK,
+              "target": parse_target(task.target_text)}
     # ask for a tight bound (cells refined until within FRESH_CERT_SLACK of the grid maximum), so
     # budgets met with a 1e-3 margin by the build are not lost to the certificate's own slack
-    cert = fn(task.K, **kwargs)
+    cert = certify.certify_beta(task.K, **kwargs)
     note = "" if getattr(cert, "converged", True) else f" (certify did not converge: {cert.method})"
     return float(cert.beta_upper), note
 
@@ -167,11 +162,8 @@ def _audit_approx_row(task: RowTask) -> tuple[list[Finding], dict]:
     out.extend(common)
     out.append(cert_check(task, "beta_cert", m.get("beta_cert"), beta))
     fresh, why = fresh_certificate(task)
-    if fresh is None:
-        out.append(info(task, "beta_cert.fresh", False, f"K={K}: cannot certify: {why}"))
-    else:
-        f = cert_check(task, "beta_cert.fresh", fresh, beta)
-        out.append(f if f.ok or not why else Finding(**{**asdict(f), "detail": f.detail + why}))
+    f = cert_check(task, "beta_cert.fresh", fresh, beta)
+    out.append(f if f.ok or not why else Finding(**{**asdict(f), "detail": f.detail + why}))
     if task.values_hp is not None and "beta_f64" in m and math.isfinite(m["beta_f64"]):
         f64 = [Fraction(float(v)) for v in task.values]
         b64 = with_prec(lambda r: sup_err(r, g)[0], f64, with_w=False, target=T)
@@ -232,7 +224,7 @@ def _aqp_checks(task: RowTask, beta: float, common, fresh) -> list[Finding]:
         out.append(compare_rel(task, "E_star", m.get("E_star"), E, "E_star_copy"))
         budget = (1 + eta) * E
         out.append(compare_rel(task, "eta_budget", m.get("eta_budget"), budget, "E_star_copy"))
-        bound = math.inf if fresh is None else float(fresh)
+        bound = float(fresh)
         slack = TOLERANCES["budget"]
         ok = bound <= budget * (1 + slack) and beta <= budget * (1 + slack)
         out.append(Finding(task.file, K, "budget", bound, budget, bound / budget - 1,

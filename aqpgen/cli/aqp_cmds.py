@@ -8,6 +8,11 @@ import math
 import click
 
 from aqpgen.cli import CONVENTIONS, k_list
+from aqpgen.generators import aqp
+from aqpgen.generators.compare import compare, to_json, to_markdown
+from aqpgen.generators.minimax import E_star, minimax_table
+from aqpgen.generators.peers import PEERS, peer_table
+from aqpgen.numerics.metrics import table_metrics
 
 FRONTIER_HELP = """\
 Sweep the AQP bias-variance frontier for one batch size K.
@@ -107,11 +112,6 @@ def register(group):
                                      f"otherwise), received {etas}", param_hint="--eta")
         if rhos is not None and any(r <= 0 for r in rhos):
             raise click.BadParameter(f"rho must be > 0, received {rhos}", param_hint="--rho")
-        from aqpgen.generators import aqp
-        from aqpgen.generators.minimax import E_star, minimax_table
-        from aqpgen.generators.peers import PEERS, peer_table
-        from aqpgen.numerics.metrics import table_metrics
-
         Es = E_star(K)
         res = aqp.frontier(K, etas=etas, rhos=rhos, objective=objective, E_star=Es)
         points = []
@@ -154,8 +154,6 @@ def register(group):
     @click.option("--json", "as_json", is_flag=True, help="Print JSON rows.")
     @click.option("--markdown", "as_md", is_flag=True, help="Print a markdown table.")
     def compare_cmd(Ks, as_json, as_md):
-        from aqpgen.generators.compare import compare, to_json, to_markdown
-
         rows = compare(Ks)
         if as_json:
             click.echo(to_json(rows))

@@ -1,6 +1,6 @@
 """CLI commands ``build``, ``show`` and ``verify`` (thin layer over aqpgen.build / tablefile / verify).
 
-Heavy imports (h5py, numpy, generators) happen inside the command functions.
+Imports the light store modules at the top; the generators and their solvers load when a command runs them.
 """
 
 from __future__ import annotations
@@ -14,6 +14,12 @@ import time
 import click
 
 from aqpgen.cli import CONVENTIONS
+from aqpgen.errors import TableFormatError
+from aqpgen.store.build import DEFAULT_SPEC, BuildError, build
+from aqpgen.store.locate import find_table
+from aqpgen.store.spec import missing_extra
+from aqpgen.store.tablefile import read_table
+from aqpgen.store.verify import summarize, verify_file, verify_rate
 
 TABLE_HELP = """\
 A table file (tables/<name>.h5, HDF5 schema 'aqpgen.table' v1) holds, for every K it covers,
@@ -24,8 +30,6 @@ content hash.  TABLE is a path or a shipped table name such as power-m2 or kl-aq
 
 
 def _default_spec() -> str:
-    from aqpgen.store.build import DEFAULT_SPEC
-
     if os.path.isfile(DEFAULT_SPEC):
         return DEFAULT_SPEC
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -34,8 +38,6 @@ def _default_spec() -> str:
 
 def resolve_table(ref: str) -> str:
     """A path or a table name (``aqpgen.store.locate.find_table``), as a click error when neither."""
-    from aqpgen.store.locate import find_table
-
     try:
         return str(find_table(ref))
     except FileNotFoundError as e:
@@ -75,11 +77,13 @@ def K_ranges(Ks_all, Ks_sel) -> str:
 
 
 def _unavailable_text(Ks_all, not_ok) -> str:
-    """``"3 unavailable: K 300..512 (infeasible: ...)"`` grouped by reason."""
+    """``"125 unavailable: K 140..1024 (out of numerical reach)"``: grouped by the reason's kind
+    (its text before the first colon; ``-v`` prints each row's full reason)."""
     by: dict[str, list[int]] = {}
     for K, s in not_ok:
-        by.setdefault(s, []).append(K)
-    parts = [f"K {K_ranges(Ks_all, Ks)} ({s if len(s) <= 80 else s[:77] + '...'})" for s, Ks in by.items()]
+        kind = s.split(":", 1)[0].strip() or s
+        by.setdefault(kind if len(kind) <= 60 else kind[:57] + "...", []).append(K)
+    parts = [f"K {K_ranges(Ks_all, Ks)} ({kind})" for kind, Ks in by.items()]
     return f"{len(not_ok)} unavailable: " + "; ".join(parts)
 
 
@@ -173,8 +177,6 @@ class _Reporter:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar / progress lines (summary lines only).")
 @click.option("--verbose", "-v", is_flag=True, help="A line per finished K, and every unavailable row.")
 def build_cmd(spec, jobs, only, force, out_dir, dask, allow_dirty, quiet, verbose):
-    from aqpgen.store.build import BuildError, build
-
     spec = spec or _default_spec()
     if not os.path.isfile(spec):
         raise click.BadParameter(f"spec file {spec!r} not found", param_hint="SPEC")
@@ -187,8 +189,6 @@ def build_cmd(spec, jobs, only, force, out_dir, dask, allow_dirty, quiet, verbos
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     except ImportError as e:
-        from aqpgen.store.spec import missing_extra
-
         hint = missing_extra(e.__cause__ or e) if not isinstance(e, ModuleNotFoundError) else missing_extra(e)
         raise click.ClickException(str(e) + (f"\n{hint}" if hint and hint not in str(e) else "")) from None
     finally:
@@ -221,9 +221,6 @@ def build_cmd(spec, jobs, only, force, out_dir, dask, allow_dirty, quiet, verbos
 @click.option("--K", "K", type=int, default=None, help="Print the row c_K[1..K] with its metrics.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON (NaN as null).")
 def show_cmd(table, K, as_json):
-    from aqpgen.errors import TableFormatError
-    from aqpgen.store.tablefile import read_table
-
     path = resolve_table(table)
     try:
         t = read_table(path)
@@ -292,8 +289,6 @@ def show_cmd(table, K, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Every check as JSON.")
 @click.option("--all", "show_all", is_flag=True, help="Print every check, not only a summary and the failures.")
 def verify_cmd(tables, rate, as_json, show_all):
-    from aqpgen.store.verify import summarize, verify_file, verify_rate
-
     results = {}
     for ref in tables:
         path = resolve_table(ref)

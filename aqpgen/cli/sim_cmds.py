@@ -9,10 +9,10 @@ import math
 import click
 
 from aqpgen.cli import k_list
+from aqpgen.cli.options import target_option
 from aqpgen.errors import ConvergenceError
 from aqpgen.game import simulate as sm
 from aqpgen.report import figures
-from aqpgen.targets import parse_target
 
 
 def _jsonable(obj):
@@ -83,9 +83,7 @@ def register(group):
     @click.option("--float64-values", "float64_values", is_flag=True,
                   help="--exact: use the float64 values the runtime serves instead of the "
                        "tables' high-precision strings.")
-    @click.option("--target", "target", default="log", show_default=True,
-                  help="Target of the tables: 'log' (KL game) or 'p^A' (the alpha-game with "
-                       "alpha = A + 1; estimators plugin, oracle and tables for p^A).")
+    @target_option()
     @click.option("--baseline", type=click.Choice(["others", "group", "rloo", "none"]),
                   default="others", show_default=True,
                   help="Advantage baseline: other groups' mean (exact policy gradient), group "
@@ -101,9 +99,8 @@ def register(group):
     def simulate_cmd(scenario, exact, K, estimators, seeds, steps, lr, groups, init,
                      float64_values, target, baseline, scale, as_json, plot):
         try:
-            target = parse_target(target)
             sm.game_alpha(target)
-        except (TypeError, ValueError) as exc:
+        except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--target") from None
         if exact and scale != "none":
             raise click.BadParameter("std scaling has no exact (expected) dynamics; use it "

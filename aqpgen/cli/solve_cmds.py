@@ -1,5 +1,5 @@
 """``aqpgen solve``: one-off solves (``aqpgen solve minimax``, ``aqpgen solve power``), a thin layer
-over aqpgen.minimax and aqpgen.power."""
+over aqpgen.generators.minimax and aqpgen.generators.power."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import click
 
 from aqpgen.cli import CONVENTIONS
 from aqpgen.cli.options import target_option
+from aqpgen.errors import ConvergenceError
+from aqpgen.generators import minimax, power
+from aqpgen.numerics.precision import flint_prec
 
 MINIMAX_HELP = """\
 Solve the minimax (bias-optimal) estimator of log p for one batch size K.
@@ -71,8 +74,6 @@ def register(group):
                   help='Target polynomial coefficients, low to high, comma-separated rationals ("0,2" = 2p).')
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
     def power_cmd(K, m, poly, as_json):
-        from aqpgen.generators import power
-
         if (m is None) == (poly is None):
             raise click.UsageError("give exactly one of --m or --poly")
         params = {"m": m} if m is not None else {"coeffs": [t.strip() for t in poly.split(",")]}
@@ -110,9 +111,6 @@ def register(group):
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
     @target_option()
     def minimax_cmd(K, prec, tol, with_table, as_json, target):
-        from aqpgen.errors import ConvergenceError
-        from aqpgen.generators import minimax
-        from aqpgen.numerics.precision import flint_prec
 
         if prec is not None and prec < 64:
             raise click.BadParameter(f"must be >= 64 bits, received {prec}", param_hint="--prec")

@@ -9,17 +9,18 @@ Names (``get_estimator(name, target=None)``)
 ``oracle-log`` / ``oracle-p^A`` / ``oracle``  the exact target (mean function g itself; sampled
     rewards use the policy's true p_z).  Not a table: no unbiased table exists for log p or a
     non-integer power.  ``oracle`` means the oracle of ``target`` (default log p).
-``plugin``    the plug-in g(n/K): for log p the correctly rounded ``aqpgen.generators.peers``
-    table, for p^a ``Target.plugin`` ((n/K)^a).
-``digamma``, ``laplace``, ``jackknife``   the other classical peers of log p.
+``plugin``, ``digamma``, ``laplace``, ``jackknife``   the classical peers of log p
+    (``aqpgen.generators.peers``);
+``plugin``, ``laplace``, ``jackknife``, ``delta``, ``series``   those of p^a
+    (``aqpgen.generators.peers_power``; the plug-in (n/K)^a is ``peers.plugin_table``).
 anything else  a table file name or path (``aqpgen.runtime.load_table``); its target comes from
     the file and must equal ``target`` when one is given.
 
 Public names
 ------------
-Estimator, ArrayEstimator, PeerEstimator, PluginEstimator, TableEstimator, OracleEstimator
+Estimator, ArrayEstimator, PeerEstimator, TableEstimator, OracleEstimator
 get_estimator(name, target=None), as_estimator(obj, target=None), available_estimators(target)
-table_names(target)  -- shipped table names of a target in report order
+peer_names(target), table_names(target)  -- peer / shipped table names of a target, report order
 ORACLE, PEER_NAMES, TABLE_NAMES
 """
 
@@ -33,6 +34,7 @@ import numpy as np
 
 from aqpgen.game.alpha import game_alpha
 from aqpgen.generators import peers
+from aqpgen.generators.peers_power import POWER_PEERS, power_peer_table
 from aqpgen.runtime import load_table
 from aqpgen.store.tablefile import read_table
 from aqpgen.targets import LOG, Target, parse_target
@@ -45,11 +47,11 @@ __all__ = [
     "Estimator",
     "OracleEstimator",
     "PeerEstimator",
-    "PluginEstimator",
     "TableEstimator",
     "as_estimator",
     "available_estimators",
     "get_estimator",
+    "peer_names",
     "table_names",
 ]
 
@@ -60,6 +62,12 @@ ORACLE = "oracle-log"
 PEER_NAMES = ("plugin", "digamma", "laplace", "jackknife")
 #: Shipped KL tables in report order (used when present).
 TABLE_NAMES = ("kl-minimax", "kl-aqp-eta3", "kl-aqp-eta15", "kl-aqp-rho1", "kl-aqp-rho2")
+
+
+def peer_names(target=LOG) -> tuple[str, ...]:
+    """Classical peers of ``target`` in report order (``PEER_NAMES`` for log p, else
+    ``POWER_PEERS``)."""
+    return PEER_NAMES if parse_target(target) == LOG else POWER_PEERS
 
 
 def table_names(target=LOG) -> tuple[str, ...]:
@@ -166,36 +174,31 @@ class ArrayEstimator(Estimator):
 
 
 class PeerEstimator(Estimator):
-    """A classical peer of log p from ``aqpgen.generators.peers`` (any K >= 2)."""
+    """A classical peer (any K >= 2): of log p from ``aqpgen.generators.peers`` (``PEERS``), of
+    p^a from ``aqpgen.generators.peers_power`` (``POWER_PEERS``; the plug-in through
+    ``peers.plugin_table``, the reference of the AQP rho programs)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, target=LOG):
         super().__init__()
-        if name not in peers.PEERS:
-            raise ValueError(f"peer must be one of {peers.PEERS}, received {name!r}")
+        self.target = parse_target(target)
+        game_alpha(self.target)
+        names = peer_names(self.target)
+        if name not in names:
+            raise ValueError(f"peer of {self.target.spec!r} must be one of {names}, "
+                             f"received {name!r}")
         self.name = name
         self._cache: dict[int, np.ndarray] = {}
 
     def values(self, K):
         K = self.check_K(K)
         if K not in self._cache:
-            self._cache[K] = np.asarray(peers.peer_table(self.name, K), dtype=np.float64)
-        return self._cache[K]
-
-
-class PluginEstimator(Estimator):
-    """The plug-in table g(n/K) of any target (``Target.plugin``), any K >= 2."""
-
-    def __init__(self, target):
-        super().__init__()
-        self.target = parse_target(target)
-        game_alpha(self.target)
-        self.name = "plugin"
-        self._cache: dict[int, np.ndarray] = {}
-
-    def values(self, K):
-        K = self.check_K(K)
-        if K not in self._cache:
-            self._cache[K] = np.asarray(self.target.plugin(K), dtype=np.float64)
+            if self.target == LOG:
+                v = peers.peer_table(self.name, K)
+            elif self.name == "plugin":
+                v = peers.plugin_table(K, self.target)
+            else:
+                v = power_peer_table(self.name, K, self.target)
+            self._cache[K] = np.asarray(v, dtype=np.float64)
         return self._cache[K]
 
 
@@ -268,13 +271,12 @@ def _get(name: str, target: Target | None) -> Estimator:
             raise ValueError(f"estimator {name!r} is the oracle of {t.spec!r}, not of "
                              f"the requested target {target.spec!r}")
         return OracleEstimator(t)
-    if name == "plugin" and target is not None and target != LOG:
-        return PluginEstimator(target)
-    if name in peers.PEERS:
-        if target is not None and target != LOG:
-            raise ValueError(f"peer {name!r} estimates log p; for target {target.spec!r} the "
-                             "peers are: plugin")
-        return PeerEstimator(name)
+    t = LOG if target is None else target
+    if name in peer_names(t):
+        return PeerEstimator(name, t)
+    if name in PEER_NAMES + POWER_PEERS:
+        raise ValueError(f"peer {name!r} is not a peer of {t.spec!r} (its peers: "
+                         f"{peer_names(t)})")
     try:
         est = TableEstimator(name)
     except Exception as exc:  # the runtime's own error says why (missing file, bad hash, ...)
@@ -314,7 +316,7 @@ def as_estimator(estimator, target=None) -> Estimator:
 def available_estimators(target=LOG) -> list[str]:
     """Peers and the shipped tables of ``target`` that load, in report order."""
     t = parse_target(target)
-    names = (PEER_NAMES if t == LOG else ("plugin",)) + table_names(t)
+    names = peer_names(t) + table_names(t)
     out = []
     for name in names:
         try:

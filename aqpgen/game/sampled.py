@@ -34,6 +34,7 @@ Public names
 ------------
 SampledResult, run_sampled(scenario, estimator, K, seeds, baseline=, scale=)
 advantages(r, baseline, scale) -- the advantage conventions on rewards of shape (..., G, K)
+advantage_rms(...)  -- RMS advantage of a convention at the optimum (its step per unit lr)
 self_inclusive_counts(z), sampled_sweep(...), SCALES, STD_EPS
 """
 
@@ -50,7 +51,8 @@ from aqpgen.game.meanfn import BASELINES
 from aqpgen.game.scenarios import get_scenario, loglog_slope
 from aqpgen.targets import alpha_reward
 
-__all__ = ["SCALES", "STD_EPS", "SampledResult", "advantages", "game_reward", "run_sampled",
+__all__ = ["SCALES", "STD_EPS", "SampledResult", "advantage_rms", "advantages", "game_reward",
+           "run_sampled",
            "sampled_sweep", "self_inclusive_counts"]
 
 #: Std scalings of the advantages (TRL ``scale_rewards``).
@@ -154,6 +156,27 @@ def advantages(r: np.ndarray, baseline: str = "others", scale: str = "none") -> 
         flat = r.reshape(r.shape[:-2] + (G * K,))
         A = A / (flat.std(axis=-1, ddof=1)[..., None, None] + STD_EPS)
     return A
+
+
+def advantage_rms(scenario, estimator, K: int, baseline: str = "others", scale: str = "none",
+                  *, groups: int | None = None, n_steps: int = 500, seed: int = 0,
+                  target=None) -> float:
+    """Root-mean-square advantage of a convention at the game's optimum (the policy fixed at
+    p*, ``n_steps`` draws of G groups of K): the size of the step a convention takes per unit
+    learning rate, to compare conventions at matched step sizes."""
+    sc = get_scenario(scenario)
+    est = as_estimator(estimator, target)
+    K = est.check_K(K) if not est.is_oracle else int(K)
+    G = sc.groups if groups is None else int(groups)
+    ps = sc.optimum(est.alpha)
+    z = np.random.default_rng(seed).choice(sc.S, size=(int(n_steps), G, K), p=ps)
+    if est.is_oracle:
+        with np.errstate(divide="ignore"):
+            c = est.target.g(ps)[z]
+    else:
+        c = np.asarray(est.lookup(self_inclusive_counts(z), K), dtype=np.float64)
+    r = sc.rewards[z] - sc.tau * game_reward(c, est.alpha)
+    return float(np.sqrt(np.mean(advantages(r, baseline, scale) ** 2)))
 
 
 def run_sampled(scenario, estimator, K: int, seeds: Sequence[int] = tuple(range(20)), *,

@@ -32,7 +32,7 @@ from aqpgen.game.alpha import game_target
 from aqpgen.game.dynamics import run_exact
 from aqpgen.game.estimators import ArrayEstimator, get_estimator, table_names
 from aqpgen.game.meanfn import loo_compensated_table
-from aqpgen.game.sampled import run_sampled
+from aqpgen.game.sampled import advantage_rms, run_sampled
 from aqpgen.game.scenarios import get_scenario, loglog_slope
 
 __all__ = ["ALPHAS", "AQP_PRESETS", "CONVENTIONS", "alpha_markdown", "alpha_study",
@@ -61,7 +61,7 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _conv_name(conv) -> str:
-    return f"{conv[0]}/{conv[1]}"
+    return f"{conv[0]}/{conv[1]}" + (f"@{conv[2]}" if len(conv) > 2 else "")
 
 
 def _available(name, target, notes):
@@ -156,12 +156,16 @@ def conventions_study(Ks: Sequence[int] = (8, 32), seeds: Sequence[int] = tuple(
                       scenarios: Sequence[str] = SCENARIO_NAMES,
                       estimators: Sequence[str] = ("plugin",) + AQP_PRESETS,
                       conventions: Sequence[tuple[str, str]] = CONVENTIONS,
-                      steps: int | None = None) -> dict:
+                      steps: int | None = None, matched: bool = True) -> dict:
     """Final sampled TV (mean, std over seeds) of the KL game per advantage convention.
 
-    Returns ``{"sampled": {scenario: {K: {"baseline/scale": {name: [mean, std]}}}}, "exact":
-    {scenario: {K: {name: {"others": tv, "rloo": tv}}}}, "seeds", "steps", "notes",
-    "seconds"}``; scenario defaults for lr, groups, init and steps (unless ``steps``)."""
+    Std scaling multiplies the step: with ``matched`` the scaled group-mean conventions also run
+    as ``"group/scale@lr-matched"`` (the RLOO ones would repeat them exactly) with the learning rate divided by its RMS-advantage ratio to
+    the reference (``advantage_rms`` at the optimum, per estimator), i.e. at the reference's
+    step size.  Returns ``{"sampled": {scenario: {K: {"baseline/scale": {name: [mean, std]}}}},
+    "rms": {scenario: {K: {"baseline/scale": {name: ratio}}}}, "exact": {scenario: {K: {name:
+    {"others": tv, "rloo": tv}}}}, "seeds", "steps", "notes", "seconds"}``; scenario defaults
+    for lr, groups, init and steps (unless ``steps``)."""
     t0 = time.perf_counter()
     seeds = tuple(int(s) for s in seeds)
     notes: list[str] = []
@@ -169,23 +173,36 @@ def conventions_study(Ks: Sequence[int] = (8, 32), seeds: Sequence[int] = tuple(
     ests = {n: e for n, e in ests.items() if e is not None}
     sampled: dict = {}
     exact: dict = {}
+    rms: dict = {}
     for sc in scenarios:
-        sampled[sc], exact[sc] = {}, {}
+        sampled[sc], exact[sc], rms[sc] = {}, {}, {}
+        lr0 = get_scenario(sc).lr
         for K in Ks:
-            sampled[sc][K] = {}
+            sampled[sc][K], rms[sc][K] = {}, {}
             exact[sc][K] = {n: {b: _exact_tv(sc, e, K, b, notes) for b in ("others", "rloo")}
                             for n, e in ests.items()}
+            live = {n: e for n, e in ests.items() if _has_K(e, K)}
+            ref = {n: advantage_rms(sc, e, K) for n, e in live.items()}
+            runs = [(conv, 1.0) for conv in conventions]
             for conv in conventions:
+                ratio = {n: advantage_rms(sc, e, K, *conv) / ref[n] for n, e in live.items()}
+                rms[sc][K][_conv_name(conv)] = ratio
+                # rloo advantages are K/(K-1) times the group-mean ones, so at a matched step
+                # rloo/<scale> is group/<scale> exactly: only the group baseline is re-run
+                if matched and conv[1] != "none" and conv[0] == "group":
+                    runs.append(((conv[0], conv[1], "lr-matched"), ratio))
+            for conv, ratio in runs:
                 cell = {}
                 for n, est in ests.items():
-                    if not _has_K(est, K):
+                    if n not in live:
                         cell[n] = [math.nan, math.nan]
                         continue
+                    f = ratio[n] if isinstance(ratio, dict) else ratio
                     r = run_sampled(sc, est, K, seeds, steps=steps, baseline=conv[0],
-                                    scale=conv[1])
+                                    scale=conv[1], lr=lr0 / f)
                     cell[n] = [r.final_mean, r.final_std]
                 sampled[sc][K][_conv_name(conv)] = cell
-    return {"sampled": sampled, "exact": exact, "seeds": len(seeds),
+    return {"sampled": sampled, "rms": rms, "exact": exact, "seeds": len(seeds),
             "steps": {sc: steps or get_scenario(sc).steps for sc in scenarios},
             "notes": notes, "seconds": time.perf_counter() - t0}
 
@@ -308,6 +325,17 @@ def conventions_markdown(conv: dict) -> str:
             parts.append(f"*`{sc}`, K = {K}* — final TV after {conv['steps'][sc]} steps, mean ± "
                          f"std over {conv['seeds']} seeds (baseline/scale):\n\n"
                          + _table(["convention"] + [f"`{n}`" for n in names], rows))
+    if conv.get("rms"):
+        cols = [(sc, K) for sc, byK in conv["rms"].items() for K in byK]
+        convs = list(next(iter(next(iter(conv["rms"].values())).values())))
+        rows = [[f"`{c}`"] + [f"{float(np.mean(list(conv['rms'][sc][K][c].values()))):.2f}"
+                              for sc, K in cols] for c in convs]
+        parts.append("*Step size*: RMS advantage at the optimum relative to `others/none` "
+                     "(mean over the estimators); `@lr-matched` rows above ran with the learning "
+                     "rate divided by this ratio (per estimator; RLOO advantages are K/(K-1) "
+                     "times the group-mean ones, so `rloo/<scale>@lr-matched` would repeat "
+                     "`group/<scale>@lr-matched` exactly):\n\n"
+                     + _table(["convention"] + [f"`{sc}` K={K}" for sc, K in cols], rows))
     rows = []
     for sc, byK in conv["exact"].items():
         for K, byname in byK.items():

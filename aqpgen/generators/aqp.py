@@ -1,59 +1,42 @@
-"""Variance-optimal augmented programs (AQP) for the KL reward ``log p``.
+"""Variance-optimal augmented programs (AQP): the exchange, the programs, the generator.
 
-Public functions
-----------------
-solve_eta(K, eta, objective="Vinf")  -- minimise V (V∞ or V1) subject to β(c) <= (1+η)·E*_K.
-solve_rho(K, rho)                    -- minimise β(c) subject to V∞(c) <= ρ·V∞(plug-in at K).
-frontier(K, etas=None, rhos=None)    -- sweep either program; one ``AQPResult`` per point.
-v1_matrix(K)                         -- the exact quadratic form of V1 (Gram matrix, Beta functions).
-evaluate(values)                     -- float64 fine-grid evaluator of e(p) and p·Var_p (exchange).
-AQPResult                            -- frozen result of one solve.
-GENERATOR_VERSION, target_name, build_K, verify_row -- the generator interface (ARCHITECTURE.md).
+For a target g (``aqpgen.targets``; log p unless the params say ``target = "p^a"``) and a table
+c = c_K[1..K]: e(p) = p (g_c(p) - g(p)), beta(c) = sup |e|, V_inf(c) = sup_p p Var_p(c),
+V1(c) = int_0^1 p Var_p dp (docs/MATH.md §1, §5).  Two programs:
 
-Mathematics (docs/MATH.md §1, §5)
------------------------------------
-With b_m(p) = b_{K-1,m}(p) = C(K-1, m) p^m (1-p)^(K-1-m) and a table c = c_K[1..K],
+* eta: minimise V_inf (or V1) subject to beta(c) <= (1 + eta) E*_K (E*_K: the minimax error);
+* rho: minimise beta(c) subject to V_inf(c) <= rho V_inf(plug-in table at K).
 
-.. math::
+Public names
+------------
+solve_eta(K, eta, objective="Vinf", *, target=LOG) -> AQPResult   the eta program.
+solve_rho(K, rho, *, target=LOG) -> AQPResult                     the rho program.
+frontier(K, etas=None, rhos=None, *, target=LOG)  sweep either program; one ``AQPResult`` each.
+plugin_constants(K, target=LOG)      (V_inf, beta lower bound) of the plug-in table: the rho
+                                     budgets and the "better than plug-in" test.
+AQPResult                            frozen result of one solve (``status`` "ok" or the reason).
+evaluate, v1_matrix                  re-exported from ``aqpgen.generators.aqp_eval``.
+PMF_CUTOFF, SOLVER_SETTINGS          re-exported from ``aqpgen.generators.aqp_conic``.
+GENERATOR_VERSION, target_name, build_K, verify_row   the generator interface
+                                     (docs/ARCHITECTURE.md).
 
-    g_c(p) = \\sum_m c_{m+1} b_m(p),\\qquad e(p) = p\\,(g_c(p) - \\log p),\\qquad
-    \\mathrm{Var}_p(c) = \\sum_m b_m(p)\\,(c_{m+1} - g_c(p))^2 .
-
-β(c) = sup |e| is a sup of affine functions of c; V∞(c) = sup_p p·Var_p(c) is a sup of convex
-quadratics, written as second-order cones ‖sqrt(p_i b_{i,m})(c_{m+1} − g_i)‖₂ <= s with an
-auxiliary scalar g_i = b_i^T c per grid point (two nonzeros per cone row).  Binomial rows are
-truncated to the entries with b_m >= ``PMF_CUTOFF``·max_m b_m (a window O(sqrt(K p(1-p))) wide),
-which keeps the cones sparse enough for K = 1024.
-
-V1(c) = ∫_0^1 p·Var_p dp = c^T M c with (Beta integrals, DLMF 5.12.1)
-
-.. math::
-
-    M = \\mathrm{diag}\\Big(\\frac{m+1}{K(K+1)}\\Big) - G,\\qquad
-    G_{ij} = \\binom{K-1}{i}\\binom{K-1}{j}\\,\\frac{(i+j+1)!\\,(2K-2-i-j)!}{(2K)!},
-
-since ∫ p b_m dp = C(K-1,m) B(m+2, K-m) = (m+1)/(K(K+1)) and
-∫ p b_i b_j dp = C(K-1,i) C(K-1,j) B(i+j+2, 2K-1-i-j).  p·Var_p is a polynomial of degree
-2K-1, so K-point Gauss–Legendre quadrature on [0, 1] is exact for it; the solver uses that
-sparse form (one cone block per node), ``v1_matrix`` is the dense closed form (both are tested).
-
-Numerics (why the programs stay accurate up to K = 1024)
---------------------------------------------------------
+The exchange (why the programs stay accurate up to K = 1024)
+------------------------------------------------------------
 E*_K ~ 1e-7 at K = 1024 while |c| ~ 10.  Each solve is for a correction δ around a reference
 table c_ref (the digamma table first, then the previous exchange iterate), bias rows are divided
 by the bias scale (the budget) so every constraint is O(1), variance cones by sqrt(V∞(plug-in)).
 Clarabel runs with explicit tolerances (``SOLVER_SETTINGS``); a status other than "optimal" is
-retried with relaxed settings (``_RETRY_SETTINGS``) and otherwise reported, never shipped.  The solver's answer is a
-candidate: e(p) and p·Var_p are re-evaluated on a fine grid (``evaluate``), local maxima above the
+retried with relaxed settings (``aqp_conic.RETRY_SETTINGS``) and otherwise reported, never
+shipped.  The solver's answer is a candidate: e(p) and p·Var_p are re-evaluated on a fine grid (``evaluate``), local maxima above the
 budget are refined and added to the grid (exchange), and the solver gets the budget tightened by
 ``TIGHTEN`` so the verified value meets the real budget.  The final acceptance for eta programs is
-the rigorous bound of ``aqpgen.certify.certify_beta``.
+the rigorous bound of ``aqpgen.numerics.certify.certify_beta``; the stored numbers are
+``aqpgen.numerics.metrics.table_metrics`` of the accepted table.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,13 +44,13 @@ import numpy as np
 
 from aqpgen.errors import InfeasibleError
 from aqpgen.generators import minimax
+from aqpgen.generators.aqp_conic import PMF_CUTOFF, SOLVER_SETTINGS, solve_checked
+from aqpgen.generators.aqp_eval import Verified, evaluate, v1_matrix
 from aqpgen.generators.peers import plugin_table, reference_table
-from aqpgen.numerics.bernstein import binom_pmf
 from aqpgen.numerics.certify import certify_beta
-from aqpgen.numerics.extrema import local_maxima, refine_maxima
-from aqpgen.numerics.grids import gauss_legendre01, theta_grid
-from aqpgen.numerics.metrics import table_metrics, variance_mean, variance_sup
-from aqpgen.records import Check, KResult, as_K
+from aqpgen.numerics.grids import theta_grid
+from aqpgen.numerics.metrics import table_metrics, variance_sup
+from aqpgen.records import STATUS_OK, Check, KResult, as_K
 from aqpgen.targets import LOG, Target, parse_target, pow_kmin
 
 __all__ = [
@@ -88,30 +71,8 @@ __all__ = [
 
 GENERATOR_VERSION = "3"
 
-#: Relative cutoff of the binomial rows fed to the solver (entries below cutoff·max are dropped).
-PMF_CUTOFF = 1e-30
 #: Relative tightening of the budget handed to the solver (verified value must meet the budget).
 TIGHTEN = 1e-3
-#: Clarabel settings, explicit.  Constraints are scaled to O(1), so tol_feas = 1e-6 means a bias
-#: violation of ~1e-6·budget, far below the ``TIGHTEN`` margin (1e-3), and the relative gap 1e-6
-#: bounds the objective's error; the exchange and the certificate accept or reject the candidate
-#: independently anyway.  Measured on the shipped grid: at 1e-7 the last interior-point steps
-#: often lose primal feasibility (residual 1e-8 -> 1e-3, Clarabel "InsufficientProgress" or
-#: "AlmostSolved") at scattered K (5 of 263 rows for rho1, 28 for rho2); at 1e-6 those solve.
-#: ``direct_solve_method="qdldl"``: on these KKT systems (thousands of bias rows coupled through
-#: the K table entries) Clarabel's default faer factorisation was measured 6–17× slower than QDLDL
-#: (K = 256: 4.15 s vs 0.24 s per solve; K = 1024 rho1: ~3 s with QDLDL).
-#: ``_RETRY_SETTINGS`` are tried in turn on failure; anything still not "optimal" is reported.
-SOLVER_SETTINGS = dict(tol_gap_abs=1e-6, tol_gap_rel=1e-6, tol_feas=1e-6, tol_ktratio=1e-4,
-                       max_iter=300, direct_solve_method="qdldl")
-_RETRY_SETTINGS = (
-    dict(SOLVER_SETTINGS, equilibrate_enable=False),
-    dict(tol_gap_abs=1e-6, tol_gap_rel=1e-6, tol_feas=1e-6, tol_ktratio=1e-4, max_iter=400,
-         static_regularization_constant=1e-7, iterative_refinement_max_iter=20,
-         direct_solve_method="qdldl"),
-)
-#: Refinement solves started from an "optimal_inaccurate" candidate before other retries.
-REFINE_STEPS = 2
 #: Relative slack of the certificate (β̄ <= (1 + CERT_SLACK)·β_lower); below ``TIGHTEN``.
 CERT_SLACK = 2e-4
 #: Smallest η attempted: below it the budget is within the tightening/rounding margin of E*_K.
@@ -179,130 +140,8 @@ class AQPResult:
     iterations: int
     solver_status: str
     grid_size: int
-    status: str = "ok"
+    status: str = STATUS_OK
     info: dict = field(default_factory=dict)
-
-
-# ----------------------------------------------------------------------------------------------
-# binomial rows, grids, the fine-grid evaluator
-
-
-def _pmf_rows(K: int, p: np.ndarray, cutoff: float | None = None):
-    """Sparse CSR (len(p), K) of b_{K-1,m}(p), each row truncated to b_m >= cutoff·max b."""
-    import scipy.sparse as sp
-
-    cutoff = PMF_CUTOFF if cutoff is None else cutoff
-    rows = []
-    for start in range(0, len(p), 512):
-        B = binom_pmf(K - 1, p[start:start + 512], method="boost")
-        B[B < cutoff * B.max(axis=1, keepdims=True)] = 0.0
-        rows.append(sp.csr_matrix(B))
-    return sp.vstack(rows, format="csr")
-
-
-class _Eval:
-    """e(p) = p·(g_c(p) − g(p)) and p·Var_p(c) for many p, in float64 (g the target).
-
-    g_c (degree K−1) and p·Var_p (degree 2K−1) are interpolated exactly at Chebyshev points of
-    [0, 1] from accurate pointwise values (binomial pmf, two-pass variance) and evaluated by
-    Clenshaw (numpy.polynomial.chebyshev), so a fine grid costs O(K) per point.  Absolute error
-    ~ 1e-14·max|c| (Lebesgue constant O(log K)), far below the budgets (>= 1e-7 at K <= 1024).
-    """
-
-    def __init__(self, values: np.ndarray, target: Target = LOG):
-        from numpy.polynomial import chebyshev as C
-
-        c = np.asarray(values, dtype=np.float64)
-        K = len(c)
-        self.K = K
-        self.target = target
-        self._C = C
-
-        def g_at(x):
-            B = binom_pmf(K - 1, (1.0 + x) / 2.0, method="boost")
-            return B @ c
-
-        def pvar_at(x):
-            p = (1.0 + x) / 2.0
-            B = binom_pmf(K - 1, p, method="boost")
-            g = B @ c
-            return p * np.einsum("ij,ij->i", B, (c[None, :] - g[:, None]) ** 2)
-
-        self.cg = C.chebinterpolate(g_at, K - 1)
-        self.cv = C.chebinterpolate(pvar_at, 2 * K - 1)
-
-    def g(self, p):
-        return self._C.chebval(2.0 * np.asarray(p) - 1.0, self.cg)
-
-    def bias(self, p):
-        """e(p) = p·g_c(p) − h(p), h(p) = p·g(p) the weighted target (0 at p = 0)."""
-        p = np.asarray(p, dtype=np.float64)
-        return p * self.g(p) - self.target.h(p)
-
-    def pvar(self, p):
-        return self._C.chebval(2.0 * np.asarray(p, dtype=np.float64) - 1.0, self.cv)
-
-
-class Verified:
-    """Fine-grid verification of a table: β, V∞ (refined local maxima), V1 (exact quadrature),
-    and the maxima locations used by the exchange."""
-
-    def __init__(self, values: np.ndarray, n_fine: int | None = None, target: Target = LOG):
-        K = len(values)
-        ev = _Eval(values, target)
-        n_fine = n_fine or max(4096, 16 * K)
-        theta, p = theta_grid(n_fine, start=0, angles=True)
-        e = ev.bias(p)
-        v = ev.pvar(p)
-        ie, iv = local_maxima(e), local_maxima(v)
-        half = 0.5 * np.pi
-        self.theta_e, self.abs_e = refine_maxima(lambda t: ev.bias(np.sin(t) ** 2), theta, e, ie,
-                                                 lo=0.0, hi=half)
-        self.theta_v, self.val_v = refine_maxima(lambda t: ev.pvar(np.sin(t) ** 2), theta, v, iv,
-                                                 lo=0.0, hi=half)
-        self.beta = float(max(np.max(np.abs(e)), self.abs_e.max(initial=0.0)))
-        self.V_inf = float(max(np.max(v), self.val_v.max(initial=0.0)))
-        self.h = theta[1] - theta[0]
-        self._values = values
-
-    @property
-    def V1(self) -> float:
-        """∫ p·Var_p dp (``aqpgen.numerics.metrics.variance_mean``), computed on first use."""
-        if not hasattr(self, "_V1"):
-            self._V1 = float(variance_mean(self._values, len(self._values)))
-        return self._V1
-
-    def points_above(self, which: str, level: float) -> np.ndarray:
-        """p of the refined maxima above ``level``, with two neighbours at ±h/4 in θ."""
-        th, val = (self.theta_e, self.abs_e) if which == "e" else (self.theta_v, self.val_v)
-        th = th[val > level]
-        th = np.concatenate([th, th - 0.25 * self.h, th + 0.25 * self.h])
-        return np.sin(np.clip(th, 1e-12, 0.5 * np.pi)) ** 2
-
-
-def evaluate(values, *, target: Target = LOG) -> dict:
-    """Fine-grid measurement of a table: {"beta", "V_inf", "V1"} (float64, see ``Verified``)."""
-    v = Verified(np.asarray(values, dtype=np.float64), target=parse_target(target))
-    return {"beta": v.beta, "V_inf": v.V_inf, "V1": v.V1}
-
-
-def v1_matrix(K: int) -> np.ndarray:
-    """Dense matrix M with V1(c) = c^T M c (closed form, see module docstring).
-
-    .. math:: M = \\mathrm{diag}((m+1)/(K(K+1))) - G,\\quad
-              G_{ij} = C(K-1,i)\\,C(K-1,j)\\,B(i+j+2,\\,2K-1-i-j)
-
-    Possible issues: entries are computed through log-Gamma (relative error ~1e-13 at K = 1024);
-    M is positive semidefinite with the constant vector in its kernel (Var of a constant is 0).
-    """
-    from scipy.special import betaln, gammaln
-
-    K = as_K(K, minimum=2)
-    m = np.arange(K)
-    lc = gammaln(K) - gammaln(m + 1) - gammaln(K - m)
-    S = m[:, None] + m[None, :]
-    G = np.exp(lc[:, None] + lc[None, :] + betaln(S + 2, 2 * K - 1 - S))
-    return np.diag((m + 1) / (K * (K + 1.0))) - G
 
 
 # ----------------------------------------------------------------------------------------------
@@ -325,136 +164,6 @@ def _certify(values: np.ndarray, target: Target = LOG):
 
     c = np.asarray(values, dtype=np.float64)
     return certify_beta(len(c), c, target=target, rel_slack=CERT_SLACK)
-
-
-# ----------------------------------------------------------------------------------------------
-# the conic program
-
-
-def _cone_groups(lengths: np.ndarray, group: int = 64):
-    """Split cones (sorted by length) into groups of ``group``; each is padded to its max length."""
-    order = np.argsort(lengths, kind="stable")
-    return [order[i:i + group] for i in range(0, len(order), group)]
-
-
-def _solve_program(K, c_ref, p_bias, p_var, *, mode, bias_scale, var_scale, bias_bound=None,
-                   var_bound=None, objective="Vinf", settings=None, target=LOG):
-    """One conic solve for δ around ``c_ref``.
-
-    mode "eta": minimise V (``objective``) s.t. |e_i| <= bias_bound on p_bias.
-    mode "rho": minimise t s.t. |e_i| <= t on p_bias and p·Var <= var_bound on p_var.
-    Rows: bias (e_ref_i + p_i b_i^T δ)/bias_scale; cones sqrt(p_i b_im / var_scale)(c_m − g_i).
-    Returns (c, status, objective value).
-    """
-    import cvxpy as cp
-    import scipy.sparse as sp
-
-    Bb = _pmf_rows(K, p_bias)
-    with np.errstate(divide="ignore"):
-        e_ref = p_bias * (Bb @ c_ref) - p_bias * target.g(p_bias)
-    Ab = sp.diags(p_bias / bias_scale) @ Bb
-    rb = e_ref / bias_scale
-
-    # variance cones: points of the V∞ grid (and Gauss nodes for V1)
-    if mode == "eta" and objective == "V1":
-        pq, wq = gauss_legendre01(K)
-        pv, wv = pq, wq * pq
-    else:
-        pv = p_var
-        wv = pv
-    Bv = _pmf_rows(K, pv).tocsr()
-    nv = len(pv)
-    nx = K + nv  # δ (K), then g_i − g_ref_i (nv)
-    x = cp.Variable(nx)
-    g_ref = Bv @ c_ref
-    # equality: gδ_i − b_i^T δ = 0
-    Aeq = sp.hstack([-Bv, sp.identity(nv, format="csr")], format="csr")
-    cons = [Aeq @ x == 0]
-    Abx = sp.hstack([Ab, sp.csr_matrix((len(p_bias), nv))], format="csr")
-    # cone rows
-    lengths = np.diff(Bv.indptr)
-    groups = _cone_groups(lengths)
-    cone_blocks = []
-    for grp in groups:
-        L = int(lengths[grp].max())
-        rows, cols, vals, rhs = [], [], [], np.zeros(L * len(grp))
-        for k, i in enumerate(grp):
-            lo, hi = Bv.indptr[i], Bv.indptr[i + 1]
-            ms = Bv.indices[lo:hi]
-            wts = np.sqrt(wv[i] * Bv.data[lo:hi] / var_scale)
-            r = k * L + np.arange(hi - lo)
-            rows += [r, r]
-            cols += [ms, np.full(hi - lo, K + i)]
-            vals += [wts, -wts]
-            rhs[r] = wts * (c_ref[ms] - g_ref[i])
-        A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                          shape=(L * len(grp), nx))
-        cone_blocks.append((A, rhs, L, len(grp)))
-
-    if mode == "eta":
-        cons += [Abx @ x + rb <= bias_bound, -(Abx @ x + rb) <= bias_bound]
-        if objective == "V1":
-            obj = sum(cp.sum_squares(A @ x + r) for A, r, _, _ in cone_blocks)
-        else:
-            s = cp.Variable()
-            for A, r, L, n in cone_blocks:
-                X = cp.reshape(A @ x + r, (L, n), order="F")
-                cons.append(cp.SOC(s * np.ones(n), X, axis=0))
-            obj = s
-    else:
-        t = cp.Variable()
-        cons += [Abx @ x + rb <= t, -(Abx @ x + rb) <= t]
-        sb = math.sqrt(var_bound)
-        for A, r, L, n in cone_blocks:
-            X = cp.reshape(A @ x + r, (L, n), order="F")
-            cons.append(cp.SOC(sb * np.ones(n), X, axis=0))
-        obj = t
-    prob = cp.Problem(cp.Minimize(obj), cons)
-    opts = dict(SOLVER_SETTINGS if settings is None else settings)
-    try:
-        with warnings.catch_warnings():  # the status is checked below; no stray warnings
-            warnings.simplefilter("ignore", UserWarning)
-            prob.solve(solver=cp.CLARABEL, **opts)
-    except cp.error.SolverError as exc:  # numerical failure inside the solver
-        return None, f"solver_error: {exc}", float("nan")
-    if x.value is None:
-        return None, str(prob.status), float("nan")
-    return c_ref + x.value[:K], str(prob.status), float(prob.value)
-
-
-def _solve_checked(*args, alt_var_scale=None, **kw):
-    """``_solve_program``, refined or retried on a non-optimal status; only "optimal" is returned.
-
-    An "optimal_inaccurate" candidate is first *refined*: it becomes the reference table of a new
-    correction solve (the correction is then small and the scaled rows well conditioned), up to
-    ``REFINE_STEPS`` times.  Then the solve is retried with ``_RETRY_SETTINGS`` and with the
-    variance cones rescaled by ``alt_var_scale`` (the variance reached so far).  The inaccurate
-    candidate itself is never returned.
-    """
-    c, status, val = _solve_program(*args, **kw)
-    if status == "optimal":
-        return c, status, val
-    if status in ("infeasible", "infeasible_inaccurate"):
-        return None, status, val
-    tried = [status.split(":")[0]]
-    K, _, p_bias, p_var = args
-    for _ in range(REFINE_STEPS):
-        if c is None or not np.all(np.isfinite(c)):
-            break
-        c, status, val2 = _solve_program(K, c, p_bias, p_var, **kw)
-        if status == "optimal":
-            return c, status, val2
-        tried.append("refined " + status.split(":")[0])
-    attempts = [dict(settings=st) for st in _RETRY_SETTINGS]
-    if alt_var_scale is not None and alt_var_scale != kw.get("var_scale"):
-        attempts += [dict(var_scale=alt_var_scale, settings=st)
-                     for st in (SOLVER_SETTINGS,) + _RETRY_SETTINGS]
-    for extra in attempts:
-        c2, status2, val2 = _solve_program(*args, **{**kw, **extra})
-        if status2 == "optimal":
-            return c2, status2, val2
-        tried.append(status2.split(":")[0])
-    return None, " / ".join(tried), val
 
 
 # ----------------------------------------------------------------------------------------------
@@ -487,7 +196,7 @@ def _final_numbers(c: np.ndarray, ver: Verified, target: Target):
 
 def solve_eta(K: int, eta: float, objective: str = "Vinf", *, target: Target = LOG,
               E_star: float | None = None, c_ref=None, max_rounds: int = MAX_ROUNDS) -> AQPResult:
-    """Minimise V(c) subject to β(c) <= (1+η)·E*_K (docs/MATH.md §5, η program).
+    """Minimise V(c) subject to β(c) <= (1+η)·E*_K (docs/MATH.md §5).
 
     Parameters
     ----------
@@ -558,7 +267,7 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, target: Target = L
 
 def solve_rho(K: int, rho: float, *, target: Target = LOG, E_star: float | None = None,
               c_ref=None, max_rounds: int = MAX_ROUNDS) -> AQPResult:
-    """Minimise β(c) subject to V∞(c) <= ρ·V∞(plug-in at K) (docs/MATH.md §5, ρ program).
+    """Minimise β(c) subject to V∞(c) <= ρ·V∞(plug-in at K) (docs/MATH.md §5).
 
     ``status == "ok"`` iff every solve was "optimal", V∞ verified on the fine grid is <= ρ·V∞(plug-in)
     and β is below the plug-in's β.  ``E_star`` (default ``aqpgen.minimax.E_star``) only feeds the
@@ -595,12 +304,12 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
     for it in range(1, max_rounds + 1):
         grid = len(p_bias) + len(p_var)
         if program == "eta":
-            c_new, status, _ = _solve_checked(
+            c_new, status, _ = solve_checked(
                 K, c, p_bias, p_var, mode="eta", objective=objective, bias_scale=bias_scale,
                 var_scale=V_pl, alt_var_scale=var_scale,
                 bias_bound=budget * (1.0 - tighten) / bias_scale, target=target)
         else:
-            c_new, status, t_opt = _solve_checked(
+            c_new, status, t_opt = solve_checked(
                 K, c, p_bias, p_var, mode="rho", bias_scale=bias_scale, var_scale=V_pl,
                 var_bound=budget * (1.0 - tighten) / V_pl, target=target)
             beta_grid = t_opt * bias_scale
@@ -655,7 +364,7 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
         achieved = beta / E_star - 1.0 if program == "eta" else V_inf / V_pl
         return AQPResult(K, program, objective, float(param), c, beta, beta_up, V_inf, m["V1"],
                          float(budget), float(achieved), float(E_star), float(V_pl),
-                         float(beta_pl), it, status, grid, "ok",
+                         float(beta_pl), it, status, grid, STATUS_OK,
                          {"history": history, "tighten": tighten, "cert_ratio": beta_up / beta})
     return _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, max_rounds,
                        status, len(p_bias) + len(p_var),

@@ -1,4 +1,4 @@
-"""Peers versus AQP presets: the comparison table of issue 4 (docs/MATH.md §7).
+"""Peers versus AQP presets: the comparison table (docs/MATH.md §7).
 
 Public names
 ------------
@@ -13,9 +13,9 @@ at the peer's own worst variance: ``solve_rho(K, ρ)`` with ρ = V∞(peer)/V∞
 ratio β(peer)/β(AQP).  The AQP frontier dominates the peer iff the ratio is > 1.  The minimax
 table is the frontier's end point (η = 0), so it gets no ratio.
 
-Numbers: β and β̄ of peers and presets come from ``aqpgen.numerics.metrics.table_metrics`` (β̄ certified by
-``aqpgen.certify``), V∞ and V1 from the same call; the AQP numbers at a peer's V∞ are the
-verified numbers of ``aqpgen.aqp.solve_rho``.  Preset rows are read from the shipped table
+Numbers: β, β̄, V∞ and V1 of peers and presets come from one call of
+``aqpgen.numerics.metrics.table_metrics`` (β̄ certified by ``aqpgen.numerics.certify``); the AQP
+numbers at a peer's V∞ are those of ``aqpgen.generators.aqp.solve_rho`` (the same metrics).  Preset rows are read from the shipped table
 (``tables/kl-aqp-<preset>.h5``) when it holds an ``ok`` row for K, and solved otherwise.
 """
 
@@ -27,7 +27,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from aqpgen.errors import TableFormatError
+from aqpgen.generators.aqp import build_K, plugin_constants, solve_rho
+from aqpgen.generators.minimax import E_star, minimax_table
+from aqpgen.generators.peers import PEERS, peer_table
+from aqpgen.numerics.metrics import table_metrics
+from aqpgen.records import STATUS_OK, as_K
 from aqpgen.store.locate import find_table
+from aqpgen.store.tablefile import read_table
 
 __all__ = ["PRESETS", "CompareRow", "compare", "to_json", "to_markdown"]
 
@@ -72,46 +79,38 @@ class CompareRow:
     max_abs_c: float
     aqp_beta: float = math.nan
     ratio: float = math.nan
-    status: str = "ok"
+    status: str = STATUS_OK
 
 
 def _preset_values(name: str, K: int):
     """(values, status) of a preset at K: the shipped table's row when it has one (its recorded
     status when that row is out of reach — not solved again), else solved now."""
-    from aqpgen.errors import TableFormatError
-
     try:
         path = find_table(f"kl-aqp-{name}")
     except FileNotFoundError:
         path = None
     if path is not None:
         try:
-            from aqpgen.store.tablefile import read_table
-
             t = read_table(path)
         except (TableFormatError, OSError):  # an unreadable shipped table: solve instead
             t = None
         if t is not None and K in t.Ks:
             row = t.row(K)
-            if row.status == "ok":
-                return np.asarray(t.values(K), dtype=np.float64), "ok"
+            if row.status == STATUS_OK:
+                return np.asarray(t.values(K), dtype=np.float64), STATUS_OK
             return np.full(K, np.nan), f"{path.name}: {row.status}"
-    from aqpgen.generators.aqp import build_K
-
     r = build_K(K, dict(PRESETS[name]))
     return r.values, r.status
 
 
-def _metric_row(K, name, kind, values, values_hp=None, status="ok") -> dict:
-    from aqpgen.numerics.metrics import table_metrics
-
-    if status != "ok":
+def _metric_row(K, name, kind, values, values_hp=None, status=STATUS_OK) -> dict:
+    if status != STATUS_OK:
         nan = math.nan
         return dict(K=K, estimator=name, kind=kind, beta=nan, beta_cert=nan, V_inf=nan, V1=nan,
                     max_abs_c=nan, status=status)
     m = table_metrics(K, values, values_hp)
     return dict(K=K, estimator=name, kind=kind, beta=m["beta"], beta_cert=m["beta_cert"],
-                V_inf=m["V_inf"], V1=m["V1"], max_abs_c=m["max_abs_c"], status="ok")
+                V_inf=m["V_inf"], V1=m["V1"], max_abs_c=m["max_abs_c"], status=STATUS_OK)
 
 
 def compare(Ks, presets=tuple(PRESETS)) -> list[CompareRow]:
@@ -124,14 +123,7 @@ def compare(Ks, presets=tuple(PRESETS)) -> list[CompareRow]:
     presets : iterable of str
         Preset names from ``PRESETS``.
     """
-    from aqpgen.generators.aqp import plugin_constants, solve_rho
-    from aqpgen.generators.minimax import E_star, minimax_table
-    from aqpgen.generators.peers import PEERS, peer_table
-
-    Ks = [int(k) for k in Ks]
-    for k in Ks:
-        if k < 2:
-            raise ValueError(f"every K must be >= 2, received {k}")
+    Ks = [as_K(k, "Ks[i]", minimum=2) for k in Ks]
     for name in presets:
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
@@ -142,7 +134,7 @@ def compare(Ks, presets=tuple(PRESETS)) -> list[CompareRow]:
         for name in PEERS:
             d = _metric_row(K, name, "peer", peer_table(name, K))
             r = solve_rho(K, d["V_inf"] / V_pl, E_star=Es)
-            if r.status == "ok":
+            if r.status == STATUS_OK:
                 d.update(aqp_beta=r.beta_cert, ratio=d["beta"] / r.beta_cert)
             else:
                 d.update(status=f"AQP at this V_inf: {r.status}")
@@ -166,7 +158,7 @@ def to_markdown(rows) -> str:
     lines = [head]
     for r in rows:
         ratio = "—" if not math.isfinite(r.ratio) else f"{r.ratio:.1f}"
-        name = r.estimator if r.status == "ok" else f"{r.estimator} ({r.status})"
+        name = r.estimator if r.status == STATUS_OK else f"{r.estimator} ({r.status})"
         lines.append(f"| {r.K} | {name} | {_fmt(r.beta)} | {_fmt(r.beta_cert)} | {_fmt(r.V_inf)} "
                      f"| {_fmt(r.V1)} | {_fmt(r.aqp_beta)} | {ratio} |")
     return "\n".join(lines) + "\n"

@@ -1,65 +1,31 @@
-"""Minimax (bias-optimal) estimator of log p: Remez exchange, table conversion, rate audit.
+"""Minimax (bias-optimal) tables: the Remez solution as a table, E*_K, the rate audit.
 
 The problem (docs/MATH.md §3)
------------------------------------------
+-----------------------------
 For batch size K the table c_K[1..K] has mean g_c(p) = sum_m c_{m+1} b_{K-1,m}(p), any polynomial
-Q of degree <= K-1.  The bias-optimal table minimises the p-weighted bias of log p,
+Q of degree <= K-1.  The bias-optimal table for the target g (``aqpgen.targets``; log p unless
+the params say ``target = "p^a"``) minimises the p-weighted bias,
 
-.. math::  E^*_K = \\min_{\\deg Q \\le K-1}\\ \\sup_{p\\in[0,1]} |p\\,Q(p) - p\\log p| ,
+.. math::  E^*_K = \\min_{\\deg Q \\le K-1}\\ \\sup_{p\\in[0,1]} |p\\,Q(p) - p\\,g(p)| ,
 
-the best uniform approximation of h(p) = p log p from {p Q(p)}.  The space is Haar on (0, 1], so
-the optimum is unique and its error equioscillates at K+1 points of (0, 1] (Chebyshev's
-alternation theorem; p = 1 is one of them at every K computed (1..1024), p = 0 never, since
-e(0) = 0).  K = 1 has a
-closed form: E*_1 = W(1/e) (Lambert W) with the table c_1 = [-W(1/e)].  Theory
-(Ditzian-Totik, omega^2_phi(p log p, 1/K) ~ 1/K^2): K^2 E*_K -> const; ``rate_audit`` checks it.
+solved by ``aqpgen.generators.remez.remez``.  For log p the error equioscillates at K+1 points of
+(0, 1] (p = 1 is one of them at every K computed (1..1024), p = 0 never, since e(0) = 0); K = 1
+has the closed form E*_1 = W(1/e) (Lambert W), c_1 = [-W(1/e)]; theory (Ditzian-Totik,
+omega^2_phi(p log p, 1/K) ~ 1/K^2) gives K^2 E*_K -> const, checked by ``rate_audit``
+(docs/MATH.md §4).  For p^a the rate is K^(-2(a+1)).
 
 Public names
 ------------
-remez(K, prec=, tol=, maxiter=, init=)  -> MinimaxResult   the Remez exchange (below).
-MinimaxResult                            frozen result: E*_K, Chebyshev coefficients, reference.
-minimax_table(K, ...)                    -> (values_hp, values_f64, result): the table c_K.
-cheb_to_bernstein(cheb, prec)            Chebyshev -> Bernstein coefficients (arb balls).
+remez, MinimaxResult, DEFAULT_TOL, default_prec   re-exported from ``aqpgen.generators.remez``.
+minimax_table(K, *, target=LOG, ...)     -> (values_hp, values_f64, result): the table c_K.
+cheb_to_bernstein(cheb, prec)            re-exported from ``aqpgen.numerics.bernstein``.
 table_prec(K)                            working precision (bits) of the table conversion.
-E_star(K)                                E*_K from tables/kl-minimax.h5, else solved.
-rate_audit(Ks, E) -> RateAudit           K^2 E*_K, fitted log-log slope, limit extrapolation.
-GENERATOR_VERSION, target_name, build_K, verify_row   the generator interface (ARCHITECTURE.md).
-
-The Remez exchange
-------------------
-Basis and variable.  Q(p) = sum_j a_j T_j(2p-1), and with p = (1 - cos t)/2 = sin^2(t/2),
-t in [0, pi], one has T_j(2p - 1) = (-1)^j cos(j t), so Q is the cosine series
-sum_j b_j cos(j t), b_j = (-1)^j a_j.  The extrema of e(t) = p (Q - log p) are roughly uniform in
-t (they crowd towards p = 0 on the 1/K^2 scale in p), so every grid and every Newton step lives
-in t.  A reference point is stored as t = pi k / M + d (k an integer on the uniform grid of M
-intervals, d a small float), so cos(j t) = cos(pi jk/M) cos(j d) - sin(pi jk/M) sin(j d) is
-accurate to a few ulp for every j <= K (plain ``cos(j*t)`` would lose ~log2(jt) bits).
-
-Each iteration (1) solves the levelled system sum_j b_j cos(j t_i) + (-1)^i h / p_i = log p_i on
-the reference t_0 < ... < t_K, then (2) locates the local extrema of e: values on the uniform
-grid t = pi k / M (M >= 16 (K+1), by one DCT-I), the grid maxima are refined by Newton's method
-on e'(t) (analytic e', e'' from the cosine series; vectorised), (3) keeps one extremum per sign
-run and drops the smallest until K+1 alternating points remain (the new reference).
-
-Two stages.  The first iterations run in float64 (about 3 from the initial guess below; the
-float64 noise floor of the relative spread is ~20 eps sum_j |b_j| / E*_K: ~1e-9 at K = 256,
-~1e-7 at K = 1024; the stage hands over when the spread is below max(1e-9, that floor) or stops
-decreasing).  Then the
-stage switches to high precision: the system is built in python-flint ``arb`` at ``prec`` bits
-(default 128) and solved by float64 LU plus iterative refinement with arb residuals; the new
-extrema are located with float64 derivatives of that polynomial (an extremum's value is
-insensitive to its position to first order, so float64 positions cost only ~(1e-15/E)^2 in
-relative value) and the error is re-evaluated there in arb.  Usually one high-precision
-iteration suffices (Remez converges quadratically).
-
-Initial reference: t_i = pi (i + i/(2K) + f(i)) / (K + 1/2), f(i) = 0.479 (1 - i/K) / (i + 1.157),
-a fit of the converged references at K = 64, 128 (the boundary layer near p = 0); it converges in
-~3 float64 iterations for every K tried (1..1024).
-
-Stopping rule: stop when the relative levelled-error spread
-``spread = (max_i |e(x_i)| - min_i |e(x_i)|) / max_i |e(x_i)|`` over the K+1 located alternating
-extrema x_i, evaluated in high precision, is <= ``tol`` (default 1e-12).  By de la Vallee Poussin
-min_i |e(x_i)| <= E*_K <= max_i |e(x_i)|, so E*_K is known to relative accuracy ``spread``.
+table_name(target)                       "kl-minimax" for log p, "pow0.5-minimax" for p^0.5, ...
+E_star(K, *, target=LOG, path=None)      E*_K from the shipped table, else solved.
+rate_audit(Ks, E, *, target=LOG) -> RateAudit   K^r E*_K, fitted log-log slope, limit.
+table_error_at_extrema(values_hp, *, target=LOG) the table's error at its located extrema (arb).
+GENERATOR_VERSION, TABLE_NAME, target_name, build_K, verify_row   the generator interface
+                                         (docs/ARCHITECTURE.md).
 
 Table conversion and the growth of the coefficients
 ---------------------------------------------------
@@ -103,16 +69,29 @@ from pathlib import Path
 import numpy as np
 
 from aqpgen.errors import ConvergenceError
+from aqpgen.generators.remez import (
+    DEFAULT_TOL,
+    Engine,
+    MinimaxResult,
+    default_prec,
+    grid_size,
+    reference_p,
+    remez,
+    select_alternating,
+)
+from aqpgen.numerics.bernstein import cheb_to_bernstein
 from aqpgen.numerics.fit import loglog_slope, richardson_limit
 from aqpgen.numerics.metrics import table_metrics
 from aqpgen.numerics.precision import flint_prec, work_prec
-from aqpgen.records import Check, KResult, as_K
+from aqpgen.records import STATUS_OK, Check, KResult, as_K
 from aqpgen.store.locate import find_table
+from aqpgen.store.tablefile import read_table
 from aqpgen.targets import LOG, Target, parse_target, pow_kmin
 
 __all__ = [
     "DEFAULT_TOL",
     "GENERATOR_VERSION",
+    "TABLE_NAME",
     "VERIFY_SPREAD",
     "E_star",
     "MinimaxResult",
@@ -123,6 +102,8 @@ __all__ = [
     "minimax_table",
     "rate_audit",
     "remez",
+    "table_error_at_extrema",
+    "table_name",
     "table_prec",
     "target_name",
     "verify_row",
@@ -130,32 +111,15 @@ __all__ = [
 
 #: bump when the output for the same inputs changes.
 GENERATOR_VERSION = "2"
-#: default stopping tolerance on the relative levelled-error spread.
-DEFAULT_TOL = 1e-12
-#: the acceptance threshold checked by ``verify_row`` (SPEC / issue 3).
+#: the acceptance threshold checked by ``verify_row``.
 VERIFY_SPREAD = 1e-10
 #: relative agreement required between a re-evaluated table and its stored E_star (8 digits).
 VERIFY_E_DIGITS = 8
-#: the float64 stage hands over to high precision below this spread (or when it stagnates).
-_FLOAT_HANDOVER = 1e-9
-#: name of the shipped minimax table (found by ``aqpgen.store.locate``).
+#: name of the shipped minimax table of log p (found by ``aqpgen.store.locate``).
 TABLE_NAME = "kl-minimax"
 #: former private validator, imported by generators/minimax_lp.py (helper "alpha" switches it to
 #: aqpgen.records.as_K); remove with that import.
 _as_K = as_K
-
-
-# --------------------------------------------------------------------------------------------
-# validation and precision helpers
-# --------------------------------------------------------------------------------------------
-def default_prec(K: int) -> int:
-    """Working precision (bits) of the high-precision Remez stage: ``work_prec(K)``.
-
-    128 bits up to K = 1024, 4 more bits per further doubling of K.  The Chebyshev basis is well
-    conditioned on the reference, so the levelled error is accurate to ~2^-prec * K * sum|a_j|
-    (sum|a_j| ~ 2 log K), far below 1e-12 E*_K ~ 3e-20 at K = 1024.
-    """
-    return work_prec(as_K(K))
 
 
 def table_prec(K: int) -> int:
@@ -168,548 +132,6 @@ def table_prec(K: int) -> int:
     """
     K = as_K(K)
     return work_prec(K, magnitude_bits=K)
-
-
-def _digits(prec: int) -> int:
-    """Significant decimal digits printed for a quantity computed at ``prec`` bits."""
-    return int(prec * math.log10(2)) + 2
-
-
-# --------------------------------------------------------------------------------------------
-# the float64 engine: cosine series on the t grid, solve, locate extrema
-# --------------------------------------------------------------------------------------------
-def _grid_size(K: int) -> int:
-    """Uniform t-grid intervals M: a power of two >= 16 (K+1) (>= 16 points per oscillation)."""
-    return max(256, 1 << math.ceil(math.log2(16 * (K + 1))))
-
-
-class _Engine:
-    """float64 machinery for one K: reference points t = pi k/M + d, cosine series of degree K-1.
-
-    The series is Q and e = p (Q - g(p)) for the target g (``target.g_theta``).
-    """
-
-    def __init__(self, K: int, M: int, target: Target = LOG):
-        self.K, self.M = K, M
-        self.target = target
-        m = np.arange(2 * M)
-        self.CT = np.cos(np.pi * m / M)
-        self.ST = np.sin(np.pi * m / M)
-        self.j = np.arange(K, dtype=np.float64)
-        self.ji = np.arange(K, dtype=np.int64)
-        self.h = np.pi / M
-
-    def theta(self, k, d):
-        return np.pi * np.asarray(k) / self.M + np.asarray(d)
-
-    def base(self, k):
-        """cos(pi j k / M), sin(pi j k / M), shape (len(k), K), exact table look-ups."""
-        idx = np.outer(np.asarray(k, dtype=np.int64), self.ji) % (2 * self.M)
-        return self.CT[idx], self.ST[idx]
-
-    def cs(self, k, d, base=None):
-        """cos(j t), sin(j t) for t = pi k/M + d (rows) and j = 0..K-1 (columns)."""
-        C0, S0 = self.base(k) if base is None else base
-        jd = np.outer(np.asarray(d, dtype=np.float64), self.j)
-        cd, sd = np.cos(jd), np.sin(jd)
-        return C0 * cd - S0 * sd, S0 * cd + C0 * sd
-
-    def pL(self, t):
-        """p = sin^2(t/2) and g(p) (t in (0, pi])."""
-        s = np.sin(0.5 * t)
-        return s * s, self.target.g_theta(t)[0]
-
-    def system(self, k, d):
-        """The levelled system A [b; h] = log p on the reference (float64)."""
-        K = self.K
-        C, _ = self.cs(k, d)
-        p, L = self.pL(self.theta(k, d))
-        A = np.empty((K + 1, K + 1))
-        A[:, :K] = C
-        A[:, K] = (-1.0) ** np.arange(K + 1) / p
-        return A, L, p
-
-    def solve(self, k, d):
-        A, L, _ = self.system(k, d)
-        x = np.linalg.solve(A, L)
-        return x[: self.K], x[self.K]
-
-    def grid_error(self, b):
-        """e(t) on t = pi k / M, k = 0..M, by one DCT-I of the cosine series."""
-        import scipy.fft
-
-        M = self.M
-        x = np.zeros(M + 1)
-        x[: self.K] = b
-        x[1:] *= 0.5
-        S = scipy.fft.dct(x, type=1)
-        t = np.pi * np.arange(M + 1) / M
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p, L = self.pL(t)
-            e = p * (S - L)
-        e[0] = 0.0
-        return e
-
-    def derivs(self, b, k, d, base=None):
-        """e, de/dt, d2e/dt2 at t = pi k/M + d (vectorised)."""
-        C, S = self.cs(k, d, base)
-        j = self.j
-        Q = C @ b
-        Q1 = -(S @ (j * b))
-        Q2 = -(C @ (j * j * b))
-        t = self.theta(k, d)
-        s, c = np.sin(0.5 * t), np.cos(0.5 * t)
-        p, p1, p2 = s * s, s * c, 0.5 * (c * c - s * s)
-        L, L1, L2 = self.target.g_theta(t)
-        r = Q - L
-        e = p * r
-        e1 = p1 * r + p * (Q1 - L1)
-        e2 = p2 * r + 2.0 * p1 * (Q1 - L1) + p * (Q2 - L2)
-        return e, e1, e2
-
-    def locate(self, b):
-        """Local extrema of e: grid maxima of |e| refined by safeguarded Newton on e'(t).
-
-        Returns (k, d, e) of all refined local extrema, sorted by t (t = pi k/M + d).
-        """
-        M, h = self.M, self.h
-        e = self.grid_error(b)
-        a = np.abs(e)
-        kk = np.arange(1, M)
-        loc = kk[(a[1:M] >= a[0 : M - 1]) & (a[1:M] > a[2 : M + 1])]
-        if a[M] > a[M - 1]:
-            loc = np.append(loc, M)
-        if loc.size == 0:
-            return loc, np.zeros(0), np.zeros(0)
-        base = self.base(loc)
-        d = np.zeros(loc.size)
-        top = loc == M
-        ev = e[loc]
-        active = np.ones(loc.size, dtype=bool)
-        conv = np.zeros(loc.size, dtype=bool)
-        last = np.full(loc.size, np.inf)  # size of the last Newton step
-        for _ in range(10):
-            ia = np.flatnonzero(active)
-            if ia.size == 0:
-                break
-            ba = (base[0][ia], base[1][ia])
-            e0, e1, e2 = self.derivs(b, loc[ia], d[ia], ba)
-            ok = e2 * np.sign(e0) < 0  # a maximum of |e|: curvature of e opposite to e
-            step = np.where(ok, -e1 / np.where(ok, e2, 1.0), 0.0)
-            dn = np.clip(d[ia] + step, -1.5 * h, 1.5 * h)
-            dn = np.where(top[ia], np.minimum(dn, 0.0), dn)  # t <= pi
-            small = ok & (np.abs(dn - d[ia]) <= 1e-8 * h)  # float noise ~1e-10 h
-            last[ia] = np.abs(dn - d[ia])
-            d[ia] = dn
-            conv[ia[small]] = True
-            active[ia[small | ~ok]] = False
-        e0, _, _ = self.derivs(b, loc, d, base)
-        # safeguard: where Newton did not converge, keep the grid point if it is better; a Newton
-        # iterate whose last step is < 1e-4 h is noise-limited, not unconverged (tiny E*_K: p^a)
-        settled = conv | (last <= 1e-4 * h)
-        worse = ~settled & (np.abs(e0) < np.abs(ev))
-        d = np.where(worse, 0.0, d)
-        e0 = np.where(worse, ev, e0)
-        return loc, d, e0
-
-
-def _select(k, d, ev, n_keep: int):
-    """Keep one extremum per run of equal sign (the largest), then drop the smallest until
-    ``n_keep`` alternating points remain (an interior drop merges its two neighbours)."""
-    k, d, ev = list(k), list(d), list(ev)
-
-    def merge(k, d, ev):
-        ok, od, oe = [], [], []
-        for a, b, c in zip(k, d, ev):
-            if c == 0.0:
-                continue
-            if oe and (c > 0) == (oe[-1] > 0):
-                if abs(c) > abs(oe[-1]):
-                    ok[-1], od[-1], oe[-1] = a, b, c
-            else:
-                ok.append(a)
-                od.append(b)
-                oe.append(c)
-        return ok, od, oe
-
-    k, d, ev = merge(k, d, ev)
-    while len(k) > n_keep:
-        if len(k) - n_keep == 1:
-            i = 0 if abs(ev[0]) < abs(ev[-1]) else len(k) - 1
-        else:
-            i = int(np.argmin(np.abs(ev)))
-        del k[i], d[i], ev[i]
-        k, d, ev = merge(k, d, ev)
-    return np.asarray(k, dtype=np.int64), np.asarray(d, dtype=np.float64), np.asarray(ev)
-
-
-def _spread(ev) -> float:
-    a = np.abs(np.asarray(ev, dtype=np.float64))
-    return float((a.max() - a.min()) / a.max())
-
-
-def _initial_theta(K: int) -> np.ndarray:
-    """Initial reference t_0 < ... < t_K = pi (module docstring, fit at K = 64, 128)."""
-    i = np.arange(K + 1, dtype=np.float64)
-    f = 0.479 * (1.0 - i / K) / (i + 1.157)
-    return np.pi * (i + i / (2.0 * K) + f) / (K + 0.5)
-
-
-def _to_grid(eng: _Engine, t) -> tuple[np.ndarray, np.ndarray]:
-    t = np.asarray(t, dtype=np.float64)
-    k = np.clip(np.rint(t / eng.h).astype(np.int64), 0, eng.M)
-    return k, t - np.pi * k / eng.M
-
-
-# --------------------------------------------------------------------------------------------
-# the high-precision stage (python-flint arb)
-# --------------------------------------------------------------------------------------------
-def _hp_rows(k, d, M: int, K: int, prec: int, target: Target):
-    """arb rows [cos(j t_i), j < K] + [(-1)^i / p_i], and p_i, g(p_i) at t_i = pi k_i/M + d_i."""
-    with flint_prec(prec) as flint:
-        arb = flint.arb
-        pi = arb.pi()
-        rows, ps, Ls = [], [], []
-        for i, (ki, di) in enumerate(zip(k, d)):
-            t = pi * int(ki) / M + arb(float(di))
-            c = t.cos()
-            s = (t / 2).sin()
-            p = s * s
-            ps.append(p)
-            Ls.append(target.g_arb_sin(s))
-            r = [arb(1), c.mid()] if K > 1 else [arb(1)]
-            c2 = 2 * c
-            T0, T1 = r[0], r[-1]
-            for _ in range(2, K):
-                T0, T1 = T1, (c2 * T1 - T0).mid()
-                r.append(T1)
-            r.append((1 if i % 2 == 0 else -1) / p)
-            rows.append(r)
-        return flint.arb_mat(rows), ps, Ls
-
-
-def _hp_solve(Mfull, Ls, A_float, prec: int, K: int):
-    """Solve Mfull x = log p to ~prec bits: float64 LU + iterative refinement, arb residuals."""
-    import scipy.linalg
-
-    lu = scipy.linalg.lu_factor(A_float)
-    with flint_prec(prec) as flint:
-        arb_mat = flint.arb_mat
-        rhs = arb_mat([[L] for L in Ls])
-        x = arb_mat(K + 1, 1)
-        xf = np.zeros(K + 1)
-        for _ in range(12):
-            r = rhs - Mfull * x
-            rf = np.array([float(v.mid()) for v in r.entries()])
-            dx = scipy.linalg.lu_solve(lu, rf)
-            x = x + arb_mat([[float(v)] for v in dx])
-            xf = xf + dx
-            if np.max(np.abs(dx)) <= 2.0 ** (-prec + 4) * np.max(np.abs(xf)):
-                break
-        return [v.mid() for v in x.entries()]
-
-
-def _hp_values(Mfull, ps, Ls, coeffs, prec: int, K: int):
-    """Errors e_i = p_i (Q(t_i) - log p_i) in arb, Q given by arb cosine coefficients."""
-    with flint_prec(prec) as flint:
-        arb, arb_mat = flint.arb, flint.arb_mat
-        x = arb_mat([[c] for c in coeffs] + [[arb(0)]])
-        Q = (Mfull * x).entries()
-        return [ps[i] * (Q[i] - Ls[i]) for i in range(K + 1)]
-
-
-def _cheb_strings(b_arb, prec: int) -> tuple[str, ...]:
-    """Chebyshev coefficients a_j = (-1)^j b_j as decimal strings (``_digits(prec)`` digits)."""
-    n = _digits(prec)
-    out = []
-    with flint_prec(prec):  # negation rounds to the context precision
-        for j, v in enumerate(b_arb):
-            v = v.mid() if j % 2 == 0 else -v.mid()
-            out.append(v.str(n, radius=False))
-    return tuple(out)
-
-
-def _coeffs_from_strings(cheb: Sequence[str], prec: int):
-    """Cosine coefficients b_j = (-1)^j a_j as arb at ``prec`` bits from decimal strings."""
-    with flint_prec(prec) as flint:
-        return [flint.arb(s) if j % 2 == 0 else -flint.arb(s) for j, s in enumerate(cheb)]
-
-
-# --------------------------------------------------------------------------------------------
-# the result object and remez()
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MinimaxResult:
-    """Result of the Remez exchange for one K.
-
-    Attributes
-    ----------
-    K : int
-        Batch size; Q has degree <= K-1 (K coefficients).
-    E : float
-        E*_K as a float: the sup over the located extrema of |p Q(p) - p log p| for the returned Q
-        (``E_hp`` rounded).
-    E_hp : str
-        The same number as a decimal string with floor(0.30103 prec) + 2 (40 at 128 bits)
-        significant digits.  It is the returned polynomial's maximal error (an upper bound on
-        E*_K); E*_K itself is known to relative accuracy ``spread`` (``E_bracket``).
-    E_bracket : tuple of str
-        (min_i |e(x_i)|, max_i |e(x_i)|) over the K+1 located extrema: de la Vallee Poussin's
-        bracket min <= E*_K <= max.
-    cheb : tuple of str
-        Chebyshev coefficients a_0..a_{K-1} of Q on [0, 1]: Q(p) = sum_j a_j T_j(2p - 1), as
-        decimal strings of the arb midpoints (they define the returned polynomial exactly).
-    reference : tuple of float
-        The K+1 located alternating extrema p_0 < ... < p_K of the returned error (p_K = 1).
-    signs : tuple of int
-        Sign of e(p) = p Q(p) - p log p at each reference point (alternating, +-1).
-    iterations : int
-        Total Remez iterations (float64 stage + high-precision stage).
-    hp_iterations : int
-        Of these, iterations done in high precision.
-    spread : float
-        Relative levelled-error spread (max|e_i| - min|e_i|) / max|e_i| over the located
-        extrema, evaluated in arb at ``prec`` bits.
-    converged : bool
-        ``spread <= tol`` and K+1 alternating extrema were found.
-    prec : int
-        Working precision (bits) of the high-precision stage.
-    tol : float
-        The stopping tolerance used.
-    target : str
-        The target's name ("log p", "p^0.5", ...).
-    """
-
-    K: int
-    E: float
-    E_hp: str
-    E_bracket: tuple
-    cheb: tuple
-    reference: tuple
-    signs: tuple
-    iterations: int
-    hp_iterations: int
-    spread: float
-    converged: bool
-    prec: int
-    tol: float
-    target: str = LOG.name
-
-    @property
-    def cheb_f64(self) -> np.ndarray:
-        """The Chebyshev coefficients a_j as float64 (for plotting / cheap evaluation)."""
-        return np.array([float(s) for s in self.cheb])
-
-
-def _reference_p(k, d, M) -> tuple:
-    t = np.pi * np.asarray(k) / M + np.asarray(d)
-    return tuple(float(v) for v in np.sin(0.5 * t) ** 2)
-
-
-def _init_theta(K: int, init) -> np.ndarray:
-    if init is None:
-        return _initial_theta(K)
-    if isinstance(init, MinimaxResult):
-        p = np.asarray(init.reference, dtype=np.float64)
-        t = 2.0 * np.arcsin(np.sqrt(np.clip(p, 0.0, 1.0)))
-        if init.K == K:
-            return t
-        # rescale the phase profile (module docstring) from init.K to K
-        Ki = init.K
-        i0 = np.arange(Ki + 1)
-        f0 = t * (Ki + 0.5) / np.pi - i0 - i0 / (2.0 * Ki)
-        i = np.arange(K + 1, dtype=np.float64)
-        f = np.interp(i, i0, f0) if K <= Ki else np.where(i <= Ki // 2, np.interp(i, i0, f0), 0.0)
-        f = f * (1.0 - i / K) if K > Ki else f
-        return np.pi * (i + i / (2.0 * K) + f) / (K + 0.5)
-    p = np.asarray(init, dtype=np.float64)
-    if p.shape != (K + 1,) or not np.all(np.isfinite(p)):
-        raise ValueError(f"init must hold K+1 = {K + 1} finite points p in (0, 1], received shape {p.shape}")
-    if np.any(p <= 0) or np.any(p > 1) or np.any(np.diff(p) <= 0):
-        raise ValueError("init must be strictly increasing points p in (0, 1]")
-    return 2.0 * np.arcsin(np.sqrt(p))
-
-
-def remez(K: int, *, target: Target = LOG, prec: int | None = None, tol: float | None = None,
-          maxiter: int = 50, init=None) -> MinimaxResult:
-    """Best weighted uniform approximation of log p: the Remez exchange for E*_K.
-
-    Finds Q of degree <= K-1 minimising
-
-    .. math::  \\sup_{p\\in[0,1]} |p\\,Q(p) - p\\log p| = E^*_K
-
-    (docs/MATH.md §3; Chebyshev alternation theorem on the Haar space {p Q} on (0, 1]).
-
-    Parameters
-    ----------
-    K : int
-        Batch size >= 1.
-    target : Target or str
-        The target g (default log p): minimises sup |p Q(p) - p g(p)|.
-    prec : int, optional
-        Bits of the high-precision stage (default ``default_prec(K)``: 128 up to K = 1024).
-    tol : float, optional
-        Stopping tolerance on the relative levelled-error spread (default ``DEFAULT_TOL`` = 1e-12).
-    maxiter : int
-        Maximal total number of Remez iterations (float64 + high precision).
-    init : None, MinimaxResult or array of K+1 points p
-        Initial reference: the built-in asymptotic profile (None), a previous result (its
-        reference, rescaled in t when its K differs), or explicit increasing points in (0, 1].
-
-    Returns
-    -------
-    MinimaxResult
-
-    Raises
-    ------
-    ConvergenceError
-        If ``spread <= tol`` is not reached in ``maxiter`` iterations or the alternation is lost;
-        ``info`` holds K, tol, the achieved spread, iterations and the best iterate (``best``).
-
-    Notes
-    -----
-    Stopping rule: ``spread = (max|e_i| - min|e_i|)/max|e_i| <= tol`` over the K+1 alternating
-    extrema of the current error, located by Newton's method and evaluated in arb at ``prec``
-    bits.  The float64 stage hands over to high precision once its spread is below
-    max(1e-9, 20 eps sum|b_j| / E*_K) or stagnates.  Measured: 3 float64 + 1 high-precision
-    iteration at every K of the standard grid; spread ~1e-25 (K = 16) to ~1e-17 (K = 1024);
-    K = 1024 takes ~4 s (+1 s table conversion).  Possible issues: the extrema are located in
-    float64, which limits the attainable spread to ~(1e-15 / E*_K)^2 (1e-17 at K = 1024), so
-    tol below ~1e-16 may not be reachable for large K.
-    """
-    K = as_K(K)
-    target = parse_target(target)
-    prec = default_prec(K) if prec is None else int(prec)
-    if prec < 64:
-        raise ValueError(f"prec must be >= 64 bits, received {prec}")
-    tol = DEFAULT_TOL if tol is None else float(tol)
-    if not (tol > 0 and math.isfinite(tol)):
-        raise ValueError(f"tol must be a positive finite number, received {tol!r}")
-    if isinstance(maxiter, bool) or int(maxiter) != maxiter or maxiter < 1:
-        raise ValueError(f"maxiter must be a positive integer, received {maxiter!r}")
-    maxiter = int(maxiter)
-
-    M = _grid_size(K)
-    eng = _Engine(K, M, target)
-    k, d = _to_grid(eng, _init_theta(K, init))
-    it = 0
-    best = None
-
-    def fail(msg, spread):
-        info = {"K": K, "tol": tol, "spread": spread, "iterations": it, "prec": prec, "best": best}
-        raise ConvergenceError(
-            f"remez(K={K}): {msg}; achieved spread {spread:.3g}, required <= {tol:.3g} "
-            f"after {it} iterations", info)
-
-    # ---- float64 stage
-    prev = math.inf
-    while it < maxiter:
-        b, lev = eng.solve(k, d)
-        it += 1
-        noise = 20.0 * np.finfo(float).eps * np.sum(np.abs(b)) / max(abs(lev), 1e-300)
-        k2, d2, ev = _select(*eng.locate(b), K + 1)
-        if k2.size < K + 1:
-            fail(f"only {k2.size} alternating extrema found (float64 stage)", prev)
-        k, d = k2, d2
-        s = _spread(ev)
-        if s <= max(_FLOAT_HANDOVER, noise) or (s < 1e-5 and s > 0.5 * prev):
-            break
-        prev = s
-
-    # ---- high-precision stage
-    Mfull, _, Ls = _hp_rows(k, d, M, K, prec, target)
-    hp_it = 0
-    while True:
-        A, _, _ = eng.system(k, d)
-        b_arb = _hp_solve(Mfull, Ls, A, prec, K)
-        it += 1
-        hp_it += 1
-        cheb = _cheb_strings(b_arb[:K], prec)
-        coeffs = _coeffs_from_strings(cheb, prec)
-        bf = np.array([float(v) for v in coeffs])
-        k2, d2, ev = _select(*eng.locate(bf), K + 1)
-        n_alt = k2.size
-        if n_alt == K + 1:
-            Mfull2, ps2, Ls2 = _hp_rows(k2, d2, M, K, prec, target)
-            e_hp = _hp_values(Mfull2, ps2, Ls2, coeffs, prec, K)
-            sg = [1 if float(v) > 0 else -1 for v in e_hp]
-            alternating = all(sg[i] != sg[i + 1] for i in range(K))
-            with flint_prec(prec):
-                absv = [abs(v).mid() for v in e_hp]  # exact midpoints: exact comparisons
-                emax, emin = max(absv), min(absv)
-                spread = float(((emax - emin) / emax).mid())
-                nd = _digits(prec)
-                E_hp = emax.mid().str(nd, radius=False)
-                bracket = (emin.mid().str(nd, radius=False), E_hp)
-            ok = alternating and spread <= tol
-            res = MinimaxResult(
-                K=K, E=float(E_hp), E_hp=E_hp, E_bracket=bracket, cheb=cheb,
-                reference=_reference_p(k2, d2, M), signs=tuple(sg), iterations=it,
-                hp_iterations=hp_it, spread=spread, converged=ok, prec=prec, tol=tol,
-                target=target.name)
-            if best is None or spread < best.spread:
-                best = res
-            if ok:
-                return res
-            k, d, Mfull, Ls = k2, d2, Mfull2, Ls2
-            s = spread
-        else:
-            s = best.spread if best is not None else math.inf
-        if it >= maxiter or n_alt < K + 1:
-            fail("no convergence" if n_alt == K + 1 else
-                 f"only {n_alt} alternating extrema found (high-precision stage)", s)
-
-
-# --------------------------------------------------------------------------------------------
-# Chebyshev -> Bernstein conversion and the table
-# --------------------------------------------------------------------------------------------
-def cheb_to_bernstein(cheb: Sequence, prec: int) -> list:
-    """Bernstein coefficients of Q(p) = sum_{j<K} a_j T_j(2p - 1) (degree n = K-1), as arb balls.
-
-    With t = p/(1-p), b_{n,m}(p) = C(n,m) t^m (1+t)^(-n) and 2p - 1 = (t-1)/(t+1), so
-    (1+t)^n Q = sum_m c_m C(n,m) t^m.  Clenshaw's recurrence b_j = a_j + 2x b_{j+1} - b_{j+2},
-    Q = a_0 + x b_1 - b_2, multiplied through by (1+t)^(n-j) (beta_j = (1+t)^(n-j) b_j) becomes
-    polynomial:
-
-    .. math::  \\beta_j = a_j (1+t)^{n-j} + 2(t-1)\\beta_{j+1} - (1+t)^2 \\beta_{j+2},\\qquad
-               (1+t)^n Q = a_0 (1+t)^n + (t-1)\\beta_1 - (1+t)^2\\beta_2 .
-
-    Parameters
-    ----------
-    cheb : sequence of str, arb or numbers
-        a_0..a_{K-1} (strings are parsed exactly to ``prec`` bits; floats are taken exactly).
-    prec : int
-        Working precision in bits; use ``table_prec(K)`` (the coefficients grow like 2^K / K).
-
-    Returns
-    -------
-    list of arb
-        c_1..c_K (``c[m]`` multiplies b_{K-1,m}), with rigorous ball radii.
-    """
-    K = len(cheb)
-    if K < 1:
-        raise ValueError("cheb must hold at least one coefficient")
-    n = K - 1
-    with flint_prec(prec) as flint:
-        arb, arb_poly = flint.arb, flint.arb_poly
-        a = [arb(str(v)) if isinstance(v, str) else arb(v) for v in cheb]
-        if n == 0:
-            return [a[0]]
-        one_t = arb_poly([1, 1])
-        sq = arb_poly([1, 2, 1])
-        two_tm1 = arb_poly([-2, 2])
-        tm1 = arb_poly([-1, 1])
-        P = arb_poly([1])  # (1+t)^(n-j), j = n
-        b1 = arb_poly([])  # beta_{j+1}
-        b2 = arb_poly([])  # beta_{j+2}
-        for j in range(n, 0, -1):
-            bj = P * a[j] + two_tm1 * b1 - sq * b2
-            b1, b2 = bj, b1
-            P = P * one_t
-        R = P * a[0] + tm1 * b1 - sq * b2
-        coeffs = R.coeffs()
-        coeffs += [arb(0)] * (K - len(coeffs))
-        return [coeffs[m] / arb.bin_uiui(n, m) for m in range(K)]
 
 
 def minimax_table(K: int, *, target: Target = LOG, prec: int | None = None,
@@ -801,10 +223,8 @@ def E_star(K: int, *, target: Target = LOG, path: str | os.PathLike | None = Non
         if not p.is_file():
             continue
         try:
-            from aqpgen.store.tablefile import read_table
-
             t = read_table(p)
-            if t.target == target.name and K in t.Ks and t.status(K) == "ok":
+            if t.target == target.name and K in t.Ks and t.status(K) == STATUS_OK:
                 v = float(t.metrics(K).get("E_star", float("nan")))
                 if math.isfinite(v) and v > 0:
                     return v
@@ -815,7 +235,8 @@ def E_star(K: int, *, target: Target = LOG, path: str | os.PathLike | None = Non
 
 @dataclass(frozen=True)
 class RateAudit:
-    """The Theta(1/K^2) audit of E*_K (docs/MATH.md §4: slope -2 +- 0.01 over K >= 16).
+    """The Theta(K^-r) audit of E*_K (docs/MATH.md §4: for log p, r = 2, slope -2 +- 0.01
+    over K >= 16).
 
     Attributes
     ----------
@@ -917,7 +338,7 @@ def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: 
     slope, used = loglog_slope(Ks, E, Kmin)
     ok = len(used) >= 2 and abs(slope + r) <= slope_tol
     C, err, ests = richardson_limit(Ks, K2E, order=order, power=2)
-    digits = max(1, min(16, int(math.floor(-math.log10(err / abs(C))))))
+    digits = max(1, min(16, math.floor(-math.log10(err / abs(C)))))
     limit = f"{float(f'{C:.{digits}g}'):.{digits}g}"
     return RateAudit(Ks=Ks, E=E, K2E=K2E, slope=slope, Kmin=int(Kmin), n_fit=len(used), ok=bool(ok),
                      limit_value=float(C), limit_err=float(err), limit_digits=digits, limit=limit,
@@ -975,7 +396,7 @@ def build_K(K: int, params, *, tables_dir=None) -> KResult:
         "iterations": int(res.iterations), "hp_iterations": int(res.hp_iterations),
         "E_star": res.E_hp,
     }
-    return KResult(K=K, values=values, values_hp=strings, metrics=metrics, status="ok",
+    return KResult(K=K, values=values, values_hp=strings, metrics=metrics, status=STATUS_OK,
                    solver=solver)
 
 
@@ -1044,8 +465,8 @@ def table_error_at_extrema(values_hp: Sequence[str], *, target: Target = LOG,
     if K < 1:
         raise ValueError("values_hp must not be empty")
     prec = table_prec(K) if prec is None else int(prec)
-    M = _grid_size(K)
-    eng = _Engine(K, M, target)
+    M = grid_size(K)
+    eng = Engine(K, M, target)
     if K == 1:
         b = np.array([float(strings[0])])
     else:
@@ -1057,12 +478,12 @@ def table_error_at_extrema(values_hp: Sequence[str], *, target: Target = LOG,
         x = scipy.fft.dct(Q, type=1) / (2.0 * n)
         b = x.copy()
         b[1:n] *= 2.0
-    k, d, _ = _select(*eng.locate(b), K + 1)
+    k, d, _ = select_alternating(*eng.locate(b), K + 1)
     pts = _sc_points(k, d, M, prec)
     g = _bernstein_eval(strings, pts, prec)
     with flint_prec(prec):
         e = [(s * s) * (gi - target.g_arb_sin(s)) for (s, _), gi in zip(pts, g)]
-    return np.array(_reference_p(k, d, M)), e
+    return np.array(reference_p(k, d, M)), e
 
 
 def verify_row(K, values, values_hp, metrics, params) -> list:

@@ -20,6 +20,9 @@ to_chebyshev_arb(values, prec) -- the same as arb balls at ``prec`` bits.
 to_chebyshev_f64(values)    -- correctly rounded float64 coefficients and their error bound.
 mean_poly_cheb(cheb, p)     -- P(p) = sum_j a_j T_j(2p - 1) by Clenshaw's recurrence (float64).
 from_chebyshev_exact(cheb)  -- the exact table whose P has the given Chebyshev coefficients.
+cheb_to_bernstein(cheb, prec) -- Bernstein coefficients of Q(p) = sum_{j<K} a_j T_j(2p-1) (degree
+                               K-1, the mean g_c itself, not P = p g_c) as arb balls: the minimax
+                               table's conversion.
 
 Two kinds of tables
 -------------------
@@ -58,6 +61,7 @@ from aqpgen.records import as_K
 __all__ = [
     "as_p",
     "binom_pmf",
+    "cheb_to_bernstein",
     "exact_values",
     "from_chebyshev_exact",
     "mean_poly",
@@ -428,3 +432,52 @@ def from_chebyshev_exact(cheb: Sequence) -> list:
         binom = binom * (K - j + 1) // j
         out.append(e[j] * K / (binom * j))
     return out
+
+
+def cheb_to_bernstein(cheb: Sequence, prec: int) -> list:
+    """Bernstein coefficients of Q(p) = sum_{j<K} a_j T_j(2p - 1) (degree n = K-1), as arb balls.
+
+    With t = p/(1-p), b_{n,m}(p) = C(n,m) t^m (1+t)^(-n) and 2p - 1 = (t-1)/(t+1), so
+    (1+t)^n Q = sum_m c_m C(n,m) t^m.  Clenshaw's recurrence b_j = a_j + 2x b_{j+1} - b_{j+2},
+    Q = a_0 + x b_1 - b_2, multiplied through by (1+t)^(n-j) (beta_j = (1+t)^(n-j) b_j) becomes
+    polynomial:
+
+    .. math::  \\beta_j = a_j (1+t)^{n-j} + 2(t-1)\\beta_{j+1} - (1+t)^2 \\beta_{j+2},\\qquad
+               (1+t)^n Q = a_0 (1+t)^n + (t-1)\\beta_1 - (1+t)^2\\beta_2 .
+
+    Parameters
+    ----------
+    cheb : sequence of str, arb or numbers
+        a_0..a_{K-1} (strings are parsed exactly to ``prec`` bits; floats are taken exactly).
+    prec : int
+        Working precision in bits; use ``table_prec(K)`` (the coefficients grow like 2^K / K).
+
+    Returns
+    -------
+    list of arb
+        c_1..c_K (``c[m]`` multiplies b_{K-1,m}), with rigorous ball radii.
+    """
+    K = len(cheb)
+    if K < 1:
+        raise ValueError("cheb must hold at least one coefficient")
+    n = K - 1
+    with flint_prec(prec) as flint:
+        arb, arb_poly = flint.arb, flint.arb_poly
+        a = [arb(str(v)) if isinstance(v, str) else arb(v) for v in cheb]
+        if n == 0:
+            return [a[0]]
+        one_t = arb_poly([1, 1])
+        sq = arb_poly([1, 2, 1])
+        two_tm1 = arb_poly([-2, 2])
+        tm1 = arb_poly([-1, 1])
+        P = arb_poly([1])  # (1+t)^(n-j), j = n
+        b1 = arb_poly([])  # beta_{j+1}
+        b2 = arb_poly([])  # beta_{j+2}
+        for j in range(n, 0, -1):
+            bj = P * a[j] + two_tm1 * b1 - sq * b2
+            b1, b2 = bj, b1
+            P = P * one_t
+        R = P * a[0] + tm1 * b1 - sq * b2
+        coeffs = R.coeffs()
+        coeffs += [arb(0)] * (K - len(coeffs))
+        return [coeffs[m] / arb.bin_uiui(n, m) for m in range(K)]

@@ -1,10 +1,20 @@
-"""Rigorous upper bound on the weighted bias of a log p table (docs/MATH.md §6).
+"""Rigorous upper bound on the weighted bias of a table for its target (docs/MATH.md §6).
 
 Public names
 ------------
-certify_beta(K, values=None, values_hp=None, *, rel_slack=0.003) -> Certificate
+certify_beta(K, values=None, values_hp=None, *, target=LOG, rel_slack=0.003) -> Certificate
+certify_exact(K, src, *, target=LOG, rel_slack=0.003) -> (Chebyshev coefficients, Certificate)
+              -- the same without argument checks (used by ``aqpgen.numerics.metrics``).
 Certificate   -- frozen result: beta_lower, beta_upper, n_points, prec, method.
-H3_CONST      -- the constant in the bound |H'''(theta)| <= H3_CONST + cot(theta/2)/2.
+H3_CONST      -- the constant in the bound |H'''(theta)| <= H3_CONST + cot(theta/2)/2 (log p).
+
+Targets
+-------
+The method below is written for log p; a target supplies its own pieces as methods of
+``aqpgen.targets.Target``: ``h_theta_bounds`` (H, H', H'' at the cell centres and their
+rounding bounds), ``h3_bound`` (sup |H'''| on [lo, pi]), ``first_cell_bound`` and
+``first_cell_pmax`` (step 1), ``h_abs_sup_arb`` (the overflow fallback).  A target without them
+raises NotImplementedError naming the method.
 
 The quantity
 ------------
@@ -57,7 +67,7 @@ Cost: O(K) cells times O(K) flops, float64, vectorised (4 matrix products per ch
 Huge coefficients (the float64-rounded minimax table at large K has beta ~ 1e280) are handled by
 an exact power-of-two scaling of f; a result beyond float64 is returned as ``inf`` (still an upper
 bound).  Possible issues: if the Chebyshev coefficients themselves overflow float64, the bound
-falls back to the trivial |e| <= sum_j |a_j| + 1/e computed in arb (``method`` says so).
+falls back to the trivial |e| <= sum_j |a_j| + sup|h| (1/e for log p) computed in arb.
 """
 
 from __future__ import annotations
@@ -69,7 +79,7 @@ import numpy as np
 
 from aqpgen.numerics.bernstein import to_chebyshev_exact, to_chebyshev_f64
 from aqpgen.numerics.precision import flint_prec
-from aqpgen.records import as_K
+from aqpgen.records import STATUS_OK, as_K
 from aqpgen.targets import LOG, LogTarget, Target, parse_target
 
 __all__ = ["H3_CONST", "Certificate", "certify_beta", "certify_exact"]
@@ -122,6 +132,15 @@ class Certificate:
     def ratio(self) -> float:
         """beta_upper / beta_lower (the certificate's tightness)."""
         return self.beta_upper / self.beta_lower if self.beta_lower > 0 else math.inf
+
+    @property
+    def status(self) -> str:
+        """``records.STATUS_OK`` when the refinement converged, else the reason (the bound is
+        rigorous either way, only looser)."""
+        if self.converged:
+            return STATUS_OK
+        return (f"not converged: beta_upper / beta_lower = {self.ratio:.6g} after "
+                f"{self.rounds} refinement rounds")
 
 
 class _Evaluator:

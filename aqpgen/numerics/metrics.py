@@ -1,26 +1,36 @@
-"""Measured quality numbers of a table for the target log p: beta, V_inf, V1 (docs/MATH.md §1).
+"""The quality numbers of a table: beta, V_inf, V1 (docs/MATH.md §1) -- their one home.
+
+Every generator (power, minimax, AQP) and compare store these numbers; ``target`` (default
+log p, ``aqpgen.targets``) matters for beta only.
 
 Public functions
 ----------------
-weighted_bias(values, K, *, grid=None, values_hp=None)  -- sampled beta = max_p p|g_c(p) - log p|.
+table_metrics(K, values, values_hp=None, *, target=LOG, rel_slack=0.003) -> dict
+                                                        -- beta, beta_cert, V_inf, V1, max_abs_c,
+                                                           log10 forms (and beta_f64 when
+                                                           values_hp is given); kl_metrics is
+                                                           its former name.
+weighted_bias(values, K, *, target=LOG, grid=None, values_hp=None)
+                                                        -- sampled beta = max_p p|g_c(p) - g(p)|.
 variance_sup(values, K, *, values_hp=None)              -- V_inf = sup_p p Var_p(c[n]) (sampled +
                                                            golden-section refinement).
 variance_mean(values, K, *, values_hp=None)             -- V1 = int_0^1 p Var_p dp (exact rational,
                                                            correctly rounded); variance_mean_exact.
-kl_metrics(K, values, values_hp=None) -> dict           -- beta, beta_cert, V_inf, V1, max_abs_c
-                                                           (and beta_f64 when values_hp is given).
+variance_mean_exact(values, K, *, values_hp=None)       -- V1 as an exact rational (flint fmpq).
 
 Precision policy
 ----------------
 The bias is always computed from the exact Chebyshev coefficients of P(p) = p g_c(p)
-(`aqpgen.bernstein.to_chebyshev_exact`, exact rationals, then correctly rounded float64 and
+(`aqpgen.numerics.bernstein.to_chebyshev_exact`, exact rationals, then correctly rounded float64 and
 Clenshaw), which is accurate for both kinds of tables.  The variance uses
 p Var_p = S(p) - P(p)^2 / p with S(p) = sum_j s_j b_{K,j}(p), s_j = (j/K) c_j^2 >= 0 (again because
 p b_{K-1,m} = ((m+1)/K) b_{K,m+1}).  For moderate tables (max|c| <= `HP_THRESHOLD`) the centred
-float64 form `aqpgen.bernstein.variance` is used; above it (the minimax table of kind (b), given
+float64 form `aqpgen.numerics.bernstein.variance` is used; above it (the minimax table of kind (b), given
 as ``values_hp``) S is evaluated as s_max * sum_j (s_j/s_max) b_{K,j}(p) (positive terms: relative
 error ~1e-12) with s_max kept in mpmath, so astronomically large variances are returned as
-float64 (``inf`` beyond 1.8e308) instead of garbage.
+float64 (``inf`` beyond 1.8e308) instead of garbage.  beta and beta_cert are the enclosure of
+``aqpgen.numerics.certify``; V1 is exact (``variance_mean_exact``), so its stored value is the
+correctly rounded float64 of the exact V1 of the table.
 
 Grids
 -----

@@ -19,6 +19,11 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
 __all__ = ["LOCK_NAME", "build_lock"]
 
 LOCK_NAME = ".build.lock"
@@ -31,9 +36,7 @@ def build_lock(directory: str | os.PathLike, on_wait: Callable[[str], None] | No
     ``on_wait(message)`` is called once if another process holds the lock (then this call blocks
     until it is released).  Yields the lock file's path.
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
+    if fcntl is None:  # pragma: no cover - Windows
         yield ""
         return
     d = os.fspath(directory)

@@ -28,13 +28,16 @@ Dask (``pip install 'aqpgen[dask]'``) is imported only by :class:`DaskRunner`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
+import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 __all__ = ["DaskRunner", "LocalRunner", "PoolRunner", "RowFailed", "die_with_parent", "make_runner", "run_K"]
 
@@ -65,8 +68,6 @@ def die_with_parent(parent_pid: int) -> None:
     """Make this (worker) process exit when ``parent_pid`` dies (see the module docstring)."""
     if sys.platform.startswith("linux"):
         try:
-            import ctypes
-
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         except (OSError, AttributeError):  # pragma: no cover - no libc prctl
@@ -104,9 +105,6 @@ class PoolRunner:
 
     def _executor(self):
         if self._pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
             # fork keeps generators registered at run time (tests) visible to workers
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
@@ -115,8 +113,6 @@ class PoolRunner:
         return self._pool
 
     def run(self, modname: str, Ks, params: dict, tables_dir: str) -> Iterator[tuple[int, object]]:
-        from concurrent.futures import FIRST_COMPLETED, wait
-
         ex = self._executor()
         futures = {ex.submit(run_K, modname, K, dict(params), tables_dir): K for K in _order(Ks)}
         pending = set(futures)

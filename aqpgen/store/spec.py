@@ -44,6 +44,12 @@ from fractions import Fraction
 
 from aqpgen.records import standard_Ks
 from aqpgen.store.content import canonical_json
+from aqpgen.targets import parse_target
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 __all__ = [
     "DEFAULT_SPEC",
@@ -178,8 +184,6 @@ def _rule_coeffs(x) -> None:
 
 
 def _rule_target(x) -> None:
-    from aqpgen.targets import parse_target
-
     try:
         parse_target(x)
     except (TypeError, ValueError) as e:
@@ -292,10 +296,6 @@ def standard_kmin(family: str, params: Mapping) -> int:
 
 
 def _load_toml(path: str) -> dict:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)

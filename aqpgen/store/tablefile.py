@@ -66,6 +66,7 @@ from dataclasses import replace
 import numpy as np
 
 from aqpgen.errors import TableFormatError
+from aqpgen.records import Check
 from aqpgen.store.atomic import atomic_path, write_text_atomic
 from aqpgen.store.content import (
     SCHEMA,
@@ -475,8 +476,6 @@ def check_manifest(path: str | os.PathLike) -> list:
         One ``manifest`` check per file (``ok`` False with the reason when the file is not
         listed, missing, or its sha256 / size / content hash differ).
     """
-    from aqpgen.records import Check
-
     p = os.fspath(path)
     if os.path.isdir(p):
         d, only = p, None

@@ -16,14 +16,17 @@ values alone, with rigorous bounds); this module is the fast gate run by ``make 
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterable
 
 import numpy as np
 
 from aqpgen.errors import TableFormatError
+from aqpgen.generators.minimax import rate_audit
 from aqpgen.records import Check
 from aqpgen.store.atomic import stale_temp_files
+from aqpgen.store.build import GENERATORS
 from aqpgen.store.tablefile import MANIFEST_NAME, TableData, check_manifest, read_table
 from aqpgen.store.wheeldata import runtime_copy_of
 
@@ -72,8 +75,6 @@ def verify_file(path: str | os.PathLike, *, manifest: bool = True) -> list:
         interrupted build lie next to the file.  A runtime copy (the wheel's package data,
         ``aqpgen.store.wheeldata``) gets ``runtime_copy`` and ``row.finite`` only.
     """
-    from aqpgen.store.build import GENERATORS
-
     path = os.fspath(path)
     checks = []
     try:
@@ -102,8 +103,6 @@ def verify_file(path: str | os.PathLike, *, manifest: bool = True) -> list:
     if modname is None:
         checks.append(Check("generator", False, f"no generator registered for ({table.family!r}, {table.method!r})"))
     else:
-        import importlib
-
         try:
             mod = importlib.import_module(modname)
         except ImportError as e:
@@ -137,8 +136,6 @@ def verify_rate(table: TableData | str | os.PathLike) -> list:
     E = [table.rows[K].metrics.get("E_star", float("nan")) for K in Ks]
     if not Ks or not np.all(np.isfinite(E)):
         return [Check("rate", False, f"{table.name}: no finite E_star metric on every ok row; not a KL minimax table?")]
-    from aqpgen.generators.minimax import rate_audit
-
     audit = rate_audit(tuple(Ks), np.asarray(E, dtype=np.float64))
     return [Check("rate", bool(audit.ok), f"{table.name}: fitted log-log slope of E*_K {float(audit.slope):+.5f} "
                   f"(required -2 within 0.01)")]
