@@ -299,6 +299,45 @@ class PowerTarget(Target):
         K = int(K)
         return np.power(np.arange(1, K + 1, dtype=np.float64) / K, self.a)
 
+    # ---------------------------------------------------------------- certificates
+    # H = s^(2b), s = sin(theta/2), c = cos(theta/2), b = a + 1 > 0 (ds/dtheta = c/2):
+    #   H'   = b s^(2b-1) c,
+    #   H''  = (b/2) ((2b-1) s^(2b-2) c^2 - s^(2b)),
+    #   H''' = (b/2) ((2b-1)(b-1) s^(2b-3) c^3 - (3b-1) s^(2b-1) c).
+    # On [lo, pi]: s in [sin(lo/2), 1], c in [0, 1], and s^e <= max(1, sin(lo/2)^e) for any e.
+    def h_theta_bounds(self, c):
+        b = self.a + 1.0
+        s = np.sin(0.5 * c)
+        co = np.cos(0.5 * c)
+        H0 = np.power(s, 2.0 * b)
+        H1 = b * np.power(s, 2.0 * b - 1.0) * co
+        t1 = (2.0 * b - 1.0) * np.power(s, 2.0 * b - 2.0) * (co * co)
+        H2 = 0.5 * b * (t1 - H0)
+        # sin, cos, pow within a few ulp each; an input error d of s moves s^e by |e| d relative;
+        # 32 u (|2b| + |2b-1| + |2b-2| + 8) bounds the relative error of every term
+        rel = 32.0 * _U * (abs(2.0 * b) + abs(2.0 * b - 1.0) + abs(2.0 * b - 2.0) + 8.0)
+        eta = rel * (H0 + np.abs(H1) + 0.5 * b * (np.abs(t1) + H0)) * (1.0 + 1e-9) + 2.0**-1070
+        return H0, H1, H2, eta
+
+    def h3_bound(self, lo):
+        b = self.a + 1.0
+        s_lo = np.sin(0.5 * np.asarray(lo, dtype=np.float64)) * (1.0 - 16.0 * _U)  # rounded down
+        e_a, e_b = 2.0 * b - 3.0, 2.0 * b - 1.0
+        one = np.ones_like(s_lo)
+        A = np.maximum(one, np.power(s_lo, e_a)) if e_a < 0 else one
+        B = np.maximum(one, np.power(s_lo, e_b)) if e_b < 0 else one
+        out = 0.5 * b * (abs((2.0 * b - 1.0) * (b - 1.0)) * A + abs(3.0 * b - 1.0) * B)
+        return out * (1.0 + 1e-12)
+
+    def first_cell_bound(self, p0):
+        # sup_{p <= p0} p^(a+1) = p0^(a+1) (increasing), i.e. p0 * p0^a
+        return float(p0) ** self.a * (1.0 + 1e-12)
+
+    def h_abs_sup_arb(self):
+        import flint
+
+        return flint.arb(1)  # sup p^(a+1) on [0, 1] = 1 (a + 1 > 0)
+
 
 def _exact_exponent(a) -> Fraction:
     """The exponent as an exact Fraction: from a string's decimal text, an int, or a float's
