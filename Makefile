@@ -1,7 +1,10 @@
-# aqpgen -- make tables | test | verify | bench | report | clean
+# aqpgen -- make venv | tables | test | verify | wheel | bench | report | clean
 # Everything runs inside .venv (created from $(PY) when missing; `pip install -e .[dev]` again
-# only when pyproject.toml changes).
+# only when pyproject.toml or setup.py changes).  After `make venv` the command line is
+# .venv/bin/aqpgen (or `source .venv/bin/activate` and then `aqpgen`).
 
+SHELL   := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
@@ -10,36 +13,57 @@ JOBS    ?= 2
 SPEC    ?= tables/tables.toml
 # Build only these tables (space-separated names; empty = every table in $(SPEC)).
 ONLY    ?=
+# V=1: a line per finished K and every unavailable row.  ALLOW_DIRTY=1: build tables/ from a
+# tree with uncommitted changes.  DASK=local or DASK=tcp://host:8786: run the solves on Dask.
+V       ?= 0
+ALLOW_DIRTY ?= 0
+DASK    ?=
 # Set WITH_TORCH=1 / WITH_JAX=1 to try installing torch / jax (their tests are skipped when absent).
+# WITH_TRL=1 installs trl (transformers, accelerate, datasets) for the real GRPOTrainer tests, only
+# once torch is importable (so pip never pulls a CUDA torch).
 WITH_TORCH ?= 0
 WITH_JAX ?= 0
+WITH_TRL ?= 0
 JAX_VERSION ?= 0.10.2
 TORCH_VERSION ?= 2.13.0
+# pip prints a warning per package for index locations of this machine's pip configuration that do
+# not exist ("WARNING: Location 'file:///...' is ignored"); they say nothing about aqpgen: drop them.
+PIPQUIET := sed -u -e "/^WARNING: Location '.*' is ignored/d"
+TRL_VERSION ?= 1.16.0
 
-.PHONY: all venv tables test verify bench report clean
+.PHONY: all venv tables test verify wheel bench report clean
 
 all: test
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@echo "installing aqpgen[dev] into $(VENV) (~1 min)"
+	@$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | $(PIPQUIET)
 	@touch $(STAMP)
+	@echo "ready: run $(BIN)/aqpgen --help (or: source $(BIN)/activate; aqpgen --help)"
 
 tables: $(STAMP)
-	$(BIN)/aqpgen build $(SPEC) --jobs $(JOBS) $(foreach t,$(ONLY),--only $(t))
+	@$(BIN)/aqpgen build $(SPEC) --jobs $(JOBS) $(foreach t,$(ONLY),--only $(t)) \
+	  $(if $(filter 1,$(V)),-v) $(if $(filter 1,$(ALLOW_DIRTY)),--allow-dirty) $(if $(DASK),--dask $(DASK))
 
 test: $(STAMP)
 	@if [ "$(WITH_TORCH)" = "1" ]; then \
 	  $(BIN)/python -c "import torch" 2>/dev/null \
-	  || timeout 1800 $(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)" \
+	  || timeout 1800 $(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)" 2>&1 | $(PIPQUIET) \
 	  || echo "note: torch $(TORCH_VERSION) could not be installed; torch tests will be skipped" >&2; \
 	fi
 	@if [ "$(WITH_JAX)" = "1" ]; then \
 	  $(BIN)/python -c "import jax" 2>/dev/null \
-	  || timeout 900 $(BIN)/python -m pip install --quiet "jax==$(JAX_VERSION)" \
+	  || timeout 900 $(BIN)/python -m pip install --quiet "jax==$(JAX_VERSION)" 2>&1 | $(PIPQUIET) \
 	  || echo "note: jax $(JAX_VERSION) could not be installed; jax tests will be skipped" >&2; \
+	fi
+	@if [ "$(WITH_TRL)" = "1" ]; then \
+	  $(BIN)/python -c "import trl" 2>/dev/null \
+	  || { $(BIN)/python -c "import torch" 2>/dev/null \
+	       && timeout 900 $(BIN)/python -m pip install --quiet "trl==$(TRL_VERSION)" 2>&1 | $(PIPQUIET); } \
+	  || echo "note: trl $(TRL_VERSION) could not be installed (or torch is missing); the real GRPOTrainer tests will be skipped" >&2; \
 	fi
 	@$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
@@ -48,6 +72,11 @@ test: $(STAMP)
 verify: $(STAMP)
 	$(BIN)/aqpgen verify tables/*.h5
 	@if [ -f tables/kl-minimax.h5 ]; then $(BIN)/aqpgen verify --rate tables/kl-minimax.h5; fi
+
+# The light wheel (numpy + h5py; runtime copies of every table as package data) in dist/.
+wheel: $(STAMP)
+	@$(BIN)/python -m pip wheel . --no-deps --no-build-isolation --quiet -w dist 2>&1 | $(PIPQUIET)
+	@ls -l dist/aqpgen-*.whl
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -4,7 +4,7 @@ Public names
 ------------
 as_K(K, name="K", minimum=1) -- the one validation of a batch size (or any integer count).
 STATUS_OK          -- "ok": the status of a usable result; anything else is the reason why not.
-standard_Ks(kmin)  -- the standard K grid (every K from kmin to 256, then 320..1024).
+standard_Ks(kmin)  -- the standard K grid of docs/MATH.md §9 (every K from kmin to 256, then 320..1024).
 KResult            -- what a generator returns for one K (values, optional high-precision
                       strings, metrics, status, solver info).
 
@@ -49,7 +49,8 @@ def as_K(K, name: str = "K", minimum: int = 1) -> int:
         raise ValueError(f"{name} must be an integer >= {minimum}, received {K}")
     return K
 
-#: K values beyond 256 in the standard grid (docs/MATH.md §1).
+
+#: K values beyond 256 in the standard grid (docs/MATH.md §9).
 STANDARD_TAIL = (320, 384, 448, 512, 640, 768, 896, 1024)
 
 

@@ -36,7 +36,7 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["LOG", "LogTarget", "PowerTarget", "Target", "alpha_reward", "parse_target"]
+__all__ = ["LOG", "LogTarget", "PowerTarget", "Target", "alpha_reward", "parse_target", "pow_kmin"]
 
 #: unit roundoff of float64.
 _U = 2.0**-53
@@ -299,44 +299,85 @@ class PowerTarget(Target):
         K = int(K)
         return np.power(np.arange(1, K + 1, dtype=np.float64) / K, self.a)
 
-    # ---------------------------------------------------------------- certificates
-    # H = s^(2b), s = sin(theta/2), c = cos(theta/2), b = a + 1 > 0 (ds/dtheta = c/2):
-    #   H'   = b s^(2b-1) c,
-    #   H''  = (b/2) ((2b-1) s^(2b-2) c^2 - s^(2b)),
-    #   H''' = (b/2) ((2b-1)(b-1) s^(2b-3) c^3 - (3b-1) s^(2b-1) c).
-    # On [lo, pi]: s in [sin(lo/2), 1], c in [0, 1], and s^e <= max(1, sin(lo/2)^e) for any e.
-    def h_theta_bounds(self, c):
+    # ---------------------------------------------------------------- certificate hooks
+    # With b = a + 1 > 0, s = sin(theta/2), c = cos(theta/2) (ds/dtheta = c/2, d(c^2)/dtheta = -sc):
+    #   H    = s^(2b)
+    #   H'   = b s^(2b-1) c
+    #   H''  = (b/2) s^(2b-2) [(2b-1) c^2 - s^2]
+    #   H''' = (b/2) s^(2b-3) c [(2b-1)(b-1) c^2 - (3b-1) s^2]
+    #        = (b/2)(2b-1)(b-1) s^(2b-3) c^3 - (b/2)(3b-1) s^(2b-1) c.
+    # On [lo, pi]: s increases from s_lo = sin(lo/2) to 1 and c decreases from c_lo = cos(lo/2) to
+    # 0, so s^k <= max(1, s_lo^k) (k < 0 gives s_lo^k), c^m <= c_lo^m, and
+    #   |H'''| <= (b/2)|(2b-1)(b-1)| max(1, s_lo^(2b-3)) c_lo^3 + (b/2)|3b-1| max(1, s_lo^(2b-1)) c_lo.
+    def _b_rel(self):
+        """Relative error bound of b = a + 1 computed in float64 from the float a."""
         b = self.a + 1.0
+        return _U * (abs(self.a) + 1.0) / b + _U
+
+    def h_theta_bounds(self, c):
+        """H = s^(2b), H', H'' (formulas above) at theta = c, and the rounding bound eta.
+
+        Error analysis (u = 2^-53; sin, cos and pow within 1 ulp = 2u relative):
+        s, c carry relative errors <= 2u, which s^k turns into <= 2u|k|; the float exponent k
+        differs from the exact 2b - j by <= 4u(|a| + 2), which changes s^k by a relative
+        <= 4u(|a| + 2)|log s|; pow adds 2u, the products and the float b (relative
+        u(|a|+1)/b + u) a few u more.  The bracket (2b-1)c^2 - s^2 of H'' may cancel (it is 0
+        at a = -1/2 and c^2 = s^2 ...), so its error is taken relative to the magnitude
+        |2b-1| c^2 + s^2 + c^2 (the last c^2 absorbs the absolute error of the float 2b - 1).
+        Altogether eta = max_j M_j * u (32 + 16(|a| + 2)(1 + |log s|) + 4 rel_b/u), with
+        M_0 = |H|, M_1 = |H'|, M_2 = (b/2) s^(2b-2) (|2b-1| c^2 + s^2 + c^2): a generous bound
+        (each listed source is counted at least twice).
+        """
+        c = np.asarray(c, dtype=np.float64)
+        a = self.a
+        b = a + 1.0
         s = np.sin(0.5 * c)
         co = np.cos(0.5 * c)
-        H0 = np.power(s, 2.0 * b)
-        H1 = b * np.power(s, 2.0 * b - 1.0) * co
-        t1 = (2.0 * b - 1.0) * np.power(s, 2.0 * b - 2.0) * (co * co)
-        H2 = 0.5 * b * (t1 - H0)
-        # sin, cos, pow within a few ulp each; an input error d of s moves s^e by |e| d relative;
-        # 32 u (|2b| + |2b-1| + |2b-2| + 8) bounds the relative error of every term
-        rel = 32.0 * _U * (abs(2.0 * b) + abs(2.0 * b - 1.0) + abs(2.0 * b - 2.0) + 8.0)
-        eta = rel * (H0 + np.abs(H1) + 0.5 * b * (np.abs(t1) + H0)) * (1.0 + 1e-9) + 2.0**-1070
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            p0 = np.power(s, 2.0 * b)
+            p1 = np.power(s, 2.0 * b - 1.0)
+            p2 = np.power(s, 2.0 * b - 2.0)
+            H0 = p0
+            H1 = b * p1 * co
+            H2 = 0.5 * b * p2 * ((2.0 * b - 1.0) * co * co - s * s)
+            M2 = 0.5 * b * p2 * (abs(2.0 * b - 1.0) * co * co + s * s + co * co)
+            rel = _U * (32.0 + 16.0 * (abs(a) + 2.0) * (1.0 + np.abs(np.log(s)))) + 4.0 * self._b_rel()
+            eta = np.maximum(np.maximum(np.abs(H0), np.abs(H1)), M2) * rel
         return H0, H1, H2, eta
 
     def h3_bound(self, lo):
+        """The bound of sup_{[lo, pi]} |H'''| derived above, with s_lo rounded down, c_lo up,
+        and a final inflation for the rounding of its own evaluation (relative
+        u (16 + 16(|a| + 2)(1 + |log s_lo|)) + 4 rel_b)."""
+        lo = np.asarray(lo, dtype=np.float64)
         b = self.a + 1.0
-        s_lo = np.sin(0.5 * np.asarray(lo, dtype=np.float64)) * (1.0 - 16.0 * _U)  # rounded down
-        e_a, e_b = 2.0 * b - 3.0, 2.0 * b - 1.0
-        one = np.ones_like(s_lo)
-        A = np.maximum(one, np.power(s_lo, e_a)) if e_a < 0 else one
-        B = np.maximum(one, np.power(s_lo, e_b)) if e_b < 0 else one
-        out = 0.5 * b * (abs((2.0 * b - 1.0) * (b - 1.0)) * A + abs(3.0 * b - 1.0) * B)
-        return out * (1.0 + 1e-12)
+        s = np.sin(0.5 * lo) * (1.0 - 4.0 * _U)
+        co = np.minimum(np.cos(0.5 * lo) * (1.0 + 4.0 * _U), 1.0)
+        with np.errstate(divide="ignore", over="ignore"):
+            m3 = np.maximum(1.0, np.power(s, 2.0 * b - 3.0))
+            m1 = np.maximum(1.0, np.power(s, 2.0 * b - 1.0))
+            val = (0.5 * b * abs((2.0 * b - 1.0) * (b - 1.0)) * m3 * co**3
+                   + 0.5 * b * abs(3.0 * b - 1.0) * m1 * co)
+            rel = _U * (16.0 + 16.0 * (abs(self.a) + 2.0) * (1.0 + np.abs(np.log(s)))) + 4.0 * self._b_rel()
+        return val * (1.0 + rel)
 
     def first_cell_bound(self, p0):
-        # sup_{p <= p0} p^(a+1) = p0^(a+1) (increasing), i.e. p0 * p0^a
-        return float(p0) ** self.a * (1.0 + 1e-12)
+        """B = p0^a, so that sup_{0 < p <= p0} |h(p)| = p0^(a+1) = p0 B (h increasing, a + 1 > 0),
+        inflated by the relative rounding u (8 + 8(|a| + 2)(1 + |log p0|)) + 4 rel_b of pow and
+        of the float exponent.  Any p0 in (0, 1] is allowed (``first_cell_pmax`` = 1)."""
+        p0 = float(p0)
+        if not 0.0 < p0 <= 1.0:
+            raise ValueError(f"p0 must lie in (0, 1], received {p0!r}")
+        rel = _U * (8.0 + 8.0 * (abs(self.a) + 2.0) * (1.0 + abs(math.log(p0)))) + 4.0 * self._b_rel()
+        return math.pow(p0, self.a) * (1.0 + rel) + 2.0**-1074  # + 1 subnormal ulp: underflow
 
     def h_abs_sup_arb(self):
         import flint
 
-        return flint.arb(1)  # sup p^(a+1) on [0, 1] = 1 (a + 1 > 0)
+        return flint.arb(1)  # sup_{[0,1]} p^(a+1) = 1, at p = 1
+
+    def g_arb_sin(self, s):
+        return s ** (2 * self._a_arb())
 
 
 def _exact_exponent(a) -> Fraction:
@@ -403,6 +444,31 @@ def parse_target(text) -> Target:
         raise ValueError(f"unknown target {text!r}: expected 'log' or 'p^A' with a real A > -1 "
                          f"(e.g. 'p^0.5', 'p^-0.5', 'p^2')")
     return PowerTarget(m.group(1))
+
+
+def pow_kmin(params) -> int:
+    """Smallest K of the standard grid of a spec-file table of family "pow" (target p^a).
+
+    ``params["target"]`` must name a power target p^a with a non-integer a > -1 (then 2); an
+    integer a >= 0 is a polynomial whose exact tables are family "power", method "ustat"
+    (``{m = a}``), so it is refused here with a message saying so.
+
+    Raises
+    ------
+    ValueError
+        No or a bad ``target``, log p, or an integer exponent a >= 0.
+    """
+    params = dict(params or {})
+    if "target" not in params:
+        raise ValueError(f"family 'pow' needs params 'target' = \"p^A\" (A > -1), received {params!r}")
+    t = parse_target(params["target"])
+    if not isinstance(t, PowerTarget):
+        raise ValueError(f"family 'pow' needs a power target p^A, received {params['target']!r} "
+                         f"(log p tables are family 'kl')")
+    if t.polynomial:
+        raise ValueError(f"{t.name} is a polynomial: its exact unbiased tables are family 'power', "
+                         f"method 'ustat', params {{m = {t.a_exact.numerator}}}")
+    return t.kmin
 
 
 def alpha_reward(values, alpha) -> np.ndarray:

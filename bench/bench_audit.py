@@ -17,7 +17,7 @@ def main() -> int:
     if not paths:
         print("bench_audit: tables/ has no *.h5 files; run `make tables` first (skipped)")
         return 0
-    from aqpgen.audit import core as audit
+    from aqpgen import audit
 
     jobs = int(os.environ.get("AQPGEN_BENCH_JOBS", "2"))
     t0 = time.perf_counter()

@@ -2,7 +2,8 @@
 
 Always: times ``aqpgen.build.build`` on the committed spec against the committed tables (every
 table must be found up to date: this is what ``make tables`` does on a fresh clone after the
-virtual environment exists; target <= 2 min including the venv).
+virtual environment exists; target <= 2 min including the venv), the runtime copies the wheel
+ships (size, time) and a ``--force`` rebuild of the four power tables.
 
 With ``BENCH_FULL=1`` (or ``--full``): rebuilds, into a temporary directory and with
 ``--jobs 2``, the minimax table on the whole standard grid (issue 3 target: <= 20 min) and then
@@ -47,6 +48,25 @@ def main() -> int:
     print(f"up-to-date check of {len(out)} committed tables: {dt:.2f} s "
           f"({sum(a == 'up-to-date' for a in acts.values())} up to date, "
           f"{sum(a == 'built' for a in acts.values())} rebuilt)")
+    tmp = tempfile.mkdtemp(prefix="aqpgen-bench-")
+    try:
+        from aqpgen.store.wheeldata import write_runtime_tables
+
+        t0 = time.perf_counter()
+        write_runtime_tables(os.path.join(ROOT, "tables"), tmp)
+        dt = time.perf_counter() - t0
+        size = sum(os.path.getsize(os.path.join(tmp, f)) for f in os.listdir(tmp))
+        full = sum(os.path.getsize(os.path.join(ROOT, "tables", f)) for f in os.listdir(os.path.join(ROOT, "tables"))
+                   if f.endswith(".h5"))
+        print(f"runtime copies for the wheel: {size / 2**20:.2f} MB (full tables {full / 2**20:.2f} MB), "
+              f"written in {dt:.2f} s")
+        shutil.copy(SPEC, tmp)
+        t0 = time.perf_counter()
+        build.build(os.path.join(tmp, "tables.toml"), os.path.join(tmp, "power"), jobs=args.jobs,
+                    only=[f"power-m{m}" for m in range(1, 5)], force=True)
+        print(f"power-m1..m4 rebuilt (--force, --jobs {args.jobs}): {time.perf_counter() - t0:.1f} s")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     if not args.full:
         print("whole-grid rebuilds skipped (set BENCH_FULL=1 or pass --full; takes tens of minutes)")
         return 0

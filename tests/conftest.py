@@ -1,7 +1,7 @@
 """Shared pytest fixtures.
 
 * ``reset_precision`` (autouse): restores mpmath / python-flint global precision after each test,
-  so no test can leak a changed global precision into another (STYLE §12).
+  so no test can leak a changed global precision into another.
 * ``fake_generator``: a tiny deterministic generator module registered in ``aqpgen.build``'s
   registry as family "fake" / method "lin" (tests of the build machinery must not depend on the
   real generators).

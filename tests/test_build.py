@@ -50,7 +50,7 @@ def test_shipped_spec_order_and_grids():
         "kl-aqp-eta3", "kl-aqp-eta15", "kl-aqp-rho1", "kl-aqp-rho2",
     ]
     by = {s.name: s for s in specs}
-    # SPEC §4 standard grid, written out independently of records.standard_Ks
+    # docs/MATH.md §9 standard grid, written out independently of records.standard_Ks
     tail = [320, 384, 448, 512, 640, 768, 896, 1024]
     for m in range(1, 5):
         assert list(by[f"power-m{m}"].Ks) == list(range(m + 1, 257)) + tail
@@ -200,7 +200,7 @@ def test_only_and_order(tmp_path, fake_generator):
     spec = _spec(tmp_path, body)
     out = build(spec, tmp_path / "o", only=["fake-b"])
     assert [o.name for o in out] == ["fake-b"]
-    assert sorted(os.listdir(tmp_path / "o")) == ["MANIFEST.json", "fake-b.h5"]
+    assert sorted(os.listdir(tmp_path / "o")) == [".build.lock", "MANIFEST.json", "fake-b.h5"]
     with pytest.raises(ValueError, match="unknown table name.*'fake-c'"):
         build(spec, tmp_path / "o", only=["fake-c"])
     with pytest.raises(ValueError, match="jobs must be a positive integer"):

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from aqpgen.generators.peers import peer_table
 from aqpgen.numerics.certify import H3_CONST, Certificate, certify_beta
-from aqpgen.targets import Target
 
 
 def _fr(v):
@@ -124,14 +123,18 @@ def test_log_target_certificate_pieces_against_mpmath():
 
 
 def test_target_without_certificate_pieces_says_which_method():
-    from aqpgen.targets import LogTarget
+    from aqpgen.targets import PowerTarget, Target
 
-    class Bare(LogTarget):  # a target that does not supply the certificate's pieces
-        name = spec = "bare"
-        h_theta_bounds = Target.h_theta_bounds
+    half = PowerTarget(0.5)
+
+    class Bare(Target):  # a new target that implements only the evaluations, no certificate pieces
+        name, spec, rate_exponent = "bare", "bare", 3.0
+        g, g_theta, g_mp, g_arb, plugin = (staticmethod(half.g), staticmethod(half.g_theta),
+                                           staticmethod(half.g_mp), staticmethod(half.g_arb),
+                                           staticmethod(half.plugin))
 
     with pytest.raises(NotImplementedError, match="h_theta_bounds"):
-        certify_beta(4, [0.0, 0.1, 0.2, 0.3], target=Bare())
+        certify_beta(4, half.plugin(4), target=Bare())
 
 
 @pytest.mark.parametrize("a", ["0.5", "-0.5", "0.25", "2", "-0.9"])

@@ -69,7 +69,7 @@ def test_build_errors_are_clean(tmp_path, fake_generator):
     assert res.exit_code == 1 and "K=3" in res.output and "fake-a" in res.output
     assert not (tmp_path / "t" / "fake-a.h5").exists()
     res = r.invoke(main, ["build", str(spec), "--only", "zzz"])
-    assert res.exit_code == 1 and "zzz" in res.output
+    assert res.exit_code == 2 and "zzz" in res.output
     res = r.invoke(main, ["build", str(spec), "--jobs", "0"])
     assert res.exit_code == 2
 
@@ -78,7 +78,7 @@ def test_build_reports_non_ok_rows(tmp_path, fake_generator):
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC.replace("hp = true", "bad = [3]"))
     res = CliRunner().invoke(main, ["build", str(spec), "--out", str(tmp_path / "t")])
-    assert res.exit_code == 0 and "WARNING" in res.output and "K=3: out of reach (fake)" in res.output
+    assert res.exit_code == 0 and "WARNING" in res.output and "1 unavailable: K 3 (out of reach (fake))" in res.output
 
 
 def test_show(built):
@@ -158,3 +158,25 @@ def test_cli_solve_power_poly_and_errors():
     assert r.exit_code != 0 and "no unbiased table exists for p^m with K samples" in r.output
     r = CliRunner().invoke(main, ["solve", "power", "--poly", "x,1", "--K", "3"])
     assert r.exit_code != 0 and "coeffs[0]" in r.output
+
+
+def test_summary_compresses_unavailable_K_ranges():
+    from aqpgen.cli.build_cmds import K_ranges
+
+    grid = list(range(2, 257)) + [320, 384, 448, 512, 640, 768, 896, 1024]
+    assert K_ranges(grid, list(range(140, 257)) + [320, 384, 1024]) == "140..384, 1024"
+    assert K_ranges(grid, [5, 6, 9]) == "5, 6, 9"
+    assert K_ranges(grid, [640, 768, 896, 1024]) == "640..1024"
+    assert K_ranges(grid, []) == ""
+
+
+def test_build_prints_one_line_per_table_and_every_K_with_v(tmp_path, fake_generator):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.replace("hp = true", "bad = [3, 6]"))
+    r = CliRunner()
+    res = r.invoke(main, ["build", str(spec), "--out", str(tmp_path / "t"), "-q"])
+    assert res.exit_code == 0
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("fake-a")]
+    assert lines == [lines[0]] and "2 unavailable: K 3, 6 (out of reach (fake))" in lines[0]
+    res = r.invoke(main, ["build", str(spec), "--out", str(tmp_path / "t"), "-v", "--force"])
+    assert "fake-a K=3: out of reach (fake)" in res.output and "K=2 done" in res.output

@@ -1,4 +1,5 @@
-"""Tests for aqpgen.integrations with faked TRL inputs (and TRL itself when installed)."""
+"""Tests for aqpgen.integrations (grouping, TRL reward function) with TRL-shaped inputs; the real
+GRPOTrainer runs in tests/test_trl_real.py."""
 
 from __future__ import annotations
 
@@ -129,12 +130,106 @@ def test_trl_reward_func_scale_and_name(table):
 def test_trl_incomplete_group(table):
     f = integrations.trl_reward_func(_extract, table, 4)
     prompts, completions = _batch(GROUPS)
-    with pytest.raises(ValueError, match=r"6 completions, not a multiple of num_generations=4.*"
-                                         r"per_device_train_batch_size"):
+    with pytest.raises(ValueError, match=r"received 6 samples, not a multiple of the group size "
+                                         r"K=4.*pass gather=True"):
         f(prompts[:6], completions[:6])
     # a misaligned slice of the right length is caught by the prompt check
-    with pytest.raises(ValueError, match="prompt 2 differs from prompt 0"):
+    with pytest.raises(ValueError, match=r"samples 0\.\.3 should be one group of K=4 but their "
+                                         r"prompt differs"):
         f(prompts[2:6] + prompts[:4], completions[2:6] + completions[:4])
+
+
+class _Args:
+    per_device_train_batch_size = 8
+    steps_per_generation = 1
+    per_device_eval_batch_size = 4
+
+
+class _Model:
+    training = True
+
+
+class FakeTrainer:
+    """The attributes of TRL 1.16's GRPOTrainer that trl_reward_func reads (the real trainer is
+    exercised in tests/test_trl_real.py)."""
+
+    def __init__(self, G, G_eval=None):
+        self.num_generations, self.num_generations_eval = G, G_eval or G
+        self.args, self.model = _Args(), _Model()
+
+    def _log_metric(self, name, value):  # TRL passes this bound method as log_metric=
+        pass
+
+
+def _call(f, trainer, groups, **kw):
+    prompts, completions = _batch(groups)
+    return f(prompts=prompts, completions=completions, log_metric=trainer._log_metric, **kw)
+
+
+def test_trl_K_from_trainer_train_and_eval(table):
+    f = integrations.trl_reward_func(_extract, table)  # no num_generations: read from trainer
+    tr = FakeTrainer(4, G_eval=2)
+    assert _call(f, tr, GROUPS) == EXPECTED
+    tr.model.training = False  # evaluation: groups of num_generations_eval = 2
+    out = _call(f, tr, [["answer: 4", "answer: 4"], ["answer: 1", "answer: 2"]])
+    assert out == [_c(2, 2)] * 2 + [_c(2, 1)] * 2
+    tr.model.training = True
+    with pytest.raises(ValueError, match="cannot tell the group size"):
+        f(*_batch(GROUPS))  # neither a trainer nor num_generations
+
+
+def test_trl_drift_trainer_8_factory_4(table):
+    f = integrations.trl_reward_func(_extract, table, num_generations=4)
+    with pytest.raises(ValueError, match=r"num_generations=4\) disagrees with the trainer's "
+                                         r"GRPOConfig.num_generations=8.*Drop the num_generations"):
+        _call(f, FakeTrainer(8), [GROUPS[0] + GROUPS[1]])
+    # trainer 4 / factory 8 is refused the same way (it used to pool two rows)
+    f8 = integrations.trl_reward_func(_extract, table, num_generations=8)
+    with pytest.raises(ValueError, match="GRPOConfig.num_generations=4"):
+        _call(f8, FakeTrainer(4), GROUPS)
+
+
+def test_trl_eval_K_missing_from_table(table):
+    f = integrations.trl_reward_func(_extract, table)
+    tr = FakeTrainer(4, G_eval=5)
+    tr.model.training = False
+    with pytest.raises(ValueError, match=r"GRPOConfig.num_generations_eval=5: K=5 is not in table"):
+        _call(f, tr, [["answer: 1"] * 5])
+
+
+def test_trl_split_group_names_the_setting(table):
+    f = integrations.trl_reward_func(_extract, table)
+    prompts, completions = _batch(GROUPS)
+    with pytest.raises(ValueError, match=r"GRPOConfig.num_generations=4, per_device_train_batch_size "
+                                         r"\(8\) x steps_per_generation \(1\) must be a multiple of 4"):
+        f(prompts[:6], completions[:6], log_metric=FakeTrainer(4)._log_metric)
+
+
+def test_trl_duplicate_prompts_rows(table):
+    """Two rows with the same prompt text are two groups (row ids), never pooled."""
+    f = integrations.trl_reward_func(_extract, table)
+    groups = [["answer: a", "answer: a", "answer: b", "answer: c"],
+              ["answer: a", "answer: b", "answer: b", "answer: b"]]
+    prompts = ["same prompt"] * 8
+    completions = [t for g in groups for t in g]
+    out = f(prompts, completions, aqpgen_row=[7] * 4 + [9] * 4, log_metric=FakeTrainer(4)._log_metric)
+    assert out == [_c(4, 2), _c(4, 2), _c(4, 1), _c(4, 1), _c(4, 1), _c(4, 3), _c(4, 3), _c(4, 3)]
+    with pytest.raises(ValueError, match=r"dataset column 'aqpgen_row' differs"):
+        f(prompts, completions, aqpgen_row=[7, 7, 9, 9] * 2, log_metric=FakeTrainer(4)._log_metric)
+
+
+def test_trl_refuses_tables_float32_breaks():
+    t = runtime.load_table("kl-minimax")
+    with pytest.raises(ValueError, match=r"row K=32 of table 'kl-minimax' served as float32.*"
+                                         r"allow_imprecise=True.*TRL stores rewards as float32"):
+        integrations.trl_reward_func(_extract, t, num_generations=32)
+    f = integrations.trl_reward_func(_extract, t, num_generations=16)  # float32 keeps K=16
+    assert len(f(["q"] * 16, ["answer: 1"] * 16)) == 16
+    f = integrations.trl_reward_func(_extract, t)
+    with pytest.raises(ValueError, match="GRPOConfig.num_generations=32"):
+        _call(f, FakeTrainer(32), [["answer: 1"] * 32])
+    f = integrations.trl_reward_func(_extract, t, num_generations=32, allow_imprecise=True)
+    assert f(["q"] * 32, ["answer: 1"] * 32) == [float(t.values(32)[31])] * 32
 
 
 def test_trl_factory_errors(table):
@@ -161,4 +256,4 @@ def test_against_trl_if_installed(table):
     out = f(prompts=_batch(GROUPS)[0], completions=_batch(GROUPS)[1], completion_ids=None,
             trainer_state=None)
     assert out == EXPECTED
-    assert hasattr(trl, "GRPOTrainer")
+    assert hasattr(trl, "GRPOTrainer")  # the real trainer: tests/test_trl_real.py

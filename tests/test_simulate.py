@@ -1,4 +1,4 @@
-"""Tests of the alignment-game simulator (aqpgen.simulate, `aqpgen simulate`, figures).
+"""Tests of the alignment-game simulator (aqpgen.game, `aqpgen simulate`, figures).
 
 Oracles: closed forms (p* = softmax(R/tau); the K = 2 plug-in has a linear mean, whose KKT
 system is solved here by sorting), exact rational Bernstein coefficients of a Chebyshev
@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 
 from aqpgen.game import simulate as sm
+from aqpgen.generators import minimax
+from aqpgen.records import KResult
+from aqpgen.store import tablefile as tf
 
 
 def _plugin(Ks):
@@ -178,11 +181,8 @@ def test_slope_helper():
     assert math.isnan(sm.loglog_slope([16, 32], [0.0, 0.0])[0])
 
 
-# ----------------------------------------------------------------------------- minimax (if present)
-def test_minimax_beats_plugin_when_available():
-    minimax = pytest.importorskip("aqpgen.generators.minimax")
-    if not hasattr(minimax, "remez"):
-        pytest.skip("aqpgen.minimax.remez not available")
+# ----------------------------------------------------------------------------- minimax
+def test_minimax_beats_plugin():
     K = 16
     g = sm.MeanFunction(minimax.remez(K).cheb_f64)
     sol = sm.fixed_point_dynamics("head", g)
@@ -194,10 +194,6 @@ def test_minimax_beats_plugin_when_available():
 # ----------------------------------------------------------------------------- tables via runtime
 @pytest.fixture
 def small_table_file(tmp_path):
-    tf = pytest.importorskip("aqpgen.store.tablefile")
-    pytest.importorskip("aqpgen.runtime")
-    from aqpgen.records import KResult
-
     res = []
     for K in (4, 8):
         hp = tuple(str(Fraction(math.log(n / K)).limit_denominator(10 ** 15)) for n in range(1, K + 1))
@@ -229,12 +225,7 @@ def _cli(args):
 
 
 def test_cli_json_shape():
-    names = ["oracle-log"]
-    try:
-        sm.get_estimator("plugin")
-        names.append("plugin")
-    except ValueError:
-        pass
+    names = ["oracle-log", "plugin"]
     res = _cli(["simulate", "--scenario", "head", "--exact", "--K", "4,8,16,32",
                 "--estimators", ",".join(names), "--json"])
     assert res.exit_code == 0, res.output
@@ -243,8 +234,7 @@ def test_cli_json_shape():
     for row in out.values():
         assert row["K"] == [4, 8, 16, 32] and len(row["tv"]) == 4
         assert set(row) >= {"K", "tv", "slope"}
-    if "plugin" in out:
-        assert out["plugin"]["slope"] < -0.5
+    assert out["plugin"]["slope"] < -0.5
 
 
 def test_cli_errors(small_table_file):
@@ -268,3 +258,25 @@ def test_figures_are_deterministic(tmp_path):
     c = figures.plot_learning_curves(res, tmp_path / "c.png", title="head").read_bytes()
     d = figures.plot_learning_curves(res, tmp_path / "d.png", title="head").read_bytes()
     assert c == d
+
+
+def test_cli_target_and_baseline():
+    res = _cli(["simulate", "--scenario", "head", "--exact", "--K", "4,8", "--target", "p^0.5",
+                "--estimators", "plugin,oracle", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert list(out) == ["plugin", "oracle-p^0.5"]
+    assert out["plugin"]["tv"] == [sm.run_exact("head", "plugin", K, target="p^0.5").tv
+                                   for K in (4, 8)]
+    res = _cli(["simulate", "--scenario", "head", "--exact", "--K", "8", "--baseline", "rloo",
+                "--estimators", "plugin", "--json"])
+    assert json.loads(res.output)["plugin"]["tv"] == [
+        sm.run_exact("head", "plugin", 8, baseline="rloo").tv]
+    res = _cli(["simulate", "--scenario", "head", "--K", "8", "--seeds", "2", "--steps", "5",
+                "--baseline", "group", "--scale", "batch", "--estimators", "plugin", "--json"])
+    assert json.loads(res.output)["plugin"]["tv"] == [sm.run_sampled(
+        "head", "plugin", 8, [0, 1], steps=5, baseline="group", scale="batch").final_mean]
+    for args, msg in ((["--target", "p^-2"], "> -1"), (["--scale", "group"], "--exact"),
+                      (["--target", "p^0.5", "--estimators", "kl-aqp-rho1"], "p^0.5")):
+        res = _cli(["simulate", "--exact", "--K", "8", *args])
+        assert res.exit_code == 2 and msg in res.output, res.output

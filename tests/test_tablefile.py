@@ -74,9 +74,9 @@ def test_content_hash_is_independent_oracle(small_table):
     v = np.concatenate([small_table.values(K) for K in small_table.Ks]).astype("<f8")
     v[np.isnan(v)] = np.float64(np.nan)
     h = hashlib.sha256(f"values <f8 [{v.size}]\n".encode() + v.tobytes()).hexdigest()
-    from aqpgen.store.tablefile import _section_hashes, _to_raw
+    from aqpgen.store.content import section_hashes, to_raw
 
-    assert _section_hashes(_to_raw(small_table))["values"] == h
+    assert section_hashes(to_raw(small_table))["values"] == h
     # and any change of a value changes the hash
     rows = dict(small_table.rows)
     r = rows[3]

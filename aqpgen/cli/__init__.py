@@ -9,15 +9,25 @@ One file per command family; each exposes ``register(group)`` which adds its com
 * ``sim_cmds``    -- simulate
 
 Heavy imports (cvxpy, flint, mpmath, matplotlib) happen inside the command functions.
+
+The command line needs the ``[build]`` extra (click and the solvers).  Without click the
+``aqpgen`` entry point prints which extra to install; a command whose optional dependency is
+missing (e.g. cvxpy for ``solve``/``build``) says the same instead of a traceback.
 """
 
 from __future__ import annotations
 
 import importlib
-
-import click
+import sys
 
 from aqpgen import __version__
+from aqpgen.store.spec import MAX_K, missing_extra, parse_K_list
+
+try:
+    import click
+except ModuleNotFoundError as _exc:  # the light install: runtime + tables only
+    click = None
+    _CLICK_ERROR = _exc
 
 _COMMAND_MODULES = ("build_cmds", "solve_cmds", "aqp_cmds", "audit_cmds", "sim_cmds")
 
@@ -30,25 +40,61 @@ by p: beta = sup_p p*|E[c_K[n]] - target(p)|, V_inf = sup_p p*Var, V1 = int_0^1 
 
 
 def k_list(ctx, param, value):
-    """click callback: a comma-separated list of batch sizes K >= 2 ("4,8,16") -> list of int."""
+    """click callback: a comma-separated list of batch sizes 2 <= K <= MAX_K ("4,8,16") -> list
+    of int.  Empty items ("8,,"), non-integers and K above ``aqpgen.store.spec.MAX_K`` are usage
+    errors (exit 2) raised at once."""
     if value is None:
         return None
     try:
-        out = [int(x) for x in str(value).split(",") if x.strip()]
-    except ValueError:
-        raise click.BadParameter(f"must be a comma-separated list of integers, received {value!r}",
-                                 ctx=ctx, param=param) from None
-    if not out or any(k < 2 for k in out):
-        raise click.BadParameter(f"every K must be an integer >= 2, received {value!r}",
-                                 ctx=ctx, param=param)
-    return out
+        return parse_K_list(value, kmin=2)
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
 
 
-@click.group(help="aqpgen: unbiased and near-unbiased answer-level reward tables.\n\n" + CONVENTIONS)
-@click.version_option(__version__, prog_name="aqpgen")
-def main() -> None:
-    pass
+def k_value(ctx, param, value):
+    """click callback: one batch size 1 <= K <= MAX_K (None passes through); a usage error
+    (exit 2) otherwise.  For single ``--K`` options (solve, compare, show)."""
+    if value is None:
+        return None
+    try:
+        Ks = parse_K_list(str(value), kmin=1)
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+    if len(Ks) != 1:
+        raise click.BadParameter(f"one batch size K expected, received {value!r}", ctx=ctx, param=param)
+    return Ks[0]
 
 
-for _name in _COMMAND_MODULES:
-    importlib.import_module(f"{__name__}.{_name}").register(main)
+if click is None:
+
+    def main() -> None:
+        """Entry point of the light install: say which extra the command line needs."""
+        sys.stderr.write(
+            f"aqpgen: the command line needs the [build] extra ({_CLICK_ERROR}).\n"
+            "Install it with:  pip install 'aqpgen[build]'\n"
+            "(The light install serves tables to Python: from aqpgen.runtime import load_table.)\n"
+        )
+        raise SystemExit(2)
+
+else:
+
+    class AqpgenGroup(click.Group):
+        """Turns a missing optional dependency into "pip install 'aqpgen[extra]'" (exit 1)."""
+
+        def invoke(self, ctx):
+            try:
+                return super().invoke(ctx)
+            except ImportError as e:
+                hint = missing_extra(e) or missing_extra(e.__cause__ or e)
+                if hint is None:
+                    raise
+                raise click.ClickException(f"{e}\n{hint}") from None
+
+    @click.group(cls=AqpgenGroup, help="aqpgen: unbiased and near-unbiased answer-level reward tables.\n\n"
+                 + CONVENTIONS + f"\nBatch sizes K are at most {MAX_K} (aqpgen.store.spec.MAX_K).\n")
+    @click.version_option(__version__, prog_name="aqpgen")
+    def main() -> None:
+        pass
+
+    for _name in _COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{_name}").register(main)

@@ -65,14 +65,9 @@ def _num(x):
 
 def frontier_plot(path, K, points, peers):
     """Draw the frontier (V_inf vs beta, log-log) with the peers; deterministic PNG."""
-    import matplotlib
+    from aqpgen.report.figures import pyplot, save_png
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    from aqpgen.report.figures import save_png
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    fig, ax = pyplot().subplots(figsize=(6.4, 4.8))
     ok = [p for p in points if p["status"] == "ok"]
     ax.plot([p["V_inf"] for p in ok], [p["beta_cert"] for p in ok], "o-", color="C0",
             label="AQP frontier")

@@ -1,6 +1,7 @@
 """CLI commands ``audit`` and ``report`` (thin layer over aqpgen.audit / aqpgen.report).
 
-Heavy imports (h5py, flint, matplotlib) happen inside the command functions.
+Heavy optional dependencies (h5py, flint, matplotlib) are imported inside the functions that
+need them (here: h5py in ``_count_rows``).
 """
 
 from __future__ import annotations
@@ -11,19 +12,26 @@ import sys
 
 import click
 
+from aqpgen import audit as A
+from aqpgen.audit import TOLERANCE_HELP
 from aqpgen.cli import CONVENTIONS
 from aqpgen.cli.build_cmds import resolve_table
+from aqpgen.report import readme as R
+from aqpgen.report import write as W
+from aqpgen.report.markdown import write_text_atomic
 
 _AUDIT_HELP = """\
 Independently audit table files: recompute every claim from the stored values alone.
 
 Checks the container (HDF5 readable, schema name/version, content hash recomputed, file sha256
-against MANIFEST.json), then for every K: power tables -- the stored rationals equal the exact
-U-statistic table, their mean polynomial equals the header's target in exact arithmetic, float64
-values correctly rounded; KL tables -- beta (sup of p|g_c(p) - log p|, located on a fine grid
-and refined by Newton's method in ball arithmetic), V_inf, V1 (exact integral), max|c|, a fresh
-certified bound (aqpgen.certify), and the stored beta_cert; minimax -- K+1 alternating
-extrema, levelled spread, E_star, and the Theta(1/K^2) rate; AQP presets -- the budget.
+against MANIFEST.json), then for every K: polynomial (ustat) tables -- the stored rationals equal
+the exact U-statistic table, their mean polynomial equals the header's target in exact
+arithmetic, float64 values correctly rounded; minimax and AQP tables for log p or p^a -- beta
+(sup of p|g_c(p) - g(p)|, located on a fine grid and refined by Newton's method in ball
+arithmetic), V_inf, V1 (exact integral), max|c|, a fresh certified bound
+(aqpgen.numerics.certify) and the stored beta_cert; minimax -- K+1 alternating extrema, levelled
+spread, E_star, and the rate Theta(K^-2) (log p) or Theta(K^-2(a+1)) (p^a); AQP presets -- the
+budget (rho presets against the plug-in log(n/K) or (n/K)^a).
 
 Prints a discrepancy table (per file and check: rows, failures, worst K, stored, recomputed,
 rel diff, tolerance) and every failure with its K; exits 1 on any failure.
@@ -32,8 +40,6 @@ rel diff, tolerance) and every failure with its K; exits 1 on any failure.
 
 def register(group):
     """Add ``audit`` and ``report`` to ``group``."""
-    from aqpgen.audit.core import TOLERANCE_HELP
-
     @group.command("audit", help=_AUDIT_HELP + "\n" + TOLERANCE_HELP + "\n\n" + CONVENTIONS)
     @click.argument("tables", nargs=-1, required=True)
     @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
@@ -49,8 +55,6 @@ def register(group):
     @click.option("--all", "all_rows", is_flag=True, help="Print every finding, not only failures.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
     def audit_cmd(tables, json_path, md_path, manifest, minimax, jobs, all_rows, quiet):
-        from aqpgen.audit import core as A
-
         if jobs < 1:
             raise click.BadParameter(f"must be >= 1, received {jobs}", param_hint="--jobs")
         paths = [resolve_table(t) for t in tables]
@@ -67,35 +71,57 @@ def register(group):
             if json_path == "-":
                 click.echo(text)
             else:
-                _write(json_path, text)
+                write_text_atomic(json_path, text)
         if md_path:
-            _write(md_path, A.to_markdown(audits))
+            write_text_atomic(md_path, A.to_markdown(audits))
         if not all(a.ok for a in audits):
             sys.exit(1)
 
-    @group.command("report", help="Write docs/report.md: figures (docs/figures/*.png), the compare "
-                   "tables and the simulation results, all generated from the shipped tables by "
-                   "code; optionally rewrite the generated sections of README.md.\n\n" + CONVENTIONS)
+    @group.command("report", help="Write docs/report.md and its figures (docs/figures/*.png) from "
+                   "the shipped tables, and optionally assemble README.md from docs/readme/*.md with "
+                   "its generated blocks filled. Fails (exit 1, naming every part) when any section "
+                   "cannot be produced; nothing is written then.\n\n" + CONVENTIONS)
     @click.option("--out", type=click.Path(dir_okay=False), default="docs/report.md", show_default=True,
                   help="Report file (figures go to figures/ beside it).")
     @click.option("--tables", "tables_dir", type=click.Path(file_okay=False), default="tables",
                   show_default=True, help="Directory of the shipped tables.")
     @click.option("--quick", is_flag=True, help="Fewer K values and seeds (for tests / previews).")
-    @click.option("--readme", type=click.Path(dir_okay=False, exists=True), default=None,
-                  help="Also rewrite the README's <!-- generated:NAME --> sections (tables, usage, cli, "
-                       "results, choices) from the same run.")
-    @click.option("--K", "K", type=int, default=64, show_default=True,
+    @click.option("--readme", type=click.Path(dir_okay=False), default=None,
+                  help="Also assemble this README from the fragments (see --fragments).")
+    @click.option("--fragments", type=click.Path(file_okay=False, exists=True), default=None,
+                  help="README fragments directory (default: docs/readme beside --readme's directory).")
+    @click.option("--readme-only", is_flag=True,
+                  help="Only re-assemble --readme from the fragments, reusing the generated blocks "
+                       "already in it (no tables read, no figures).")
+    @click.option("--K", "K", type=click.IntRange(min=2), default=64, show_default=True,
                   help="K of the bias-curve and frontier figures.")
-    def report_cmd(out, tables_dir, quick, readme, K):
-        from aqpgen.report import core as R
-
-        res = R.write_report(out, tables_dir=tables_dir, quick=quick, K=K, readme=readme)
+    @click.pass_context
+    def report_cmd(ctx, out, tables_dir, quick, readme, fragments, readme_only, K):
+        frag = fragments or os.path.join(os.path.dirname(os.path.abspath(readme or "README.md")),
+                                         R.FRAGMENTS_DIR)
+        if readme_only:
+            if not readme:
+                raise click.UsageError("--readme-only needs --readme PATH")
+            with open(readme, encoding="utf-8") as fh:
+                old = R.extract_generated(fh.read())
+            try:
+                changed = R.write_readme(readme, frag, old)
+            except (ValueError, FileNotFoundError) as exc:
+                raise click.ClickException(f"{exc} (run `make report` to generate every block)") from None
+            click.echo(f"{readme}: {'re-assembled' if changed else 'unchanged'}")
+            return
+        try:
+            res = W.write_report(out, tables_dir=tables_dir, quick=quick, K=K, readme_path=readme,
+                                 cli_group=ctx.find_root().command)
+        except W.ReportError as exc:
+            raise click.ClickException(str(exc)) from None
         click.echo(f"wrote {out} ({len(res.figures)} figures)")
-        for note in res.notes:
-            click.echo(f"note: {note}", err=True)
         if readme:
-            changed = R.update_readme(readme, res.sections)
-            click.echo(f"{readme}: rewrote {len(changed)} generated section(s): {', '.join(changed) or 'none'}")
+            try:
+                changed = R.write_readme(readme, frag, res.sections)
+            except (ValueError, FileNotFoundError) as exc:
+                raise click.ClickException(str(exc)) from None
+            click.echo(f"{readme}: {'assembled' if changed else 'unchanged'} from {frag}")
 
 
 def _count_rows(paths) -> int:
@@ -109,12 +135,3 @@ def _count_rows(paths) -> int:
         except (OSError, KeyError):
             pass
     return n
-
-
-def _write(path: str, text: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)

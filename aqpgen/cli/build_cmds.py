@@ -1,6 +1,6 @@
 """CLI commands ``build``, ``show`` and ``verify`` (thin layer over aqpgen.build / tablefile / verify).
 
-Heavy imports (h5py, numpy, generators) happen inside the command functions.
+Imports the light store modules at the top; the generators and their solvers load when a command runs them.
 """
 
 from __future__ import annotations
@@ -9,10 +9,17 @@ import json
 import math
 import os
 import sys
+import time
 
 import click
 
 from aqpgen.cli import CONVENTIONS
+from aqpgen.errors import TableFormatError
+from aqpgen.store.build import DEFAULT_SPEC, BuildError, build
+from aqpgen.store.locate import find_table
+from aqpgen.store.spec import missing_extra
+from aqpgen.store.tablefile import read_table
+from aqpgen.store.verify import summarize, verify_file, verify_rate
 
 TABLE_HELP = """\
 A table file (tables/<name>.h5, HDF5 schema 'aqpgen.table' v1) holds, for every K it covers,
@@ -23,8 +30,6 @@ content hash.  TABLE is a path or a shipped table name such as power-m2 or kl-aq
 
 
 def _default_spec() -> str:
-    from aqpgen.store.build import DEFAULT_SPEC
-
     if os.path.isfile(DEFAULT_SPEC):
         return DEFAULT_SPEC
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,8 +38,6 @@ def _default_spec() -> str:
 
 def resolve_table(ref: str) -> str:
     """A path or a table name (``aqpgen.store.locate.find_table``), as a click error when neither."""
-    from aqpgen.store.locate import find_table
-
     try:
         return str(find_table(ref))
     except FileNotFoundError as e:
@@ -60,78 +63,147 @@ def _Ks_text(Ks) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class _Bars:
-    """Progress callback: one click progress bar per table being built (on stderr)."""
+def K_ranges(Ks_all, Ks_sel) -> str:
+    """Compress ``Ks_sel`` (a subset of the table's sorted ``Ks_all``) into runs of consecutive
+    grid entries: ``"300..512, 1024"``."""
+    pos = {K: i for i, K in enumerate(Ks_all)}
+    runs: list[list[int]] = []
+    for K in sorted(Ks_sel):
+        if runs and pos.get(K, -2) == pos.get(runs[-1][-1], -9) + 1:
+            runs[-1].append(K)
+        else:
+            runs.append([K])
+    return ", ".join(f"{r[0]}..{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
 
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
+
+def _unavailable_text(Ks_all, not_ok) -> str:
+    """``"125 unavailable: K 140..1024 (out of numerical reach)"``: grouped by the reason's kind
+    (its text before the first colon; ``-v`` prints each row's full reason)."""
+    by: dict[str, list[int]] = {}
+    for K, s in not_ok:
+        kind = s.split(":", 1)[0].strip() or s
+        by.setdefault(kind if len(kind) <= 60 else kind[:57] + "...", []).append(K)
+    parts = [f"K {K_ranges(Ks_all, Ks)} ({kind})" for kind, Ks in by.items()]
+    return f"{len(not_ok)} unavailable: " + "; ".join(parts)
+
+
+def _n_K(Ks) -> str:
+    if not Ks:
+        return "0 K"
+    return f"{len(Ks)} K ({Ks[0]}..{Ks[-1]})" if len(Ks) > 3 else f"{len(Ks)} K ({', '.join(map(str, Ks))})"
+
+
+class _Reporter:
+    """Progress callback of ``aqpgen build``: a transient progress bar on a terminal (unless
+    quiet), a line per finished K with ``verbose``, notes, and a summary line per table."""
+
+    def __init__(self, quiet: bool, verbose: bool):
+        self.quiet, self.verbose = quiet, verbose
         self.bar = None
+        self.t0: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+        self.last_line = 0.0
 
     def __call__(self, ev) -> None:
-        if ev.kind == "skip":
-            click.echo(f"{ev.table}: up to date", err=True)
+        now = time.monotonic()
+        if ev.kind == "note":
+            click.echo(f"note: {ev.table}", err=True)
         elif ev.kind == "start":
-            click.echo(f"{ev.table}: building {ev.total} K values", err=True)
-            if not self.quiet:
+            self.t0[ev.table] = now
+            self.last_line = now
+            if self.verbose:
+                click.echo(f"{ev.table}: building {ev.total} K values", err=True)
+            elif not self.quiet and sys.stderr.isatty():
                 self.bar = click.progressbar(length=ev.total, label=ev.table, file=sys.stderr,
                                              show_pos=True, item_show_func=lambda K: f"K={K}" if K else "")
                 self.bar.__enter__()
-        elif ev.kind == "K" and self.bar is not None:
-            self.bar.update(1, ev.K)
+        elif ev.kind == "K":
+            if self.bar is not None:
+                self.bar.update(1, ev.K)
+            elif self.verbose:
+                click.echo(f"  {ev.table}: K={ev.K} done ({ev.done}/{ev.total})", err=True)
+            elif not self.quiet and now - self.last_line >= 30:  # a long build on a pipe: a line each 30 s
+                self.last_line = now
+                click.echo(f"  {ev.table}: {ev.done}/{ev.total} K done", err=True)
         elif ev.kind == "written":
             self.close()
-            click.echo(f"{ev.table}: written", err=True)
+            self.seconds[ev.table] = now - self.t0.get(ev.table, now)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
 
+    def summary(self, o) -> str:
+        if o.action == "built":
+            head = f"{o.name}: built {_n_K(o.Ks)} in {self.seconds.get(o.name, 0.0):.1f} s"
+        else:
+            head = f"{o.name}: up to date, {_n_K(o.Ks)}"
+        if not o.not_ok:
+            return head
+        return f"{head}; {_unavailable_text(o.Ks, o.not_ok)}"
+
 
 @click.command(
     "build",
     help="Build the tables listed in a spec file (default tables/tables.toml).\n\n"
-    "Each [[table]] entry makes <out>/<name>.h5.  A table whose recorded inputs (name, family, "
-    "method, params, Ks, generator and schema versions) match the spec and whose content hash "
-    "checks is skipped, so rerunning is cheap.  Files are written to a temporary file and renamed "
-    "(never left half-written), bytes are reproducible, and <out>/MANIFEST.json is updated.\n\n"
+    "The whole spec (keys, params, K lists; K at most MAX_K = 4096) is validated before anything "
+    "is solved.  Each [[table]] entry makes <out>/<name>.h5.  A table whose recorded inputs (name, "
+    "family, method, params, Ks, generator and schema versions) match the spec and whose content "
+    "hash checks is skipped, so rerunning is cheap.  Files are written to a temporary file and "
+    "renamed (never left half-written; temporary files of an interrupted build are removed by the "
+    "next one), one build at a time per directory (<out>/.build.lock), bytes are reproducible "
+    "(no time stamp, path or git commit inside), and <out>/MANIFEST.json is updated.  Writing the "
+    "source checkout's tables/ from a tree with uncommitted changes needs --allow-dirty.\n\n"
+    "Prints one line per table (unavailable K ranges compressed); -v for every K.\n\n"
     "\b\nExamples:\n  aqpgen build                       # everything, in spec order\n"
-    "  aqpgen build --only power-m2 --jobs 2\n  aqpgen build my.toml --out /tmp/t --force\n\n"
+    "  aqpgen build --only power-m2 --jobs 2\n  aqpgen build my.toml --out /tmp/t --force\n"
+    "  aqpgen build my.toml --out /tmp/t --dask local --jobs 2\n"
+    "  aqpgen build my.toml --out /shared/t --dask tcp://scheduler:8786   # docs/SCALING.md\n\n"
     + CONVENTIONS,
 )
 @click.argument("spec", required=False, type=click.Path(dir_okay=False))
 @click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Worker processes for the per-K builds (largest K first).")
+              help="Worker processes for the per-K builds (largest K first); Dask workers with --dask local.")
 @click.option("--only", multiple=True, metavar="NAME", help="Build only this table (repeatable).")
 @click.option("--force", is_flag=True, help="Rebuild even tables that are up to date.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output directory (default: the spec file's directory).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def build_cmd(spec, jobs, only, force, out_dir, quiet):
-    from aqpgen.store.build import BuildError, build
-
+@click.option("--dask", "dask", metavar="ADDRESS", default=None,
+              help="Run the per-K solves on Dask: 'local' (a LocalCluster of --jobs workers) or a "
+              "scheduler address such as tcp://host:8786.  Needs pip install 'aqpgen[dask]'.")
+@click.option("--allow-dirty", is_flag=True,
+              help="Allow writing the source checkout's tables/ from a tree with uncommitted changes.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar / progress lines (summary lines only).")
+@click.option("--verbose", "-v", is_flag=True, help="A line per finished K, and every unavailable row.")
+def build_cmd(spec, jobs, only, force, out_dir, dask, allow_dirty, quiet, verbose):
     spec = spec or _default_spec()
     if not os.path.isfile(spec):
         raise click.BadParameter(f"spec file {spec!r} not found", param_hint="SPEC")
-    bars = _Bars(quiet)
+    rep = _Reporter(quiet, verbose)
     try:
-        outcomes = build(spec, out_dir, jobs=jobs, only=list(only) or None, force=force, progress=bars)
+        outcomes = build(spec, out_dir, jobs=jobs, only=list(only) or None, force=force, progress=rep,
+                         allow_dirty=allow_dirty, dask=dask)
     except BuildError as e:
-        bars.close()
         raise click.ClickException(f"build failed, nothing written for this table: {e}") from None
-    except (ValueError, ImportError) as e:
-        bars.close()
-        raise click.ClickException(str(e)) from None
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    except ImportError as e:
+        hint = missing_extra(e.__cause__ or e) if not isinstance(e, ModuleNotFoundError) else missing_extra(e)
+        raise click.ClickException(str(e) + (f"\n{hint}" if hint and hint not in str(e) else "")) from None
     finally:
-        bars.close()
+        rep.close()
+    for o in outcomes:
+        click.echo(rep.summary(o))
+        if verbose:
+            for K, s in o.not_ok:
+                click.echo(f"  {o.name} K={K}: {s}")
     built = [o.name for o in outcomes if o.action == "built"]
     click.echo(f"{len(built)} built, {len(outcomes) - len(built)} up to date")
-    not_ok = [(o.name, K, s) for o in outcomes for K, s in o.not_ok]
-    if not_ok:
-        click.secho(f"WARNING: {len(not_ok)} row(s) are recorded as unavailable (status != ok); "
-                    "the runtime refuses to serve them:", fg="yellow", bold=True, err=True)
-        for name, K, s in not_ok:
-            click.secho(f"  {name} K={K}: {s}", fg="yellow", err=True)
+    n_bad = sum(len(o.not_ok) for o in outcomes)
+    if n_bad:
+        click.secho(f"WARNING: {n_bad} row(s) are recorded as unavailable (status != ok; listed above, "
+                    "-v for each); the runtime refuses to serve them", fg="yellow", bold=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,9 +221,6 @@ def build_cmd(spec, jobs, only, force, out_dir, quiet):
 @click.option("--K", "K", type=int, default=None, help="Print the row c_K[1..K] with its metrics.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON (NaN as null).")
 def show_cmd(table, K, as_json):
-    from aqpgen.errors import TableFormatError
-    from aqpgen.store.tablefile import read_table
-
     path = resolve_table(table)
     try:
         t = read_table(path)
@@ -220,8 +289,6 @@ def show_cmd(table, K, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Every check as JSON.")
 @click.option("--all", "show_all", is_flag=True, help="Print every check, not only a summary and the failures.")
 def verify_cmd(tables, rate, as_json, show_all):
-    from aqpgen.store.verify import summarize, verify_file, verify_rate
-
     results = {}
     for ref in tables:
         path = resolve_table(ref)

@@ -1,4 +1,5 @@
-"""``aqpgen simulate``: the toy alignment game of SPEC §6 (thin layer over ``aqpgen.simulate``)."""
+"""``aqpgen simulate``: the toy alignment game of docs/MATH.md §8 (thin layer over
+:mod:`aqpgen.game.simulate`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import math
 import click
 
 from aqpgen.cli import k_list
+from aqpgen.cli.options import target_option
+from aqpgen.errors import ConvergenceError
+from aqpgen.game import simulate as sm
+from aqpgen.report import figures
 
 
 def _jsonable(obj):
@@ -78,16 +83,30 @@ def register(group):
     @click.option("--float64-values", "float64_values", is_flag=True,
                   help="--exact: use the float64 values the runtime serves instead of the "
                        "tables' high-precision strings.")
+    @target_option()
+    @click.option("--baseline", type=click.Choice(["others", "group", "rloo", "none"]),
+                  default="others", show_default=True,
+                  help="Advantage baseline: other groups' mean (exact policy gradient), group "
+                       "mean (GRPO), leave-one-out (RLOO), none.  --exact: group/rloo follow "
+                       "their effective table.")
+    @click.option("--scale", type=click.Choice(["none", "group", "batch"]), default="none",
+                  show_default=True,
+                  help="Sampled mode: divide advantages by the group / batch reward std + 1e-4 "
+                       "(TRL scale_rewards).")
     @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
     @click.option("--plot", type=click.Path(dir_okay=False, writable=True), default=None,
                   help="Write a PNG: TV against K (--exact) or learning curves (sampled).")
     def simulate_cmd(scenario, exact, K, estimators, seeds, steps, lr, groups, init,
-                     float64_values, as_json, plot):
-        from aqpgen.errors import ConvergenceError
-        from aqpgen.game import simulate as sm
-
+                     float64_values, target, baseline, scale, as_json, plot):
+        try:
+            sm.game_alpha(target)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--target") from None
+        if exact and scale != "none":
+            raise click.BadParameter("std scaling has no exact (expected) dynamics; use it "
+                                     "without --exact", param_hint="--scale")
         if estimators is None:
-            names = sm.available_estimators()
+            names = sm.available_estimators(target)
             if not names:
                 raise click.UsageError("no estimators available (aqpgen.peers missing and no "
                                        "tables found); pass --estimators oracle-log")
@@ -99,7 +118,7 @@ def register(group):
         ests = []
         for name in names:
             try:
-                est = sm.get_estimator(name)
+                est = sm.get_estimator(name, target)
                 if not est.is_oracle:
                     for k in K:
                         est.check_K(k)
@@ -109,16 +128,17 @@ def register(group):
 
         try:
             if exact:
-                out = sm.exact_sweep(scenario, ests, K, use_hp=not float64_values)
+                out = sm.exact_sweep(scenario, ests, K, use_hp=not float64_values,
+                                     baseline=baseline)
                 results = None
             else:
                 out, results = sm.sampled_sweep(scenario, ests, K, range(seeds), steps=steps,
-                                                lr=lr, groups=groups, init=init)
+                                                lr=lr, groups=groups, init=init,
+                                                baseline=baseline, scale=scale)
         except (ValueError, ConvergenceError) as exc:
             raise click.ClickException(str(exc)) from None
 
         if plot:
-            from aqpgen.report import figures
             if exact:
                 figures.plot_fixed_point_tv({scenario: out}, plot)
             else:

@@ -9,10 +9,10 @@ import time
 import click
 
 from aqpgen.cli import CONVENTIONS
+from aqpgen.cli.options import target_option
 from aqpgen.errors import ConvergenceError
 from aqpgen.generators import minimax, power
 from aqpgen.numerics.precision import flint_prec
-from aqpgen.targets import parse_target
 
 MINIMAX_HELP = """\
 Solve the minimax (bias-optimal) estimator of log p for one batch size K.
@@ -29,6 +29,7 @@ Examples:
   aqpgen solve minimax --K 64
   aqpgen solve minimax --K 1024 --json
   aqpgen solve minimax --K 8 --table --json
+  aqpgen solve minimax --target p^0.5 --K 12 --json   (the same program for p^0.5)
 
 """
 
@@ -57,14 +58,6 @@ def _positive_int(ctx, param, value):
     if value < 1:
         raise click.BadParameter(f"must be a positive integer, received {value}", ctx=ctx, param=param)
     return value
-
-
-def _target(ctx, param, value):
-    """--target text -> a Target (``aqpgen.targets.parse_target``); a bad one exits 2."""
-    try:
-        return parse_target(value)
-    except (TypeError, ValueError) as exc:
-        raise click.BadParameter(str(exc)) from exc
 
 
 def register(group):
@@ -115,10 +108,9 @@ def register(group):
     @click.option("--table", "with_table", is_flag=True,
                   help="Also convert to the table c_K[1..K] (high-precision strings); --json then "
                        "includes values_hp.")
-    @click.option("--target", "target", default="log", show_default=True, callback=_target,
-                  help="The target: 'log' (log p) or 'p^A' with a real A > -1 (e.g. p^0.5).")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-    def minimax_cmd(K, prec, tol, with_table, target, as_json):
+    @target_option()
+    def minimax_cmd(K, prec, tol, with_table, as_json, target):
 
         if prec is not None and prec < 64:
             raise click.BadParameter(f"must be >= 64 bits, received {prec}", param_hint="--prec")
@@ -126,17 +118,17 @@ def register(group):
             raise click.BadParameter(f"must be positive, received {tol}", param_hint="--tol")
         t0 = time.perf_counter()
         try:
-            res = minimax.remez(K, target=target, prec=prec, tol=tol)
+            res = minimax.remez(K, prec=prec, tol=tol, target=target)
             t_solve = time.perf_counter() - t0
             strings = None
             if with_table:
-                strings, values, _ = minimax.minimax_table(K, target=target, result=res)
+                strings, values, _ = minimax.minimax_table(K, result=res, target=target)
         except ConvergenceError as exc:
             raise click.ClickException(str(exc)) from exc
         elapsed = time.perf_counter() - t0
         out = {
             "K": K,
-            "target": target.name,
+            "target": res.target,
             "E_star": res.E,
             "E_star_hp": res.E_hp,
             "K2_E_star": K * K * res.E,
@@ -159,8 +151,7 @@ def register(group):
                 out["values"] = [float(v) for v in values]
             click.echo(json.dumps(out, indent=1))
             return
-        click.echo(f"K            = {K}")
-        click.echo(f"target       = {target.name}")
+        click.echo(f"K            = {K}   (target {res.target})")
         click.echo(f"E*_K         = {res.E:.15g}")
         click.echo(f"E*_K (hp)    = {res.E_hp}   (E*_K to relative {max(res.spread, 1e-30):.1e})")
         click.echo(f"K^2 * E*_K   = {K * K * res.E:.15g}")

@@ -212,6 +212,7 @@ class Engine:
         ev = e[loc]
         active = np.ones(loc.size, dtype=bool)
         conv = np.zeros(loc.size, dtype=bool)
+        last = np.full(loc.size, np.inf)  # size of the last Newton step
         for _ in range(10):
             ia = np.flatnonzero(active)
             if ia.size == 0:
@@ -223,12 +224,15 @@ class Engine:
             dn = np.clip(d[ia] + step, -1.5 * h, 1.5 * h)
             dn = np.where(top[ia], np.minimum(dn, 0.0), dn)  # t <= pi
             small = ok & (np.abs(dn - d[ia]) <= 1e-8 * h)  # float noise ~1e-10 h
+            last[ia] = np.abs(dn - d[ia])
             d[ia] = dn
             conv[ia[small]] = True
             active[ia[small | ~ok]] = False
         e0, _, _ = self.derivs(b, loc, d, base)
-        # safeguard: where Newton did not converge, keep the grid point if it is better
-        worse = ~conv & (np.abs(e0) < np.abs(ev))
+        # safeguard: where Newton did not converge, keep the grid point if it is better; a Newton
+        # iterate whose last step is < 1e-4 h is noise-limited, not unconverged (tiny E*_K: p^a)
+        settled = conv | (last <= 1e-4 * h)
+        worse = ~settled & (np.abs(e0) < np.abs(ev))
         d = np.where(worse, 0.0, d)
         e0 = np.where(worse, ev, e0)
         return loc, d, e0

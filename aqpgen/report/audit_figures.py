@@ -10,7 +10,7 @@ k2_estar(tables_dir, path)         -- K²·E*_K against K from the minimax table
 frontier(K, path)                  -- the AQP bias–variance frontier at one K (``aqp.frontier``)
                                       with the peers on the same axes.
 weighted_bias_curve(values, p)     -- the curve itself (float64 numpy array).
-peer_beta(name, K)                 -- β of a peer table (same refined sup as ``aqpgen.audit``).
+peer_beta(name, K)                 -- β of a peer table (the audit's refined sup, :mod:`aqpgen.audit.rowpoly`).
 
 Every figure has a fixed size and dpi and is saved with ``metadata={"Software": None}`` so the
 same data gives byte-identical PNG files.  The minimax table is evaluated through its exact
@@ -24,10 +24,15 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from fractions import Fraction
 
 import numpy as np
 
-from aqpgen.report.figures import _pyplot, save_png
+from aqpgen.audit.rowpoly import grid, sup_err, sup_pvar, with_prec
+from aqpgen.generators import aqp, peers
+from aqpgen.numerics.bernstein import mean_poly_cheb, to_chebyshev_f64
+from aqpgen.report.figures import pyplot, save_png
+from aqpgen.store import tablefile
 
 __all__ = [
     "DPI",
@@ -58,8 +63,6 @@ def weighted_bias_curve(values, p) -> np.ndarray:
 
     ``values``: float64 table or high-precision strings (converted exactly).
     """
-    from aqpgen.numerics.bernstein import mean_poly_cheb, to_chebyshev_f64
-
     a, _ = to_chebyshev_f64(values)
     p = np.asarray(p, dtype=np.float64)
     P = mean_poly_cheb(a, p)
@@ -69,19 +72,12 @@ def weighted_bias_curve(values, p) -> np.ndarray:
 
 def peer_beta(name: str, K: int) -> float:
     """β of ``peers.peer_table(name, K)``: grid + Newton refinement in ball arithmetic."""
-    from fractions import Fraction
-
-    from aqpgen.audit import core as audit
-    from aqpgen.generators import peers
-
     vals = [Fraction(float(x)) for x in peers.peer_table(name, K)]
-    grid = audit._grid(K)
-    return audit._with_prec(lambda r: audit._sup_err(r, grid)[0], vals, with_w=False)
+    g = grid(K)
+    return with_prec(lambda r: sup_err(r, g)[0], vals, with_w=False)
 
 
 def _read(tables_dir, name):
-    from aqpgen.store import tablefile
-
     path = os.path.join(os.fspath(tables_dir), f"{name}.h5")
     if not os.path.exists(path):
         raise FileNotFoundError(f"table {name!r} not found in {tables_dir}")
@@ -94,9 +90,7 @@ def _available(tables_dir) -> list:
 
 def bias_curves(K: int, tables_dir, path, peers_list: Sequence[str] | None = None) -> str:
     """Figure: p·bias(p) of every peer and every shipped KL table at batch size ``K``."""
-    from aqpgen.generators import peers
-
-    plt = _pyplot()
+    plt = pyplot()
     p = np.concatenate([[0.0], np.logspace(-6, 0, 1200)])
     fig, ax = plt.subplots(figsize=FIGSIZE)
     for name in peers_list or peers.PEERS:
@@ -131,8 +125,6 @@ def fit_slope(Ks, ys, kmin: int = _SLOPE_KMIN) -> float:
 
 def beta_series(tables_dir, Ks: Sequence[int]) -> dict:
     """``{estimator: (Ks, betas)}``: peers recomputed at ``Ks``; shipped tables' stored β."""
-    from aqpgen.generators import peers
-
     out = {}
     for name in peers.PEERS:
         out[name] = (list(Ks), [peer_beta(name, K) for K in Ks])
@@ -147,7 +139,7 @@ def beta_series(tables_dir, Ks: Sequence[int]) -> dict:
 def beta_vs_K(tables_dir, path, Ks: Sequence[int] = (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
               series: dict | None = None) -> str:
     """Figure: β against K (log-log) per estimator, slope over K >= 16 in the legend."""
-    plt = _pyplot()
+    plt = pyplot()
     series = beta_series(tables_dir, Ks) if series is None else series
     fig, ax = plt.subplots(figsize=FIGSIZE)
     for name, (ks, bs) in series.items():
@@ -165,7 +157,7 @@ def beta_vs_K(tables_dir, path, Ks: Sequence[int] = (2, 4, 8, 16, 32, 64, 128, 2
 
 def k2_estar(tables_dir, path) -> str:
     """Figure: K²·E*_K against K (log K axis) from the shipped minimax table."""
-    plt = _pyplot()
+    plt = pyplot()
     t = _read(tables_dir, "kl-minimax")
     ks = [K for K in t.Ks if t.status(K) == "ok"]
     E = np.array([t.metrics(K)["E_star"] for K in ks])
@@ -186,25 +178,17 @@ def frontier(K: int, path, points=None) -> str:
     ``points``: the frontier as a list of objects/dicts with ``beta`` and ``V_inf`` (default:
     :func:`aqpgen.aqp.frontier` at K).
     """
-    from aqpgen.generators import peers
-
-    plt = _pyplot()
+    plt = pyplot()
     if points is None:
-        from aqpgen.generators import aqp
-
         points = aqp.frontier(K)
     pts = [(_get(q, "V_inf"), _get(q, "beta")) for q in points]
     pts = sorted((v, b) for v, b in pts if math.isfinite(v) and math.isfinite(b))
     fig, ax = plt.subplots(figsize=FIGSIZE)
     ax.loglog([v for v, _ in pts], [b for _, b in pts], "-o", ms=3, label="AQP frontier")
-    from aqpgen.audit import core as audit
-
+    g = grid(K)
     for name in peers.PEERS:
-        from fractions import Fraction
-
         vals = [Fraction(float(x)) for x in peers.peer_table(name, K)]
-        grid = audit._grid(K)
-        b, v = audit._with_prec(lambda r, g=grid: (audit._sup_err(r, g)[0], audit._sup_pvar(r, g)), vals)
+        b, v = with_prec(lambda r: (sup_err(r, g)[0], sup_pvar(r, g)), vals)
         ax.loglog([v], [b], "s", ms=6, label=name)
     ax.set_xlabel("V∞ = sup p·Var")
     ax.set_ylabel("β = sup p·|bias|")

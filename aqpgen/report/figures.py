@@ -5,6 +5,7 @@ temporary file renamed into place, so the same data and matplotlib version give 
 
 Public functions
 ----------------
+pyplot()                                    -- matplotlib.pyplot, Agg backend (imported lazily).
 save_png(fig, path)                         -- deterministic, atomic PNG write.
 plot_fixed_point_tv(sweeps, path)           -- fixed-point TV(p_K, p*) against K, log-log, one
                                                panel per scenario, one line per estimator.
@@ -21,17 +22,25 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_fixed_point_tv", "plot_learning_curves", "save_png", "simulation_figures"]
+from aqpgen.game import simulate as sm
+
+__all__ = ["plot_fixed_point_tv", "plot_learning_curves", "pyplot", "save_png", "simulation_figures"]
 
 DPI = 100
 _PANEL = (4.8, 3.8)  # inches per panel
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot with the Agg backend (imported here: matplotlib is an optional heavy
+    dependency, needed only for figures)."""
     import matplotlib
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     return plt
+
+
+#: Old private name, kept for callers not yet updated at merge time (use ``pyplot``).
+_pyplot = pyplot
 
 
 def save_png(fig, path, *, dpi: int = DPI) -> Path:
@@ -46,7 +55,7 @@ def save_png(fig, path, *, dpi: int = DPI) -> Path:
     finally:
         if tmp.exists():
             tmp.unlink()
-        _pyplot().close(fig)
+        pyplot().close(fig)
     return path
 
 
@@ -66,7 +75,7 @@ def plot_fixed_point_tv(sweeps: Mapping[str, Mapping[str, Mapping]], path) -> Pa
 
     Zero TVs (the oracle) cannot be drawn on a log axis and are skipped.
     """
-    plt = _pyplot()
+    plt = pyplot()
     n = max(1, len(sweeps))
     fig, axes = plt.subplots(1, n, figsize=(_PANEL[0] * n, _PANEL[1]), squeeze=False)
     for ax, (scenario, sweep) in zip(axes[0], sweeps.items()):
@@ -103,7 +112,7 @@ def plot_learning_curves(curves: Mapping[int, Mapping[str, object]], path, *,
 
     Each line is the mean over seeds; the band spans the 10% and 90% quantiles over seeds.
     """
-    plt = _pyplot()
+    plt = pyplot()
     n = max(1, len(curves))
     fig, axes = plt.subplots(1, n, figsize=(_PANEL[0] * n, _PANEL[1]), squeeze=False)
     for ax, (K, per_est) in zip(axes[0], curves.items()):
@@ -138,8 +147,6 @@ def simulation_figures(outdir, *, estimators: Sequence[str] | None = None,
     Returns ``{"fixed_point": path, "curves_<scenario>": path, ...}`` plus the data under
     ``"data"``: ``{"exact": {scenario: sweep}, "sampled": {scenario: summary}}``.
     """
-    from aqpgen.report.core import simulate as sm
-
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     names = list(estimators) if estimators is not None else sm.available_estimators()

@@ -8,35 +8,70 @@ search_path()              -- the directories searched for a table given by name
 find_table(ref)            -- a path, or a name such as ``"kl-aqp-rho1"`` -> the file's ``Path``.
 available_tables()         -- the table names found on the search path.
 source_tables_dir()        -- the source checkout's ``tables/`` directory (None when installed).
+packaged_tables_dir()      -- the installed package data holding the runtime copies (None when
+                              there are none, e.g. in a source checkout).
 
-Search order for a name: ``$AQPGEN_TABLES`` entries, then the source checkout's ``tables/``.
+Search order for a name: ``$AQPGEN_TABLES`` entries, then the source checkout's ``tables/`` (only
+when aqpgen runs from a checkout: the directory above the package holds ``pyproject.toml`` and
+``tables/tables.toml``), then the installed package data ``aqpgen.store.shipped`` (read through
+``importlib.resources``; the wheel's runtime copies, see ``aqpgen.store.wheeldata``).  A name is
+never looked up in ``site-packages/tables`` (that is PyTables' package).
 Every part of aqpgen (runtime, CLI, builder, report, simulator) locates tables through here.
 """
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
-__all__ = ["TABLES_ENV", "available_tables", "find_table", "search_path", "source_tables_dir"]
+__all__ = [
+    "TABLES_ENV",
+    "available_tables",
+    "find_table",
+    "packaged_tables_dir",
+    "search_path",
+    "source_tables_dir",
+]
 
 #: The environment variable holding extra table directories (``os.pathsep``-separated).
 TABLES_ENV = "AQPGEN_TABLES"
 
 
+#: The package whose data files are the wheel's runtime copies (``aqpgen.store.wheeldata``).
+_PACKAGE_DATA = "aqpgen.store.shipped"
+
+
 def source_tables_dir() -> Path | None:
-    """The ``tables/`` directory of the source checkout this package runs from, if any."""
-    d = Path(__file__).resolve().parents[2] / "tables"
-    return d if d.is_dir() else None
+    """The ``tables/`` directory of the source checkout this package runs from, if any (the
+    directory above the ``aqpgen`` package holds ``pyproject.toml`` and ``tables/tables.toml``)."""
+    root = Path(__file__).resolve().parents[2]
+    d = root / "tables"
+    return d if (root / "pyproject.toml").is_file() and (d / "tables.toml").is_file() else None
+
+
+def packaged_tables_dir() -> Path | None:
+    """The installed package data directory holding ``*.h5`` runtime copies, or None.
+
+    Found through ``importlib.resources``; only a package installed as files (what pip does
+    with a wheel) qualifies: a zipped install is not searched."""
+    try:
+        d = resources.files(_PACKAGE_DATA)
+    except (ModuleNotFoundError, TypeError):  # pragma: no cover - package data removed
+        return None
+    if not isinstance(d, os.PathLike):  # pragma: no cover - zip import
+        return None
+    p = Path(d)
+    return p if p.is_dir() and any(p.glob("*.h5")) else None
 
 
 def search_path() -> list[Path]:
-    """Directories searched for a table given by name: ``$AQPGEN_TABLES`` entries, then the
-    source checkout's ``tables/``."""
+    """Directories searched for a table given by name, in order: ``$AQPGEN_TABLES`` entries, the
+    source checkout's ``tables/`` (when running from a checkout), the installed package data."""
     dirs = [Path(d) for d in os.environ.get(TABLES_ENV, "").split(os.pathsep) if d]
-    src = source_tables_dir()
-    if src is not None:
-        dirs.append(src)
+    for d in (source_tables_dir(), packaged_tables_dir()):
+        if d is not None:
+            dirs.append(d)
     return dirs
 
 
@@ -72,5 +107,6 @@ def find_table(ref) -> Path:
     raise FileNotFoundError(
         f"no table file {name!r}: not a file, and no '{name}.h5' in {searched} "
         f"(available names: {available_tables() or 'none'}; set ${TABLES_ENV} to a directory "
-        f"holding tables, or build them with `aqpgen build`)"
+        f"holding tables, build them with `aqpgen build`, or install aqpgen from a wheel, which "
+        f"ships every table)"
     )

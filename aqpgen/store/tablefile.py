@@ -13,6 +13,11 @@ canonical_json(obj)         -- the canonical JSON used for params, provenance, s
 file_sha256(path)           -- sha256 (hex) of a file's bytes.
 update_manifest(tables_dir) -- (re)write ``tables_dir/MANIFEST.json`` atomically.
 check_manifest(path)        -- check a table file (or a whole directory) against its manifest.
+read_attrs, load_manifest, manifest_entry, row_digest, row_digests -- see their docstrings.
+
+The in-memory records and the canonical serialisation live in ``aqpgen.store.content`` (re-exported
+here: ``Row``, ``TableData``, ``make_table``, ``canonical_json``, ``content_hash``,
+``file_sha256``); files are written through ``aqpgen.store.atomic`` (the one atomic write).
 
 File layout (flat: no groups; every dataset ``track_times=False``)
 -----------------------------------------------------------------
@@ -47,22 +52,37 @@ datasets created in a fixed order.  With a fixed h5py/HDF5 build, the same Table
 gives byte-identical files (checked by tests/test_tablefile.py).
 
 This module imports only the standard library and numpy; h5py is imported lazily.
+The runtime copies shipped in the wheel (``values_hp`` dropped) are described in
+``aqpgen.store.wheeldata``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from dataclasses import replace
 
 import numpy as np
 
 from aqpgen.errors import TableFormatError
+from aqpgen.records import Check
+from aqpgen.store.atomic import atomic_path, write_text_atomic
+from aqpgen.store.content import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    RawTable,
+    Row,
+    TableData,
+    canonical_json,
+    combine_sections,
+    content_hash,
+    f8_canonical,
+    file_sha256,
+    make_table,
+    section_hashes,
+    to_raw,
+)
 
 __all__ = [
     "MANIFEST_NAME",
@@ -74,14 +94,17 @@ __all__ = [
     "check_manifest",
     "content_hash",
     "file_sha256",
+    "load_manifest",
     "make_table",
+    "manifest_entry",
+    "read_attrs",
     "read_table",
+    "row_digest",
+    "row_digests",
     "update_manifest",
     "write_table",
 ]
 
-SCHEMA = "aqpgen.table"
-SCHEMA_VERSION = 1
 MANIFEST_NAME = "MANIFEST.json"
 MANIFEST_SCHEMA = "aqpgen.manifest"
 MANIFEST_VERSION = 1
@@ -91,277 +114,7 @@ LIBVER = ("earliest", "v110")
 
 _STR_ATTRS = ("schema", "name", "family", "target", "method", "params", "provenance", "inputs_hash")
 _DATASETS_REQUIRED = ("K", "offsets", "values", "metrics", "status", "solver")
-_HASH_EXCLUDED_ATTRS = ("content_hash", "content_sections")
-_CANON_NAN = np.float64(np.nan)
 
-
-# --------------------------------------------------------------------------------------------
-# records
-# --------------------------------------------------------------------------------------------
-
-
-class Row(NamedTuple):
-    """One table row (one K).
-
-    values : float64 ndarray (K,), ``values[n-1] = c_K[n]``.
-    values_hp : tuple of str or None -- exact / high-precision decimal strings.
-    metrics : dict[str, float] -- named metrics (docs/ARCHITECTURE.md), NaN = not applicable.
-    status : str -- ``"ok"`` or why the row is unavailable (values are then NaN).
-    solver : dict -- JSON-serialisable solver provenance (name, status, precision, iterations).
-    """
-
-    values: np.ndarray
-    values_hp: tuple[str, ...] | None
-    metrics: dict[str, float]
-    status: str
-    solver: dict
-
-
-@dataclass(frozen=True, eq=False)
-class TableData:
-    """A table file's content in memory.
-
-    Attributes
-    ----------
-    name, family, target, method : str
-        Table name (file stem), family (``"power"``, ``"kl"``), human target (``"log p"``,
-        ``"p^2"``) and method (``"ustat"``, ``"minimax"``, ``"aqp"``).
-    params : dict
-        Generator parameters (JSON-serialisable; rationals as strings).
-    provenance : dict
-        aqpgen version, git commit, command, generator version (JSON-serialisable).
-    Ks : tuple of int
-        Sorted K values; ``rows`` has exactly these keys.
-    rows : dict[int, Row]
-        Per-K rows (a ``Row`` or any 5-tuple ``(values, values_hp, metrics, status, solver)``).
-    inputs_hash : str
-        sha256 of the build inputs (see ``aqpgen.build.inputs_hash``); ``""`` if unknown.
-    content_hash : str or None
-        Content hash; None before the table is written (``write_table`` computes it).
-    """
-
-    name: str
-    family: str
-    target: str
-    method: str
-    params: dict = field(default_factory=dict)
-    provenance: dict = field(default_factory=dict)
-    Ks: tuple = ()
-    rows: dict = field(default_factory=dict)
-    inputs_hash: str = ""
-    content_hash: str | None = None
-
-    def __post_init__(self) -> None:
-        for attr in ("name", "family", "target", "method", "inputs_hash"):
-            if not isinstance(getattr(self, attr), str):
-                raise TypeError(f"TableData.{attr} must be a str, received {getattr(self, attr)!r}")
-        Ks = tuple(int(k) for k in self.Ks)
-        if list(Ks) != sorted(set(Ks)):
-            raise ValueError(f"TableData.Ks must be strictly increasing, received {Ks!r}")
-        if any(k < 1 for k in Ks):
-            raise ValueError(f"TableData.Ks must be positive, received {Ks!r}")
-        if set(self.rows) != set(Ks):
-            missing = sorted(set(Ks) - set(self.rows))
-            extra = sorted(set(self.rows) - set(Ks))
-            raise ValueError(f"TableData.rows keys must equal Ks (missing {missing}, extra {extra})")
-        rows = {}
-        for K in Ks:
-            r = self.rows[K]
-            if not isinstance(r, Row):
-                r = Row(*r)
-            v = np.asarray(r.values, dtype=np.float64)
-            if v.shape != (K,):
-                raise ValueError(f"row K={K}: values must have shape ({K},), got {v.shape}")
-            hp = None if r.values_hp is None else tuple(str(s) for s in r.values_hp)
-            if hp is not None and len(hp) != K:
-                raise ValueError(f"row K={K}: values_hp must have {K} entries, got {len(hp)}")
-            metrics = {str(k): float(x) for k, x in dict(r.metrics).items()}
-            rows[K] = Row(v, hp, metrics, str(r.status), dict(r.solver))
-        object.__setattr__(self, "Ks", Ks)
-        object.__setattr__(self, "rows", rows)
-        object.__setattr__(self, "params", dict(self.params))
-        object.__setattr__(self, "provenance", dict(self.provenance))
-
-    # convenience -----------------------------------------------------------------------
-    def row(self, K: int) -> Row:
-        """The row for batch size ``K`` (KeyError naming the available range if absent)."""
-        try:
-            return self.rows[int(K)]
-        except KeyError:
-            raise KeyError(f"K={K} is not in table {self.name!r} (Ks {_describe_Ks(self.Ks)})") from None
-
-    def values(self, K: int) -> np.ndarray:
-        """float64 array ``c_K[1..K]`` (0-based: ``values(K)[n-1] = c_K[n]``)."""
-        return self.row(K).values
-
-    def metrics(self, K: int) -> dict[str, float]:
-        """The metrics dict of row ``K``."""
-        return self.row(K).metrics
-
-    def status(self, K: int) -> str:
-        """``"ok"`` or the reason row ``K`` is unavailable."""
-        return self.row(K).status
-
-    @property
-    def metric_names(self) -> tuple[str, ...]:
-        """Sorted union of the metric names over all rows (the ``metrics`` fields)."""
-        return tuple(sorted({k for r in self.rows.values() for k in r.metrics}))
-
-    @property
-    def has_hp(self) -> bool:
-        """True when at least one row carries high-precision decimal strings."""
-        return any(r.values_hp is not None for r in self.rows.values())
-
-
-def make_table(
-    *,
-    name: str,
-    family: str,
-    target: str,
-    method: str,
-    params: Mapping,
-    provenance: Mapping,
-    results: Iterable,
-    inputs_hash: str = "",
-) -> TableData:
-    """Assemble a TableData from ``KResult`` records (any order; sorted by K here)."""
-    results = sorted(results, key=lambda r: int(r.K))
-    Ks = tuple(int(r.K) for r in results)
-    if len(set(Ks)) != len(Ks):
-        raise ValueError(f"duplicate K in results: {Ks!r}")
-    rows = {
-        int(r.K): Row(r.values, r.values_hp, dict(r.metrics), r.status, dict(r.solver))
-        for r in results
-    }
-    return TableData(
-        name=name, family=family, target=target, method=method, params=dict(params),
-        provenance=dict(provenance), Ks=Ks, rows=rows, inputs_hash=inputs_hash,
-    )
-
-
-def _describe_Ks(Ks: tuple) -> str:
-    if not Ks:
-        return "none"
-    if len(Ks) <= 6:
-        return ", ".join(map(str, Ks))
-    return f"{Ks[0]}..{Ks[-1]}, {len(Ks)} values"
-
-
-# --------------------------------------------------------------------------------------------
-# canonical serialisation and hashing
-# --------------------------------------------------------------------------------------------
-
-
-def canonical_json(obj: Any) -> str:
-    """Canonical JSON: sorted keys, no spaces, ASCII only (non-finite floats as NaN/Infinity)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
-def _f8(a) -> np.ndarray:
-    """float64 little-endian copy with every NaN replaced by the canonical quiet NaN."""
-    a = np.array(a, dtype="<f8", copy=True)
-    a[np.isnan(a)] = _CANON_NAN
-    return a
-
-
-class _Raw(NamedTuple):
-    """The exact stored form of a table (what goes into / comes out of the HDF5 file)."""
-
-    attrs: dict  # name -> str | int (without content_hash / content_sections)
-    K: np.ndarray
-    offsets: np.ndarray
-    values: np.ndarray
-    values_hp: list | None  # list of str or None
-    metric_names: tuple
-    metrics: np.ndarray  # float64 (nK, nmetrics)
-    status: list
-    solver: list
-
-
-def _to_raw(t: TableData) -> _Raw:
-    Ks = np.asarray(t.Ks, dtype="<i8")
-    offsets = np.zeros(len(Ks) + 1, dtype="<i8")
-    offsets[1:] = np.cumsum(Ks)
-    values = _f8(np.concatenate([t.rows[K].values for K in t.Ks]) if t.Ks else np.zeros(0))
-    hp = None
-    if t.has_hp:
-        hp = []
-        for K in t.Ks:
-            r = t.rows[K]
-            hp.extend(r.values_hp if r.values_hp is not None else [""] * K)
-        for s in hp:
-            if not s.isascii():
-                raise ValueError(f"values_hp entries must be ASCII decimal strings, received {s!r}")
-    names = t.metric_names
-    metrics = np.full((len(Ks), len(names)), np.nan)
-    for i, K in enumerate(t.Ks):
-        m = t.rows[K].metrics
-        for j, nm in enumerate(names):
-            if nm in m:
-                metrics[i, j] = m[nm]
-    metrics = _f8(metrics)
-    status = [t.rows[K].status for K in t.Ks]
-    solver = [canonical_json(t.rows[K].solver) for K in t.Ks]
-    for s in status:
-        if not s.isascii():
-            raise ValueError(f"status strings must be ASCII, received {s!r}")
-    attrs = {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "name": t.name,
-        "family": t.family,
-        "target": t.target,
-        "method": t.method,
-        "params": canonical_json(t.params),
-        "provenance": canonical_json(t.provenance),
-        "inputs_hash": t.inputs_hash,
-    }
-    return _Raw(attrs, Ks, offsets, values, hp, names, metrics, status, solver)
-
-
-def _section_hashes(raw: _Raw) -> dict[str, str]:
-    def num(name: str, arr: np.ndarray, extra: str = "") -> str:
-        arr = np.ascontiguousarray(arr)
-        h = hashlib.sha256(f"{name} {arr.dtype.str} {list(arr.shape)}{extra}\n".encode())
-        h.update(arr.tobytes())
-        return h.hexdigest()
-
-    def strs(name: str, items: list) -> str:
-        return hashlib.sha256(f"{name} str [{len(items)}]\n{canonical_json(list(items))}".encode()).hexdigest()
-
-    sections = {
-        "attrs": hashlib.sha256(("attrs\n" + canonical_json(raw.attrs)).encode()).hexdigest(),
-        "K": num("K", raw.K.astype("<i8")),
-        "offsets": num("offsets", raw.offsets.astype("<i8")),
-        "values": num("values", _f8(raw.values)),
-        "metrics": num("metrics", _f8(raw.metrics), " " + canonical_json(list(raw.metric_names))),
-        "status": strs("status", raw.status),
-        "solver": strs("solver", raw.solver),
-    }
-    if raw.values_hp is not None:
-        sections["values_hp"] = strs("values_hp", raw.values_hp)
-    return sections
-
-
-def _combine(sections: Mapping[str, str]) -> str:
-    return hashlib.sha256(canonical_json(dict(sections)).encode()).hexdigest()
-
-
-def content_hash(table: TableData) -> str:
-    """sha256 (hex) of the canonical serialisation of ``table`` (see module docstring).
-
-    Independent of the ``content_hash`` field and of the HDF5 byte layout.
-    """
-    return _combine(_section_hashes(_to_raw(table)))
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 (hex) of the bytes of the file at ``path``."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
@@ -377,29 +130,6 @@ def _str_attr(h5py, s: str):
 def _fixed_ascii(items: list) -> np.ndarray:
     width = max([len(s) for s in items] + [1])
     return np.array([s.encode("ascii") for s in items], dtype=f"S{width}").reshape(len(items))
-
-
-@contextlib.contextmanager
-def _atomic_path(path: str | os.PathLike):
-    """Yield a temporary path next to ``path``; on success ``os.replace`` it onto ``path``,
-    on any exception remove it (nothing partial is ever left behind)."""
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=os.path.basename(path) + ".tmp-")
-    os.close(fd)
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def write_table(path: str | os.PathLike, table: TableData | None = None, **parts) -> TableData:
@@ -431,10 +161,10 @@ def write_table(path: str | os.PathLike, table: TableData | None = None, **parts
         raise TypeError("write_table: pass either a TableData or keyword parts, not both")
     if not isinstance(table, TableData):
         raise TypeError(f"write_table: table must be a TableData, received {type(table).__name__}")
-    raw = _to_raw(table)
-    sections = _section_hashes(raw)
-    chash = _combine(sections)
-    with _atomic_path(path) as tmp, h5py.File(tmp, "w", libver=LIBVER, track_order=False) as f:
+    raw = to_raw(table)
+    sections = section_hashes(raw)
+    chash = combine_sections(sections)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", libver=LIBVER, track_order=False) as f:
         a = f.attrs
         for key in ("schema",):
             a.create(key, _str_attr(h5py, raw.attrs[key]))
@@ -597,9 +327,9 @@ def _read_open(f, path: str, check_hash: bool) -> TableData:
         if len(lst) != nK:
             raise TableFormatError(f"{path}: '{nm}' has {len(lst)} entries, expected {nK}")
 
-    raw = _Raw(attrs, Ks, offsets, values, hp, names, _f8(metrics), status, solver)
-    sections = _section_hashes(raw)
-    computed = _combine(sections)
+    raw = RawTable(attrs, Ks, offsets, values, hp, names, f8_canonical(metrics), status, solver)
+    sections = section_hashes(raw)
+    computed = combine_sections(sections)
     if check_hash and computed != stored_hash:
         if isinstance(stored_sections, dict):
             diff = sorted(k for k in set(sections) | set(stored_sections) if sections.get(k) != stored_sections.get(k))
@@ -650,11 +380,6 @@ def read_attrs(path: str | os.PathLike) -> dict:
 # --------------------------------------------------------------------------------------------
 # manifest
 # --------------------------------------------------------------------------------------------
-
-
-def _write_text_atomic(path: str, text: str) -> None:
-    with _atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
 
 
 def row_digest(values, values_hp, status) -> str:
@@ -712,7 +437,7 @@ def update_manifest(tables_dir: str | os.PathLike) -> dict:
     except OSError:
         unchanged = False
     if not unchanged:  # leave an identical manifest untouched (no spurious mtime changes)
-        _write_text_atomic(mpath, text)
+        write_text_atomic(mpath, text)
     return manifest
 
 
@@ -728,6 +453,11 @@ def load_manifest(path: str | os.PathLike) -> dict:
     if int(m.get("version", 0)) > MANIFEST_VERSION:
         raise TableFormatError(f"{path}: manifest version {m.get('version')} is newer than supported; upgrade aqpgen")
     return m
+
+
+_HEAL = ("if a build was interrupted, rerun `aqpgen build SPEC --out DIR` for this directory: it re-checks "
+         "every table (rebuilding what is not current) and rewrites the manifest; otherwise the file "
+         "was changed after it was built")
 
 
 def check_manifest(path: str | os.PathLike) -> list:
@@ -746,8 +476,6 @@ def check_manifest(path: str | os.PathLike) -> list:
         One ``manifest`` check per file (``ok`` False with the reason when the file is not
         listed, missing, or its sha256 / size / content hash differ).
     """
-    from aqpgen.records import Check
-
     p = os.fspath(path)
     if os.path.isdir(p):
         d, only = p, None
@@ -770,10 +498,10 @@ def check_manifest(path: str | os.PathLike) -> list:
     for fn in names:
         fp = os.path.join(d, fn)
         if fn not in files:
-            checks.append(Check("manifest", False, f"{fn}: not listed in {MANIFEST_NAME}"))
+            checks.append(Check("manifest", False, f"{fn}: not listed in {MANIFEST_NAME}; {_HEAL}"))
             continue
         if not os.path.exists(fp):
-            checks.append(Check("manifest", False, f"{fn}: listed in {MANIFEST_NAME} but missing"))
+            checks.append(Check("manifest", False, f"{fn}: listed in {MANIFEST_NAME} but missing; {_HEAL}"))
             continue
         want = files[fn]
         size = os.path.getsize(fp)
@@ -790,7 +518,7 @@ def check_manifest(path: str | os.PathLike) -> list:
         if want.get("content_hash") != ch:
             problems.append("content_hash differs from manifest")
         if problems:
-            checks.append(Check("manifest", False, f"{fn}: " + "; ".join(problems)))
+            checks.append(Check("manifest", False, f"{fn}: " + "; ".join(problems) + "; " + _HEAL))
         else:
             checks.append(Check("manifest", True, f"{fn}: sha256 {sha[:12]}... matches"))
     return checks

@@ -16,14 +16,19 @@ values alone, with rigorous bounds); this module is the fast gate run by ``make 
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterable
 
 import numpy as np
 
 from aqpgen.errors import TableFormatError
+from aqpgen.generators.minimax import rate_audit
 from aqpgen.records import Check
+from aqpgen.store.atomic import stale_temp_files
+from aqpgen.store.build import GENERATORS
 from aqpgen.store.tablefile import MANIFEST_NAME, TableData, check_manifest, read_table
+from aqpgen.store.wheeldata import runtime_copy_of
 
 __all__ = ["summarize", "verify_file", "verify_rate"]
 
@@ -66,10 +71,10 @@ def verify_file(path: str | os.PathLike, *, manifest: bool = True) -> list:
         ``manifest`` (sha256/size/content hash vs the sibling manifest), ``generator`` (the
         table's generator module is importable), then per row ``row.finite`` and the generator's
         own checks (e.g. ``power.unbiased``: exact unbiasedness in rational arithmetic), or
-        ``row.status`` for a recorded non-ok row.
+        ``row.status`` for a recorded non-ok row.  ``debris`` fails when temporary files of an
+        interrupted build lie next to the file.  A runtime copy (the wheel's package data,
+        ``aqpgen.store.wheeldata``) gets ``runtime_copy`` and ``row.finite`` only.
     """
-    from aqpgen.store.build import GENERATORS
-
     path = os.fspath(path)
     checks = []
     try:
@@ -77,6 +82,20 @@ def verify_file(path: str | os.PathLike, *, manifest: bool = True) -> list:
     except (TableFormatError, FileNotFoundError) as e:
         return [Check("file", False, str(e))]
     checks.append(Check("file", True, f"schema ok, content hash {table.content_hash[:16]}... ok"))
+    d = os.path.dirname(os.path.abspath(path))
+    debris = stale_temp_files(d)
+    if debris:
+        checks.append(Check("debris", False, f"{len(debris)} temporary file(s) in {d} left by an interrupted "
+                            f"build ({', '.join(f.name for f in debris[:3])}...): the next `aqpgen build` "
+                            "of this directory removes them (unless a build is running right now)"))
+    ref = runtime_copy_of(table)
+    if ref is not None:
+        checks.append(Check("runtime_copy", True, f"runtime copy of the table with content hash "
+                            f"{str(ref.get('content_hash'))[:16]}... (without {', '.join(ref.get('dropped', []))}); "
+                            "the generator's checks need the full table: run `aqpgen verify` on the "
+                            f"repository's tables/{os.path.basename(path)}"))
+        checks.extend(_row_checks(table, None))
+        return checks
     if manifest and os.path.exists(os.path.join(os.path.dirname(os.path.abspath(path)), MANIFEST_NAME)):
         checks.extend(check_manifest(path))
     modname = GENERATORS.get((table.family, table.method))
@@ -84,8 +103,6 @@ def verify_file(path: str | os.PathLike, *, manifest: bool = True) -> list:
     if modname is None:
         checks.append(Check("generator", False, f"no generator registered for ({table.family!r}, {table.method!r})"))
     else:
-        import importlib
-
         try:
             mod = importlib.import_module(modname)
         except ImportError as e:
@@ -102,7 +119,7 @@ def verify_file(path: str | os.PathLike, *, manifest: bool = True) -> list:
 def verify_rate(table: TableData | str | os.PathLike) -> list:
     """Rate audit of a KL minimax table: K²·E*_K settles and the log-log slope is −2 ± 0.01.
 
-    Delegates to ``aqpgen.minimax.rate_audit(Ks, E_star)`` on the table's ``ok`` rows (SPEC §2).
+    Delegates to ``aqpgen.minimax.rate_audit(Ks, E_star)`` on the table's ``ok`` rows (docs/MATH.md §4).
 
     Returns
     -------
@@ -119,8 +136,6 @@ def verify_rate(table: TableData | str | os.PathLike) -> list:
     E = [table.rows[K].metrics.get("E_star", float("nan")) for K in Ks]
     if not Ks or not np.all(np.isfinite(E)):
         return [Check("rate", False, f"{table.name}: no finite E_star metric on every ok row; not a KL minimax table?")]
-    from aqpgen.generators.minimax import rate_audit
-
     audit = rate_audit(tuple(Ks), np.asarray(E, dtype=np.float64))
     return [Check("rate", bool(audit.ok), f"{table.name}: fitted log-log slope of E*_K {float(audit.slope):+.5f} "
                   f"(required -2 within 0.01)")]

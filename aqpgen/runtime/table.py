@@ -1,46 +1,6 @@
-"""Zero-overhead reward lookup for training code (SPEC §5).
-
-Imports only numpy; h5py is imported when a file is read, torch / jax only when the caller passes
-their arrays (this module never imports them itself: it looks them up in ``sys.modules``).
-
-Public names
-------------
-load_table(path_or_name)    -- read a table file once into a dense float64 array -> Table.
-Table                       -- ``Ks``, ``values(K)``, ``lookup(counts, K)``, ``rewards(answers)``,
-                               ``metrics(K)``, ``status``, ``name``, ``target``, ``method``, ``params``.
-answers_to_counts(answers)  -- self-inclusive counts of one group of K answers (O(K)).
-
-Conventions
------------
-Counts are self-inclusive: for completion i of a group of K, n_i = number of the K completions
-whose answer equals z_i, so 1 <= n_i <= K.  The reward of completion i is c_K[n_i]:
-
->>> t = load_table("power-m2")                     # doctest: +SKIP
->>> t.lookup(np.array([1, 2, 4]), K=4)              # doctest: +SKIP
-array([0.        , 0.        , 1.        ])
-
-Validation and cost
--------------------
-``lookup`` validates (integer dtype, 1 <= n <= K, K present and its row ``"ok"``) and then does
-one gather from a contiguous row of the dense table; the row is padded at index 0 so that the
-count is the index (no ``counts - 1`` temporary).  Validation is a min and a max over the counts.
-Nothing ever returns NaN silently on the checked paths.
-
-* numpy: always checked.
-* torch: ``check=True`` (default) computes ``aminmax`` on the counts' device and reads two
-  scalars back (a device synchronisation, but no host copy of the data).  ``check=False`` skips
-  it: then a count of 0 reads the NaN padding, and a negative count or one above K raises
-  IndexError on CPU (a device-side assert on CUDA).  Use ``check=False`` only for counts produced
-  by :func:`answers_to_counts`-like code you trust.
-* jax: outside ``jit`` the counts are checked eagerly like torch.  Under ``jit`` (traced counts)
-  values cannot be checked; the lookup then returns NaN for every count outside 1..K (an
-  explicit ``where``, so a bad count shows up as NaN in the loss and never as another row's
-  value).  Check counts outside the traced function if you need an exception.
-
-Possible issues: counts given as floats are refused even when integral (convert with
-``.astype(np.int64)`` / ``.long()``): a float count usually means counts were averaged or
-normalised upstream, which is a bug worth surfacing.
-"""
+"""The loaded table: ``load_table``, ``Table`` (lookup on numpy / torch / jax) and
+``answers_to_counts``.  See the package docstring (``aqpgen.runtime``) for conventions, costs and
+the precision guard."""
 
 from __future__ import annotations
 
@@ -53,10 +13,21 @@ from pathlib import Path
 
 import numpy as np
 
+from aqpgen.runtime.precision import (
+    PRECISION_SLACK,
+    ImpreciseRowError,
+    RowPrecision,
+    dtype_name,
+    row_precision,
+)
 from aqpgen.store.locate import find_table
 from aqpgen.store.tablefile import read_table  # numpy + lazy h5py
 
 __all__ = ["Table", "answers_to_counts", "load_table"]
+
+#: Groups up to this size are range-checked with Python's ``min`` over ``tolist()`` (numpy's
+#: reduction costs ~1 µs of fixed overhead, more than the whole gather on a group of 16).
+_SMALL = 256
 
 def load_table(path_or_name, *, check_hash: bool = True) -> Table:
     """Load a table file once into a dense float64 array.
@@ -160,6 +131,7 @@ class Table:
         self._index = {K: i for i, K in enumerate(self.Ks)}
         self.status = {K: str(data.rows[K].status) for K in self.Ks}
         self._metrics = {K: dict(data.rows[K].metrics) for K in self.Ks}
+        self._hp = {K: data.rows[K].values_hp for K in self.Ks}
         kmax = max(self.Ks, default=0)
         dense = np.full((len(self.Ks), kmax + 1), np.nan, dtype=np.float64)
         for i, K in enumerate(self.Ks):
@@ -172,6 +144,9 @@ class Table:
         dense.flags.writeable = False
         self.dense = dense
         self._cache: dict = {}
+        self._precision: dict = {}
+        # K -> dense row (length K + 1) for rows validated for float64 numpy serving (fast path)
+        self._served64: dict = {}
 
     @classmethod
     def from_data(cls, data) -> Table:
@@ -199,7 +174,11 @@ class Table:
         return K, i
 
     def values(self, K) -> np.ndarray:
-        """Read-only float64 view of c_K[1..K] (0-based: ``values(K)[n-1] = c_K[n]``)."""
+        """Read-only float64 view of c_K[1..K] (0-based: ``values(K)[n-1] = c_K[n]``).
+
+        These are the stored values, not guarded by the precision check (see
+        :meth:`precision`); serve rewards through :meth:`lookup`.
+        """
         K, i = self._row_index(K)
         return self.dense[i, 1: K + 1]
 
@@ -209,8 +188,56 @@ class Table:
             self._row_index(K)
         return dict(self._metrics[int(K)])
 
+    # ------------------------------------------------------------------ precision guard
+    def precision(self, K, dtype=None) -> RowPrecision:
+        """Bound on the weighted bias β of row K as served in ``dtype`` (module docstring).
+
+        Parameters
+        ----------
+        K : int
+            A row of the table (status ``"ok"``).
+        dtype : numpy / torch / jax float dtype or its name; default float64.
+
+        Returns
+        -------
+        RowPrecision
+            ``bound`` is a rigorous upper bound: the stored certificate of the values the row
+            was certified with (``beta_f64`` for the float64 rounding when stored, ``err_f64``
+            for exact rows, ``beta_cert`` otherwise), plus max_n |c_exact[n] - c_served[n]|
+            (computed exactly; inf if a value overflows the dtype).  Cached per (K, dtype).
+        """
+        K, i = self._row_index(K)
+        name = dtype_name(dtype)
+        key = (K, name)
+        got = self._precision.get(key)
+        if got is None:
+            got = self._precision[key] = row_precision(K, name, self._metrics[K], self.dense[i, 1: K + 1],
+                                                       self._hp[K])
+        return got
+
+    def served_Ks(self, dtype=None) -> tuple[int, ...]:
+        """The Ks whose rows are ``"ok"`` and pass the precision guard when served in ``dtype``."""
+        return tuple(K for K in self.Ks if self.status[K] == "ok" and self.precision(K, dtype).ok)
+
+    def check_precision(self, K, dtype=None, *, what: str = "lookup") -> RowPrecision:
+        """:meth:`precision`, raising :class:`ImpreciseRowError` when the row is refused."""
+        pr = self.precision(K, dtype)
+        if not pr.ok:
+            served = self.served_Ks(pr.dtype)
+            largest = max((k for k in served if k <= pr.K), default=None)
+            raise ImpreciseRowError(
+                f"{what}: row K={pr.K} of table {self.name!r} served as {pr.dtype} has weighted bias "
+                f"beta <= {pr.bound:.3g} ({pr.how}), which breaks its certificate beta_cert = "
+                f"{pr.certificate:.3g} by more than {PRECISION_SLACK:.0%} (allowed {pr.allowed:.3g}): "
+                f"the {pr.dtype} rounding of its values destroys the certified accuracy.  "
+                + (f"The largest K <= {pr.K} this table serves in {pr.dtype} is {largest}; "
+                   if largest is not None else "")
+                + ("use another K, a table that holds this K in this precision, a wider dtype, "
+                   "or pass allow_imprecise=True to serve it anyway."))
+        return pr
+
     # ------------------------------------------------------------------ lookup
-    def lookup(self, counts, K, *, dtype=None, check: bool = True):
+    def lookup(self, counts, K, *, dtype=None, check: bool = True, allow_imprecise: bool = False):
         """Rewards c_K[counts] for counts of any shape; same shape and array type as ``counts``.
 
         Parameters
@@ -227,6 +254,9 @@ class Table:
         check : bool
             torch / jax only: validate the range (one min/max reduction and a device sync).
             numpy inputs are always checked.  See the module docstring for unchecked semantics.
+        allow_imprecise : bool
+            Serve a row even when its rounding to the output dtype breaks its certificate
+            (:meth:`precision`); default False (raise :class:`ImpreciseRowError`).
 
         Returns
         -------
@@ -240,15 +270,48 @@ class Table:
         ValueError
             A count outside 1..K (the message names the first offending value and its index),
             K absent from the table (nearby Ks listed) or its row not ``"ok"``.
+        ImpreciseRowError (a ValueError)
+            The row served in the output dtype breaks its certificate (and not ``allow_imprecise``).
         """
+        # fast path: numpy integer array, float64 output, a K already validated for float64
+        if type(counts) is np.ndarray and dtype is None and type(K) is int:
+            row = self._served64.get(K)
+            if row is not None and counts.ndim and counts.dtype.kind in "iu":
+                # the gather raises IndexError for a count > K (row has K + 1 entries); one
+                # minimum catches 0 and negative counts (which would read the padding / wrap)
+                n = counts.size
+                try:
+                    if n <= _SMALL:
+                        out = row[counts]  # fancy indexing: least fixed overhead
+                        ok = not n or min(counts.tolist() if counts.ndim == 1
+                                          else counts.ravel().tolist()) >= 1
+                    else:
+                        out = row.take(counts)  # fastest gather for large arrays
+                        ok = counts.min() >= 1
+                except IndexError:
+                    ok = False
+                if ok:
+                    return out
         K, i = self._row_index(K)
         torch = sys.modules.get("torch")
         if torch is not None and isinstance(counts, torch.Tensor):
+            self._guard(K, torch.float64 if dtype is None else dtype, allow_imprecise)
             return self._lookup_torch(torch, counts, K, i, dtype, check)
         jax = sys.modules.get("jax")
         if jax is not None and isinstance(counts, jax.Array):
+            import jax.numpy as jnp
+
+            self._guard(K, jnp.result_type(float) if dtype is None else dtype, allow_imprecise)
             return self._lookup_jax(jax, counts, K, i, dtype, check)
-        return self._lookup_numpy(counts, K, i, dtype)
+        self._guard(K, dtype, allow_imprecise)
+        out = self._lookup_numpy(counts, K, i, dtype)
+        if dtype is None and self.precision(K).ok and K not in self._served64:
+            self._served64[K] = self.dense[i, : K + 1]
+        return out
+
+    def _guard(self, K: int, dtype, allow_imprecise: bool) -> None:
+        if not allow_imprecise:
+            self.check_precision(K, dtype)
 
     def _numpy_dense(self, dtype) -> np.ndarray:
         if dtype is None or np.dtype(dtype) == np.float64:
@@ -258,7 +321,8 @@ class Table:
         if d is None:
             if np.dtype(dtype).kind != "f":
                 raise TypeError(f"dtype must be a floating dtype, received {dtype!r}")
-            d = self._cache[key] = self.dense.astype(dtype)
+            with np.errstate(over="ignore"):  # overflow only with allow_imprecise (guarded)
+                d = self._cache[key] = self.dense.astype(dtype)
         return d
 
     def _lookup_numpy(self, counts, K: int, i: int, dtype):

@@ -1,0 +1,125 @@
+r"""The games of the simulator: answers, rewards, temperature, and their known optima.
+
+Answers z = 1..S, each reached through ``traces`` latent traces (default 3).  The policy is a
+softmax over traces, :math:`\pi = \mathrm{softmax}(\theta)`, and the answer probability is
+:math:`p_z = \sum_{t \to z} \pi_t`.  The α-game maximises
+:math:`\sum_z R_z p_z - \tau \sum_z \varphi_\alpha(p_z)` (``aqpgen.game.alpha``); α = 1 is the
+entropy-regularised game :math:`\sum_z R_z p_z + \tau H(p)` with optimum
+:math:`p^* = \mathrm{softmax}(R/\tau)` (docs/MATH.md §8).
+
+Public names
+------------
+Scenario, SCENARIOS, get_scenario(name)  -- the two documented games (``zipf``, ``head``).
+tv_distance(p, q)                          -- total variation, the reported distance.
+loglog_slope(Ks, ys, kmin)                 -- least-squares slope of log y against log K.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from aqpgen.game.alpha import alpha_optimum
+
+__all__ = ["SCENARIOS", "Scenario", "get_scenario", "loglog_slope", "tv_distance"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One game.
+
+    Attributes
+    ----------
+    name : str
+    R : tuple of float
+        Answer rewards R_1..R_S.
+    tau : float
+        Regularisation weight τ.
+    traces : int
+        Latent traces per answer (the policy is a softmax over S·traces logits).
+    lr, steps, groups, init : float, int, int, str
+        Defaults of the sampled dynamics (learning rate, steps, groups G per step, initial
+        policy: ``"uniform"`` (θ = 0) or ``"optimum"`` (p = the game's optimum, uniform over an
+        answer's traces)).
+    description : str
+    """
+
+    name: str
+    R: tuple[float, ...]
+    tau: float
+    traces: int = 3
+    lr: float = 1.0
+    steps: int = 2000
+    groups: int = 4
+    init: str = "uniform"
+    description: str = ""
+
+    @property
+    def S(self) -> int:
+        """Number of answers."""
+        return len(self.R)
+
+    @property
+    def rewards(self) -> np.ndarray:
+        """R as a float64 array."""
+        return np.asarray(self.R, dtype=np.float64)
+
+    @property
+    def p_star(self) -> np.ndarray:
+        r"""The KL-game optimum :math:`p^* = \mathrm{softmax}(R/\tau)` (maximiser of E[R] + τH)."""
+        return self.optimum(1.0)
+
+    def optimum(self, alpha: float = 1.0) -> np.ndarray:
+        """The optimum of the α-game on this scenario (``aqpgen.game.alpha.alpha_optimum``)."""
+        return alpha_optimum(self.rewards, self.tau, alpha)
+
+
+def _zipf() -> Scenario:
+    tau = 0.5
+    z = np.arange(1, 101, dtype=np.float64)
+    return Scenario(
+        "zipf", tuple(float(v) for v in -1.1 * tau * np.log(z)), tau, lr=5.0, steps=5000,
+        init="optimum",
+        description="S=100 answers, tau=0.5, R_z = -1.1*tau*ln z, so p* ~ z^-1.1 (long tail)")
+
+
+SCENARIOS: Mapping[str, Scenario] = {
+    "zipf": _zipf(),
+    "head": Scenario("head", (1.0, 0.8, 0.5, 0.2, 0.0), 0.5, lr=2.0, steps=2000,
+                     description="S=5 answers, tau=0.5, R=(1.0, 0.8, 0.5, 0.2, 0.0)"),
+}
+
+
+def get_scenario(scenario: str | Scenario) -> Scenario:
+    """Return the scenario object for a name in ``SCENARIOS`` (or pass a Scenario through)."""
+    if isinstance(scenario, Scenario):
+        return scenario
+    try:
+        return SCENARIOS[scenario]
+    except (KeyError, TypeError):
+        raise ValueError(f"scenario must be one of {sorted(SCENARIOS)}, received {scenario!r}") from None
+
+
+def tv_distance(p, q) -> float:
+    r"""Total variation :math:`\tfrac12 \sum_z |p_z - q_z|`."""
+    return 0.5 * float(np.abs(np.asarray(p, np.float64) - np.asarray(q, np.float64)).sum())
+
+
+def loglog_slope(Ks: Sequence[int], tv: Sequence[float], kmin: int = 16) -> tuple[float, list[int]]:
+    """Least-squares slope of log(tv) against log(K) over K >= ``kmin``.
+
+    Uses every K when fewer than two are >= kmin.  Returns ``(slope, Ks_used)``; the slope is NaN
+    when fewer than two of those points have a positive finite tv (e.g. the oracle, tv = 0).
+    """
+    K = np.asarray(Ks, dtype=np.float64)
+    y = np.asarray(tv, dtype=np.float64)
+    sel = K >= kmin
+    if sel.sum() < 2:
+        sel = np.ones_like(sel)
+    used = [int(k) for k in K[sel]]
+    ok = sel & np.isfinite(y) & (y > 0)
+    if ok.sum() < 2:
+        return float("nan"), used
+    return float(np.polyfit(np.log(K[ok]), np.log(y[ok]), 1)[0]), used

@@ -1,0 +1,453 @@
+"""The game's result tables for the README: the α-game and the advantage conventions.
+
+Everything here is computed when called (no number is typed by hand); ``python -m
+aqpgen.game.study --out docs/readme/game.md`` writes the Markdown fragment (a few minutes on one
+core; ``--quick`` for a smoke run).  The report may call :func:`alpha_study`,
+:func:`conventions_study` and the ``*_markdown`` functions directly.
+
+Public names
+------------
+alpha_study(...)        -- α = 0.5 / 1.5: exact fixed-point TV (independent and RLOO baselines)
+                           and sampled final TV for plug-in, minimax and AQP tables of p^(α-1).
+conventions_study(...)  -- KL game: final sampled TV per advantage convention, plug-in vs the
+                           AQP presets, plus the exact fixed point under RLOO.
+recommend(conv)         -- the recommended convention, from the numbers.
+alpha_markdown, conventions_markdown, game_markdown, write_game_markdown
+ALPHAS, CONVENTIONS, AQP_PRESETS
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from aqpgen.game.alpha import game_target
+from aqpgen.game.dynamics import run_exact
+from aqpgen.game.estimators import ArrayEstimator, get_estimator, table_names
+from aqpgen.game.meanfn import loo_compensated_table
+from aqpgen.game.sampled import advantage_rms, run_sampled
+from aqpgen.game.scenarios import get_scenario, loglog_slope
+
+__all__ = ["ALPHAS", "AQP_PRESETS", "CONVENTIONS", "alpha_markdown", "alpha_study",
+           "conventions_markdown", "conventions_study", "game_markdown", "load_data", "main",
+           "recommend",
+           "write_game_markdown"]
+
+ALPHAS = (0.5, 1.5)
+#: (baseline, scale) pairs: the reference (other groups' mean, exact policy gradient), Dr. GRPO /
+#: TRL scale_rewards="none", TRL GRPO default ("group"), TRL "batch", RLOO and its scaled forms.
+CONVENTIONS = (("others", "none"), ("group", "none"), ("group", "group"), ("group", "batch"),
+               ("rloo", "none"), ("rloo", "group"), ("rloo", "batch"))
+AQP_PRESETS = ("kl-aqp-eta3", "kl-aqp-eta15", "kl-aqp-rho1", "kl-aqp-rho2")
+SCENARIO_NAMES = ("zipf", "head")
+
+
+def _write_text(path: Path, text: str) -> None:
+    # Replace by aqpgen.store.atomic.write_text_atomic (the one atomic write) once it is on main.
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _conv_name(conv) -> str:
+    return f"{conv[0]}/{conv[1]}" + (f"@{conv[2]}" if len(conv) > 2 else "")
+
+
+def _available(name, target, notes):
+    try:
+        return get_estimator(name, target)
+    except ValueError as exc:
+        notes.append(f"`{name}`: not available ({str(exc).split('(')[0].strip()})")
+        return None
+
+
+def _has_K(est, K) -> bool:
+    try:
+        if not est.is_oracle:
+            est.check_K(K)
+        return True
+    except ValueError:
+        return False
+
+
+def _compensated(est, K) -> ArrayEstimator:
+    """Row K of ``est`` times ``loo_compensation`` (exact), as an in-memory estimator."""
+    vals = loo_compensated_table(est.values_exact(K), est.target, K)
+    return ArrayEstimator(f"{est.name}*comp", {K: [str(v) for v in vals]}, est.target)
+
+
+def _exact_tv(sc, est, K, baseline, notes) -> float:
+    if est is None or not _has_K(est, K):
+        return math.nan
+    try:
+        return float(run_exact(sc, est, K, baseline=baseline).tv)
+    except Exception as exc:  # noqa: BLE001 - one failing cell is n/a, with a note
+        notes.append(f"exact {sc} `{est.name}` K={K} ({baseline}): {type(exc).__name__}: {exc}")
+        return math.nan
+
+
+# --------------------------------------------------------------------------------------------
+# studies
+# --------------------------------------------------------------------------------------------
+def alpha_study(alphas: Sequence[float] = ALPHAS, Ks: Sequence[int] = (4, 8, 16, 32, 64, 128),
+                sampled_Ks: Sequence[int] = (8, 32), seeds: Sequence[int] = tuple(range(10)),
+                scenarios: Sequence[str] = SCENARIO_NAMES, estimators: Sequence[str] | None = None,
+                steps: int | None = None) -> dict:
+    """Exact and sampled TV of the α-game for each α, scenario and estimator.
+
+    Estimators (default): ``oracle``, ``plugin`` and the shipped tables of p^(α-1)
+    (``table_names``); a table that does not load is listed in ``notes``.  Returns
+    ``{"alphas": {alpha: {"target", "live": {scenario: #answers with p* > 0}, "exact":
+    {scenario: {name: {"K", "tv", "tv_rloo", "slope"}}}, "sampled": {scenario: {name: {"K",
+    "mean", "std"}}}}}, "seeds", "notes", "seconds"}``."""
+    t0 = time.perf_counter()
+    seeds = tuple(int(s) for s in seeds)
+    notes: list[str] = []
+    out: dict = {}
+    for alpha in alphas:
+        target = game_target(alpha)
+        names = list(estimators) if estimators is not None else (
+            ["oracle", "plugin"] + list(table_names(target)))
+        ests = {n: _available(n, target, notes) for n in names}
+        ests = {n: e for n, e in ests.items() if e is not None}
+        res = {"target": target.spec, "live": {}, "exact": {}, "sampled": {}}
+        for sc in scenarios:
+            res["live"][sc] = int((get_scenario(sc).optimum(alpha) > 0).sum())
+            res["exact"][sc] = {}
+            res["sampled"][sc] = {}
+            for est in ests.values():
+                tv = [_exact_tv(sc, est, K, "others", notes) for K in Ks]
+                tvr = [_exact_tv(sc, est, K, "rloo", notes) for K in Ks]
+                tvc = [math.nan if est.is_oracle or not _has_K(est, K) else
+                       _exact_tv(sc, _compensated(est, K), K, "rloo", notes) for K in Ks]
+                # a slope of round-off (the oracle, TV ~ 1e-17) is not a rate: n/a
+                fin = [(k, v) for k, v in zip(Ks, tv) if math.isfinite(v) and v > 1e-12]
+                slope = loglog_slope([k for k, _ in fin], [v for _, v in fin])[0] \
+                    if len(fin) >= 2 else math.nan
+                res["exact"][sc][est.name] = {"K": list(Ks), "tv": tv, "tv_rloo": tvr,
+                                              "tv_rloo_comp": tvc, "slope": slope}
+                mean, std = [], []
+                for K in sampled_Ks:
+                    if not _has_K(est, K):
+                        mean.append(math.nan)
+                        std.append(math.nan)
+                        continue
+                    r = run_sampled(sc, est, K, seeds, steps=steps)
+                    mean.append(r.final_mean)
+                    std.append(r.final_std)
+                res["sampled"][sc][est.name] = {"K": list(sampled_Ks), "mean": mean, "std": std}
+        out[float(alpha)] = res
+    return {"alphas": out, "seeds": len(seeds), "notes": notes,
+            "seconds": time.perf_counter() - t0}
+
+
+def conventions_study(Ks: Sequence[int] = (8, 32), seeds: Sequence[int] = tuple(range(10)),
+                      scenarios: Sequence[str] = SCENARIO_NAMES,
+                      estimators: Sequence[str] = ("plugin",) + AQP_PRESETS,
+                      conventions: Sequence[tuple[str, str]] = CONVENTIONS,
+                      steps: int | None = None, matched: bool = True) -> dict:
+    """Final sampled TV (mean, std over seeds) of the KL game per advantage convention.
+
+    Std scaling multiplies the step: with ``matched`` the scaled group-mean conventions also run
+    as ``"group/scale@lr-matched"`` (the RLOO ones would repeat them exactly) with the learning rate divided by its RMS-advantage ratio to
+    the reference (``advantage_rms`` at the optimum, per estimator), i.e. at the reference's
+    step size.  Returns ``{"sampled": {scenario: {K: {"baseline/scale": {name: [mean, std]}}}},
+    "rms": {scenario: {K: {"baseline/scale": {name: ratio}}}}, "exact": {scenario: {K: {name:
+    {"others": tv, "rloo": tv}}}}, "seeds", "steps", "notes", "seconds"}``; scenario defaults
+    for lr, groups, init and steps (unless ``steps``)."""
+    t0 = time.perf_counter()
+    seeds = tuple(int(s) for s in seeds)
+    notes: list[str] = []
+    ests = {n: _available(n, None, notes) for n in estimators}
+    ests = {n: e for n, e in ests.items() if e is not None}
+    sampled: dict = {}
+    exact: dict = {}
+    rms: dict = {}
+    for sc in scenarios:
+        sampled[sc], exact[sc], rms[sc] = {}, {}, {}
+        lr0 = get_scenario(sc).lr
+        for K in Ks:
+            sampled[sc][K], rms[sc][K] = {}, {}
+            exact[sc][K] = {n: {b: _exact_tv(sc, e, K, b, notes) for b in ("others", "rloo")}
+                            for n, e in ests.items()}
+            live = {n: e for n, e in ests.items() if _has_K(e, K)}
+            ref = {n: advantage_rms(sc, e, K) for n, e in live.items()}
+            runs = [(conv, 1.0) for conv in conventions]
+            for conv in conventions:
+                ratio = {n: advantage_rms(sc, e, K, *conv) / ref[n] for n, e in live.items()}
+                rms[sc][K][_conv_name(conv)] = ratio
+                # rloo advantages are K/(K-1) times the group-mean ones, so at a matched step
+                # rloo/<scale> is group/<scale> exactly: only the group baseline is re-run
+                if matched and conv[1] != "none" and conv[0] == "group":
+                    runs.append(((conv[0], conv[1], "lr-matched"), ratio))
+            for conv, ratio in runs:
+                cell = {}
+                for n, est in ests.items():
+                    if n not in live:
+                        cell[n] = [math.nan, math.nan]
+                        continue
+                    f = ratio[n] if isinstance(ratio, dict) else ratio
+                    r = run_sampled(sc, est, K, seeds, steps=steps, baseline=conv[0],
+                                    scale=conv[1], lr=lr0 / f)
+                    cell[n] = [r.final_mean, r.final_std]
+                sampled[sc][K][_conv_name(conv)] = cell
+    return {"sampled": sampled, "rms": rms, "exact": exact, "seeds": len(seeds),
+            "steps": {sc: steps or get_scenario(sc).steps for sc in scenarios},
+            "notes": notes, "seconds": time.perf_counter() - t0}
+
+
+def recommend(conv: dict) -> dict:
+    """The trainer convention (not the ``others`` reference) with the lowest final TV of the AQP
+    presets, relative to the reference, averaged over scenarios and K.
+
+    Returns ``{"best": "baseline/scale", "score": {conv: mean TV ratio}, "noise": {conv: summed
+    seed std / the reference's}, "gain": {conv: mean TV(AQP)/TV(plug-in)}}``."""
+    score: dict = {}
+    noise: dict = {}
+    gain: dict = {}
+    for byK in conv["sampled"].values():
+        for cells in byK.values():
+            ref = cells.get("others/none")
+            for c, cell in cells.items():
+                aqp = [cell[n] for n in cell if n in AQP_PRESETS and math.isfinite(cell[n][0])]
+                if not aqp or "plugin" not in cell:
+                    continue
+                m = float(np.mean([a[0] for a in aqp]))
+                s = float(np.mean([a[1] for a in aqp]))
+                gain.setdefault(c, []).append(m / cell["plugin"][0])
+                if ref is not None:
+                    rm = float(np.mean([ref[n][0] for n in cell if n in AQP_PRESETS
+                                        and math.isfinite(cell[n][0])]))
+                    rs = float(np.mean([ref[n][1] for n in cell if n in AQP_PRESETS
+                                        and math.isfinite(cell[n][0])]))
+                    score.setdefault(c, []).append(m / rm)
+                    noise.setdefault(c, []).append((s, rs))
+    score = {c: float(np.mean(v)) for c, v in score.items()}
+    # ratio of summed stds (a mean of ratios would blow up where the reference std is ~0)
+    noise = {c: float(sum(a for a, _ in v) / sum(b for _, b in v)) for c, v in noise.items()}
+    gain = {c: float(np.mean(v)) for c, v in gain.items()}
+    trainer = {c: v for c, v in score.items() if c != "others/none"}
+    best = min(trainer, key=trainer.get) if trainer else None
+    return {"best": best, "score": score, "noise": noise, "gain": gain}
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------------------------
+def _fmt(x, digits: int = 3) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits - 1}e}"
+
+
+def _pm(m, s) -> str:
+    return "n/a" if not math.isfinite(m) else f"{m:.3f} ± {s:.3f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _where_tables_help(res: dict) -> list[str]:
+    """Sentences comparing the best table with the plug-in per scenario (exact fixed point)."""
+    out = []
+    for sc, byname in res["exact"].items():
+        plug = byname.get("plugin")
+        tabs = {n: r for n, r in byname.items() if n not in ("plugin",) and
+                not n.startswith("oracle")}
+        if plug is None or not tabs:
+            continue
+        helps, hurts = [], []
+        for i, K in enumerate(plug["K"]):
+            cand = [(r["tv"][i], n) for n, r in tabs.items() if math.isfinite(r["tv"][i])]
+            if not cand or not math.isfinite(plug["tv"][i]):
+                continue
+            v, n = min(cand)
+            (helps if v < plug["tv"][i] else hurts).append(
+                f"K={K}: `{n}` {_fmt(v)} vs plug-in {_fmt(plug['tv'][i])}")
+        if helps:
+            out.append(f"`{sc}`: a table beats the plug-in at " + "; ".join(helps) + ".")
+        if hurts:
+            out.append(f"`{sc}`: no table beats the plug-in at " + "; ".join(hurts) + ".")
+    return out
+
+
+def alpha_markdown(data: dict) -> str:
+    """Markdown of :func:`alpha_study`."""
+    parts = []
+    for alpha, res in data["alphas"].items():
+        live = ", ".join(f"`{sc}` {n}" for sc, n in res["live"].items())
+        parts.append(f"#### α = {alpha:g} (tables for `{res['target']}`)\n\n"
+                     f"Answers alive at the optimum: {live}.")
+        for sc, byname in res["exact"].items():
+            Ks = next(iter(byname.values()))["K"]
+            rows = [[f"`{n}`"] + [_fmt(v) for v in r["tv"]] + [_fmt(r["slope"])]
+                    for n, r in byname.items()]
+            parts.append(f"*`{sc}`, exact fixed point* — TV(p_K, p*), independent baseline:\n\n"
+                         + _table(["estimator"] + [f"K={k}" for k in Ks] + ["slope (K>=16)"],
+                                  rows))
+            rows = [[f"`{n}`"] + [_fmt(v) for v in r["tv_rloo"]] for n, r in byname.items()]
+            rows += [[f"`{n}` × (K-1)/(K-1-a)"] + [_fmt(v) for v in r["tv_rloo_comp"]]
+                     for n, r in byname.items() if not n.startswith("oracle")]
+            parts.append(f"*`{sc}`, exact fixed point under the RLOO / group-mean baseline* "
+                         "(rows × (K-1)/(K-1-a): the table multiplied by `loo_compensation`):\n\n"
+                         + _table(["estimator"] + [f"K={k}" for k in Ks], rows))
+        for sc, byname in res["sampled"].items():
+            Ks = next(iter(byname.values()))["K"]
+            rows = [[f"`{n}`"] + [_pm(m, s) for m, s in zip(r["mean"], r["std"])]
+                    for n, r in byname.items()]
+            parts.append(f"*`{sc}`, sampled* — final TV, mean ± std over {data['seeds']} "
+                         "seeds:\n\n" + _table(["estimator"] + [f"K={k}" for k in Ks], rows))
+        parts.extend(_where_tables_help(res))
+    if data["notes"]:
+        parts.append("Notes: " + "; ".join(sorted(set(data["notes"]))) + ".")
+    return "\n\n".join(parts)
+
+
+def conventions_markdown(conv: dict) -> str:
+    """Markdown of :func:`conventions_study` with the recommendation of :func:`recommend`."""
+    parts = []
+    for sc, byK in conv["sampled"].items():
+        for K, cells in byK.items():
+            names = list(next(iter(cells.values())))
+            rows = [[f"`{c}`"] + [_pm(*cell[n]) for n in names] for c, cell in cells.items()]
+            parts.append(f"*`{sc}`, K = {K}* — final TV after {conv['steps'][sc]} steps, mean ± "
+                         f"std over {conv['seeds']} seeds (baseline/scale):\n\n"
+                         + _table(["convention"] + [f"`{n}`" for n in names], rows))
+    if conv.get("rms"):
+        cols = [(sc, K) for sc, byK in conv["rms"].items() for K in byK]
+        convs = list(next(iter(next(iter(conv["rms"].values())).values())))
+        rows = [[f"`{c}`"] + [f"{float(np.mean(list(conv['rms'][sc][K][c].values()))):.2f}"
+                              for sc, K in cols] for c in convs]
+        parts.append("*Step size*: RMS advantage at the optimum relative to `others/none` "
+                     "(mean over the estimators); `@lr-matched` rows above ran with the learning "
+                     "rate divided by this ratio (per estimator; RLOO advantages are K/(K-1) "
+                     "times the group-mean ones, so `rloo/<scale>@lr-matched` would repeat "
+                     "`group/<scale>@lr-matched` exactly):\n\n"
+                     + _table(["convention"] + [f"`{sc}` K={K}" for sc, K in cols], rows))
+    rows = []
+    for sc, byK in conv["exact"].items():
+        for K, byname in byK.items():
+            for n, v in byname.items():
+                rows.append([f"`{sc}`", str(K), f"`{n}`", _fmt(v["others"]), _fmt(v["rloo"])])
+    parts.append("*Exact fixed point* — TV(p_K, p*) of the expected dynamics with an independent "
+                 "baseline and with the RLOO / group-mean baseline (effective table):\n\n"
+                 + _table(["scenario", "K", "estimator", "independent", "RLOO / group mean"], rows))
+    rec = recommend(conv)
+    if rec["best"] is not None:
+        rows = [[f"`{c}`", f"{rec['score'][c]:.3f}", f"{rec['noise'][c]:.2f}",
+                 f"{rec['gain'][c]:.3f}"] for c in rec["score"]]
+        parts.append("*Summary over scenarios and K* (AQP presets averaged): final TV relative to "
+                     "the `others/none` reference, seed std relative to the reference, and TV "
+                     "relative to the plug-in under the same convention:\n\n"
+                     + _table(["convention", "TV / reference", "std / reference",
+                               "TV(AQP) / TV(plug-in)"], rows))
+        parts.append(f"**Recommended (lowest AQP final TV among trainer conventions): "
+                     f"`{rec['best']}`** — {rec['score'][rec['best']]:.3f} × the reference TV, "
+                     f"seed std {rec['noise'][rec['best']]:.2f} × the reference, AQP presets at "
+                     f"{rec['gain'][rec['best']]:.3f} × the plug-in's TV.")
+    if conv["notes"]:
+        parts.append("Notes: " + "; ".join(sorted(set(conv["notes"]))) + ".")
+    return "\n\n".join(parts)
+
+
+def game_markdown(alpha_data: dict | None, conv_data: dict | None) -> str:
+    """The fragment docs/readme/game.md: both studies, generated."""
+    parts = ["<!-- generated by `python -m aqpgen.game.study`; do not edit by hand -->"]
+    if conv_data is not None:
+        parts += ["### Advantage conventions (KL game, `aqpgen simulate --baseline --scale`)",
+                  conventions_markdown(conv_data)]
+    if alpha_data is not None:
+        parts += ["### The α-game (`aqpgen simulate --target p^A`)", alpha_markdown(alpha_data)]
+    return "\n\n".join(parts) + "\n"
+
+
+def _json_safe(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _from_json(obj):
+    """Undo ``_json_safe``: None -> NaN, numeric dict keys back to float / int."""
+    if obj is None:
+        return math.nan
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            try:
+                key = int(k)
+            except ValueError:
+                try:
+                    key = float(k)
+                except ValueError:
+                    key = k
+            out[key] = _from_json(v)
+        return out
+    if isinstance(obj, list):
+        return [_from_json(v) for v in obj]
+    return obj
+
+
+def load_data(path) -> dict:
+    """The ``{"alpha": ..., "conventions": ...}`` data saved by ``--save``."""
+    return _from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def write_game_markdown(path="docs/readme/game.md", *, seeds: int = 10, quick: bool = False,
+                        alpha: bool = True, conventions: bool = True, reuse: dict | None = None,
+                        save=None) -> Path:
+    """Run the studies and write the Markdown fragment atomically; returns the path.
+
+    ``alpha`` / ``conventions`` False: take that part from ``reuse`` (data of :func:`load_data`)
+    or leave it out.  ``save``: also write the data as JSON there."""
+    reuse = reuse or {}
+    kw = {"seeds": range(2), "steps": 200} if quick else {"seeds": range(seeds)}
+    ad = (alpha_study(Ks=(4, 8, 16) if quick else (4, 8, 16, 32, 64, 128), **kw) if alpha
+          else reuse.get("alpha"))
+    cd = conventions_study(**kw) if conventions else reuse.get("conventions")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_text(path, game_markdown(ad, cd))
+    if save is not None:
+        _write_text(Path(save), json.dumps(_json_safe({"alpha": ad, "conventions": cd}),
+                                           indent=1) + "\n")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m aqpgen.game.study", description=__doc__.split(
+        "\n")[0])
+    ap.add_argument("--out", default="docs/readme/game.md")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--quick", action="store_true", help="2 seeds, 200 steps, K <= 16")
+    ap.add_argument("--only", choices=("alpha", "conventions"), default=None,
+                    help="recompute only this part (the other from --reuse, else left out)")
+    ap.add_argument("--save", default=None, help="also write the data as JSON to this file")
+    ap.add_argument("--reuse", default=None, help="JSON data of an earlier --save")
+    a = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    reuse = load_data(a.reuse) if a.reuse else None
+    p = write_game_markdown(a.out, seeds=a.seeds, quick=a.quick, alpha=a.only != "conventions",
+                            conventions=a.only != "alpha", reuse=reuse, save=a.save)
+    print(f"wrote {p} in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,175 @@
+"""``docs/report.md`` and the README's generated blocks: every number and figure by code.
+
+Honest by construction: every section is attempted, and if any cannot be produced (a table
+missing, a solver or the simulator failing) :func:`build_sections` raises :class:`ReportError`
+listing every failed part with its exception, and nothing is written.  No timings appear in
+either document (measured times belong to ``make bench``); with fixed seeds and deterministic
+PNG bytes a regeneration from the same tables changes nothing.
+
+Public names
+------------
+ReportError                                    -- one or more sections could not be produced.
+ReportResult                                   -- figures written, sections, the report text.
+README_BLOCKS                                  -- the generated blocks the README fragments use.
+build_sections(out, tables_dir, quick, K, readme, cli_group) -- (figures, sections).
+write_report(out, ...)                         -- build every part and write the report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from aqpgen.report import audit_figures as F
+from aqpgen.report import choices, readme, sections, simulation
+from aqpgen.report.markdown import write_text_atomic
+
+__all__ = ["README_BLOCKS", "ReportError", "ReportResult", "build_sections", "write_report"]
+
+#: Generated blocks used by the README fragments (docs/readme/*.md).
+README_BLOCKS = ("tables", "usage", "cli", "results-rate", "results-compare", "results-frontier",
+                 "results-bias", "results-reach", "results-sim", "choices")
+
+
+class ReportError(RuntimeError):
+    """One or more report sections could not be produced; ``failures`` lists (part, message)."""
+
+    def __init__(self, failures):
+        self.failures = list(failures)
+        super().__init__("the report could not be produced; failed parts:\n" + "\n".join(
+            f"  {part}: {msg}" for part, msg in self.failures))
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """``figures``: PNG paths written; ``sections``: name -> Markdown (README blocks are
+    ``README_BLOCKS``); ``text``: the report itself."""
+
+    figures: tuple = ()
+    sections: Mapping[str, str] = field(default_factory=dict)
+    text: str = ""
+
+
+def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False, K: int = 64,
+                   readme_path: str | None = None, cli_group=None) -> tuple[list, dict]:
+    """Generate the figures (in ``figures/`` beside ``out``) and every Markdown section.
+
+    ``readme_path``: links in the README blocks are relative to its directory (default: the
+    current directory).  ``cli_group``: the click group whose commands the ``cli`` block lists
+    (the ``report`` command passes its root group); without it the block is not produced.
+    Raises ReportError listing every part that failed.
+    """
+    figdir = os.path.join(os.path.dirname(os.path.abspath(out)), "figures")
+    rdir = os.path.dirname(os.path.abspath(readme_path)) if readme_path else os.getcwd()
+    odir = os.path.dirname(os.path.abspath(out))
+    figures: list = []
+    failures: list = []
+    sec: dict = {}
+
+    def attempt(label, fn):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - collected, then raised together as ReportError
+            failures.append((label, f"{type(exc).__name__}: {exc}"))
+            return None
+
+    def fig(label, name, fn):
+        path = os.path.join(figdir, name)
+        if attempt(label, lambda: fn(path)) is None:
+            return None
+        figures.append(path)
+        return name
+
+    def link(label, name, base):
+        return "" if name is None else f"![{label}]({os.path.relpath(os.path.join(figdir, name), base)})"
+
+    bias_fig = fig(f"figure p·bias(p) at K = {K}", f"bias_K{K}.png", lambda p: F.bias_curves(K, tables_dir, p))
+    bKs = (2, 4, 8, 16, 32, 64, 128, 256) + (() if quick else (512, 1024))
+    beta_fig = fig("figure β against K", "beta_vs_K.png", lambda p: F.beta_vs_K(tables_dir, p, bKs))
+    k2e_fig = fig("figure K²·E*_K", "k2_estar.png", lambda p: F.k2_estar(tables_dir, p))
+    fr_fig = fig(f"figure frontier at K = {K}", f"frontier_K{K}.png",
+                 lambda p: F.frontier(K, p, sections.frontier_points(K)))
+    sec["bias"] = link(f"p·bias(p) at K = {K}", bias_fig, odir)
+    sec["beta"] = link("β against K", beta_fig, odir)
+    sec["k2e"] = link("K²·E*_K against K", k2e_fig, odir)
+    sec["frontier"] = link(f"frontier at K = {K}", fr_fig, odir)
+
+    sec["tables"] = attempt("tables", lambda: sections.tables_section(tables_dir))
+    sec["usage"] = attempt("usage", lambda: sections.usage_section(tables_dir))
+    if cli_group is not None:
+        sec["cli"] = attempt("cli", lambda: readme.cli_section(cli_group))
+    rd = attempt("minimax rate", lambda: sections.rate_data(tables_dir))
+    if rd:
+        sec["rate"] = sections.rate_markdown(rd)
+        sec["rate_full"] = (sec["rate"] + "\n\n<details><summary>Every K: <code>RateAudit.to_text()"
+                            "</code></summary>\n\n```\n" + rd["audit"].to_text() + "\n```\n\n</details>")
+        sec["f64"] = sections.f64_markdown(rd)
+        sec["results-rate"] = sec["rate"] + "\n\n" + sec["f64"]
+    reach = attempt("preset reach", lambda: sections.preset_reach(tables_dir))
+    if reach is not None:
+        sec["reach"] = sec["results-reach"] = attempt("preset reach table", lambda: sections.reach_markdown(reach))
+    cKs = sections.COMPARE_KS_QUICK if quick else sections.COMPARE_KS
+    sec["compare"] = attempt("compare tables", lambda: sections.compare_markdown(cKs))
+    sec["compare_Ks"] = ", ".join(str(k) for k in cKs)
+    sec["results-compare"] = attempt("README compare tables",
+                                     lambda: sections.compare_markdown(sections.README_COMPARE_KS))
+    sec["results-frontier"] = link(f"frontier at K = {K}", fr_fig, rdir)
+    report_link = os.path.relpath(os.path.abspath(out), rdir)
+    if bias_fig:
+        sec["results-bias"] = (link(f"p·bias(p) at K = {K}", bias_fig, rdir) + "\n\nEvery figure, all "
+                               f"compare tables and the full rate audit: [{report_link}]({report_link}).")
+    sim = attempt("simulation", lambda: simulation.simulation_data(quick))
+    if sim:
+        sim_figs = attempt("simulation figures", lambda: simulation.sim_figures(sim, figdir)) or []
+        figures.extend(sim_figs)
+        names = [os.path.basename(p) for p in sim_figs]
+        sec["sim_exact"] = simulation.exact_markdown(sim["exact"])
+        sec["sim_sampled"] = simulation.sampled_markdown(sim["sampled"], sim["seeds"])
+        sec["sim_figs"] = "\n\n".join(link(n[:-4], n, odir) for n in names)
+        sec["results-sim"] = "\n\n".join(
+            [sec["sim_exact"]] + [link(n[:-4], n, rdir) for n in names if "fixed" in n] + [sec["sim_sampled"]])
+    sec["choices"] = attempt("choices", lambda: choices.choices_section(tables_dir, reach, rd))
+    if failures:
+        raise ReportError(failures)
+    return figures, sec
+
+
+def write_report(out: str = "docs/report.md", *, tables_dir: str = "tables", quick: bool = False,
+                 K: int = 64, readme_path: str | None = None, cli_group=None) -> ReportResult:
+    """Write the report to ``out`` (figures in ``figures/`` beside it) and return the sections
+    (to assemble the README with :func:`aqpgen.report.readme.write_readme`).
+
+    Raises ValueError for a bad ``K`` and ReportError when a section cannot be produced (the
+    report file is then left untouched).
+    """
+    if isinstance(K, bool) or not isinstance(K, int) or K < 2:
+        raise ValueError(f"K must be an integer >= 2, received {K!r}")
+    figures, sec = build_sections(out, tables_dir=tables_dir, quick=quick, K=K,
+                                  readme_path=readme_path, cli_group=cli_group)
+    parts = [
+        "# aqpgen report",
+        f"Generated by `aqpgen report` (`make report`) from the tables in `{tables_dir}/`; do not edit "
+        "by hand. Everything here is deterministic; timings are in `make bench`, not here."
+        + (" **Quick mode**: fewer K values and seeds." if quick else ""),
+        "## Shipped tables", sec["tables"],
+        "## Weighted bias curves",
+        ("p·bias(p) = p·(g_c(p) − log p) of the peers and the shipped KL tables (minimax evaluated "
+        "from its exact values; docs/MATH.md §1)."), sec["bias"],
+        "## β against K",
+        "Peers recomputed at each K; shipped tables' stored β. Slopes fitted over K ≥ 16.", sec["beta"],
+        "## Minimax rate (docs/MATH.md §4)", sec["k2e"], sec["rate_full"], sec["f64"],
+        "## Bias–variance frontier (docs/MATH.md §5)", sec["frontier"],
+        f"## Comparison with the classical estimators (K = {sec['compare_Ks']})",
+        "`aqpgen.generators.compare` (identical to `aqpgen compare --markdown`; docs/MATH.md §7).",
+        sec["compare"],
+        "## AQP presets: reach and variance", sec["reach"],
+        "## Toy alignment game (docs/MATH.md §8)", sec["sim_exact"], sec["sim_sampled"], sec["sim_figs"],
+        "## Runtime", sec["usage"],
+    ]
+    if "cli" in sec:
+        parts += ["## Command line", sec["cli"]]
+    parts += ["## Choices", sec["choices"]]
+    text = "\n\n".join(p for p in parts if p) + "\n"
+    write_text_atomic(out, text)
+    return ReportResult(tuple(figures), sec, text)

@@ -1,0 +1,50 @@
+"""Tests of aqpgen.game.study: the generated tables carry the simulator's own numbers."""
+
+from __future__ import annotations
+
+import math
+
+from aqpgen.game import simulate as sm
+from aqpgen.game import study
+
+
+def test_alpha_study_tables_match_run_exact(tmp_path):
+    d = study.alpha_study(alphas=(1.5,), Ks=(4, 8), sampled_Ks=(4,), seeds=(0, 1),
+                          scenarios=("head",), estimators=("oracle", "plugin", "no-such"),
+                          steps=5)
+    res = d["alphas"][1.5]
+    assert res["target"] == "p^0.5" and res["live"]["head"] == 3
+    tv = res["exact"]["head"]["plugin"]["tv"]
+    assert tv == [sm.run_exact("head", "plugin", K, target="p^0.5").tv for K in (4, 8)]
+    assert res["exact"]["head"]["plugin"]["tv_rloo"][0] == sm.run_exact(
+        "head", "plugin", 4, target="p^0.5", baseline="rloo").tv
+    assert math.isnan(res["exact"]["head"]["oracle-p^0.5"]["slope"])  # round-off, not a rate
+    assert any("no-such" in n for n in d["notes"])
+    md = study.alpha_markdown(d)
+    assert f"{tv[1]:.2e}" in md and "α = 1.5" in md
+
+
+def test_conventions_study_recommendation_and_roundtrip(tmp_path):
+    convs = (("others", "none"), ("group", "none"), ("rloo", "group"), ("group", "batch"))
+    c = study.conventions_study(Ks=(4,), seeds=(0, 1), scenarios=("head",),
+                                estimators=("plugin", "kl-aqp-rho1"), conventions=convs, steps=5)
+    cell = c["sampled"]["head"][4]["rloo/group"]["plugin"]
+    r = sm.run_sampled("head", "plugin", 4, (0, 1), steps=5, baseline="rloo", scale="group")
+    assert cell == [r.final_mean, r.final_std]
+    ratio = c["rms"]["head"][4]["group/batch"]["kl-aqp-rho1"]
+    assert ratio == sm.advantage_rms("head", "kl-aqp-rho1", 4, "group", "batch") / \
+        sm.advantage_rms("head", "kl-aqp-rho1", 4)
+    r = sm.run_sampled("head", "kl-aqp-rho1", 4, (0, 1), steps=5, baseline="group", scale="batch",
+                       lr=sm.get_scenario("head").lr / ratio)
+    assert c["sampled"]["head"][4]["group/batch@lr-matched"]["kl-aqp-rho1"] == [r.final_mean,
+                                                                             r.final_std]
+    assert "rloo/group@lr-matched" not in c["sampled"]["head"][4]  # would repeat group/group
+    rec = study.recommend(c)
+    assert rec["score"]["others/none"] == 1.0
+    assert rec["score"][rec["best"]] == min(v for k, v in rec["score"].items() if k != "others/none")
+    out = study.write_game_markdown(tmp_path / "g.md", alpha=False, conventions=False,
+                                    reuse={"conventions": c}, save=tmp_path / "g.json")
+    text = out.read_text()
+    assert f"`{rec['best']}`" in text and "do not edit" in text
+    back = study.load_data(tmp_path / "g.json")
+    assert study.conventions_markdown(back["conventions"]) == study.conventions_markdown(c)

@@ -1,0 +1,137 @@
+"""A real TRL GRPOTrainer (CPU, tiny locally built Qwen2, a few steps) against the table file.
+
+Every reward TRL used (the tensor ``GRPOTrainer._calculate_rewards`` returns, from which it
+computes advantages) is compared with float32(c_K[n]), n recounted independently from the
+completion texts grouped by dataset row, c_K read from the .h5 file with h5py
+(tests/_trl_harness.py).  Skipped only when trl is not installed (``make test WITH_TRL=1``
+installs it; CI does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+pytest.importorskip("torch")
+
+import _trl_harness as h  # tests/ is on sys.path (pytest rootdir), like _kl_oracles
+
+from aqpgen.store.locate import find_table
+
+TABLE = "kl-aqp-rho1"
+SLOW_NOTE = "one GRPOTrainer run: ~2-5 s after TRL's import (~10 s, once)"
+
+
+@pytest.fixture(scope="module")
+def table_path():
+    return str(find_table(TABLE))
+
+
+def _run(tmp_path, table_path, **cfg):
+    cfg = {"output_dir": str(tmp_path / "out"), "table": table_path,
+           "extra": {"temperature": 0.3}, **cfg}
+    return h.run(cfg)
+
+
+def _assert_varied(stats, K):
+    """The run must exercise more than one count, or it could not catch a wrong n."""
+    ns = {n for (k, n) in stats["counts"] if k == K}
+    assert len(ns) >= 2, f"degenerate run: only counts {ns} at K={K}; pick another seed"
+
+
+def test_grpo_rewards_equal_table(tmp_path, table_path):
+    recs = _run(tmp_path, table_path, G=4, batch=8, steps=3, seed=1)
+    stats = h.check(recs, table_path, {"train": 4})
+    assert stats["calls"] == 3 and stats["checked"] == 24
+    _assert_varied(stats, 4)
+
+
+def test_grpo_conversational_accumulation_iterations(tmp_path, table_path):
+    recs = _run(tmp_path, table_path, G=4, batch=4, steps=4, seed=2, conversational=True,
+                extra={"temperature": 0.3, "gradient_accumulation_steps": 2, "num_iterations": 2})
+    stats = h.check(recs, table_path, {"train": 4})
+    # generation once per steps_per_generation (= 2) x num_iterations (= 2) optimizer steps
+    assert stats["checked"] == len(recs) * 8 and stats["calls"] >= 1
+
+
+def test_grpo_eval_group_size_differs(tmp_path, table_path):
+    recs = _run(tmp_path, table_path, G=4, G_eval=2, eval_batch=4, batch=8, steps=2, seed=3)
+    modes = {r["mode"] for r in recs}
+    assert modes == {"train", "eval"}
+    stats = h.check(recs, table_path, {"train": 4, "eval": 2})
+    assert any(k == 2 for (k, _) in stats["counts"]) and any(k == 4 for (k, _) in stats["counts"])
+
+
+def test_grpo_duplicate_prompts_in_different_rows(tmp_path, table_path):
+    """Every row has the same prompt text: each batch holds two rows = two groups of K."""
+    recs = _run(tmp_path, table_path, G=4, batch=8, steps=2, seed=4, duplicate_prompts=True,
+                n_rows=4)
+    stats = h.check(recs, table_path, {"train": 4})
+    assert all(len(set(rec["rows"])) == 2 for rec in recs)  # two rows, one prompt, per batch
+    _assert_varied(stats, 4)
+
+
+def test_grpo_factory_K_disagrees_with_trainer(tmp_path, table_path):
+    with pytest.raises(ValueError, match=r"num_generations=4\) disagrees with the trainer's "
+                                         r"GRPOConfig.num_generations=8"):
+        _run(tmp_path, table_path, G=8, batch=8, steps=1, factory={"num_generations": 4})
+
+
+def test_grpo_legacy_keyword_accepted(tmp_path, table_path):
+    recs = _run(tmp_path, table_path, G=4, batch=4, steps=1, factory={"num_generations": 4})
+    h.check(recs, table_path, {"train": 4})
+
+
+def test_checker_fails_on_a_wrong_reward(tmp_path, table_path):
+    """Negative control: the same check rejects a record where one reward differs."""
+    recs = _run(tmp_path, table_path, G=4, batch=4, steps=1, seed=5)
+    h.check(recs, table_path, {"train": 4})
+    bad = json.loads(json.dumps(recs))
+    bad[0]["rewards"][2] = float(bad[0]["rewards"][2]) + 2.0 ** -20
+    with pytest.raises(AssertionError, match="TRL used"):
+        h.check(bad, table_path, {"train": 4})
+    swapped = json.loads(json.dumps(recs))
+    swapped[0]["rows"] = [swapped[0]["rows"][0]] * 2 + [10**6] * 2  # wrong grouping
+    with pytest.raises(AssertionError, match="completions, K=4"):
+        h.check(swapped, table_path, {"train": 4})
+
+
+def _launch_two(tmp_path, table_path, **cfg):
+    cfg = {"output_dir": str(tmp_path / "out"), "table": table_path,
+           "extra": {"temperature": 0.3}, **cfg}
+    cfg_path = tmp_path / "cfg.json"
+    cfg_path.write_text(json.dumps(cfg))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent),
+                                                         os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    # torchrun: two CPU processes (gloo); accelerate's PartialState reads RANK / WORLD_SIZE
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_port", str(29500 + os.getpid() % 1000), str(Path(h.__file__)),
+         str(cfg_path), str(tmp_path / "rec")],
+        capture_output=True, text=True, env=env, timeout=600, check=False)
+    return proc
+
+
+def test_grpo_two_processes_split_groups_with_gather(tmp_path, table_path):
+    """G=4 with per-device batch 2 on 2 processes: each group spans both processes."""
+    proc = _launch_two(tmp_path, table_path, G=4, batch=2, steps=2, seed=6,
+                       factory={"gather": True})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    per_rank = [json.loads((tmp_path / f"rec.{r}.json").read_text()) for r in (0, 1)]
+    assert {rec["world"] for recs in per_rank for rec in recs} == {2}
+    merged = h.merge_ranks(per_rank)
+    stats = h.check(merged, table_path, {"train": 4})
+    assert stats["checked"] == 2 * 4
+
+
+def test_grpo_two_processes_split_groups_refused_without_gather(tmp_path, table_path):
+    proc = _launch_two(tmp_path, table_path, G=4, batch=2, steps=1, seed=6)
+    assert proc.returncode != 0
+    assert "pass gather=True" in proc.stderr and "per_device_train_batch_size (2)" in proc.stderr
