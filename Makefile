@@ -34,7 +34,7 @@ JAX_VERSION ?= 0.10.2
 TORCH_VERSION ?= 2.13.0
 # pip prints a warning per package for index locations of this machine's pip configuration that do
 # not exist ("WARNING: Location 'file:///...' is ignored"); they say nothing about aqpgen: drop them.
-PIPQUIET := sed -u -e "/^WARNING: Location '.*' is ignored/d"
+PIPQUIET := sed -e "/^WARNING: Location '.*' is ignored/d"
 TRL_VERSION ?= 1.16.0
 
 .PHONY: all venv tables test verify wheel bench report clean

@@ -48,6 +48,7 @@ def test_shipped_spec_order_and_grids():
     assert [s.name for s in specs] == [
         "power-m1", "power-m2", "power-m3", "power-m4", "kl-minimax",
         "kl-aqp-eta3", "kl-aqp-eta15", "kl-aqp-rho1", "kl-aqp-rho2",
+        "pow0.5-minimax", "pow-0.5-minimax", "pow0.5-aqp-rho1", "pow-0.5-aqp-rho1",
     ]
     by = {s.name: s for s in specs}
     # docs/MATH.md §9 standard grid, written out independently of records.standard_Ks
@@ -57,6 +58,8 @@ def test_shipped_spec_order_and_grids():
     assert list(by["kl-minimax"].Ks) == list(range(2, 257)) + tail
     assert by["kl-aqp-eta15"].params == {"eta": 15, "objective": "Vinf"}
     assert by["kl-aqp-rho2"].params == {"rho": 2}
+    assert list(by["pow-0.5-aqp-rho1"].Ks) == list(range(2, 257)) + tail
+    assert by["pow0.5-aqp-rho1"].params == {"rho": 1, "target": "p^0.5"}
 
 
 def test_standard_kmin():

@@ -115,6 +115,6 @@ def test_bad_input():
         power_peer_table("plugin", 4, LOG)
     with pytest.raises(ValueError, match="exponent"):
         power_peer_table("plugin", 4, "p^-1")
-    with pytest.raises(ValueError, match="dps"):
-        power_peer_table_mp("plugin", 4, "p^0.5", dps=5)
+    with pytest.raises(ValueError, match="prec"):
+        power_peer_table_mp("plugin", 4, "p^0.5", prec=5)
     assert set(POWER_PEERS) == {"plugin", "laplace", "jackknife", "delta", "series"}

@@ -7,7 +7,7 @@ import math
 
 import click
 
-from aqpgen.cli import CONVENTIONS, k_list
+from aqpgen.cli import CONVENTIONS, k_list, k_value
 from aqpgen.generators import aqp
 from aqpgen.generators.compare import compare, to_json, to_markdown
 from aqpgen.generators.minimax import E_star, minimax_table
@@ -92,7 +92,7 @@ def register(group):
     """Add ``frontier`` and ``compare`` to ``group``."""
 
     @group.command(name="frontier", help=FRONTIER_HELP + CONVENTIONS)
-    @click.option("--K", "K", type=int, required=True, help="Batch size K >= 2.")
+    @click.option("--K", "K", type=int, required=True, callback=k_value, help="Batch size 2 <= K <= 4096.")
     @click.option("--eta", "etas", callback=_float_list, default=None,
                   help="Comma-separated bias slacks eta >= 0 (default 0,0.5,1,3,7,15,31).")
     @click.option("--rho", "rhos", callback=_float_list, default=None,

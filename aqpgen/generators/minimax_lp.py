@@ -48,6 +48,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from aqpgen.errors import ConvergenceError
+from aqpgen.numerics.extrema import golden_max, local_maxima
+from aqpgen.numerics.grids import theta_grid, theta_grid_closed
+from aqpgen.records import as_K
 from aqpgen.targets import LOG, parse_target
 
 __all__ = ["LPBracket", "LPResult", "continuum_max", "default_grid", "lp_bracket", "lp_minimax",
@@ -96,8 +99,7 @@ def default_grid(n: int) -> np.ndarray:
     """p_i = sin^2(pi i / (2 n)), i = 1..n: uniform in t = 2 arcsin sqrt(p), p_n = 1."""
     if isinstance(n, bool) or int(n) != n or n < 2:
         raise ValueError(f"n_grid must be an integer >= 2, received {n!r}")
-    t = np.pi * np.arange(1, int(n) + 1) / int(n)
-    return np.sin(0.5 * t) ** 2
+    return theta_grid(int(n))
 
 
 def _design(K: int, p: np.ndarray) -> np.ndarray:
@@ -136,9 +138,7 @@ def lp_minimax(K: int, n_grid: int | None = None, grid=None, solver: str | None 
     """
     import cvxpy as cp
 
-    from aqpgen.generators.minimax import _as_K
-
-    K = _as_K(K)
+    K = as_K(K)
     target = parse_target(target)
     if grid is None:
         n = 2000 * K if n_grid is None else n_grid
@@ -205,23 +205,6 @@ def weighted_error(cheb, p, target=LOG) -> np.ndarray:
     return p * Q - target.h(p)
 
 
-def _golden_max(f, lo: float, hi: float, iters: int = 80) -> tuple[float, float]:
-    """(x, f(x)) at the maximum of a unimodal f on [lo, hi] by golden-section search."""
-    g = (math.sqrt(5.0) - 1.0) / 2.0
-    x1, x2 = hi - g * (hi - lo), lo + g * (hi - lo)
-    f1, f2 = f(x1), f(x2)
-    for _ in range(iters):
-        if f1 < f2:
-            lo, x1, f1 = x1, x2, f2
-            x2 = lo + g * (hi - lo)
-            f2 = f(x2)
-        else:
-            hi, x2, f2 = x2, x1, f1
-            x1 = hi - g * (hi - lo)
-            f1 = f(x1)
-    return (x1, f1) if f1 >= f2 else (x2, f2)
-
-
 def continuum_max(cheb, target=LOG, n_cells: int | None = None) -> tuple[float, np.ndarray]:
     """sup_[0,1] |e| of Chebyshev coefficients and the located local maxima (as points p).
 
@@ -232,17 +215,16 @@ def continuum_max(cheb, target=LOG, n_cells: int | None = None) -> tuple[float, 
     target = parse_target(target)
     a = np.asarray(cheb, dtype=np.float64)
     n = 64 * (a.size + 1) if n_cells is None else int(n_cells)
-    th = np.pi * np.arange(n + 1) / n
-    v = np.abs(weighted_error(a, np.sin(0.5 * th) ** 2, target))
-    k = np.arange(1, n)
-    loc = k[(v[1:n] >= v[:n - 1]) & (v[1:n] >= v[2:])]
+    th, p = theta_grid_closed(n)
+    v = np.abs(weighted_error(a, p, target))
+    loc = [i for i in local_maxima(v) if 0 < i < n]
     pts, best = [1.0], float(v[n])
 
     def f(t):
         return float(np.abs(weighted_error(a, np.sin(0.5 * t) ** 2, target)))
 
     for i in loc:
-        t, val = _golden_max(f, th[i - 1], th[i + 1])
+        val, t = golden_max(f, th[i - 1], th[i + 1], iters=80)
         pts.append(math.sin(0.5 * t) ** 2)
         best = max(best, val, float(v[i]))
     return best, np.unique(np.asarray(pts))

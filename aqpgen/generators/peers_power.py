@@ -7,7 +7,7 @@ Public names
 ------------
 POWER_PEERS                         -- ("plugin", "laplace", "jackknife", "delta", "series").
 power_peer_table(name, K, target)   -- float64 table, each entry correctly rounded from 40 digits.
-power_peer_table_mp(name, K, target, dps=40) -- the same entries as mpmath numbers.
+power_peer_table_mp(name, K, target, prec=None) -- the same entries as mpmath numbers.
 
 Definitions (g(p) = p^a, n = 1..K, p_hat = n/K)
 ------------------------------------------------
@@ -35,7 +35,7 @@ series     the U-statistic of the binomial series truncated at degree K-1, the a
            sum_{j>=K} C(a, j) (-q)^j.  For a = 0, 1, 2, ... < K it is the exact power table,
            and applied to log p (-sum q^j / j) it is the digamma table psi(n) - psi(K).
 
-The entries are evaluated in 40-digit mpmath and rounded once to float64 (the series terms have
+The entries are evaluated in mpmath at ``work_prec()`` bits (128) and rounded once to float64 (the series terms have
 one sign from j > a on, so only the first few cancel; the series table of an integer a >= 0 is
 summed in exact rationals, so its zeros are exact).  The measured beta of each peer is computed
 by the metrics of ``aqpgen.numerics.metrics`` with the target (not assumed: see
@@ -49,13 +49,13 @@ from functools import cache
 
 import numpy as np
 
+from aqpgen.numerics.precision import mp_prec, work_prec
 from aqpgen.targets import PowerTarget, parse_target
 
 __all__ = ["POWER_PEERS", "power_peer_table", "power_peer_table_mp"]
 
 POWER_PEERS = ("plugin", "laplace", "jackknife", "delta", "series")
 
-_DPS = 40
 
 
 def _check(name, K, target) -> tuple[int, PowerTarget]:
@@ -76,10 +76,8 @@ def _mp_a(target: PowerTarget, mp):
     return mp.mpf(target.a_exact.numerator) / target.a_exact.denominator
 
 
-def _entries(name: str, K: int, target: PowerTarget, dps: int) -> list:
-    import mpmath as mp
-
-    with mp.workdps(dps):
+def _entries(name: str, K: int, target: PowerTarget, prec: int) -> list:
+    with mp_prec(prec) as mp:
         a = _mp_a(target, mp)
 
         def g(x):
@@ -133,7 +131,7 @@ def _table_cached(name: str, K: int, target_name: str) -> tuple[float, ...]:
     target = parse_target(target_name)
     if name == "series" and target.polynomial:  # integer a >= 0: exact rationals (finite sum)
         return tuple(float(v) for v in _series(K, target.a_exact, Fraction))
-    return tuple(float(v) for v in _entries(name, K, target, _DPS))
+    return tuple(float(v) for v in _entries(name, K, target, work_prec()))
 
 
 def power_peer_table(name: str, K, target) -> np.ndarray:
@@ -157,9 +155,11 @@ def power_peer_table(name: str, K, target) -> np.ndarray:
     return np.array(_table_cached(name, K, target.name), dtype=np.float64)
 
 
-def power_peer_table_mp(name: str, K, target, dps: int = _DPS) -> list:
-    """The entries of ``power_peer_table`` as mpmath numbers at ``dps`` digits."""
+def power_peer_table_mp(name: str, K, target, prec: int | None = None) -> list:
+    """The entries of ``power_peer_table`` as mpmath numbers at ``prec`` bits (default
+    ``aqpgen.numerics.precision.work_prec()``)."""
     K, target = _check(name, K, target)
-    if isinstance(dps, bool) or not isinstance(dps, int) or dps < 15:
-        raise ValueError(f"dps must be an integer >= 15, received {dps!r}")
-    return _entries(name, K, target, dps)
+    prec = work_prec() if prec is None else prec
+    if isinstance(prec, bool) or not isinstance(prec, int) or prec < 53:
+        raise ValueError(f"prec must be an integer number of bits >= 53, received {prec!r}")
+    return _entries(name, K, target, prec)

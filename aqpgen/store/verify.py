@@ -29,6 +29,7 @@ from aqpgen.store.atomic import stale_temp_files
 from aqpgen.store.build import GENERATORS
 from aqpgen.store.tablefile import MANIFEST_NAME, TableData, check_manifest, read_table
 from aqpgen.store.wheeldata import runtime_copy_of
+from aqpgen.targets import parse_target
 
 __all__ = ["summarize", "verify_file", "verify_rate"]
 
@@ -117,7 +118,8 @@ def verify_file(path: str | os.PathLike, *, manifest: bool = True) -> list:
 
 
 def verify_rate(table: TableData | str | os.PathLike) -> list:
-    """Rate audit of a KL minimax table: K²·E*_K settles and the log-log slope is −2 ± 0.01.
+    """Rate audit of a minimax table: K^r·E*_K settles and the log-log slope is −r ± 0.01, r the
+    target's rate exponent (2 for log p, 2(a+1) for p^a).
 
     Delegates to ``aqpgen.minimax.rate_audit(Ks, E_star)`` on the table's ``ok`` rows (docs/MATH.md §4).
 
@@ -136,9 +138,10 @@ def verify_rate(table: TableData | str | os.PathLike) -> list:
     E = [table.rows[K].metrics.get("E_star", float("nan")) for K in Ks]
     if not Ks or not np.all(np.isfinite(E)):
         return [Check("rate", False, f"{table.name}: no finite E_star metric on every ok row; not a KL minimax table?")]
-    audit = rate_audit(tuple(Ks), np.asarray(E, dtype=np.float64))
+    audit = rate_audit(tuple(Ks), np.asarray(E, dtype=np.float64), target=table.target)
+    r = parse_target(table.target).rate_exponent
     return [Check("rate", bool(audit.ok), f"{table.name}: fitted log-log slope of E*_K {float(audit.slope):+.5f} "
-                  f"(required -2 within 0.01)")]
+                  f"(required {-r:g} within 0.01)")]
 
 
 def summarize(checks: Iterable[Check]) -> dict:
