@@ -69,7 +69,7 @@ __all__ = [
     "verify_row",
 ]
 
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"
 
 #: Relative tightening of the budget handed to the solver (verified value must meet the budget).
 TIGHTEN = 1e-3

@@ -53,7 +53,7 @@ from aqpgen.numerics.bernstein import (
     variance,
 )
 from aqpgen.numerics.certify import certify_exact
-from aqpgen.numerics.extrema import golden_max
+from aqpgen.numerics.extrema import golden_max, local_maxima
 from aqpgen.numerics.grids import theta_grid_closed
 from aqpgen.numerics.precision import work_prec
 from aqpgen.records import as_K
@@ -76,6 +76,8 @@ HP_THRESHOLD = 1e6
 POINTS_PER_OSCILLATION = 20
 _VAR_POINTS_PER_OSCILLATION = 10
 _GOLDEN_ITERS = 60
+#: relative window below the largest sample in which every local maximum of p Var_p is refined.
+_VAR_NEAR = 1e-3
 
 
 def _source(values, values_hp, K: int):
@@ -198,9 +200,13 @@ def _variance_sup_scaled(pv: _PVar, K: int) -> float:
     th, p = theta_grid_closed(n)
     v = pv.scaled(p)
     best = float(np.max(v))
-    # refine around the three largest local maxima (in theta)
-    cand = np.argsort(v)[::-1][:3]
-    for i in cand:
+    # refine around the three largest samples, and around every other local maximum of the
+    # samples within _VAR_NEAR of the largest: a variance-constrained (AQP rho) table has many
+    # near-equal maxima of p Var_p, and the largest after refinement need not be among the three
+    # largest samples
+    top = np.argsort(v)[::-1][:3]
+    near = [int(i) for i in local_maxima(v) if v[i] >= (1.0 - _VAR_NEAR) * best and i not in top]
+    for i in list(top) + near:
         lo, hi = th[max(i - 1, 0)], th[min(i + 1, n)]
 
         def fun(t):
