@@ -75,8 +75,9 @@ __all__ = [
 #: The power targets with shipped tables (tables/tables.toml, family "pow").
 POWER_TARGETS = ("p^0.5", "p^-0.5")
 ALPHA_COMPARE_KS = (8, 16, 64)
-#: rho values of the frontier (V∞ from 0.5x to 4x the plug-in's, where the peers sit).
-FRONTIER_RHOS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+#: rho values of the frontier (V∞ from 0.5x to 4x the plug-in's, where the peers sit; dense just
+#: above 1: for p^0.5 the minimum β falls ~100x between rho = 1 and 1.5, where the corrected peers sit).
+FRONTIER_RHOS = (0.5, 0.75, 1.0, 1.02, 1.05, 1.1, 1.25, 1.5, 2.0, 3.0, 4.0)
 #: the fitted slope must equal -2(a+1) within this (issue 10, rate audit).
 SLOPE_TOL = 0.02
 RATE_SHOW_KS = (16, 32, 64, 128, 256, 512, 1024)
