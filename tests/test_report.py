@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from aqpgen.cli import main
+from aqpgen.report import alpha as A
 from aqpgen.report import audit_figures as F
 from aqpgen.report import choices, markdown, readme, sections, write
 
@@ -107,7 +108,8 @@ def test_report_fails_loudly_without_tables(tmp_path, cheap_report):
         write.write_report(str(out), tables_dir=str(tmp_path / "none"), quick=True, K=8)
     parts = [p for p, _ in ei.value.failures]
     assert "tables" in parts and "minimax rate" in parts
-    assert "kl-minimax" in str(ei.value)
+    assert "target p^0.5" in parts and "target p^-0.5" in parts
+    assert "kl-minimax" in str(ei.value) and "pow0.5-minimax" in str(ei.value)
     assert not out.exists()
 
 
@@ -221,3 +223,175 @@ def test_K_list_compresses_runs_on_the_standard_grid():
     assert markdown.K_list([80, 97]) == "80, 97"
     assert markdown.K_list([117, 137, 139, 140, 141]) == "117, 137, 139–141 (5 values)"
     assert markdown.K_list([255, 256, 320, 384]) == "255–384 (4 values)"
+
+
+# ------------------------------------------------------------------ power targets (issue 10)
+_TINY_KS = (4, 6, 8)
+
+
+@pytest.fixture(scope="module")
+def tiny_pow_tables(tmp_path_factory):
+    """pow0.5 / pow-0.5 minimax and aqp-rho1 tables at K = 4, 6, 8, built here by the generators."""
+    from aqpgen.generators import aqp, minimax
+    from aqpgen.store.tablefile import make_table, update_manifest, write_table
+
+    d = tmp_path_factory.mktemp("powtables")
+    for tg in A.POWER_TARGETS:
+        mm, rho = A.declared_tables(tg)
+        prm = {"target": tg}
+        write_table(d / f"{mm}.h5", make_table(
+            name=mm, family="pow", target=tg, method="minimax", params=prm,
+            provenance={"command": "test"}, results=[minimax.build_K(K, prm) for K in _TINY_KS]))
+        prm = {"target": tg, "rho": 1.0}
+        write_table(d / f"{rho}.h5", make_table(
+            name=rho, family="pow", target=tg, method="aqp", params=prm,
+            provenance={"command": "test"}, results=[aqp.build_K(K, prm) for K in _TINY_KS]))
+    update_manifest(d)
+    return d
+
+
+@pytest.fixture
+def tiny_env(tiny_pow_tables, monkeypatch):
+    monkeypatch.setenv("AQPGEN_TABLES", str(tiny_pow_tables))
+    monkeypatch.setattr(A, "RATE_RANGE", (4, 8))
+    return tiny_pow_tables
+
+
+def _fake_game():
+    res = {}
+    for alpha, tg in ((0.5, "p^-0.5"), (1.5, "p^0.5")):
+        names = ["plugin", *A.declared_tables(tg)]
+        res[alpha] = {"target": tg, "live": {"zipf": 3},
+                      "exact": {"zipf": {n: {"K": [8, 64], "tv": [0.01 * (i + 1), 0.5], "slope": -1.0,
+                                             "tv_rloo": [0.5, 0.1], "tv_rloo_comp": [0.5, 0.1]}
+                                         for i, n in enumerate(names)}},
+                      "sampled": {"zipf": {n: {"K": [8], "mean": [0.25], "std": [0.01]} for n in names}}}
+    return {"alphas": res, "seeds": 3, "notes": []}
+
+
+def test_neville_weights_against_polyfit():
+    """sum w_i y_i is the interpolating polynomial's value at 0 (numpy polyfit as the oracle)."""
+    hs = [1 / K**2 for K in (640, 768, 896, 1024)]
+    w = A._neville_weights(hs)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        y = rng.normal(size=4)
+        assert sum(wi * yi for wi, yi in zip(w, y)) == pytest.approx(
+            np.polyval(np.polyfit(np.array(hs) * 1e6, y, 3), 0.0), rel=1e-8)
+    assert sum(abs(x) for x in w) == pytest.approx(54.3125, rel=1e-4)
+
+
+def test_limit_digits_counts_the_inputs_accuracy():
+    """E*_K = C/K^3 (1 + 1/K^2): Richardson is exact, so only the inputs limit the digits."""
+    from aqpgen.generators import minimax
+
+    Ks = [16, 32, 64, 128, 256, 512, 640, 768, 896, 1024]
+    C = 0.1
+    E = [C / K**3 * (1 + 1 / K**2) for K in Ks]
+    ra = minimax.rate_audit(Ks, E, target="p^0.5", slope_tol=0.02)
+    d0, _, _ = A.limit_digits(ra, [0.0] * len(Ks))
+    d1, _, inp1 = A.limit_digits(ra, [1e-9] * len(Ks))
+    assert inp1 == pytest.approx(54.3125 * C * 1e-9, rel=1e-3)
+    assert d1 == 7 and d0 >= 13 and d1 <= ra.limit_digits  # relative input error 5.4e-8
+    assert float(ra.limit) == pytest.approx(C, rel=1e-12)
+
+
+def _col(line: str, i: int) -> float:
+    """Column i (1-based after the leading "|") of a Markdown table row, as a float."""
+    return float(line.split("|")[i])
+
+
+def test_alpha_sections_from_tiny_tables(tiny_env, tmp_path):
+    from aqpgen.store.tablefile import read_table
+
+    game = _fake_game()
+    for tg in A.POWER_TARGETS:
+        fig = tmp_path / A.figure_name(tg, 8)
+        parts = A.target_sections(str(tiny_env), tg, K=8, quick=True, game=game, fig_path=fig)
+        # rate: the slope is the least-squares fit of the table's own E*_K (numpy as the oracle)
+        t = read_table(tiny_env / f"{A.declared_tables(tg)[0]}.h5")
+        E = [t.metrics(K)["E_star"] for K in _TINY_KS]
+        slope = np.polyfit(np.log(_TINY_KS), np.log(E), 1)[0]
+        assert f"**{slope:+.5f}**" in parts["rate"]
+        # compare: exactly what the command line prints
+        r = CliRunner().invoke(main, ["compare", "--K", "8", "--target", tg, "--markdown"])
+        assert r.exit_code == 0, r.output
+        assert parts["compare"].strip() in r.output
+        # the rho1 row is the shipped row: its V∞ does not exceed the plug-in's
+        rows = {ln.split("|")[2].strip(): ln for ln in parts["compare"].splitlines()[2:]}
+        assert set(rows) >= {"plugin", "minimax", "rho1"}
+        assert _col(rows["rho1"], 5) <= _col(rows["plugin"], 5) * (1 + 1e-3)
+        # frontier: the rho = 1 point is ok and has V∞ <= V∞(plug-in)
+        fr = {ln.split("|")[1].strip(): ln for ln in parts["frontier"].splitlines() if ln.startswith("| ")}
+        assert fr["AQP ρ = 1"].rstrip(" |").endswith("ok")
+        assert _col(fr["AQP ρ = 1"], 3) <= _col(fr["`plugin`"], 3) * (1 + 1e-3)
+        assert fig.exists() and fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "`plugin` 1.00e-02" in parts["game"] and f"`{A.declared_tables(tg)[1]}` 3.00e-02" in parts["game"]
+
+
+def test_alpha_report_fails_on_a_missing_declared_table(tiny_env, tmp_path, monkeypatch):
+    """The README block needs both tables of both targets; a missing one is a failed part."""
+    import shutil
+
+    d = tmp_path / "t"
+    shutil.copytree(tiny_env, d)
+    (d / "pow-0.5-aqp-rho1.h5").unlink()
+    with pytest.raises(ValueError, match="table locator reads"):  # $AQPGEN_TABLES points elsewhere
+        A.check_tables(str(d), "p^0.5")
+    monkeypatch.setenv("AQPGEN_TABLES", str(d))
+    assert set(A.check_tables(str(d), "p^0.5")) == set(A.declared_tables("p^0.5"))
+    with pytest.raises(FileNotFoundError, match="pow-0.5-aqp-rho1"):
+        A.check_tables(str(d), "p^-0.5")
+    failures, sec = [], {}
+
+    def attempt(label, fn):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001
+            failures.append((label, str(exc)))
+            return None
+
+    write._alpha_sections(sec, attempt, [], tables_dir=str(d), quick=True, K=8,
+                          figdir=str(tmp_path / "f"), odir=str(tmp_path), rdir=str(tmp_path),
+                          game_json=str(tmp_path / "none.json"), report_link="r.md")
+    assert [p for p, _ in failures] == [f"alpha-game results ({tmp_path / 'none.json'})", "target p^-0.5"]
+    assert "pow-0.5-aqp-rho1" in failures[1][1] and "none.json" in failures[0][1]
+    assert "alpha-results" not in sec and "alpha_report" not in sec
+
+
+def test_alpha_readme_block_assembles(tiny_env, tmp_path):
+    import json
+
+    from aqpgen.game import study
+
+    gj = tmp_path / "game.json"
+    gj.write_text(json.dumps(study._json_safe({"alpha": _fake_game(), "conventions": None})))
+    failures, sec = [], {}
+
+    def attempt(label, fn):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001
+            failures.append((label, str(exc)))
+            return None
+
+    figs = []
+    write._alpha_sections(sec, attempt, figs, tables_dir=str(tiny_env), quick=True, K=8,
+                          figdir=str(tmp_path / "figures"), odir=str(tmp_path), rdir=str(tmp_path),
+                          game_json=str(gj), report_link="docs/report.md")
+    assert failures == []
+    assert len(figs) == 2 and all(Path(f).exists() for f in figs)
+    block = sec["alpha-results"]
+    for tg in A.POWER_TARGETS:
+        assert f"### {A.heading(tg)}" in block and f"figures/{A.figure_name(tg, 8)}" in block
+    assert "## The α-game" in sec["alpha_report"]
+    text = readme.assemble_readme(ROOT / "docs" / "readme", {**readme.extract_generated(
+        (ROOT / "README.md").read_text(encoding="utf-8")), "alpha-results": block})
+    assert block in text and text.index(block) < text.index("### The α-game")
+
+
+def test_readme_blocks_cover_the_fragments():
+    """Every generated block of docs/readme/*.md is one the report produces."""
+    names = {n for p in readme.fragment_paths(ROOT / "docs" / "readme")
+             for n in readme.generated_names(Path(p).read_text(encoding="utf-8"))}
+    assert "alpha-results" in names and names <= set(write.README_BLOCKS)

@@ -6,6 +6,8 @@ markdown       -- Markdown formatting and table-reading helpers.
 sections       -- sections computed from the tables and the library (tables, usage, rate,
                   float64 bias, preset reach, compare, frontier points).
 simulation     -- the toy alignment game's tables and figures.
+alpha          -- the power targets p^0.5, p^-0.5: rate audit, compare, frontier, α-game summary
+                  (README block ``alpha-results``, one report section per target).
 choices        -- dependencies (parsed from the sources) and the numbers behind the design choices.
 readme         -- README assembly from docs/readme/*.md fragments (``README_ORDER``) with the
                   generated blocks filled; the CLI table from a click group passed in.

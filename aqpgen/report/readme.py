@@ -48,8 +48,10 @@ __all__ = [
 
 #: Fragment order (file names in docs/readme/ without ".md").  Unlisted fragments follow,
 #: alphabetically.  install: the store helper; trainers: the trainer integrations; alpha: the
-#: p^a targets; game: the alpha-game results.
-README_ORDER = ("intro", "install", "usage", "trainers", "cli", "results", "alpha", "game", "choices")
+#: p^a targets; alpha-results: their generated results (aqpgen.report.alpha); game: the alpha-game
+#: results.
+README_ORDER = ("intro", "install", "usage", "trainers", "cli", "results", "alpha", "alpha-results", "game",
+                "choices")
 FRAGMENTS_DIR = os.path.join("docs", "readme")
 HEADER = ("<!-- README.md is assembled by `make report` (or `aqpgen report --readme-only`) from "
           "docs/readme/*.md in the order of aqpgen/report/readme.py README_ORDER: edit those "

@@ -84,7 +84,7 @@ def tables_section(tables_dir: str = "tables") -> str:
     head = ["table", "target", "method", "params", "K range", "rows ok / not ok", "ok K span",
             "size", "sha256"]
     return (f"{len(rows)} files listed in `{tables_dir}/MANIFEST.json` (read from each file's "
-            "header and rows with `aqpgen.tablefile`; `aqpgen show NAME` prints one):\n\n"
+            "header and rows with `aqpgen.store.tablefile`; `aqpgen show NAME` prints one):\n\n"
             + md_table(head, rows, "---|---|---|---|---:|---:|---:|---:|---|"))
 
 

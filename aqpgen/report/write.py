@@ -21,15 +21,20 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from aqpgen.game import study
+from aqpgen.report import alpha, choices, readme, sections, simulation
 from aqpgen.report import audit_figures as F
-from aqpgen.report import choices, readme, sections, simulation
 from aqpgen.store.atomic import write_text_atomic
+from aqpgen.targets import parse_target
 
 __all__ = ["README_BLOCKS", "ReportError", "ReportResult", "build_sections", "write_report"]
 
 #: Generated blocks used by the README fragments (docs/readme/*.md).
 README_BLOCKS = ("tables", "usage", "cli", "results-rate", "results-compare", "results-frontier",
-                 "results-bias", "results-reach", "results-sim", "choices")
+                 "results-bias", "results-reach", "results-sim", "alpha-results", "choices")
+#: the game study's data (``python -m aqpgen.game.study --save``), read for the α-game results.
+GAME_JSON = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                         "docs", "readme", "game.json")
 
 
 class ReportError(RuntimeError):
@@ -52,12 +57,14 @@ class ReportResult:
 
 
 def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False, K: int = 64,
-                   readme_path: str | None = None, cli_group=None) -> tuple[list, dict]:
+                   readme_path: str | None = None, cli_group=None,
+                   game_json: str | None = None) -> tuple[list, dict]:
     """Generate the figures (in ``figures/`` beside ``out``) and every Markdown section.
 
     ``readme_path``: links in the README blocks are relative to its directory (default: the
     current directory).  ``cli_group``: the click group whose commands the ``cli`` block lists
     (the ``report`` command passes its root group); without it the block is not produced.
+    ``game_json``: the game study's data (default ``GAME_JSON``, docs/readme/game.json).
     Raises ReportError listing every part that failed.
     """
     figdir = os.path.join(os.path.dirname(os.path.abspath(out)), "figures")
@@ -129,14 +136,55 @@ def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False,
         sec["sim_figs"] = "\n\n".join(link(n[:-4], n, odir) for n in names)
         sec["results-sim"] = "\n\n".join(
             [sec["sim_exact"]] + [link(n[:-4], n, rdir) for n in names if "fixed" in n] + [sec["sim_sampled"]])
+    _alpha_sections(sec, attempt, figures, tables_dir=tables_dir, quick=quick, K=K, figdir=figdir,
+                    odir=odir, rdir=rdir, game_json=game_json or GAME_JSON, report_link=report_link)
     sec["choices"] = attempt("choices", lambda: choices.choices_section(tables_dir, reach, rd))
     if failures:
         raise ReportError(failures)
     return figures, sec
 
 
+def _alpha_sections(sec, attempt, figures, *, tables_dir, quick, K, figdir, odir, rdir, game_json,
+                    report_link) -> None:
+    """The power targets' parts: ``sec["alpha_report"]`` (report) and ``sec["alpha-results"]``
+    (README block); every failure is recorded by ``attempt``."""
+    game = attempt(f"alpha-game results ({game_json})", lambda: alpha.game_alpha(game_json))
+    rep, rd = [], []
+    for tg in alpha.POWER_TARGETS:
+        fig = os.path.join(figdir, alpha.figure_name(tg, K))
+        parts = attempt(f"target {tg}", lambda tg=tg, fig=fig: alpha.target_sections(
+            tables_dir, tg, K=K, quick=quick, game=game, fig_path=fig))
+        if parts is None:
+            continue
+        figures.append(fig)
+        head = alpha.heading(tg)
+        link_r = f"![frontier of {tg} at K = {K}]({os.path.relpath(fig, odir)})"
+        link_m = f"![frontier of {tg} at K = {K}]({os.path.relpath(fig, rdir)})"
+        game_r = ("**α-game** (from the game study's data; full tables in the α-game section "
+                  "below):\n\n" + parts["game"]) if "game" in parts else ""
+        rep += [f"## Target {head}", "### Minimax rate", parts["rate"],
+                "### Comparison with the peers", parts["compare"], "### Frontier", link_r,
+                parts["frontier"], game_r]
+        game_m = ("**α-game** (exact fixed point and sampled REINFORCE; every table in the section "
+                  "*The α-game* below):\n\n" + parts["game"]) if "game" in parts else ""
+        rd += [f"### {head}", "**Minimax rate.** " + parts["rate"],
+               "**Comparison with the peers** (`aqpgen compare --target "
+               f"{parse_target(tg).spec} --K {','.join(map(str, alpha.ALPHA_COMPARE_KS))} --markdown`; "
+               "β / β_AQP > 1: the AQP table at the peer's own V∞ has less bias):\n\n" + parts["compare"],
+               f"**Frontier at K = {K}.**\n\n" + link_m, game_m]
+    if game is not None:
+        rep += ["## The α-game (docs/MATH.md §2b)", ("From `docs/readme/game.json` (written by "
+                "`python -m aqpgen.game.study --save docs/readme/game.json`; not re-simulated here)."),
+                study.alpha_markdown(game)]
+    if game is not None and len(rd) == 5 * len(alpha.POWER_TARGETS):
+        sec["alpha_report"] = "\n\n".join(p for p in rep if p)
+        sec["alpha-results"] = "\n\n".join(p for p in rd if p) + (
+            f"\n\nThe frontier tables, the full rate audits and the α-game tables: [{report_link}]({report_link}).")
+
+
 def write_report(out: str = "docs/report.md", *, tables_dir: str = "tables", quick: bool = False,
-                 K: int = 64, readme_path: str | None = None, cli_group=None) -> ReportResult:
+                 K: int = 64, readme_path: str | None = None, cli_group=None,
+                 game_json: str | None = None) -> ReportResult:
     """Write the report to ``out`` (figures in ``figures/`` beside it) and return the sections
     (to assemble the README with :func:`aqpgen.report.readme.write_readme`).
 
@@ -146,7 +194,7 @@ def write_report(out: str = "docs/report.md", *, tables_dir: str = "tables", qui
     if isinstance(K, bool) or not isinstance(K, int) or K < 2:
         raise ValueError(f"K must be an integer >= 2, received {K!r}")
     figures, sec = build_sections(out, tables_dir=tables_dir, quick=quick, K=K,
-                                  readme_path=readme_path, cli_group=cli_group)
+                                  readme_path=readme_path, cli_group=cli_group, game_json=game_json)
     parts = [
         "# aqpgen report",
         f"Generated by `aqpgen report` (`make report`) from the tables in `{tables_dir}/`; do not edit "
@@ -165,6 +213,7 @@ def write_report(out: str = "docs/report.md", *, tables_dir: str = "tables", qui
         sec["compare"],
         "## AQP presets: reach and variance", sec["reach"],
         "## Toy alignment game (docs/MATH.md §8)", sec["sim_exact"], sec["sim_sampled"], sec["sim_figs"],
+        sec["alpha_report"],
         "## Runtime", sec["usage"],
     ]
     if "cli" in sec:
