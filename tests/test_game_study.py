@@ -67,11 +67,12 @@ def test_recommend_breaks_ties_by_simplicity():
 def test_missing_power_tables_are_built_by_their_generators():
     from aqpgen.generators import minimax
 
-    d = study.alpha_study(alphas=(1.5,), Ks=(4,), sampled_Ks=(4,), seeds=(0,), scenarios=("head",),
-                          estimators=("pow0.5-minimax",), steps=3)
-    row = d["alphas"][1.5]["exact"]["head"]["pow0.5-minimax"]
-    hp = minimax.build_K(4, {"target": "p^0.5"}).values_hp
-    est = sm.ArrayEstimator("mm", {4: list(hp)}, "p^0.5")
+    # p^0.25 (alpha = 1.25) ships no table: the study builds its rows with the generator
+    d = study.alpha_study(alphas=(1.25,), Ks=(4,), sampled_Ks=(4,), seeds=(0,), scenarios=("head",),
+                          estimators=("pow0.25-minimax",), steps=3)
+    row = d["alphas"][1.25]["exact"]["head"]["pow0.25-minimax"]
+    hp = minimax.build_K(4, {"target": "p^0.25"}).values_hp
+    est = sm.ArrayEstimator("mm", {4: list(hp)}, "p^0.25")
     assert row["tv"] == [sm.run_exact("head", est, 4).tv]
-    assert row["tv"][0] < sm.run_exact("head", "plugin", 4, target="p^0.5").tv / 5
+    assert row["tv"][0] < sm.run_exact("head", "plugin", 4, target="p^0.25").tv / 3
     assert any("built here" in n for n in d["notes"])
