@@ -28,12 +28,7 @@ ARCH = ROOT / "docs" / "ARCHITECTURE.md"
 MAX_LINES = 600
 
 #: module path -> why it is expected to fail today (fixed by another branch at merge).
-PENDING = {
-    "aqpgen/generators/aqp_eval.py": "numgen's module: numpy.polynomial imported inside a function",
-    "aqpgen/generators/minimax_lp.py": "alpha's module: imports minimax._as_K (use records.as_K), imports inside functions",
-    "aqpgen/runtime/precision.py": "trainers' module: imports decimal inside a function",
-    "aqpgen/cli/aqp_cmds.py": "numgen's module: imports inside functions",
-}
+PENDING: dict[str, str] = {}
 
 
 def _modules() -> dict[str, Path]:

@@ -20,6 +20,7 @@ from aqpgen.generators.compare import (
 )
 from aqpgen.generators.minimax import E_star
 from aqpgen.numerics.metrics import table_metrics
+from aqpgen.report.figures import pyplot, save_png
 from aqpgen.targets import LOG
 
 FRONTIER_HELP = """\
@@ -81,8 +82,6 @@ def _num(x):
 
 def frontier_plot(path, K, points, peers, target=LOG):
     """Draw the frontier (V_inf vs beta, log-log) with the peers; deterministic PNG."""
-    from aqpgen.report.figures import pyplot, save_png
-
     fig, ax = pyplot().subplots(figsize=(6.4, 4.8))
     ok = [p for p in points if p["status"] == "ok"]
     ax.plot([p["V_inf"] for p in ok], [p["beta_cert"] for p in ok], "o-", color="C0",
