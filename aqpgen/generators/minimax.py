@@ -117,9 +117,6 @@ VERIFY_SPREAD = 1e-10
 VERIFY_E_DIGITS = 8
 #: name of the shipped minimax table of log p (found by ``aqpgen.store.locate``).
 TABLE_NAME = "kl-minimax"
-#: former private validator, imported by generators/minimax_lp.py (helper "alpha" switches it to
-#: aqpgen.records.as_K); remove with that import.
-_as_K = as_K
 
 
 def table_prec(K: int) -> int:
