@@ -24,11 +24,17 @@ DASK    ?=
 WITH_TORCH ?= 0
 WITH_JAX ?= 0
 WITH_TRL ?= 0
+# WITH_VERL=1 / WITH_OPENRLHF=1 install verl / OpenRLHF without their (GPU) dependencies, plus what
+# the adapters' tests import (after torch, so the CPU torch stays).
+WITH_VERL ?= 0
+WITH_OPENRLHF ?= 0
+VERL_VERSION ?= 0.9.1
+OPENRLHF_VERSION ?= 0.11.2
 JAX_VERSION ?= 0.10.2
 TORCH_VERSION ?= 2.13.0
 # pip prints a warning per package for index locations of this machine's pip configuration that do
 # not exist ("WARNING: Location 'file:///...' is ignored"); they say nothing about aqpgen: drop them.
-PIPQUIET := sed -u -e "/^WARNING: Location '.*' is ignored/d"
+PIPQUIET := sed -e "/^WARNING: Location '.*' is ignored/d"
 TRL_VERSION ?= 1.16.0
 
 .PHONY: all venv tables test verify wheel bench report clean
@@ -64,6 +70,20 @@ test: $(STAMP)
 	  || { $(BIN)/python -c "import torch" 2>/dev/null \
 	       && timeout 900 $(BIN)/python -m pip install --quiet "trl==$(TRL_VERSION)" 2>&1 | $(PIPQUIET); } \
 	  || echo "note: trl $(TRL_VERSION) could not be installed (or torch is missing); the real GRPOTrainer tests will be skipped" >&2; \
+	fi
+	@if [ "$(WITH_VERL)" = "1" ]; then \
+	  $(BIN)/python -c "import verl.trainer.ppo.core_algos" 2>/dev/null \
+	  || { $(BIN)/python -c "import torch" 2>/dev/null \
+	       && timeout 900 $(BIN)/python -m pip install --quiet --no-deps "verl==$(VERL_VERSION)" 2>&1 | $(PIPQUIET) \
+	       && timeout 900 $(BIN)/python -m pip install --quiet packaging ray "tensordict==0.10.0" omegaconf codetiming orjson 2>&1 | $(PIPQUIET); } \
+	  || echo "note: verl $(VERL_VERSION) could not be installed; the verl adapter tests will be skipped" >&2; \
+	fi
+	@if [ "$(WITH_OPENRLHF)" = "1" ]; then \
+	  $(BIN)/python -c "import openrlhf.utils.agent" 2>/dev/null \
+	  || { $(BIN)/python -c "import torch" 2>/dev/null \
+	       && timeout 900 $(BIN)/python -m pip install --quiet --no-deps "openrlhf==$(OPENRLHF_VERSION)" 2>&1 | $(PIPQUIET) \
+	       && timeout 900 $(BIN)/python -m pip install --quiet ray pylatexenc aiohttp 2>&1 | $(PIPQUIET); } \
+	  || echo "note: openrlhf $(OPENRLHF_VERSION) could not be installed; the OpenRLHF adapter tests will be skipped" >&2; \
 	fi
 	@$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \

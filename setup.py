@@ -26,6 +26,10 @@ class BuildPyWithTables(build_py):
         finally:
             sys.path.remove(HERE)
         dst = os.path.join(self.build_lib, "aqpgen", "store", "shipped")
+        if os.path.isdir(dst):  # a reused build/ directory must not ship copies of removed tables
+            for fn in os.listdir(dst):
+                if fn.endswith(".h5"):
+                    os.remove(os.path.join(dst, fn))
         for name, full, copy in write_runtime_tables(os.path.join(HERE, "tables"), dst):
             print(f"runtime copy {name}.h5: content hash {copy[:16]} (full table {full[:16]})")
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import sys
 import time
 
+from aqpgen.generators.aqp import build_K
+from aqpgen.generators.compare import PRESETS
+from aqpgen.generators.minimax import E_star
+
 
 def main(argv=None) -> int:
-    from aqpgen.generators.aqp import build_K
-    from aqpgen.generators.compare import PRESETS
-    from aqpgen.generators.minimax import E_star
-
     args = list(sys.argv[1:] if argv is None else argv)
     preset = "eta15"
     if "--preset" in args:

@@ -172,3 +172,11 @@ def test_target_param():
     assert aqp.target_name({"eta": 3, "objective": "V1", "target": "log"}) == "log p"
     with pytest.raises(ValueError, match="target"):
         aqp.target_name({"rho": 1, "target": "sqrt"})
+
+
+def test_rho_program_for_another_target_without_touching_the_solver():
+    # p^0.5: the same exchange, certificate and verification as for log p
+    r = aqp.build_K(6, {"rho": 1, "target": "p^0.5"})
+    assert r.status == "ok"
+    assert r.metrics["V_inf"] <= r.metrics["rho_budget"]
+    assert all(c.ok for c in aqp.verify_row(6, r.values, None, r.metrics, {"rho": 1, "target": "p^0.5"}))

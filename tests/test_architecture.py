@@ -29,17 +29,10 @@ MAX_LINES = 600
 
 #: module path -> why it is expected to fail today (fixed by another branch at merge).
 PENDING = {
-    "aqpgen/numerics/grids.py": "to be created by the numgen branch (one home for theta grids)",
-    "aqpgen/numerics/fit.py": "to be created by the numgen branch (one home for slope fits)",
-    "aqpgen/numerics/extrema.py": "to be created by the numgen branch (one home for extremum location)",
-    "aqpgen/generators/minimax.py": "numgen branch: > 600 lines, imports inside functions",
-    "aqpgen/generators/aqp.py": "numgen branch: > 600 lines, imports inside functions",
-    "aqpgen/generators/compare.py": "numgen branch: imports inside functions",
-    "aqpgen/generators/minimax_lp.py": "alpha branch: imports minimax._as_K (use records.as_K), imports inside functions",
-    "aqpgen/numerics/certify.py": "numgen branch: imports bernstein._as_K",
-    "aqpgen/numerics/metrics.py": "numgen branch: imports bernstein._as_K/_as_p, certify._certify_source; imports inside functions",
-    "aqpgen/cli/solve_cmds.py": "numgen branch: imports inside functions",
-    "aqpgen/cli/aqp_cmds.py": "numgen branch: imports inside functions",
+    "aqpgen/generators/aqp_eval.py": "numgen's module: numpy.polynomial imported inside a function",
+    "aqpgen/generators/minimax_lp.py": "alpha's module: imports minimax._as_K (use records.as_K), imports inside functions",
+    "aqpgen/runtime/precision.py": "trainers' module: imports decimal inside a function",
+    "aqpgen/cli/aqp_cmds.py": "numgen's module: imports inside functions",
 }
 
 

@@ -82,3 +82,17 @@ def test_cli_dask_local_cluster(tmp_path):
     assert res.exit_code == 0, res.output
     assert "p2: built 5 K" in res.output and "p1: built 3 K" in res.output
     _same_dirs(tmp_path / "pool", tmp_path / "dask", ["p2.h5", "p1.h5", "MANIFEST.json"])
+
+
+def test_unreachable_dask_scheduler_is_a_clear_error(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from aqpgen.cli import main
+    from aqpgen.store import runner
+
+    monkeypatch.setattr(runner, "CONNECT_TIMEOUT", "1s")
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SMALL)
+    res = CliRunner().invoke(main, ["build", str(spec), "--out", str(tmp_path / "o"), "--dask", "tcp://127.0.0.1:1"])
+    assert res.exit_code == 1 and "cannot reach the Dask scheduler" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o" / "p2.h5").exists()

@@ -48,3 +48,30 @@ def test_conventions_study_recommendation_and_roundtrip(tmp_path):
     assert f"`{rec['best']}`" in text and "do not edit" in text
     back = study.load_data(tmp_path / "g.json")
     assert study.conventions_markdown(back["conventions"]) == study.conventions_markdown(c)
+
+
+def test_recommend_breaks_ties_by_simplicity():
+    def cells(ref, a, b):
+        return {"others/none": {"plugin": [1.0, 0.1], "kl-aqp-rho1": [ref, 0.1]},
+                "group/group": {"plugin": [1.0, 0.1], "kl-aqp-rho1": [a, 0.2]},
+                "group/none": {"plugin": [1.0, 0.1], "kl-aqp-rho1": [b, 0.1]}}
+
+    tie = study.recommend({"sampled": {"head": {8: cells(0.5, 0.50, 0.505)}}})
+    assert tie["lowest"] == "group/group" and tie["best"] == "group/none"
+    assert tie["score"]["group/none"] == 1.01 and tie["noise"]["group/group"] == 2.0
+    clear = study.recommend({"sampled": {"head": {8: cells(0.5, 0.40, 0.505)}}})
+    assert clear["best"] == clear["lowest"] == "group/group"
+    assert clear["gain"]["group/group"] == 0.4
+
+
+def test_missing_power_tables_are_built_by_their_generators():
+    from aqpgen.generators import minimax
+
+    d = study.alpha_study(alphas=(1.5,), Ks=(4,), sampled_Ks=(4,), seeds=(0,), scenarios=("head",),
+                          estimators=("pow0.5-minimax",), steps=3)
+    row = d["alphas"][1.5]["exact"]["head"]["pow0.5-minimax"]
+    hp = minimax.build_K(4, {"target": "p^0.5"}).values_hp
+    est = sm.ArrayEstimator("mm", {4: list(hp)}, "p^0.5")
+    assert row["tv"] == [sm.run_exact("head", est, 4).tv]
+    assert row["tv"][0] < sm.run_exact("head", "plugin", 4, target="p^0.5").tv / 5
+    assert any("built here" in n for n in d["notes"])

@@ -370,3 +370,17 @@ def test_target_param_and_table_name():
     assert minimax.table_name("p^-0.5") == "pow-0.5-minimax"
     with pytest.raises(ValueError, match="-1"):
         minimax.target_name({"target": "p^-2"})
+
+
+def test_cli_solve_minimax_target():
+    from click.testing import CliRunner
+
+    from aqpgen.cli import main
+
+    r = CliRunner().invoke(main, ["solve", "minimax", "--target", "p^-0.5", "--K", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["K"] == 1 and out["target"] == "p^-0.5"
+    assert abs(out["E_star"] - (math.sqrt(2) - 1) / 2) <= 1e-14  # closed form, see above
+    bad = CliRunner().invoke(main, ["solve", "minimax", "--target", "p^-1", "--K", "4"])
+    assert bad.exit_code == 2 and "must be > -1" in bad.output

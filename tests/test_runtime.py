@@ -278,3 +278,26 @@ def test_jax_lookup(table):
     f = jax.jit(lambda x: table.lookup(x, 3))
     res = np.asarray(f(jnp.array([1, 3, 0, 4])))
     assert res[:2].tolist() == [0.0, 1.0] and np.isnan(res[2:]).all()
+
+
+# ------------------------------------------------------------------------ cached fast path
+@pytest.mark.parametrize("size", [5, 300, 5000])  # below and above the small-group threshold
+def test_fast_path_still_checks_every_call(table, size):
+    rng = np.random.default_rng(size)
+    good = rng.integers(1, 9, size=size)
+    want = [_oracle(8, int(n)) for n in good]
+    assert table.lookup(good, 8).tolist() == want          # first call: full path, caches K
+    assert table.lookup(good, 8).tolist() == want          # second call: fast path
+    assert table.lookup(good.reshape(-1, 1), 8).shape == (size, 1)
+    for bad_value, where in ((0, "min"), (-1, "min"), (-9, "min"), (9, "max"), (10**12, "max")):
+        bad = good.copy()
+        bad[size // 2] = bad_value
+        with pytest.raises(ValueError, match=rf"counts\[{size // 2}\] = {bad_value} \(first offending "
+                                             rf"entry; {where}"):
+            table.lookup(bad, 8)
+    u = good.astype(np.uint64)
+    u[-1] = 2**64 - 1
+    with pytest.raises(ValueError, match="18446744073709551615"):
+        table.lookup(u, 8)
+    assert table.lookup(good.astype(np.uint8), 8).tolist() == want
+    assert table.lookup(np.zeros(0, dtype=np.int64), 8).shape == (0,)

@@ -123,8 +123,12 @@ def test_parse_K_list_and_check_Ks_accept():
     "args",
     [
         ["compare", "--K", "8,,"],
-        ["frontier", "--K", "4,100000"],
-        ["frontier", "--K", "4,100000000000"],
+        ["compare", "--K", "4,100000000000"],
+        ["frontier", "--K", "100000"],
+        ["frontier", "--K", "4,8"],
+        ["solve", "minimax", "--K", "100000"],
+        ["solve", "minimax", "--K", "0"],
+        ["solve", "power", "--m", "2", "--K", "100000000000"],
         ["simulate", "--exact", "--K", "4,,8"],
     ],
 )
@@ -153,3 +157,15 @@ def test_missing_optional_dependency_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "cvxpy", None)
     res = CliRunner().invoke(grp, ["needs-cvxpy"])
     assert res.exit_code == 1 and "pip install 'aqpgen[build]'" in res.output and "Traceback" not in res.output
+
+
+def test_a_solver_missing_at_solve_time_names_the_extra(tmp_path, fake_generator, monkeypatch):
+    def needs_cvxpy(K, params, *, tables_dir=None):
+        import cvxpy  # noqa: F401
+
+    monkeypatch.setattr(fake_generator, "build_K", needs_cvxpy)
+    monkeypatch.setitem(sys.modules, "cvxpy", None)
+    spec = tmp_path / "spec.toml"
+    spec.write_text("[[table]]\nname='f'\nfamily='fake'\nmethod='lin'\nparams={a='1'}\nKs=[2]\n")
+    with pytest.raises(BuildError, match=r"K=2: ModuleNotFoundError.*pip install 'aqpgen\[build\]'"):
+        build(spec, tmp_path / "out")

@@ -7,12 +7,20 @@ import math
 
 import click
 
-from aqpgen.cli import CONVENTIONS, k_list
+from aqpgen.cli import CONVENTIONS, k_list, k_value
+from aqpgen.cli.options import target_option
 from aqpgen.generators import aqp
-from aqpgen.generators.compare import compare, to_json, to_markdown
-from aqpgen.generators.minimax import E_star, minimax_table
-from aqpgen.generators.peers import PEERS, peer_table
+from aqpgen.generators.compare import (
+    compare,
+    minimax_values,
+    peer_names,
+    peer_values,
+    to_json,
+    to_markdown,
+)
+from aqpgen.generators.minimax import E_star
 from aqpgen.numerics.metrics import table_metrics
+from aqpgen.targets import LOG
 
 FRONTIER_HELP = """\
 Sweep the AQP bias-variance frontier for one batch size K.
@@ -22,17 +30,24 @@ each rho (--rho instead of --eta): minimise beta subject to V_inf <= rho*V_inf(p
 point is a convex program (cvxpy + Clarabel) refined by exchange until the bias verified on a fine
 grid, and certified by rigorous arithmetic, meets the budget.  Prints beta, certified beta, V_inf
 and V1 per point, with the peers (plug-in, digamma, Laplace, jackknife, minimax) on the same axes.
+With --target p^A the target is p^A (rho relative to the plug-in (n/K)^A; the peers are those of
+aqpgen.generators.peers_power: plug-in, laplace, jackknife, delta, series, minimax) and the JSON
+gains the key "target".
 
 \b
 Examples:
   aqpgen frontier --K 64
   aqpgen frontier --K 64 --rho 0.5,1,2,4 --json
   aqpgen frontier --K 64 --plot frontier.png
+  aqpgen frontier --K 64 --target p^0.5 --rho 0.5,1,2
 
 """
 
 COMPARE_HELP = """\
 Compare the classical peers and the AQP presets (eta3, eta15, rho1, rho2) at each K.
+With --target p^A: the peers of p^A (plug-in (n/K)^A, laplace, jackknife, delta, series), its
+minimax table and its shipped preset rho1 (rows read from pow<A>-minimax / pow<A>-aqp-rho1 when
+found, solved otherwise).
 
 For every estimator: beta (sampled), certified beta, V_inf, V1.  For every classical peer also the
 AQP bias at the peer's own V_inf (the rho program with rho = V_inf(peer)/V_inf(plug-in)) and the
@@ -42,6 +57,7 @@ ratio beta(peer)/beta(AQP); a ratio > 1 means the AQP frontier dominates the pee
 Examples:
   aqpgen compare --K 8,16,64 --markdown
   aqpgen compare --K 4,8,16,32,64,128,256,1024 --json
+  aqpgen compare --K 8,16,64 --target p^-0.5 --markdown
 
 """
 
@@ -63,7 +79,7 @@ def _num(x):
     return None if not (isinstance(x, float) and math.isfinite(x)) else x
 
 
-def frontier_plot(path, K, points, peers):
+def frontier_plot(path, K, points, peers, target=LOG):
     """Draw the frontier (V_inf vs beta, log-log) with the peers; deterministic PNG."""
     from aqpgen.report.figures import pyplot, save_png
 
@@ -81,7 +97,7 @@ def frontier_plot(path, K, points, peers):
     ax.set_yscale("log")
     ax.set_xlabel("V∞ = sup_p p·Var_p")
     ax.set_ylabel("certified β = sup_p p·|bias|")
-    ax.set_title(f"log p estimators at K = {K}")
+    ax.set_title(f"{target.name} estimators at K = {K}")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
@@ -92,7 +108,7 @@ def register(group):
     """Add ``frontier`` and ``compare`` to ``group``."""
 
     @group.command(name="frontier", help=FRONTIER_HELP + CONVENTIONS)
-    @click.option("--K", "K", type=int, required=True, help="Batch size K >= 2.")
+    @click.option("--K", "K", type=int, required=True, callback=k_value, help="Batch size 2 <= K <= 4096.")
     @click.option("--eta", "etas", callback=_float_list, default=None,
                   help="Comma-separated bias slacks eta >= 0 (default 0,0.5,1,3,7,15,31).")
     @click.option("--rho", "rhos", callback=_float_list, default=None,
@@ -102,7 +118,8 @@ def register(group):
     @click.option("--plot", "plot", type=click.Path(dir_okay=False), default=None,
                   help="Write the frontier figure (PNG) here.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-    def frontier_cmd(K, etas, rhos, objective, plot, as_json):
+    @target_option()
+    def frontier_cmd(K, etas, rhos, objective, plot, as_json, target):
         if K < 2:
             raise click.BadParameter(f"must be >= 2, received {K}", param_hint="--K")
         if etas is not None and rhos is not None:
@@ -112,8 +129,8 @@ def register(group):
                                      f"otherwise), received {etas}", param_hint="--eta")
         if rhos is not None and any(r <= 0 for r in rhos):
             raise click.BadParameter(f"rho must be > 0, received {rhos}", param_hint="--rho")
-        Es = E_star(K)
-        res = aqp.frontier(K, etas=etas, rhos=rhos, objective=objective, E_star=Es)
+        Es = E_star(K, target=target)
+        res = aqp.frontier(K, etas=etas, rhos=rhos, objective=objective, E_star=Es, target=target)
         points = []
         for r in res:
             label = f"eta={r.param:g}" if r.program == "eta" else f"rho={r.param:g}"
@@ -122,21 +139,24 @@ def register(group):
                            "V_inf": _num(r.V_inf), "V1": _num(r.V1),
                            "iterations": r.iterations, "status": r.status})
         peers = []
-        for name in PEERS:
-            m = table_metrics(K, peer_table(name, K))
+        for name in peer_names(target):
+            m = table_metrics(K, peer_values(name, K, target), target=target)
             peers.append({"name": name, "beta": m["beta"], "beta_cert": m["beta_cert"],
                           "V_inf": m["V_inf"], "V1": m["V1"]})
-        hp, f64, _ = minimax_table(K)
-        m = table_metrics(K, f64, hp)
+        hp, f64 = minimax_values(K, target)
+        m = table_metrics(K, f64, hp, target=target)
         peers.append({"name": "minimax", "beta": m["beta"], "beta_cert": m["beta_cert"],
                       "V_inf": _num(m["V_inf"]), "V1": _num(m["V1"])})
         if plot:
-            frontier_plot(plot, K, points, peers)
+            frontier_plot(plot, K, points, peers, target)
         if as_json:
-            click.echo(json.dumps({"K": K, "E_star": Es, "objective": objective,
-                                   "points": points, "peers": peers}, sort_keys=True, indent=1))
+            out = {"K": K, "E_star": Es, "objective": objective, "points": points, "peers": peers}
+            if target != LOG:  # the log p keys are unchanged
+                out["target"] = target.name
+            click.echo(json.dumps(out, sort_keys=True, indent=1))
             return
-        click.echo(f"K = {K}, E*_K = {Es:.6e}, objective = {objective}")
+        click.echo(f"K = {K}, E*_K = {Es:.6e}, objective = {objective}"
+                   + ("" if target == LOG else f", target = {target.name}"))
         click.echo(f"{'point':>12} {'beta':>11} {'beta_cert':>11} {'V_inf':>11} {'V1':>11}  status")
         f = lambda x: "nan" if x is None else f"{x:.4e}"
         for p in points:
@@ -153,8 +173,9 @@ def register(group):
                   show_default=True, help="Comma-separated batch sizes.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON rows.")
     @click.option("--markdown", "as_md", is_flag=True, help="Print a markdown table.")
-    def compare_cmd(Ks, as_json, as_md):
-        rows = compare(Ks)
+    @target_option()
+    def compare_cmd(Ks, as_json, as_md, target):
+        rows = compare(Ks, target=target)
         if as_json:
             click.echo(to_json(rows))
         elif as_md:

@@ -18,7 +18,7 @@ from aqpgen.cli import CONVENTIONS
 from aqpgen.cli.build_cmds import resolve_table
 from aqpgen.report import readme as R
 from aqpgen.report import write as W
-from aqpgen.report.markdown import write_text_atomic
+from aqpgen.store.atomic import write_text_atomic
 
 _AUDIT_HELP = """\
 Independently audit table files: recompute every claim from the stored values alone.

@@ -186,6 +186,8 @@ def build_cmd(spec, jobs, only, force, out_dir, dask, allow_dirty, quiet, verbos
                          allow_dirty=allow_dirty, dask=dask)
     except BuildError as e:
         raise click.ClickException(f"build failed, nothing written for this table: {e}") from None
+    except ConnectionError as e:
+        raise click.ClickException(str(e)) from None
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     except ImportError as e:

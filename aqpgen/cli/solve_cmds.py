@@ -8,7 +8,7 @@ import time
 
 import click
 
-from aqpgen.cli import CONVENTIONS
+from aqpgen.cli import CONVENTIONS, k_value
 from aqpgen.cli.options import target_option
 from aqpgen.errors import ConvergenceError
 from aqpgen.generators import minimax, power
@@ -68,7 +68,7 @@ def register(group):
         pass
 
     @solve.command(name="power", help=POWER_HELP + CONVENTIONS)
-    @click.option("--K", "K", type=int, required=True, callback=_positive_int, help="Batch size K >= 1.")
+    @click.option("--K", "K", type=int, required=True, callback=k_value, help="Batch size 1 <= K <= 4096.")
     @click.option("--m", "m", type=int, default=None, help="Target p^m (m >= 0).")
     @click.option("--poly", default=None,
                   help='Target polynomial coefficients, low to high, comma-separated rationals ("0,2" = 2p).')
@@ -99,7 +99,7 @@ def register(group):
             raise click.ClickException("exact verification failed")
 
     @solve.command(name="minimax", help=MINIMAX_HELP + CONVENTIONS)
-    @click.option("--K", "K", type=int, required=True, callback=_positive_int,
+    @click.option("--K", "K", type=int, required=True, callback=k_value,
                   help="Batch size K >= 1 (Q has degree <= K-1).")
     @click.option("--prec", type=int, default=None, callback=_positive_int,
                   help="Bits of the high-precision Remez stage (default 128 up to K = 1024).")

@@ -35,6 +35,7 @@ import numpy as np
 from aqpgen.game.alpha import game_alpha
 from aqpgen.generators import peers
 from aqpgen.generators.peers_power import POWER_PEERS, power_peer_table
+from aqpgen.records import as_K
 from aqpgen.runtime import load_table
 from aqpgen.store.tablefile import read_table
 from aqpgen.targets import LOG, Target, parse_target
@@ -100,7 +101,8 @@ class Estimator:
     target: Target = LOG
 
     def __init__(self) -> None:
-        self._means: dict = {}
+        #: cache of mean functions, filled by aqpgen.game.meanfn (keyed by its own tuples)
+        self.mean_cache: dict = {}
 
     @property
     def alpha(self) -> float:
@@ -112,14 +114,9 @@ class Estimator:
         return None
 
     def check_K(self, K: int) -> int:
-        """Validate K (an integer >= 2 available in this estimator) and return it as int."""
-        try:
-            ok = not isinstance(K, bool) and int(K) == K and K >= 2
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise ValueError(f"K must be an integer >= 2, received {K!r}")
-        K = int(K)
+        """Validate K (``aqpgen.records.as_K``: an integer >= 2; TypeError / ValueError) and
+        that this estimator has it (ValueError naming the available K); return it as int."""
+        K = as_K(K, "K", minimum=2)
         if self.Ks is not None and K not in self.Ks:
             ks = self.Ks
             span = f"{ks[0]}..{ks[-1]}" if ks else "none"

@@ -274,10 +274,10 @@ def mean_function(estimator, K: int, *, use_hp: bool = True) -> MeanFunction | O
         return OracleMean(est.target)
     K = est.check_K(K)
     key = ("g", K, bool(use_hp))
-    if key not in est._means:
+    if key not in est.mean_cache:
         vals = est.values_exact(K) if use_hp else est.values(K)
-        est._means[key] = MeanFunction(_mean_cheb_coeffs(list(vals)))
-    return est._means[key]
+        est.mean_cache[key] = MeanFunction(_mean_cheb_coeffs(list(vals)))
+    return est.mean_cache[key]
 
 
 def game_function(estimator, K: int, *, use_hp: bool = True,
@@ -295,7 +295,7 @@ def game_function(estimator, K: int, *, use_hp: bool = True,
     if not coupled and A == 1.0 and B == 0.0:
         return mean_function(est, K, use_hp=use_hp)
     key = ("psi", K, bool(use_hp), coupled)
-    if key not in est._means:
+    if key not in est.mean_cache:
         vals = list(est.values_exact(K) if use_hp else est.values(K))
         if coupled:
             vals = loo_effective_table(vals)
@@ -303,5 +303,5 @@ def game_function(estimator, K: int, *, use_hp: bool = True,
         q[0] += B
         if not np.all(np.isfinite(q)):
             raise ArithmeticError(f"{est.name} K={K}: mean function overflows float64")
-        est._means[key] = MeanFunction(q)
-    return est._means[key]
+        est.mean_cache[key] = MeanFunction(q)
+    return est.mean_cache[key]

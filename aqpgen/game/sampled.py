@@ -166,7 +166,7 @@ def advantage_rms(scenario, estimator, K: int, baseline: str = "others", scale: 
     learning rate, to compare conventions at matched step sizes."""
     sc = get_scenario(scenario)
     est = as_estimator(estimator, target)
-    K = est.check_K(K) if not est.is_oracle else int(K)
+    K = est.check_K(K)
     G = sc.groups if groups is None else int(groups)
     ps = sc.optimum(est.alpha)
     z = np.random.default_rng(seed).choice(sc.S, size=(int(n_steps), G, K), p=ps)
@@ -202,11 +202,7 @@ def run_sampled(scenario, estimator, K: int, seeds: Sequence[int] = tuple(range(
     sc = get_scenario(scenario)
     est = as_estimator(estimator, target)
     _check_conv(baseline, scale)
-    if not est.is_oracle:
-        K = est.check_K(K)
-    elif isinstance(K, bool) or int(K) != K or K < 2:
-        raise ValueError(f"K must be an integer >= 2, received {K!r}")
-    K = int(K)
+    K = est.check_K(K)
     steps = sc.steps if steps is None else int(steps)
     lr = sc.lr if lr is None else float(lr)
     G = sc.groups if groups is None else int(groups)

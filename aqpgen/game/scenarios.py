@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aqpgen.game.alpha import alpha_optimum
+from aqpgen.numerics import fit
 
 __all__ = ["SCENARIOS", "Scenario", "get_scenario", "loglog_slope", "tv_distance"]
 
@@ -108,7 +109,8 @@ def tv_distance(p, q) -> float:
 
 
 def loglog_slope(Ks: Sequence[int], tv: Sequence[float], kmin: int = 16) -> tuple[float, list[int]]:
-    """Least-squares slope of log(tv) against log(K) over K >= ``kmin``.
+    """Least-squares slope of log(tv) against log(K) over K >= ``kmin`` (the fit is
+    ``aqpgen.numerics.fit.loglog_slope``; this wrapper only chooses the points).
 
     Uses every K when fewer than two are >= kmin.  Returns ``(slope, Ks_used)``; the slope is NaN
     when fewer than two of those points have a positive finite tv (e.g. the oracle, tv = 0).
@@ -122,4 +124,5 @@ def loglog_slope(Ks: Sequence[int], tv: Sequence[float], kmin: int = 16) -> tupl
     ok = sel & np.isfinite(y) & (y > 0)
     if ok.sum() < 2:
         return float("nan"), used
-    return float(np.polyfit(np.log(K[ok]), np.log(y[ok]), 1)[0]), used
+    slope, _ = fit.loglog_slope([int(k) for k in K[ok]], [float(v) for v in y[ok]], kmin=0)
+    return slope, used

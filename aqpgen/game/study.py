@@ -1,8 +1,11 @@
 """The game's result tables for the README: the α-game and the advantage conventions.
 
 Everything here is computed when called (no number is typed by hand); ``python -m
-aqpgen.game.study --out docs/readme/game.md`` writes the Markdown fragment (a few minutes on one
-core; ``--quick`` for a smoke run).  The report may call :func:`alpha_study`,
+aqpgen.game.study --seeds 20 --out docs/readme/game.md --save docs/readme/game.json`` writes the
+Markdown fragment and its data (measured: conventions 393 s, alpha 345 s on a loaded 2-core
+machine; ``--quick`` for a smoke run).  One part can be refreshed alone, e.g. once the shipped
+p^a tables exist: ``--only alpha --reuse docs/readme/game.json --save docs/readme/game.json``
+(``--only none``: rewrite the Markdown from the data).  The report may call :func:`alpha_study`,
 :func:`conventions_study` and the ``*_markdown`` functions directly.
 
 Public names
@@ -21,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,11 +36,25 @@ from aqpgen.game.estimators import ArrayEstimator, get_estimator, table_names
 from aqpgen.game.meanfn import loo_compensated_table
 from aqpgen.game.sampled import advantage_rms, run_sampled
 from aqpgen.game.scenarios import get_scenario, loglog_slope
+from aqpgen.generators import aqp, minimax
+from aqpgen.store.atomic import write_text_atomic
 
-__all__ = ["ALPHAS", "AQP_PRESETS", "CONVENTIONS", "alpha_markdown", "alpha_study",
-           "conventions_markdown", "conventions_study", "game_markdown", "load_data", "main",
-           "recommend",
-           "write_game_markdown"]
+__all__ = [
+    "ALPHAS",
+    "AQP_PRESETS",
+    "CONVENTIONS",
+    "PREFERENCE",
+    "TIE_MARGIN",
+    "alpha_markdown",
+    "alpha_study",
+    "conventions_markdown",
+    "conventions_study",
+    "game_markdown",
+    "load_data",
+    "main",
+    "recommend",
+    "write_game_markdown",
+]
 
 ALPHAS = (0.5, 1.5)
 #: (baseline, scale) pairs: the reference (other groups' mean, exact policy gradient), Dr. GRPO /
@@ -47,17 +63,6 @@ CONVENTIONS = (("others", "none"), ("group", "none"), ("group", "group"), ("grou
                ("rloo", "none"), ("rloo", "group"), ("rloo", "batch"))
 AQP_PRESETS = ("kl-aqp-eta3", "kl-aqp-eta15", "kl-aqp-rho1", "kl-aqp-rho2")
 SCENARIO_NAMES = ("zipf", "head")
-
-
-def _write_text(path: Path, text: str) -> None:
-    # Replace by aqpgen.store.atomic.write_text_atomic (the one atomic write) once it is on main.
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _conv_name(conv) -> str:
@@ -70,6 +75,30 @@ def _available(name, target, notes):
     except ValueError as exc:
         notes.append(f"`{name}`: not available ({str(exc).split('(')[0].strip()})")
         return None
+
+
+#: In-process builds standing in for a shipped p^a table that is not found: (name suffix,
+#: generator module, params).  The generators' own ``build_K`` (the one home of each table).
+_STAND_INS = (("-minimax", minimax, {}), ("-aqp-rho1", aqp, {"rho": 1}))
+
+
+def _built(name, target, Ks, notes):
+    """A stand-in for the missing shipped table ``name`` of ``target``: its rows built here by
+    the generator's ``build_K`` for the study's K (rows that fail are left out, with a note)."""
+    for suffix, gen, params in _STAND_INS:
+        if name.endswith(suffix):
+            rows = {}
+            for K in Ks:
+                r = gen.build_K(K, dict(params, target=target.spec))
+                if r.status != "ok":
+                    notes.append(f"`{name}` K={K} (built here): {r.status}")
+                    continue
+                rows[K] = list(r.values_hp) if r.values_hp is not None else list(r.values)
+            notes.append(f"`{name}`: the shipped file is not on the table path; its rows for "
+                         f"K in {list(Ks)} were built here by `aqpgen.generators."
+                         f"{gen.__name__.rsplit('.', 1)[-1]}.build_K`")
+            return ArrayEstimator(name, rows, target) if rows else None
+    return None
 
 
 def _has_K(est, K) -> bool:
@@ -85,6 +114,17 @@ def _compensated(est, K) -> ArrayEstimator:
     """Row K of ``est`` times ``loo_compensation`` (exact), as an in-memory estimator."""
     vals = loo_compensated_table(est.values_exact(K), est.target, K)
     return ArrayEstimator(f"{est.name}*comp", {K: [str(v) for v in vals]}, est.target)
+
+
+def _sampled(sc, est, K, seeds, notes, **kw) -> list[float]:
+    """[final mean, std] of ``run_sampled``; [NaN, NaN] with a note when the runtime refuses the
+    row (e.g. its precision guard) or the run fails."""
+    try:
+        r = run_sampled(sc, est, K, seeds, **kw)
+    except (ValueError, ArithmeticError) as exc:
+        notes.append(f"sampled {sc} `{est.name}` K={K}: {type(exc).__name__}: {exc}")
+        return [math.nan, math.nan]
+    return [r.final_mean, r.final_std]
 
 
 def _exact_tv(sc, est, K, baseline, notes) -> float:
@@ -103,11 +143,13 @@ def _exact_tv(sc, est, K, baseline, notes) -> float:
 def alpha_study(alphas: Sequence[float] = ALPHAS, Ks: Sequence[int] = (4, 8, 16, 32, 64, 128),
                 sampled_Ks: Sequence[int] = (8, 32), seeds: Sequence[int] = tuple(range(10)),
                 scenarios: Sequence[str] = SCENARIO_NAMES, estimators: Sequence[str] | None = None,
-                steps: int | None = None) -> dict:
+                steps: int | None = None, build_missing: bool = True) -> dict:
     """Exact and sampled TV of the α-game for each α, scenario and estimator.
 
     Estimators (default): ``oracle``, ``plugin`` and the shipped tables of p^(α-1)
-    (``table_names``); a table that does not load is listed in ``notes``.  Returns
+    (``table_names``).  A minimax / AQP-rho1 table that is not found is built here for the
+    study's K by the generator's ``build_K`` when ``build_missing`` (else left out); both cases
+    are listed in ``notes``.  Returns
     ``{"alphas": {alpha: {"target", "live": {scenario: #answers with p* > 0}, "exact":
     {scenario: {name: {"K", "tv", "tv_rloo", "slope"}}}, "sampled": {scenario: {name: {"K",
     "mean", "std"}}}}}, "seeds", "notes", "seconds"}``."""
@@ -119,8 +161,16 @@ def alpha_study(alphas: Sequence[float] = ALPHAS, Ks: Sequence[int] = (4, 8, 16,
         target = game_target(alpha)
         names = list(estimators) if estimators is not None else (
             ["oracle", "plugin"] + list(table_names(target)))
-        ests = {n: _available(n, target, notes) for n in names}
-        ests = {n: e for n, e in ests.items() if e is not None}
+        ests = {}
+        for n in names:
+            scratch: list[str] = []
+            est = _available(n, target, scratch)
+            if est is None and build_missing:
+                est = _built(n, target, sorted(set(Ks) | set(sampled_Ks)), notes)
+            if est is None:
+                notes.extend(scratch)
+            else:
+                ests[n] = est
         res = {"target": target.spec, "live": {}, "exact": {}, "sampled": {}}
         for sc in scenarios:
             res["live"][sc] = int((get_scenario(sc).optimum(alpha) > 0).sum())
@@ -143,9 +193,9 @@ def alpha_study(alphas: Sequence[float] = ALPHAS, Ks: Sequence[int] = (4, 8, 16,
                         mean.append(math.nan)
                         std.append(math.nan)
                         continue
-                    r = run_sampled(sc, est, K, seeds, steps=steps)
-                    mean.append(r.final_mean)
-                    std.append(r.final_std)
+                    m, sd = _sampled(sc, est, K, seeds, notes, steps=steps)
+                    mean.append(m)
+                    std.append(sd)
                 res["sampled"][sc][est.name] = {"K": list(sampled_Ks), "mean": mean, "std": std}
         out[float(alpha)] = res
     return {"alphas": out, "seeds": len(seeds), "notes": notes,
@@ -198,18 +248,25 @@ def conventions_study(Ks: Sequence[int] = (8, 32), seeds: Sequence[int] = tuple(
                         cell[n] = [math.nan, math.nan]
                         continue
                     f = ratio[n] if isinstance(ratio, dict) else ratio
-                    r = run_sampled(sc, est, K, seeds, steps=steps, baseline=conv[0],
-                                    scale=conv[1], lr=lr0 / f)
-                    cell[n] = [r.final_mean, r.final_std]
+                    cell[n] = _sampled(sc, est, K, seeds, notes, steps=steps, baseline=conv[0],
+                                       scale=conv[1], lr=lr0 / f)
                 sampled[sc][K][_conv_name(conv)] = cell
     return {"sampled": sampled, "rms": rms, "exact": exact, "seeds": len(seeds),
             "steps": {sc: steps or get_scenario(sc).steps for sc in scenarios},
             "notes": notes, "seconds": time.perf_counter() - t0}
 
 
+#: Conventions whose score is within this relative margin of the lowest are a tie; the tie is
+#: broken by ``PREFERENCE`` (simplest first: no std scaling, then a matched step).
+TIE_MARGIN = 0.02
+PREFERENCE = ("group/none", "rloo/none", "group/batch@lr-matched", "group/group@lr-matched",
+              "group/batch", "group/group", "rloo/batch", "rloo/group")
+
+
 def recommend(conv: dict) -> dict:
-    """The trainer convention (not the ``others`` reference) with the lowest final TV of the AQP
-    presets, relative to the reference, averaged over scenarios and K.
+    """The recommended trainer convention (not the ``others`` reference): among those whose
+    final TV of the AQP presets, relative to the reference and averaged over scenarios and K, is
+    within ``TIE_MARGIN`` of the lowest, the first in ``PREFERENCE``.
 
     Returns ``{"best": "baseline/scale", "score": {conv: mean TV ratio}, "noise": {conv: summed
     seed std / the reference's}, "gain": {conv: mean TV(AQP)/TV(plug-in)}}``."""
@@ -238,8 +295,12 @@ def recommend(conv: dict) -> dict:
     noise = {c: float(sum(a for a, _ in v) / sum(b for _, b in v)) for c, v in noise.items()}
     gain = {c: float(np.mean(v)) for c, v in gain.items()}
     trainer = {c: v for c, v in score.items() if c != "others/none"}
-    best = min(trainer, key=trainer.get) if trainer else None
-    return {"best": best, "score": score, "noise": noise, "gain": gain}
+    best = lowest = None
+    if trainer:
+        lowest = min(trainer, key=trainer.get)
+        tied = [c for c, v in trainer.items() if v <= trainer[lowest] * (1 + TIE_MARGIN)]
+        best = min(tied, key=lambda c: PREFERENCE.index(c) if c in PREFERENCE else len(PREFERENCE))
+    return {"best": best, "lowest": lowest, "score": score, "noise": noise, "gain": gain}
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,27 +321,28 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _where_tables_help(res: dict) -> list[str]:
-    """Sentences comparing the best table with the plug-in per scenario (exact fixed point)."""
+    """Sentences comparing, per table, the table with the plug-in per scenario and K: exact
+    fixed point (independent baseline) and sampled final TV (mean over seeds)."""
     out = []
-    for sc, byname in res["exact"].items():
-        plug = byname.get("plugin")
-        tabs = {n: r for n, r in byname.items() if n not in ("plugin",) and
-                not n.startswith("oracle")}
-        if plug is None or not tabs:
-            continue
-        helps, hurts = [], []
-        for i, K in enumerate(plug["K"]):
-            cand = [(r["tv"][i], n) for n, r in tabs.items() if math.isfinite(r["tv"][i])]
-            if not cand or not math.isfinite(plug["tv"][i]):
+    for mode, key in (("exact fixed point", "tv"), ("sampled", "mean")):
+        for sc, byname in res["exact" if key == "tv" else "sampled"].items():
+            plug = byname.get("plugin")
+            if plug is None:
                 continue
-            v, n = min(cand)
-            (helps if v < plug["tv"][i] else hurts).append(
-                f"K={K}: `{n}` {_fmt(v)} vs plug-in {_fmt(plug['tv'][i])}")
-        if helps:
-            out.append(f"`{sc}`: a table beats the plug-in at " + "; ".join(helps) + ".")
-        if hurts:
-            out.append(f"`{sc}`: no table beats the plug-in at " + "; ".join(hurts) + ".")
-    return out
+            for n, r in byname.items():
+                if n == "plugin" or n.startswith("oracle"):
+                    continue
+                helps, hurts = [], []
+                for i, K in enumerate(plug["K"]):
+                    v, w = r[key][i], plug[key][i]
+                    if math.isfinite(v) and math.isfinite(w):
+                        (helps if v < w else hurts).append(f"K={K} ({_fmt(v)} vs {_fmt(w)})")
+                if helps or hurts:
+                    said = ([f"better at {', '.join(helps)}"] if helps else []) + \
+                           ([f"not better at {', '.join(hurts)}"] if hurts else [])
+                    out.append(f"- `{sc}`, {mode}, `{n}` vs plug-in: " + "; ".join(said) + ".")
+    return ["**Where the tables help** (TV of the table vs TV of the plug-in):\n\n"
+            + "\n".join(out)] if out else []
 
 
 def alpha_markdown(data: dict) -> str:
@@ -353,18 +415,32 @@ def conventions_markdown(conv: dict) -> str:
                      "relative to the plug-in under the same convention:\n\n"
                      + _table(["convention", "TV / reference", "std / reference",
                                "TV(AQP) / TV(plug-in)"], rows))
-        parts.append(f"**Recommended (lowest AQP final TV among trainer conventions): "
-                     f"`{rec['best']}`** — {rec['score'][rec['best']]:.3f} × the reference TV, "
-                     f"seed std {rec['noise'][rec['best']]:.2f} × the reference, AQP presets at "
-                     f"{rec['gain'][rec['best']]:.3f} × the plug-in's TV.")
+        b, lo = rec["best"], rec["lowest"]
+        tie = "" if b == lo else (f" (lowest: `{lo}` at {rec['score'][lo]:.3f}, within "
+                                  f"{TIE_MARGIN:.0%}: a tie, the simpler setting is chosen)")
+        parts.append(f"**Recommended: `{b}`** — final TV {rec['score'][b]:.3f} × the reference"
+                     f"{tie}, seed std {rec['noise'][b]:.2f} × the reference, AQP presets at "
+                     f"{rec['gain'][b]:.3f} × the plug-in's TV under it.")
     if conv["notes"]:
         parts.append("Notes: " + "; ".join(sorted(set(conv["notes"]))) + ".")
     return "\n\n".join(parts)
 
 
+_INTRO = (
+    "Every number below is computed by `aqpgen.game.study` (docs/MATH.md §8). Conventions are "
+    "`baseline/scale`: `others` = mean reward of the other groups of the step (independent of "
+    "the sample: the exact policy gradient, the reference), `group` = the group's mean (GRPO), "
+    "`rloo` = leave-one-out; scale `group` / `batch` divides by the group's / step's reward std "
+    "+ 1e-4 (TRL `scale_rewards`). A within-group baseline serves a count-based table through "
+    "its effective table c'[n] = ((K-n) c[n] + (n-1) c[n-1]) / (K-1) "
+    "(`aqpgen.game.loo_effective_table`): nearly a constant shift for log p tables, the factor "
+    "1 - a/(K-1) for p^a tables, which `aqpgen.game.loo_compensation` undoes.")
+
+
 def game_markdown(alpha_data: dict | None, conv_data: dict | None) -> str:
     """The fragment docs/readme/game.md: both studies, generated."""
-    parts = ["<!-- generated by `python -m aqpgen.game.study`; do not edit by hand -->"]
+    parts = ["<!-- generated by `python -m aqpgen.game.study`; do not edit by hand -->",
+             "## The game with trainers' advantages, and the α-game", _INTRO]
     if conv_data is not None:
         parts += ["### Advantage conventions (KL game, `aqpgen simulate --baseline --scale`)",
                   conventions_markdown(conv_data)]
@@ -423,9 +499,9 @@ def write_game_markdown(path="docs/readme/game.md", *, seeds: int = 10, quick: b
     cd = conventions_study(**kw) if conventions else reuse.get("conventions")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_text(path, game_markdown(ad, cd))
+    write_text_atomic(path, game_markdown(ad, cd))
     if save is not None:
-        _write_text(Path(save), json.dumps(_json_safe({"alpha": ad, "conventions": cd}),
+        write_text_atomic(Path(save), json.dumps(_json_safe({"alpha": ad, "conventions": cd}),
                                            indent=1) + "\n")
     return path
 
@@ -436,15 +512,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default="docs/readme/game.md")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="2 seeds, 200 steps, K <= 16")
-    ap.add_argument("--only", choices=("alpha", "conventions"), default=None,
-                    help="recompute only this part (the other from --reuse, else left out)")
+    ap.add_argument("--only", choices=("alpha", "conventions", "none"), default=None,
+                    help="recompute only this part (the other from --reuse, else left out); "
+                         "none: only rewrite the Markdown from --reuse")
     ap.add_argument("--save", default=None, help="also write the data as JSON to this file")
     ap.add_argument("--reuse", default=None, help="JSON data of an earlier --save")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     reuse = load_data(a.reuse) if a.reuse else None
-    p = write_game_markdown(a.out, seeds=a.seeds, quick=a.quick, alpha=a.only != "conventions",
-                            conventions=a.only != "alpha", reuse=reuse, save=a.save)
+    p = write_game_markdown(a.out, seeds=a.seeds, quick=a.quick, alpha=a.only in (None, "alpha"),
+                            conventions=a.only in (None, "conventions"), reuse=reuse, save=a.save)
     print(f"wrote {p} in {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -25,6 +25,7 @@ sparse form (one cone block per node), ``v1_matrix`` is the dense closed form (b
 from __future__ import annotations
 
 import numpy as np
+from numpy.polynomial import chebyshev as C
 
 from aqpgen.numerics.bernstein import binom_pmf
 from aqpgen.numerics.extrema import local_maxima, refine_maxima
@@ -46,13 +47,10 @@ class Evaluator:
     """
 
     def __init__(self, values: np.ndarray, target: Target = LOG):
-        from numpy.polynomial import chebyshev as C
-
         c = np.asarray(values, dtype=np.float64)
         K = len(c)
         self.K = K
         self.target = target
-        self._C = C
 
         def g_at(x):
             B = binom_pmf(K - 1, (1.0 + x) / 2.0, method="boost")
@@ -68,7 +66,7 @@ class Evaluator:
         self.cv = C.chebinterpolate(pvar_at, 2 * K - 1)
 
     def g(self, p):
-        return self._C.chebval(2.0 * np.asarray(p) - 1.0, self.cg)
+        return C.chebval(2.0 * np.asarray(p) - 1.0, self.cg)
 
     def bias(self, p):
         """e(p) = p·g_c(p) − h(p), h(p) = p·g(p) the weighted target (0 at p = 0)."""
@@ -76,7 +74,7 @@ class Evaluator:
         return p * self.g(p) - self.target.h(p)
 
     def pvar(self, p):
-        return self._C.chebval(2.0 * np.asarray(p, dtype=np.float64) - 1.0, self.cv)
+        return C.chebval(2.0 * np.asarray(p, dtype=np.float64) - 1.0, self.cv)
 
 
 class Verified:

@@ -2,10 +2,18 @@
 
 Public names
 ------------
-compare(Ks, presets=PRESETS)  -- list of ``CompareRow``: every peer and preset at every K.
+compare(Ks, presets=None, *, target=LOG) -- list of ``CompareRow``: every peer and preset at
+                                 every K, for the target log p (default) or p^a.
 CompareRow                    -- one (K, estimator) row, every field documented.
 PRESETS                       -- the shipped presets: eta3, eta15 (min V∞ at β <= (1+η)E*_K) and
                                  rho1, rho2 (min β at V∞ <= ρ V∞(plug-in)).
+POWER_PRESETS                 -- the presets shipped for a target p^a: rho1 (tables/pow<a>-aqp-rho1.h5).
+peer_names(target), peer_values(name, K, target) -- the classical peers of a target: log p
+                                 ``peers.PEERS``; p^a ``peers_power.POWER_PEERS`` (plug-in (n/K)^a and
+                                 its classical corrections).
+minimax_values(K, target)     -- (values_hp, values) of the target's minimax table at K: the
+                                 shipped file's row when present (p^a), else solved.
+preset_table_name(name, target) -- "kl-aqp-rho1", "pow0.5-aqp-rho1", ...
 to_markdown(rows), to_json(rows) -- renderings (the README/report embeds the markdown).
 
 For every classical peer (plug-in, digamma, Laplace, jackknife) the row also carries the AQP bias
@@ -16,7 +24,9 @@ table is the frontier's end point (η = 0), so it gets no ratio.
 Numbers: β, β̄, V∞ and V1 of peers and presets come from one call of
 ``aqpgen.numerics.metrics.table_metrics`` (β̄ certified by ``aqpgen.numerics.certify``); the AQP
 numbers at a peer's V∞ are those of ``aqpgen.generators.aqp.solve_rho`` (the same metrics).  Preset rows are read from the shipped table
-(``tables/kl-aqp-<preset>.h5``) when it holds an ``ok`` row for K, and solved otherwise.
+(``tables/kl-aqp-<preset>.h5``, ``tables/pow<a>-aqp-<preset>.h5``) when it holds a row for K, and
+solved otherwise.  Every number is for the target passed (``target``; ρ is relative to that
+target's plug-in (n/K)^a).
 """
 
 from __future__ import annotations
@@ -29,14 +39,17 @@ import numpy as np
 
 from aqpgen.errors import TableFormatError
 from aqpgen.generators.aqp import build_K, plugin_constants, solve_rho
-from aqpgen.generators.minimax import E_star, minimax_table
+from aqpgen.generators.minimax import E_star, minimax_table, table_name
 from aqpgen.generators.peers import PEERS, peer_table
+from aqpgen.generators.peers_power import POWER_PEERS, power_peer_table
 from aqpgen.numerics.metrics import table_metrics
 from aqpgen.records import STATUS_OK, as_K
 from aqpgen.store.locate import find_table
 from aqpgen.store.tablefile import read_table
+from aqpgen.targets import LOG, Target, parse_target
 
-__all__ = ["PRESETS", "CompareRow", "compare", "to_json", "to_markdown"]
+__all__ = ["POWER_PRESETS", "PRESETS", "CompareRow", "compare", "minimax_values", "peer_names",
+           "peer_values", "preset_table_name", "to_json", "to_markdown"]
 
 #: preset name -> AQP params (the shipped tables tables/kl-aqp-<name>.h5).
 PRESETS = {
@@ -45,6 +58,8 @@ PRESETS = {
     "rho1": {"rho": 1.0},
     "rho2": {"rho": 2.0},
 }
+#: presets shipped for a power target p^a (tables/pow<a>-aqp-<name>.h5).
+POWER_PRESETS = ("rho1",)
 
 
 @dataclass(frozen=True)
@@ -82,68 +97,110 @@ class CompareRow:
     status: str = STATUS_OK
 
 
-def _preset_values(name: str, K: int):
+def peer_names(target: Target = LOG) -> tuple:
+    """The classical peers of a target: ``PEERS`` for log p, ``POWER_PEERS`` for p^a."""
+    return PEERS if parse_target(target) == LOG else POWER_PEERS
+
+
+def peer_values(name: str, K: int, target: Target = LOG) -> np.ndarray:
+    """The float64 table of peer ``name`` (one of ``peer_names(target)``) at K."""
+    target = parse_target(target)
+    return peer_table(name, K) if target == LOG else power_peer_table(name, K, target)
+
+
+def preset_table_name(name: str, target: Target = LOG) -> str:
+    """Shipped file name (without .h5) of an AQP preset: "kl-aqp-rho1", "pow0.5-aqp-rho1"."""
+    target = parse_target(target)
+    return f"kl-aqp-{name}" if target == LOG else f"pow{target.spec[2:]}-aqp-{name}"
+
+
+def _shipped(name: str, target: Target):
+    """The shipped table ``name`` (TableData) for ``target``, or None when absent/unreadable."""
+    try:
+        path = find_table(name)
+    except FileNotFoundError:
+        return None, None
+    try:
+        t = read_table(path)
+    except (TableFormatError, OSError):  # an unreadable shipped table: solve instead
+        return None, path
+    return (t if t.target == target.name else None), path
+
+
+def minimax_values(K: int, target: Target = LOG):
+    """(values_hp, values_f64) of the target's minimax table at K.  log p: solved (as always);
+    p^a: the row of the shipped ``pow<a>-minimax`` file when it has an ok row at K, else solved."""
+    target = parse_target(target)
+    if target != LOG:
+        t, _ = _shipped(table_name(target), target)
+        if t is not None and K in t.Ks and t.status(K) == STATUS_OK:
+            r = t.row(K)
+            return r.values_hp, np.asarray(r.values, dtype=np.float64)
+    hp, f64, _ = minimax_table(K, target=target)
+    return hp, f64
+
+
+def _preset_values(name: str, K: int, target: Target = LOG):
     """(values, status) of a preset at K: the shipped table's row when it has one (its recorded
     status when that row is out of reach — not solved again), else solved now."""
-    try:
-        path = find_table(f"kl-aqp-{name}")
-    except FileNotFoundError:
-        path = None
-    if path is not None:
-        try:
-            t = read_table(path)
-        except (TableFormatError, OSError):  # an unreadable shipped table: solve instead
-            t = None
-        if t is not None and K in t.Ks:
-            row = t.row(K)
-            if row.status == STATUS_OK:
-                return np.asarray(t.values(K), dtype=np.float64), STATUS_OK
-            return np.full(K, np.nan), f"{path.name}: {row.status}"
-    r = build_K(K, dict(PRESETS[name]))
+    t, path = _shipped(preset_table_name(name, target), target)
+    if t is not None and K in t.Ks:
+        row = t.row(K)
+        if row.status == STATUS_OK:
+            return np.asarray(t.values(K), dtype=np.float64), STATUS_OK
+        return np.full(K, np.nan), f"{path.name}: {row.status}"
+    params = dict(PRESETS[name]) if target == LOG else {**PRESETS[name], "target": target.spec}
+    r = build_K(K, params)
     return r.values, r.status
 
 
-def _metric_row(K, name, kind, values, values_hp=None, status=STATUS_OK) -> dict:
+def _metric_row(K, name, kind, values, values_hp=None, status=STATUS_OK, target=LOG) -> dict:
     if status != STATUS_OK:
         nan = math.nan
         return dict(K=K, estimator=name, kind=kind, beta=nan, beta_cert=nan, V_inf=nan, V1=nan,
                     max_abs_c=nan, status=status)
-    m = table_metrics(K, values, values_hp)
+    m = table_metrics(K, values, values_hp, target=target)
     return dict(K=K, estimator=name, kind=kind, beta=m["beta"], beta_cert=m["beta_cert"],
                 V_inf=m["V_inf"], V1=m["V1"], max_abs_c=m["max_abs_c"], status=STATUS_OK)
 
 
-def compare(Ks, presets=tuple(PRESETS)) -> list[CompareRow]:
+def compare(Ks, presets=None, *, target: Target = LOG) -> list[CompareRow]:
     """Peers and presets at each K (see module docstring); rows ordered by K, peers first.
 
     Parameters
     ----------
     Ks : iterable of int
         Batch sizes (each >= 2).
-    presets : iterable of str
-        Preset names from ``PRESETS``.
+    presets : iterable of str, optional
+        Preset names from ``PRESETS`` (default: every preset for log p, ``POWER_PRESETS`` for p^a).
+    target : Target or str
+        log p (default) or p^a ("p^0.5"): the peers are ``peer_names(target)``, the minimax and
+        preset tables those of the target.
     """
+    target = parse_target(target)
     Ks = [as_K(k, "Ks[i]", minimum=2) for k in Ks]
+    if presets is None:
+        presets = tuple(PRESETS) if target == LOG else POWER_PRESETS
     for name in presets:
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
     rows: list[CompareRow] = []
     for K in Ks:
-        Es = E_star(K)
-        V_pl, _ = plugin_constants(K)
-        for name in PEERS:
-            d = _metric_row(K, name, "peer", peer_table(name, K))
-            r = solve_rho(K, d["V_inf"] / V_pl, E_star=Es)
+        Es = E_star(K, target=target)
+        V_pl, _ = plugin_constants(K, target)
+        for name in peer_names(target):
+            d = _metric_row(K, name, "peer", peer_values(name, K, target), target=target)
+            r = solve_rho(K, d["V_inf"] / V_pl, E_star=Es, target=target)
             if r.status == STATUS_OK:
                 d.update(aqp_beta=r.beta_cert, ratio=d["beta"] / r.beta_cert)
             else:
                 d.update(status=f"AQP at this V_inf: {r.status}")
             rows.append(CompareRow(**d))
-        hp, f64, _ = minimax_table(K)
-        rows.append(CompareRow(**_metric_row(K, "minimax", "peer", f64, hp)))
+        hp, f64 = minimax_values(K, target)
+        rows.append(CompareRow(**_metric_row(K, "minimax", "peer", f64, hp, target=target)))
         for name in presets:
-            values, status = _preset_values(name, K)
-            rows.append(CompareRow(**_metric_row(K, name, "preset", values, status=status)))
+            values, status = _preset_values(name, K, target)
+            rows.append(CompareRow(**_metric_row(K, name, "preset", values, status=status, target=target)))
     return rows
 
 

@@ -2,17 +2,26 @@
 
 Public names
 ------------
-group_rewards(answers, table, K=None)     -- rewards of one group (any framework, or none).
+group_rewards(answers, table, K=None)       -- rewards of one group (any framework, or none).
 trl_reward_func(extract_answer, table, ...) -- Hugging Face TRL ``GRPOTrainer`` reward function.
-add_row_ids(dataset)                      -- add a row-id column so TRL groups are checked by row.
-verl_batch_compute_score(...), register_verl_advantage(...)  -- verl (``aqpgen.integrations.verl``).
-openrlhf_group_hook(...), patch_openrlhf_engine(...)         -- OpenRLHF (``aqpgen.integrations.openrlhf``).
+add_row_ids(dataset)                        -- a row-id column, so TRL groups are checked by row.
+verl_batch_reward(extract_answer, table, n) -- verl batch ``compute_score`` (whole batch).
+register_verl_advantage(name, n, baseline)  -- verl advantage estimator grouped by uid.
+openrlhf_group_hook(extract_answer, table, n), wrap_generate_responses(...)
+                                            -- OpenRLHF per-prompt hook on the rollout actor.
 
 Modules: ``grouping`` (the one grouping / counting code, shared by all adapters), ``trl``,
-``verl``, ``openrlhf``.  None of them imports its framework at import time.
+``verl``, ``openrlhf``.  None of them imports its framework at import time.  Every adapter takes
+K from the framework's own setting, groups by the framework's group identity (TRL dataset row /
+verl row id or uid / OpenRLHF prompt call), refuses a group of the wrong size with an error that
+names the setting, and refuses a table whose rows break their certificate in the float32 the
+framework stores rewards in (``allow_imprecise=True`` to override).
 """
 
 from aqpgen.integrations.grouping import group_rewards
+from aqpgen.integrations.openrlhf import openrlhf_group_hook, wrap_generate_responses
 from aqpgen.integrations.trl import add_row_ids, trl_reward_func
+from aqpgen.integrations.verl import register_verl_advantage, verl_batch_reward
 
-__all__ = ["add_row_ids", "group_rewards", "trl_reward_func"]
+__all__ = ["add_row_ids", "group_rewards", "openrlhf_group_hook", "register_verl_advantage",
+           "trl_reward_func", "verl_batch_reward", "wrap_generate_responses"]

@@ -32,7 +32,6 @@ How the groups are found (checked against TRL 1.16)
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -205,7 +204,6 @@ def trl_reward_func(extract_answer: Callable[[Any], Any], table, num_generations
         return out[lo:hi]
 
     reward_func.__name__ = reward_func.__qualname__ = name or f"aqpgen_{t.name}".replace("-", "_")
-    reward_func.__signature__ = inspect.signature(reward_func)
     return reward_func
 
 

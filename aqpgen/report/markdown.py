@@ -11,7 +11,6 @@ K_list(Ks)                -- runs of consecutive standard-grid K compressed: "11
 table_path(dir, name)     -- ``dir/name.h5``.
 read_named(dir, name)     -- the TableData of ``dir/name.h5`` (FileNotFoundError naming it).
 ok_Ks(table)              -- the K of the rows whose status is "ok".
-write_text_atomic(path, text) -- aqpgen.store.atomic's (a local stand-in until it exists).
 """
 
 from __future__ import annotations
@@ -24,22 +23,7 @@ from collections.abc import Sequence
 from aqpgen.records import standard_Ks
 from aqpgen.store import tablefile
 
-try:  # the one atomic write (aqpgen.store.atomic, added by the store branch)
-    from aqpgen.store.atomic import write_text_atomic
-except ImportError:  # pragma: no cover - until that branch is merged: same contract
-    def write_text_atomic(path, text: str) -> None:
-        """Write ``text`` to ``path`` through a temporary file in the same directory + rename."""
-        d = os.path.dirname(os.path.abspath(path))
-        os.makedirs(d, exist_ok=True)
-        tmp = os.fspath(path) + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-
-__all__ = ["K_list", "K_span", "fmt", "md_table", "ok_Ks", "read_named", "sci", "short", "table_path",
-           "write_text_atomic"]
+__all__ = ["K_list", "K_span", "fmt", "md_table", "ok_Ks", "read_named", "sci", "short", "table_path"]
 
 
 def fmt(x, digits: int = 4) -> str:

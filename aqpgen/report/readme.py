@@ -30,7 +30,8 @@ import os
 import re
 from collections.abc import Mapping
 
-from aqpgen.report.markdown import md_table, write_text_atomic
+from aqpgen.report.markdown import md_table
+from aqpgen.store.atomic import write_text_atomic
 
 __all__ = [
     "FRAGMENTS_DIR",

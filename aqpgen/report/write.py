@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from aqpgen.report import audit_figures as F
 from aqpgen.report import choices, readme, sections, simulation
-from aqpgen.report.markdown import write_text_atomic
+from aqpgen.store.atomic import write_text_atomic
 
 __all__ = ["README_BLOCKS", "ReportError", "ReportResult", "build_sections", "write_report"]
 

@@ -1,4 +1,4 @@
-"""Zero-overhead reward lookup for training code (docs/MATH.md, "Runtime").
+"""Zero-overhead reward lookup for training code (docs/MATH.md §10).
 
 Imports only numpy; h5py is imported when a file is read, torch / jax only when the caller passes
 their arrays (this module never imports them itself: it looks them up in ``sys.modules``).
@@ -32,7 +32,10 @@ temporary).  The gather itself raises for a count above K (the row has K + 1 ent
 minimum over the counts catches 0 and negative counts (a Python ``min`` over ``tolist()`` for
 small groups, where numpy's reduction overhead would dominate).  The per-K checks are done once
 and cached, so a repeated numpy call costs one dict look-up, the gather and the minimum.
-Nothing ever returns NaN silently on the checked paths.
+Nothing ever returns NaN silently on the checked paths.  Measured by ``bench/bench_lookup.py``
+(numpy 2.4, int64 counts): one group of K = 16 costs ~0.8 µs, 0.8x ``np.log(counts / 16)``;
+10^6 counts cost ~0.5 ms, 0.3-0.45x ``np.log(counts / K)`` (numpy's unchecked ``take`` alone is
+~0.4 ms: the gather, not the check, is the floor).
 
 * numpy: always checked.
 * torch: ``check=True`` (default) computes ``aminmax`` on the counts' device and reads two

@@ -30,13 +30,15 @@ Imports only numpy (``decimal`` for rows whose exact values are decimal strings)
 
 from __future__ import annotations
 
+import decimal
 import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["PRECISION_SLACK", "ImpreciseRowError", "RowPrecision", "dtype_name", "row_precision"]
+__all__ = ["PRECISION_SLACK", "ImpreciseRowError", "RowPrecision", "dtype_name", "needs_hp",
+           "row_precision"]
 
 #: Relative slack of the precision guard: the served row may exceed its certificate by 1%.
 PRECISION_SLACK = 0.01
@@ -102,8 +104,6 @@ def _finite(x) -> float | None:
 
 def _hp_distance(values: np.ndarray, values_hp) -> float:
     """Upper bound on max_n |values_hp[n] - values[n]| (exact decimal arithmetic, rounded up)."""
-    import decimal
-
     worst = decimal.Decimal(0)
     with decimal.localcontext() as ctx:
         ctx.prec = 4000  # exact for float64 (<= 767 significant digits) against stored strings
@@ -137,6 +137,16 @@ def _round_bfloat16(x32: np.ndarray) -> np.ndarray:
     bits = x32.view(np.uint32).astype(np.uint64)
     bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
     return bits.astype(np.uint32).view(np.float32)
+
+
+def needs_hp(metrics: Mapping) -> bool:
+    """Whether :func:`row_precision` reads the row's high-precision strings (only when no stored
+    metric bounds the float64 rounding: no ``beta_f64``, and not an exact row with ``err_f64``),
+    so a loaded table keeps them only for such rows."""
+    if _finite(metrics.get("beta_f64")) is not None:
+        return False
+    exact = _finite(metrics.get("beta_cert")) is None and _finite(metrics.get("exact")) == 1.0
+    return not (exact and _finite(metrics.get("err_f64")) is not None)
 
 
 def row_precision(K: int, dtype: str, metrics: Mapping, values: np.ndarray, values_hp=None) -> RowPrecision:

@@ -18,12 +18,18 @@ from aqpgen.runtime.precision import (
     ImpreciseRowError,
     RowPrecision,
     dtype_name,
+    needs_hp,
     row_precision,
 )
 from aqpgen.store.locate import find_table
 from aqpgen.store.tablefile import read_table  # numpy + lazy h5py
 
 __all__ = ["Table", "answers_to_counts", "load_table"]
+
+#: Count dtypes the cached fast path gathers with directly (their values convert to intp
+#: exactly; uint64 does not: 2**64 - 1 would wrap to -1, so it takes the checked path).
+_FAST_DTYPES = frozenset(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8,
+                                               np.uint16, np.uint32))
 
 #: Groups up to this size are range-checked with Python's ``min`` over ``tolist()`` (numpy's
 #: reduction costs ~1 µs of fixed overhead, more than the whole gather on a group of 16).
@@ -131,7 +137,9 @@ class Table:
         self._index = {K: i for i, K in enumerate(self.Ks)}
         self.status = {K: str(data.rows[K].status) for K in self.Ks}
         self._metrics = {K: dict(data.rows[K].metrics) for K in self.Ks}
-        self._hp = {K: data.rows[K].values_hp for K in self.Ks}
+        # high-precision strings only where the guard needs them (no stored rounding bound)
+        self._hp = {K: data.rows[K].values_hp if needs_hp(self._metrics[K]) else None
+                    for K in self.Ks}
         kmax = max(self.Ks, default=0)
         dense = np.full((len(self.Ks), kmax + 1), np.nan, dtype=np.float64)
         for i, K in enumerate(self.Ks):
@@ -276,7 +284,7 @@ class Table:
         # fast path: numpy integer array, float64 output, a K already validated for float64
         if type(counts) is np.ndarray and dtype is None and type(K) is int:
             row = self._served64.get(K)
-            if row is not None and counts.ndim and counts.dtype.kind in "iu":
+            if row is not None and counts.ndim and counts.dtype in _FAST_DTYPES:
                 # the gather raises IndexError for a count > K (row has K + 1 entries); one
                 # minimum catches 0 and negative counts (which would read the padding / wrap)
                 n = counts.size

@@ -45,6 +45,7 @@ No debris (a build may be killed at any instant, ``kill -9`` included)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -64,6 +65,7 @@ from aqpgen.store.spec import (
     TableSpec,
     generator_module,
     load_spec,
+    missing_extra,
     standard_kmin,
 )
 from aqpgen.store.tablefile import (
@@ -254,8 +256,9 @@ def _build_rows(spec: TableSpec, mod, runner, emit, tables_dir: str) -> list:
             results.append(_check_result(spec, K, r))
             emit(Progress("K", spec.name, K, len(results), total))
     except RowFailed as e:
+        hint = missing_extra(e.exc) if isinstance(e.exc, ImportError) else None
         raise BuildError(f"table {spec.name!r}: build_K failed at K={e.K}: {type(e.exc).__name__}: "
-                         f"{e.exc}") from e.exc
+                         f"{e.exc}" + (f"; {hint}" if hint else "")) from e.exc
     if not any(r.status == "ok" for r in results):
         reasons = sorted({r.status for r in results})
         raise BuildError(f"table {spec.name!r}: no usable row (no K has status 'ok'; statuses: "
@@ -338,6 +341,7 @@ def build(
     tables_dir = os.path.abspath(out_dir)
 
     runner = None
+    tree_checked = False
     outcomes: list[TableOutcome] = []
     with build_lock(out_dir, on_wait=lambda msg: emit(Progress("note", msg))):
         removed = remove_stale_temp_files(out_dir)
@@ -354,8 +358,9 @@ def build(
                     outcomes.append(TableOutcome(spec.name, path, "up-to-date", _not_ok(current),
                                                  current.content_hash, current.Ks))
                     continue
-                if not allow_dirty:
-                    _check_clean_tree(out_dir)
+                if not (allow_dirty or tree_checked):
+                    _check_clean_tree(out_dir)  # before the first solve, once per build
+                    tree_checked = True
                 emit(Progress("start", spec.name, total=len(spec.Ks)))
                 if runner is None:
                     runner = make_runner(jobs, dask)
@@ -371,10 +376,15 @@ def build(
                 emit(Progress("written", spec.name, done=len(spec.Ks), total=len(spec.Ks)))
                 outcomes.append(TableOutcome(spec.name, path, "built", _not_ok(written),
                                              written.content_hash, written.Ks))
+        except BaseException:
+            with contextlib.suppress(Exception):  # never mask the error that stopped the build
+                update_manifest(out_dir)
+            raise
+        else:
+            update_manifest(out_dir)  # also heals a manifest left stale by a killed build
         finally:
             if runner is not None:
                 runner.close()
-            update_manifest(out_dir)  # heals a manifest left stale by a killed build
     return outcomes
 
 

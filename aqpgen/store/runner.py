@@ -43,6 +43,9 @@ __all__ = ["DaskRunner", "LocalRunner", "PoolRunner", "RowFailed", "die_with_par
 
 _PR_SET_PDEATHSIG = 1
 
+#: How long ``--dask ADDRESS`` waits for the scheduler before giving up.
+CONNECT_TIMEOUT = "20s"
+
 
 class RowFailed(Exception):
     """``build_K`` raised for one K (``.K``, ``.exc``)."""
@@ -154,7 +157,11 @@ class DaskRunner:
                                          dashboard_address=None)
             self.client = Client(self._cluster)
         elif isinstance(address, str) and address:
-            self.client = Client(address)
+            try:
+                self.client = Client(address, timeout=CONNECT_TIMEOUT)
+            except OSError as e:
+                raise ConnectionError(f"cannot reach the Dask scheduler at {address!r} ({e}); start one "
+                                      "(docs/SCALING.md) or use --dask local") from None
         else:
             raise ValueError(f"dask must be 'local', a scheduler address or a distributed.Client, received {address!r}")
 
