@@ -20,7 +20,7 @@ from aqpgen.generators.compare import (
 )
 from aqpgen.generators.minimax import E_star
 from aqpgen.numerics.metrics import table_metrics
-from aqpgen.report.figures import pyplot, save_png
+from aqpgen.report.figures import frontier_figure
 from aqpgen.targets import LOG
 
 FRONTIER_HELP = """\
@@ -81,26 +81,11 @@ def _num(x):
 
 
 def frontier_plot(path, K, points, peers, target=LOG):
-    """Draw the frontier (V_inf vs beta, log-log) with the peers; deterministic PNG."""
-    fig, ax = pyplot().subplots(figsize=(6.4, 4.8))
-    ok = [p for p in points if p["status"] == "ok"]
-    ax.plot([p["V_inf"] for p in ok], [p["beta_cert"] for p in ok], "o-", color="C0",
-            label="AQP frontier")
-    for p in ok:
-        ax.annotate(p["label"], (p["V_inf"], p["beta_cert"]), textcoords="offset points",
-                    xytext=(4, 4), fontsize=7)
-    for i, q in enumerate(peers):
-        if q["V_inf"] is not None and math.isfinite(q["V_inf"]) and q["V_inf"] < 1e6:
-            ax.plot([q["V_inf"]], [q["beta_cert"]], "s", color=f"C{i + 1}", label=q["name"])
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("V∞ = sup_p p·Var_p")
-    ax.set_ylabel("certified β = sup_p p·|bias|")
-    ax.set_title(f"{target.name} estimators at K = {K}")
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    save_png(fig, path, dpi=100)
+    """Draw the frontier (certified β against V∞, log-log) with the peers; deterministic PNG."""
+    frontier_figure(path, [(p["V_inf"], p["beta_cert"], p["label"]) for p in points
+                           if p["status"] == "ok"],
+                    [(q["name"], q["V_inf"], q["beta_cert"]) for q in peers],
+                    f"{target.name} estimators at K = {K}", peer_vmax=1e6)
 
 
 def register(group):

@@ -31,7 +31,7 @@ import numpy as np
 from aqpgen.audit.rowpoly import grid, sup_err, sup_pvar, with_prec
 from aqpgen.generators import aqp, peers
 from aqpgen.numerics.bernstein import mean_poly_cheb, to_chebyshev_f64
-from aqpgen.report.figures import pyplot, save_png
+from aqpgen.report.figures import frontier_figure, pyplot, save_png
 from aqpgen.store import tablefile
 
 __all__ = [
@@ -178,25 +178,17 @@ def frontier(K: int, path, points=None) -> str:
     ``points``: the frontier as a list of objects/dicts with ``beta`` and ``V_inf`` (default:
     :func:`aqpgen.aqp.frontier` at K).
     """
-    plt = pyplot()
     if points is None:
         points = aqp.frontier(K)
-    pts = [(_get(q, "V_inf"), _get(q, "beta")) for q in points]
-    pts = sorted((v, b) for v, b in pts if math.isfinite(v) and math.isfinite(b))
-    fig, ax = plt.subplots(figsize=FIGSIZE)
-    ax.loglog([v for v, _ in pts], [b for _, b in pts], "-o", ms=3, label="AQP frontier")
     g = grid(K)
+    peer_pts = []
     for name in peers.PEERS:
         vals = [Fraction(float(x)) for x in peers.peer_table(name, K)]
         b, v = with_prec(lambda r: (sup_err(r, g)[0], sup_pvar(r, g)), vals)
-        ax.loglog([v], [b], "s", ms=6, label=name)
-    ax.set_xlabel("V∞ = sup p·Var")
-    ax.set_ylabel("β = sup p·|bias|")
-    ax.set_title(f"Bias–variance frontier at K = {K}")
-    ax.legend(fontsize=7)
-    ax.grid(True, which="both", lw=0.3)
-    fig.tight_layout()
-    return _save(fig, path)
+        peer_pts.append((name, v, b))
+    return os.fspath(frontier_figure(path, [(_get(q, "V_inf"), _get(q, "beta"), None) for q in points],
+                                     peer_pts, f"Bias–variance frontier at K = {K}",
+                                     figsize=FIGSIZE, dpi=DPI))
 
 
 def _get(q, key):

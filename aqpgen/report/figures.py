@@ -12,10 +12,13 @@ plot_fixed_point_tv(sweeps, path)           -- fixed-point TV(p_K, p*) against K
 plot_learning_curves(curves, path, title=)  -- sampled TV against steps, mean and 10-90% band
                                                over seeds, one panel per K.
 simulation_figures(outdir, ...)             -- both simulation figures for both scenarios.
+frontier_figure(path, points, peers, title) -- a bias–variance frontier (β against V∞, log-log)
+                                               with the peers as single points.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,7 +27,7 @@ import numpy as np
 
 from aqpgen.game import simulate as sm
 
-__all__ = ["plot_fixed_point_tv", "plot_learning_curves", "pyplot", "save_png", "simulation_figures"]
+__all__ = ["frontier_figure", "plot_fixed_point_tv", "plot_learning_curves", "pyplot", "save_png", "simulation_figures"]
 
 DPI = 100
 _PANEL = (4.8, 3.8)  # inches per panel
@@ -37,10 +40,6 @@ def pyplot():
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     return plt
-
-
-#: Old private name, kept for callers not yet updated at merge time (use ``pyplot``).
-_pyplot = pyplot
 
 
 def save_png(fig, path, *, dpi: int = DPI) -> Path:
@@ -161,3 +160,39 @@ def simulation_figures(outdir, *, estimators: Sequence[str] | None = None,
                                                    title=f"scenario {sc}")
     out["data"] = {"exact": exact, "sampled": sampled}
     return out
+
+
+def frontier_figure(path, points: Sequence, peers: Sequence, title: str, *,
+                    label: str = "AQP frontier", figsize=(6.4, 4.8), dpi: int = DPI,
+                    peer_vmax: float = math.inf) -> Path:
+    """The bias–variance frontier at one K: β against V∞ on log-log axes, one line through the
+    frontier points (sorted by V∞), each peer a single square.
+
+    Parameters
+    ----------
+    path : output PNG path.
+    points : sequence of ``(V_inf, beta, annotation)``; annotation a short string or None.
+        Points with a non-finite coordinate are skipped.
+    peers : sequence of ``(name, V_inf, beta)``; drawn only when finite and ``V_inf < peer_vmax``
+        (a minimax row's alternating coefficients make its V∞ grow like 2^K).
+    title : axes title.
+    """
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=figsize)
+    ok = sorted((float(v), float(b), a) for v, b, a in points
+                if v is not None and b is not None and math.isfinite(v) and math.isfinite(b))
+    ax.loglog([v for v, _, _ in ok], [b for _, b, _ in ok], "-o", ms=3, color="C0", label=label)
+    for v, b, a in ok:
+        if a:
+            ax.annotate(a, (v, b), textcoords="offset points", xytext=(4, 3), fontsize=6)
+    for i, (name, v, b) in enumerate(peers):
+        if (v is not None and b is not None and math.isfinite(v) and math.isfinite(b)
+                and v < peer_vmax):
+            ax.loglog([v], [b], "s", ms=6, color=f"C{i + 1}", label=name)
+    ax.set_xlabel("V∞ = sup p·Var")
+    ax.set_ylabel("β = sup p·|bias|")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", lw=0.3)
+    fig.tight_layout()
+    return save_png(fig, path, dpi=dpi)
