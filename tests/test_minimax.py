@@ -18,6 +18,7 @@ import pytest
 
 from aqpgen.errors import ConvergenceError
 from aqpgen.generators import minimax
+from aqpgen.numerics import fit
 
 W1E = mp.lambertw(1 / mp.e)  # E*_1 (module docstring); recomputed at higher precision below
 
@@ -303,6 +304,35 @@ def test_rate_audit_synthetic_known_limit():
         minimax.rate_audit([16, 32], [1.0])
     with pytest.raises(ValueError):
         minimax.rate_audit([16, 32], [1.0, -1.0])
+
+
+def test_rate_audit_counts_the_inputs_accuracy():
+    """E*_K = C/K^3 (1 + 1/K^2) for p^0.5 (r = 3): Richardson in 1/K^2 is exact here, so only the
+    inputs' accuracy limits the digits: a relative spread of 1e-9 on each E*_K moves the limit by
+    up to sum|w_i| C 1e-9, with sum|w_i| = 54.3125 for K = 640, 768, 896, 1024 (the Lagrange
+    weights at h = 0 of h = 1/K^2, checked against numpy's polyfit)."""
+    Ks = [16, 32, 64, 128, 256, 512, 640, 768, 896, 1024]
+    C = 0.1
+    E = [C / K**3 * (1 + 1 / K**2) for K in Ks]
+    hs = [1 / K**2 for K in Ks[-4:]]
+    w = fit.neville0_weights(hs)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        y = rng.normal(size=4)
+        assert sum(wi * yi for wi, yi in zip(w, y)) == pytest.approx(
+            np.polyval(np.polyfit(np.array(hs) * 1e6, y, 3), 0.0), rel=1e-8)
+    assert sum(abs(x) for x in w) == pytest.approx(54.3125, rel=1e-4)
+    exact = minimax.rate_audit(Ks, E, target="p^0.5", slope_tol=0.02)
+    noisy = minimax.rate_audit(Ks[::-1], E[::-1], target="p^0.5", slope_tol=0.02,
+                               spread=[1e-9] * len(Ks))  # any order: spread sorted with Ks
+    assert exact.rate == 3.0 and exact.ok and exact.limit_digits >= 13
+    assert noisy.input_err == pytest.approx(54.3125 * C * (1e-9 + 8 * 2.0**-53), rel=1e-3)
+    assert noisy.limit_digits == 7 and float(noisy.limit) == pytest.approx(C, rel=1e-7)
+    assert noisy.limit_err == pytest.approx(noisy.extrap_err + noisy.input_err)
+    text = noisy.to_text()
+    assert "K^3 E*_K" in text and "required -3 +- 0.02" in text and "K^2" not in text.split("\n")[0]
+    with pytest.raises(ValueError, match="spread"):
+        minimax.rate_audit(Ks, E, spread=[1e-9])
 
 
 def test_rate_audit_on_solved_values():

@@ -269,33 +269,6 @@ def _fake_game():
     return {"alphas": res, "seeds": 3, "notes": []}
 
 
-def test_neville_weights_against_polyfit():
-    """sum w_i y_i is the interpolating polynomial's value at 0 (numpy polyfit as the oracle)."""
-    hs = [1 / K**2 for K in (640, 768, 896, 1024)]
-    w = A._neville_weights(hs)
-    rng = np.random.default_rng(1)
-    for _ in range(3):
-        y = rng.normal(size=4)
-        assert sum(wi * yi for wi, yi in zip(w, y)) == pytest.approx(
-            np.polyval(np.polyfit(np.array(hs) * 1e6, y, 3), 0.0), rel=1e-8)
-    assert sum(abs(x) for x in w) == pytest.approx(54.3125, rel=1e-4)
-
-
-def test_limit_digits_counts_the_inputs_accuracy():
-    """E*_K = C/K^3 (1 + 1/K^2): Richardson is exact, so only the inputs limit the digits."""
-    from aqpgen.generators import minimax
-
-    Ks = [16, 32, 64, 128, 256, 512, 640, 768, 896, 1024]
-    C = 0.1
-    E = [C / K**3 * (1 + 1 / K**2) for K in Ks]
-    ra = minimax.rate_audit(Ks, E, target="p^0.5", slope_tol=0.02)
-    d0, _, _ = A.limit_digits(ra, [0.0] * len(Ks))
-    d1, _, inp1 = A.limit_digits(ra, [1e-9] * len(Ks))
-    assert inp1 == pytest.approx(54.3125 * C * 1e-9, rel=1e-3)
-    assert d1 == 7 and d0 >= 13 and d1 <= ra.limit_digits  # relative input error 5.4e-8
-    assert float(ra.limit) == pytest.approx(C, rel=1e-12)
-
-
 def _col(line: str, i: int) -> float:
     """Column i (1-based after the leading "|") of a Markdown table row, as a float."""
     return float(line.split("|")[i])

@@ -80,7 +80,7 @@ from aqpgen.generators.remez import (
     select_alternating,
 )
 from aqpgen.numerics.bernstein import cheb_to_bernstein
-from aqpgen.numerics.fit import loglog_slope, richardson_limit
+from aqpgen.numerics.fit import loglog_slope, neville0_weights, richardson_limit
 from aqpgen.numerics.metrics import table_metrics
 from aqpgen.numerics.precision import flint_prec, work_prec
 from aqpgen.records import STATUS_OK, Check, KResult, as_K
@@ -117,6 +117,8 @@ VERIFY_SPREAD = 1e-10
 VERIFY_E_DIGITS = 8
 #: name of the shipped minimax table of log p (found by ``aqpgen.store.locate``).
 TABLE_NAME = "kl-minimax"
+#: float64 unit roundoff (the rounding of E*_K and of K^r E*_K in the rate audit).
+_U = 2.0**-53
 
 
 def table_prec(K: int) -> int:
@@ -232,8 +234,8 @@ def E_star(K: int, *, target: Target = LOG, path: str | os.PathLike | None = Non
 
 @dataclass(frozen=True)
 class RateAudit:
-    """The Theta(K^-r) audit of E*_K (docs/MATH.md §4: for log p, r = 2, slope -2 +- 0.01
-    over K >= 16).
+    """The Theta(K^-r) audit of E*_K (docs/MATH.md §4: r = 2, slope -2 +- 0.01 for log p; r =
+    2(a+1), slope -r +- 0.02 for p^a; the slope is fitted over K >= 16).
 
     Attributes
     ----------
@@ -242,23 +244,35 @@ class RateAudit:
     E : tuple of float
         E*_K for each K.
     K2E : tuple of float
-        K^2 E*_K for each K.
+        K^r E*_K for each K (K^2 E*_K for log p; the name is kept from then).
+    rate : float
+        r, the target's rate exponent (``target.rate_exponent``).
     slope : float
         Least-squares slope of log E*_K against log K over K >= ``Kmin`` (NaN if < 2 points).
+    slope_tol : float
+        ``ok`` requires ``|slope + rate| <= slope_tol``.
     Kmin : int
         Smallest K used in the slope fit (16).
     n_fit : int
         Number of K values in the slope fit.
     ok : bool
-        ``|slope + 2| <= 0.01`` (and at least two K >= Kmin).
+        ``|slope + rate| <= slope_tol`` (and at least two K >= Kmin).
     limit_value : float
-        Extrapolated lim K^2 E*_K (Richardson / Neville extrapolation in h = 1/K^2 through the
-        ``len(estimates) + 1`` largest K; the expansion K^2 E*_K = C + c_2/K^2 + c_4/K^4 + ...
-        is measured: first differences of K^2 E*_K fall by 4 per doubling of K, and those of the
-        once-extrapolated values by 16, so no odd powers appear).
+        Extrapolated lim K^r E*_K (Richardson / Neville extrapolation in h = 1/K^2 through the
+        ``len(estimates) + 1`` largest K; for log p the expansion K^2 E*_K = C + c_2/K^2 +
+        c_4/K^4 + ... is measured: first differences of K^2 E*_K fall by 4 per doubling of K,
+        and those of the once-extrapolated values by 16, so no odd powers appear).
+    extrap_err : float
+        The extrapolation's own error estimate: the larger of |last estimate - previous
+        estimate| and |last estimate - the same-order extrapolation through the next-largest K|,
+        floored at 8 ulp of the limit.
+    input_err : float
+        What the inputs' accuracy allows: sum |w_i| |K_i^r E_i| (spread_i + 8u) over the final
+        stencil (w: Lagrange weights at h = 0, about 54 in total for K = 640…1024; spread_i: the
+        relative accuracy of E_i passed as ``spread``, e.g. the Remez levelled-error spread;
+        u = 2^-53 for the float64 rounding of E_i and of K^r E_i).
     limit_err : float
-        Error estimate: the larger of |last estimate - previous estimate| and |last estimate -
-        the same-order extrapolation through the next-largest K|, floored at 8 ulp of the limit.
+        ``extrap_err + input_err``.
     limit_digits : int
         Significant digits of the limit justified by ``limit_err`` (floor(-log10(err/C))).
     limit : str
@@ -270,30 +284,38 @@ class RateAudit:
     Ks: tuple
     E: tuple
     K2E: tuple
+    rate: float
     slope: float
+    slope_tol: float
     Kmin: int
     n_fit: int
     ok: bool
     limit_value: float
+    extrap_err: float
+    input_err: float
     limit_err: float
     limit_digits: int
     limit: str
     estimates: tuple
 
     def to_text(self) -> str:
-        """Human-readable K, E*_K, K^2 E*_K table with the slope and the limit."""
-        lines = [f"{'K':>6}  {'E*_K':>22}  {'K^2 E*_K':>18}"]
+        """Human-readable K, E*_K, K^r E*_K table with the slope and the limit."""
+        kr = f"K^{self.rate:g} E*_K"
+        lines = [f"{'K':>6}  {'E*_K':>22}  {kr:>18}"]
         for K, E, f in zip(self.Ks, self.E, self.K2E):
             lines.append(f"{K:>6}  {E:>22.15e}  {f:>18.15f}")
         lines.append(f"fitted log-log slope over K >= {self.Kmin} ({self.n_fit} values): "
-                     f"{self.slope:+.6f} (required -2 +- 0.01): {'ok' if self.ok else 'FAIL'}")
-        lines.append(f"lim K^2 E*_K = {self.limit} ({self.limit_digits} digits; "
-                     f"Richardson in 1/K^2, error estimate {self.limit_err:.1e})")
+                     f"{self.slope:+.6f} (required {-self.rate:g} +- {self.slope_tol:g}): "
+                     f"{'ok' if self.ok else 'FAIL'}")
+        lines.append(f"lim {kr} = {self.limit} ({self.limit_digits} digits; Richardson in 1/K^2, "
+                     f"error estimate {self.limit_err:.1e} = extrapolation {self.extrap_err:.1e} "
+                     f"+ inputs {self.input_err:.1e})")
         return "\n".join(lines)
 
 
 def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: int = 3,
-               target: Target = LOG, slope_tol: float = 0.01) -> RateAudit:
+               target: Target = LOG, slope_tol: float = 0.01,
+               spread: Sequence[float] | None = None) -> RateAudit:
     """Audit E*_K = Theta(K^-r), r = ``target.rate_exponent`` (2 for log p): the K^r E*_K table,
     the log-log slope, the extrapolated limit.
 
@@ -313,6 +335,9 @@ def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: 
         The target whose rate is audited (default log p).
     slope_tol : float
         ``ok`` requires |slope + r| <= slope_tol.
+    spread : sequence of float, optional
+        Relative accuracy of each E*_K (a table's ``spread`` metric); default 0 (only the
+        float64 rounding counts).  Enters ``input_err`` and so the justified digits.
 
     Returns
     -------
@@ -328,18 +353,27 @@ def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: 
         raise ValueError("Ks must be distinct")
     if not all(math.isfinite(e) and e > 0 for e in E):
         raise ValueError("E must hold positive finite numbers")
-    pairs = sorted(zip(Ks, E))
-    Ks = tuple(k for k, _ in pairs)
-    E = tuple(e for _, e in pairs)
-    K2E = tuple(k * k * e if r == 2.0 else k**r * e for k, e in pairs)
+    sp = [0.0] * len(Ks) if spread is None else [float(x) for x in spread]
+    if len(sp) != len(Ks) or not all(math.isfinite(x) and x >= 0 for x in sp):
+        raise ValueError(f"spread must hold one non-negative number per K, received {spread!r}")
+    triples = sorted(zip(Ks, E, sp))
+    Ks = tuple(k for k, _, _ in triples)
+    E = tuple(e for _, e, _ in triples)
+    sp = [s for _, _, s in triples]
+    K2E = tuple(k * k * e if r == 2.0 else k**r * e for k, e in zip(Ks, E))
     slope, used = loglog_slope(Ks, E, Kmin)
     ok = len(used) >= 2 and abs(slope + r) <= slope_tol
-    C, err, ests = richardson_limit(Ks, K2E, order=order, power=2)
+    C, extrap, ests = richardson_limit(Ks, K2E, order=order, power=2)
+    n = min(len(Ks), int(order) + 1)
+    w = neville0_weights([1.0 / K**2 for K in Ks[-n:]])
+    inp = sum(abs(wi) * abs(y) * (s + 8 * _U) for wi, y, s in zip(w, K2E[-n:], sp[-n:]))
+    err = extrap + inp
     digits = max(1, min(16, math.floor(-math.log10(err / abs(C)))))
     limit = f"{float(f'{C:.{digits}g}'):.{digits}g}"
-    return RateAudit(Ks=Ks, E=E, K2E=K2E, slope=slope, Kmin=int(Kmin), n_fit=len(used), ok=bool(ok),
-                     limit_value=float(C), limit_err=float(err), limit_digits=digits, limit=limit,
-                     estimates=ests)
+    return RateAudit(Ks=Ks, E=E, K2E=K2E, rate=r, slope=slope, slope_tol=float(slope_tol),
+                     Kmin=int(Kmin), n_fit=len(used), ok=bool(ok), limit_value=float(C),
+                     extrap_err=float(extrap), input_err=float(inp), limit_err=float(err),
+                     limit_digits=digits, limit=limit, estimates=ests)
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ Public names
 loglog_slope(Ks, ys, kmin=16)        -> (slope, used_Ks): least-squares slope of log y on log K
                                         over K >= kmin (NaN with fewer than two points).
 neville0(h, f)                       -> value at h = 0 of the polynomial through (h_i, f_i).
+neville0_weights(h)                  -> w with neville0(h, f) = sum w_i f_i (input-error propagation).
 richardson_limit(Ks, ys, *, order=3, power=2) -> (limit, err, estimates): lim_{K->inf} y_K
                                         for y_K = C + c_1 h + c_2 h^2 + ..., h = K^-power.
 """
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["loglog_slope", "neville0", "richardson_limit"]
+__all__ = ["loglog_slope", "neville0", "neville0_weights", "richardson_limit"]
 
 
 def loglog_slope(Ks: Sequence[int], ys: Sequence[float], kmin: int = 16):
@@ -41,6 +42,12 @@ def neville0(h: Sequence[float], f: Sequence[float]) -> float:
         for i in range(n - m):
             P[i] = (h[i] * P[i + 1] - h[i + m] * P[i]) / (h[i] - h[i + m])
     return P[0]
+
+
+def neville0_weights(h: Sequence[float]) -> list[float]:
+    """Lagrange weights at 0 of the nodes h: ``neville0(h, f) == sum(w_i * f_i)``.  An error e_i
+    in f_i moves the extrapolated value by at most ``sum |w_i| |e_i|``."""
+    return [math.prod(hj / (hj - hi) for j, hj in enumerate(h) if j != i) for i, hi in enumerate(h)]
 
 
 def richardson_limit(Ks: Sequence[int], ys: Sequence[float], *, order: int = 3, power: float = 2):

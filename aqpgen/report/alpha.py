@@ -5,7 +5,8 @@ from the shipped tables and the library:
 
 * the rate audit of the minimax table ``pow<a>-minimax`` (``minimax.rate_audit`` with the target:
   fitted log-log slope of E*_K over K = 16…1024 against −2(a+1) within ``SLOPE_TOL``, and
-  lim K^(2(a+1))·E*_K with the digits justified — see :func:`limit_digits`);
+  lim K^(2(a+1))·E*_K with the digits justified by the extrapolation's error estimate *and* the
+  inputs' accuracy, the Remez spread of each E*_K — ``RateAudit.limit_digits``);
 * the comparison with the peers (``aqpgen compare --target p^A --markdown``) at K = 8, 16, 64;
 * the frontier (the rho sweep ``FRONTIER_RHOS`` of ``aqp.frontier`` with the target) at one K,
   as a figure and a table, with the peers;
@@ -22,8 +23,6 @@ POWER_TARGETS, ALPHA_COMPARE_KS, FRONTIER_RHOS, SLOPE_TOL, RATE_RANGE, RATE_SHOW
 declared_tables(target)                 -- (minimax, rho1) table names of a target.
 check_tables(tables_dir, target)        -- the declared files, checked (raises when missing).
 rate_data(tables_dir, target, ...)      -- the rate audit (dict) of the target's minimax table.
-limit_digits(audit, spread)             -- digits of the limit justified by the extrapolation's
-                                           error estimate *and* the inputs' accuracy.
 rate_markdown(d)                        -- its Markdown.
 compare_markdown(target, Ks)            -- what ``aqpgen compare --target ... --markdown`` prints.
 frontier_data(K, target, rhos)          -- frontier points and peers' numbers at K.
@@ -36,14 +35,13 @@ alpha_of(target), heading(target), figure_name(target, K) -- small naming helper
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 
 from aqpgen.game import study
 from aqpgen.generators import aqp, compare, minimax
 from aqpgen.numerics.metrics import table_metrics
-from aqpgen.report.figures import pyplot, save_png
+from aqpgen.report import figures
 from aqpgen.report.markdown import md_table, ok_Ks, read_named, sci, table_path
 from aqpgen.store.locate import find_table
 from aqpgen.targets import PowerTarget, parse_target
@@ -66,7 +64,6 @@ __all__ = [
     "game_alpha",
     "game_summary",
     "heading",
-    "limit_digits",
     "rate_data",
     "rate_markdown",
     "target_sections",
@@ -83,7 +80,6 @@ SLOPE_TOL = 0.02
 RATE_SHOW_KS = (16, 32, 64, 128, 256, 512, 1024)
 #: K range of the rate audit (the fit uses every ok row in it; both ends must be ok rows).
 RATE_RANGE = (16, 1024)
-_U = 2.0**-53
 
 
 def _power(target) -> PowerTarget:
@@ -125,30 +121,6 @@ def check_tables(tables_dir, target) -> dict:
     return out
 
 
-def _neville_weights(hs: Sequence[float]) -> list[float]:
-    """Weights w_i of the interpolating polynomial's value at h = 0: sum w_i y_i."""
-    return [math.prod(hj / (hj - hi) for j, hj in enumerate(hs) if j != i) for i, hi in enumerate(hs)]
-
-
-def limit_digits(audit, spread: Sequence[float], order: int = 3) -> tuple[int, float, float]:
-    """(digits, total error, input error) of ``audit.limit_value``.
-
-    The extrapolation's own estimate ``audit.limit_err`` (differences of successive
-    extrapolations) says nothing about the accuracy of its inputs: each E*_K is known to a
-    relative ``spread`` (the Remez levelled-error spread: E*_K lies between the smallest and
-    largest levelled error) and is rounded to float64, and the extrapolation through the
-    ``order + 1`` largest K multiplies input errors by up to sum |w_i| (the Lagrange weights at
-    h = 1/K^2 = 0; about 54 for K = 640…1024).  The justified digits use the sum of both."""
-    n = min(len(audit.Ks), order + 1)
-    Ks, ys = audit.Ks[-n:], audit.K2E[-n:]
-    sp = list(spread)[-n:]
-    w = _neville_weights([1.0 / K**2 for K in Ks])
-    inp = sum(abs(wi) * abs(y) * (s + 8 * _U) for wi, y, s in zip(w, ys, sp))
-    err = audit.limit_err + inp
-    digits = max(1, min(16, math.floor(-math.log10(err / abs(audit.limit_value)))))
-    return digits, err, inp
-
-
 def rate_data(tables_dir, target, *, kmin: int | None = None, kmax: int | None = None) -> dict:
     """Rate audit of ``pow<a>-minimax`` over its ok rows K <= kmax (fit over K >= kmin;
     default ``RATE_RANGE``).
@@ -163,11 +135,11 @@ def rate_data(tables_dir, target, *, kmin: int | None = None, kmax: int | None =
     if kmin not in ks or kmax not in ks:
         raise ValueError(f"table {name!r}: the rate audit needs ok rows at K = {kmin} and K = {kmax}")
     m = {K: tab.metrics(K) for K in ks}
-    ra = minimax.rate_audit(ks, [m[K]["E_star"] for K in ks], Kmin=kmin, target=t, slope_tol=SLOPE_TOL)
-    digits, err, inp = limit_digits(ra, [m[K].get("spread", 0.0) for K in ra.Ks])
-    limit = f"{float(f'{ra.limit_value:.{digits}g}'):.{digits}g}"
+    ra = minimax.rate_audit(ks, [m[K]["E_star"] for K in ks], Kmin=kmin, target=t, slope_tol=SLOPE_TOL,
+                            spread=[m[K].get("spread", 0.0) for K in ks])
     return {"target": t, "name": name, "audit": ra, "metrics": m, "Ks": ks, "kmin": kmin,
-            "kmax": kmax, "digits": digits, "limit": limit, "err": err, "input_err": inp}
+            "kmax": kmax, "digits": ra.limit_digits, "limit": ra.limit, "err": ra.limit_err,
+            "input_err": ra.input_err}
 
 
 def _scaled(r: float) -> str:
@@ -187,7 +159,7 @@ def rate_markdown(d: dict) -> str:
             f"**{ra.slope:+.5f}** against −2(a+1) = {-t.rate_exponent:g} (tolerance ±{SLOPE_TOL}: "
             f"{'passes' if ok else 'FAILS'}); **lim {r} = {d['limit']}** ({d['digits']} "
             f"digits justified: Richardson extrapolation in 1/K² through the largest K, its own error "
-            f"estimate {ra.limit_err:.1e} plus {d['input_err']:.1e} from the inputs' accuracy — the "
+            f"estimate {ra.extrap_err:.1e} plus {d['input_err']:.1e} from the inputs' accuracy — the "
             f"Remez spread and float64 rounding of E*_K, times the extrapolation's weights).\n\n"
             + md_table(["K", "E*_K", r, "Remez spread"], rows))
 
@@ -230,23 +202,11 @@ def frontier_markdown(d: dict) -> str:
 def frontier_figure(d: dict, path) -> str:
     """Figure: certified β against V∞ (log-log) of the AQP rho points and the peers (the minimax
     point is drawn only when its V∞ is below 1e3: its alternating coefficients grow like 2^K)."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ok = sorted((p.V_inf, p.beta_cert, p.param) for p in d["points"]
-                if p.status == "ok" and math.isfinite(p.V_inf) and math.isfinite(p.beta_cert))
-    ax.loglog([v for v, _, _ in ok], [b for _, b, _ in ok], "-o", ms=3, label="AQP (ρ sweep)")
-    for v, b, rho in ok:
-        ax.annotate(f"ρ={rho:g}", (v, b), textcoords="offset points", xytext=(4, 3), fontsize=6)
-    for i, q in enumerate(d["peers"]):
-        if math.isfinite(q["V_inf"]) and q["V_inf"] < 1e3:
-            ax.loglog([q["V_inf"]], [q["beta_cert"]], "s", ms=6, color=f"C{i + 1}", label=q["name"])
-    ax.set_xlabel("V∞ = sup p·Var")
-    ax.set_ylabel("certified β = sup p·|bias|")
-    ax.set_title(f"Bias–variance frontier of {d['target'].name} (α = {alpha_of(d['target']):g}) at K = {d['K']}")
-    ax.legend(fontsize=7)
-    ax.grid(True, which="both", lw=0.3)
-    fig.tight_layout()
-    return os.fspath(save_png(fig, path, dpi=110))
+    return os.fspath(figures.frontier_figure(
+        path, [(p.V_inf, p.beta_cert, f"ρ={p.param:g}") for p in d["points"] if p.status == "ok"],
+        [(q["name"], q["V_inf"], q["beta_cert"]) for q in d["peers"]],
+        f"Bias–variance frontier of {d['target'].name} (α = {alpha_of(d['target']):g}) at K = {d['K']}",
+        label="AQP (ρ sweep)", figsize=(6.4, 4.2), dpi=110, peer_vmax=1e3))
 
 
 def game_alpha(path) -> dict:

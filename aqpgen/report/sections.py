@@ -126,7 +126,8 @@ def rate_data(tables_dir: str = "tables") -> dict:
     t = read_named(tables_dir, "kl-minimax")
     ks = [K for K in ok_Ks(t) if K <= 1024]
     m = {K: t.metrics(K) for K in ks}
-    ra = minimax.rate_audit(ks, [m[K]["E_star"] for K in ks], Kmin=16)
+    ra = minimax.rate_audit(ks, [m[K]["E_star"] for K in ks], Kmin=16,
+                            spread=[m[K].get("spread", 0.0) for K in ks])
     big = [K for K in ks if K >= 128]
     if len(big) < 2:  # few rows (tests, partial tables): the upper half
         big = ks[len(ks) // 2:]
@@ -149,7 +150,9 @@ def rate_markdown(d: dict, *, full: bool = False) -> str:
             f"K = {fit_Ks[0]}…{fit_Ks[-1]}, {ra.n_fit} values): fitted log-log slope "
             f"**{ra.slope:+.5f}** (required −2 ± 0.01: {'passes' if ra.ok else 'FAILS'}); "
             f"**lim K²·E*_K = {ra.limit}** ({ra.limit_digits} digits justified: Richardson "
-            f"extrapolation in 1/K² through the largest K, error estimate {ra.limit_err:.1e}).\n\n"
+            f"extrapolation in 1/K² through the largest K, its own error estimate "
+            f"{ra.extrap_err:.1e} plus {ra.input_err:.1e} from the inputs' accuracy — the Remez "
+            f"spread and float64 rounding of E*_K, times the extrapolation's weights).\n\n"
             + md_table(["K", "E*_K", "K²·E*_K", "log10 max|c|"], rows)
             + f"\n\n**Coefficient growth.** log10 max|c_K| grows linearly in K: fitted slope "
             f"{g:.4f} per unit K over K ≥ {d['growth_Kmin']}, i.e. max|c_K| ≈ {10 ** g:.3f}^K "
