@@ -9,6 +9,8 @@ keyed_groups(keys, K=None, ...)         -- split samples by a group key (verl's 
 rewards_of_groups(answers, groups, table, K, ...) -- rewards of many groups, in sample order.
 as_table(table)                          -- a Table from a Table, path or table name.
 check_served(table, K, dtype, ...)       -- K present and the precision guard for the served dtype.
+served_table(table, n, dtype, ...)       -- an adapter's set-up: on_none, the group size n, the
+                                            table and check_served, each failure naming the setting.
 
 Counts are self-inclusive: the reward of sample i is c_K[n_i], n_i = number of the K samples of
 its group whose answer equals its answer (1 <= n_i <= K).
@@ -32,7 +34,7 @@ import numpy as np
 from aqpgen.runtime import Table, answers_to_counts, load_table
 
 __all__ = ["ON_NONE", "as_table", "check_served", "consecutive_groups", "group_counts",
-           "group_rewards", "keyed_groups", "rewards_of_groups"]
+           "group_rewards", "keyed_groups", "rewards_of_groups", "served_table"]
 
 ON_NONE = ("unique", "raise")
 
@@ -70,6 +72,23 @@ def check_served(table: Table, K: int, dtype, *, setting: str, allow_imprecise: 
             table.check_precision(K, dtype, what=setting)
         except ValueError as exc:
             raise type(exc)(f"{exc}  ({consumer})" if consumer else str(exc)) from None
+
+
+def served_table(table, n, dtype, *, setting: str, consumer: str, on_none: str,
+                 allow_imprecise: bool = False) -> Table:
+    """An adapter's set-up, done once when it is built: ``on_none`` valid, the group size ``n``
+    a positive int, ``table`` loaded (:func:`as_table`) and :func:`check_served` at ``n``.
+
+    ``setting`` is the framework's name of the group size (e.g. ``"actor_rollout_ref.rollout.n"``):
+    every error names it with the value received.
+    """
+    check_on_none(on_none)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer ({setting}), received {n!r}")
+    t = as_table(table)
+    check_served(t, n, dtype, setting=f"{setting}={n}", allow_imprecise=allow_imprecise,
+                 consumer=consumer)
+    return t
 
 
 def group_counts(answers: Sequence, on_none: str = "unique") -> np.ndarray:

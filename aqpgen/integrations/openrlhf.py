@@ -34,10 +34,8 @@ from collections.abc import Callable
 from typing import Any
 
 from aqpgen.integrations.grouping import (
-    as_table,
-    check_on_none,
-    check_served,
     rewards_of_groups,
+    served_table,
 )
 
 __all__ = ["openrlhf_group_hook", "wrap_generate_responses"]
@@ -68,12 +66,9 @@ def openrlhf_group_hook(extract_answer: Callable[[str], Any], table, n: int, *, 
     add : bool
         Add to the ``reward`` already set by a reward function / remote RM (else replace it).
     """
-    check_on_none(on_none)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer (rollout.n_samples_per_prompt), received {n!r}")
-    t = as_table(table)
-    check_served(t, n, OPENRLHF_REWARD_DTYPE, setting=f"rollout.n_samples_per_prompt={n}",
-                 allow_imprecise=allow_imprecise, consumer="OpenRLHF keeps rewards in float32")
+    t = served_table(table, n, OPENRLHF_REWARD_DTYPE, setting="rollout.n_samples_per_prompt",
+                     on_none=on_none, allow_imprecise=allow_imprecise,
+                     consumer="OpenRLHF keeps rewards in float32")
     scale = float(scale)
 
     def hook(responses: list, tokenizer) -> list:

@@ -37,11 +37,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aqpgen.integrations.grouping import (
-    as_table,
-    check_on_none,
-    check_served,
     keyed_groups,
     rewards_of_groups,
+    served_table,
 )
 
 __all__ = ["BASELINES", "group_advantages", "register_verl_advantage", "verl_batch_reward"]
@@ -79,12 +77,9 @@ def verl_batch_reward(extract_answer: Callable[[str], Any], table, n: int, *,
     ``compute_score(data_sources, solution_strs, ground_truths, extra_infos, **kwargs)`` ->
     list of floats, one per sample.
     """
-    check_on_none(on_none)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer (actor_rollout_ref.rollout.n), received {n!r}")
-    t = as_table(table)
-    check_served(t, n, VERL_REWARD_DTYPE, setting=f"actor_rollout_ref.rollout.n={n}",
-                 allow_imprecise=allow_imprecise, consumer="verl stores rewards as float32")
+    t = served_table(table, n, VERL_REWARD_DTYPE, setting="actor_rollout_ref.rollout.n",
+                     on_none=on_none, allow_imprecise=allow_imprecise,
+                     consumer="verl stores rewards as float32")
     scale = float(scale)
 
     def compute_score(data_sources: Sequence, solution_strs: Sequence[str], ground_truths: Sequence,
