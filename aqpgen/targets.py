@@ -10,6 +10,7 @@ Target                 -- the interface (abstract): name, evaluations, derivativ
 LogTarget, LOG         -- g(p) = log p (the KL / entropy game, alpha = 1).
 PowerTarget            -- g(p) = p^a, a real, a > -1 (the alpha-family game, alpha = a + 1).
 parse_target(text)     -- "log", "log p", "p^0.5", "p^-0.5", "p^2" -> a Target (ValueError else).
+format_exponent(a)     -- the canonical text of an exponent (a Fraction): "2", "0.5", "1/3".
 alpha_reward(values, alpha) -- the affine map of a p^(alpha-1) (or log p) table to the reward
                           phi_alpha'(p) of the alpha-divergence game (docs/MATH.md §2b).
 
@@ -36,7 +37,8 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["LOG", "LogTarget", "PowerTarget", "Target", "alpha_reward", "parse_target", "pow_kmin"]
+__all__ = ["LOG", "LogTarget", "PowerTarget", "Target", "alpha_reward", "format_exponent", "parse_target",
+           "pow_kmin"]
 
 #: unit roundoff of float64.
 _U = 2.0**-53
@@ -248,7 +250,7 @@ class PowerTarget(Target):
         self.a_exact = frac
         self.a = float(frac)
         self.polynomial = frac.denominator == 1 and frac >= 0
-        self.spec = f"p^{_format_exponent(frac)}"
+        self.spec = f"p^{format_exponent(frac)}"
         self.name = self.spec
         self.rate_exponent = 2.0 * (self.a + 1.0)
         self.kmin = int(frac) + 1 if self.polynomial else 2
@@ -402,7 +404,7 @@ def _exact_exponent(a) -> Fraction:
     raise TypeError(f"the exponent a must be a real number, received {a!r}")
 
 
-def _format_exponent(f: Fraction) -> str:
+def format_exponent(f: Fraction) -> str:
     """Canonical text of an exponent: "2", "0.5", "-0.5", "1/3" (decimal when terminating)."""
     if f.denominator == 1:
         return str(f.numerator)

@@ -11,7 +11,8 @@ that a bug in the library cannot hide itself.  Two documented exceptions:
   :func:`aqpgen.numerics.certify.certify_beta`: a certificate is a proof, and what the audit can
   do is check every bound (stored or fresh) against its own recomputed sup — a bound below the
   sup or more than 1 % above it fails (docs/MATH.md §6); :func:`aqpgen.targets.parse_target`
-  only builds the certifier's ``target=`` argument from the file's target text;
+  only builds the certifier's ``target=`` argument from the file's target text, and
+  :func:`aqpgen.targets.format_exponent` writes an exponent's display name;
 * :func:`aqpgen.numerics.precision.flint_prec` (a context manager that sets and restores
   python-flint's precision) and :mod:`aqpgen.store.tablefile` (reading the container, the
   content hash and the manifest format) are shared, as they define the file being audited.

@@ -42,6 +42,7 @@ from fractions import Fraction
 import numpy as np
 
 from aqpgen.numerics.precision import flint_prec
+from aqpgen.targets import format_exponent
 
 __all__ = [
     "LOG_TARGET",
@@ -82,7 +83,7 @@ class AuditTarget:
         if a is not None and a <= -1:
             raise ValueError(f"the exponent a of p^a must be > -1, received {a}")
         self.a = a
-        self.name = "log p" if a is None else f"p^{_fmt_exp(a)}"
+        self.name = "log p" if a is None else f"p^{format_exponent(a)}"
         self.rate = 2.0 if a is None else 2.0 * float(a + 1)
 
     @property
@@ -138,21 +139,6 @@ class AuditTarget:
         r = np.arange(1, K + 1) / K
         v = np.log(r) if self.a is None else np.power(r, float(self.a))
         return [Fraction(float(x)) for x in v]
-
-
-def _fmt_exp(a: Fraction) -> str:
-    if a.denominator == 1:
-        return str(a.numerator)
-    d = a.denominator
-    while d % 2 == 0:
-        d //= 2
-    while d % 5 == 0:
-        d //= 5
-    if d == 1:  # a terminating decimal: write it as one ("0.5", "-0.25")
-        s = f"{float(a):.17g}"
-        if Fraction(s) == a:
-            return s
-    return f"({a.numerator}/{a.denominator})"
 
 
 #: log p.

@@ -2,10 +2,7 @@
 
 Public names
 ------------
-SCHEMA, SCHEMA_VERSION      -- schema name ``"aqpgen.table"`` and the version this code writes.
-Row                         -- one table row (one K): values, values_hp, metrics, status, solver.
-TableData                   -- a whole table in memory (frozen); ``.values(K)``, ``.row(K)``.
-make_table(...)             -- assemble a TableData from per-K ``KResult`` records.
+SCHEMA, SCHEMA_VERSION, Row, TableData, make_table -- re-exported from ``aqpgen.store.content``.
 write_table(path, table)    -- write deterministically to a temp file, then ``os.replace``.
 read_table(path)            -- read and check schema, structure and content hash.
 content_hash(table)         -- sha256 (hex) of the canonical serialisation of a table.
