@@ -112,7 +112,7 @@ def main(argv=None) -> int:
             for dt in (np.int64, np.int32):
                 c = rng.integers(1, K + 1, size=args.size).astype(dt)
                 a, b = _best_pair(lambda c=c, K=K: t.lookup(c, K), lambda c=c, K=K: np.log(c / K),
-                                  max(5, args.repeats // 3))
+                                  args.repeats)
                 target = TARGET_LARGE if dt is np.int64 else None
                 print(_line(f"numpy {np.dtype(dt).name}", K, args.size, a, b, "np.log(counts / K)",
                             target))
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
                 if dt is np.int64:  # where the time goes: numpy's gather alone, no check at all
                     row = t.dense[t.Ks.index(K), : K + 1]
                     a0, b0 = _best_pair(lambda c=c, row=row: row.take(c),
-                                        lambda c=c, K=K: np.log(c / K), max(5, args.repeats // 3))
+                                        lambda c=c, K=K: np.log(c / K), args.repeats)
                     print(_line("  floor: take", K, args.size, a0, b0, "np.log(counts / K)", None)
                           + " (unchecked row.take)")
         try:
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
                 c = torch.randint(1, K + 1, (n,), dtype=torch.int64)
                 calls = args.calls if n == K_GROUP else 1
                 a, b = _best_pair(lambda c=c, K=K: t.lookup(c, K), lambda c=c, K=K: torch.log(c / K),
-                                  max(5, args.repeats // 3), calls)
+                                  args.repeats, calls)
                 print(_line("torch int64", K, n, a, b, "torch.log(counts / K)", None))
     print("targets: " + ("all numpy targets met" if not missed else "MISSED " + "; ".join(missed)))
     return 1 if (missed and args.strict) else 0

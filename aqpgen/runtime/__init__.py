@@ -28,14 +28,11 @@ Validation and cost
 ``lookup`` validates (integer dtype, 1 <= n <= K, K present, its row ``"ok"`` and its served
 precision within its certificate) and then does one gather from a contiguous row of the dense
 table; the row is padded at index 0 so that the count is the index (no ``counts - 1``
-temporary).  The gather itself raises for a count above K (the row has K + 1 entries); one
-minimum over the counts catches 0 and negative counts (a Python ``min`` over ``tolist()`` for
-small groups, where numpy's reduction overhead would dominate).  The per-K checks are done once
-and cached, so a repeated numpy call costs one dict look-up, the gather and the minimum.
-Nothing ever returns NaN silently on the checked paths.  Measured by ``bench/bench_lookup.py``
-(numpy 2.4, int64 counts): one group of K = 16 costs ~0.8 µs, 0.8x ``np.log(counts / 16)``;
-10^6 counts cost ~0.5 ms, 0.3-0.45x ``np.log(counts / K)`` (numpy's unchecked ``take`` alone is
-~0.4 ms: the gather, not the check, is the floor).
+temporary).  The per-K checks are done once and cached, so a repeated numpy call costs one dict
+look-up and the checked gather of :mod:`aqpgen.runtime.gather`: fancy indexing and a Python
+``min`` for one group; ``take`` and one ``min`` for larger arrays.  Nothing ever returns NaN
+silently on the checked paths.  ``make bench`` (``bench/bench_lookup.py``) measures
+the cost against ``np.log(counts / K)`` on the same array.
 
 * numpy: always checked.
 * torch: ``check=True`` (default) computes ``aminmax`` on the counts' device and reads two

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aqpgen.runtime.gather import gather
 from aqpgen.runtime.precision import (
     PRECISION_SLACK,
     ImpreciseRowError,
@@ -31,9 +32,6 @@ __all__ = ["Table", "answers_to_counts", "load_table"]
 _FAST_DTYPES = frozenset(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8,
                                                np.uint16, np.uint32))
 
-#: Groups up to this size are range-checked with Python's ``min`` over ``tolist()`` (numpy's
-#: reduction costs ~1 µs of fixed overhead, more than the whole gather on a group of 16).
-_SMALL = 256
 
 def load_table(path_or_name, *, check_hash: bool = True) -> Table:
     """Load a table file once into a dense float64 array.
@@ -281,24 +279,13 @@ class Table:
         ImpreciseRowError (a ValueError)
             The row served in the output dtype breaks its certificate (and not ``allow_imprecise``).
         """
-        # fast path: numpy integer array, float64 output, a K already validated for float64
+        # fast path: numpy integer array, float64 output, a K already validated for float64;
+        # runtime.gather checks every count (None: one is out of range -> the slow path says which)
         if type(counts) is np.ndarray and dtype is None and type(K) is int:
             row = self._served64.get(K)
             if row is not None and counts.ndim and counts.dtype in _FAST_DTYPES:
-                # the gather raises IndexError for a count > K (row has K + 1 entries); one
-                # minimum catches 0 and negative counts (which would read the padding / wrap)
-                n = counts.size
-                try:
-                    if n <= _SMALL:
-                        out = row[counts]  # fancy indexing: least fixed overhead
-                        ok = not n or min(counts.tolist() if counts.ndim == 1
-                                          else counts.ravel().tolist()) >= 1
-                    else:
-                        out = row.take(counts)  # fastest gather for large arrays
-                        ok = counts.min() >= 1
-                except IndexError:
-                    ok = False
-                if ok:
+                out = gather(row, counts)
+                if out is not None:
                     return out
         K, i = self._row_index(K)
         torch = sys.modules.get("torch")
