@@ -10,9 +10,11 @@ With ``BENCH_FULL=1`` (or ``--full``): rebuilds, into a temporary directory and 
 the four AQP presets (issue 4 target: <= 30 min), then the four tables of the power targets p^0.5
 and p^-0.5 (minimax and AQP rho1, issue 10 target: <= 15 min together), and prints the wall time
 of each group and the largest K each table reaches.  This takes tens of minutes, so it is off by
-default.
+default.  ``--group NAME`` (repeatable; or ``BENCH_FULL=NAME[,NAME]``) runs only some groups:
+``minimax``, ``aqp`` or ``pow`` (the four p^a tables, a few minutes on 2 cores).
 
-Run: ``python bench/bench_build.py [--full] [--jobs N]``.
+Run: ``python bench/bench_build.py [--full] [--group minimax|aqp|pow] [--jobs N]``, or through
+``make bench`` with ``BENCH_FULL=1`` (everything) or ``BENCH_FULL=pow``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = os.path.join(ROOT, "tables", "tables.toml")
 PRESETS = ("kl-aqp-eta3", "kl-aqp-eta15", "kl-aqp-rho1", "kl-aqp-rho2")
 POWER_TARGETS = ("pow0.5-minimax", "pow-0.5-minimax", "pow0.5-aqp-rho1", "pow-0.5-aqp-rho1")
+#: group name -> (tables, target wall time in seconds); built in this order.
+GROUPS = {"minimax": (("kl-minimax",), 20 * 60), "aqp": (PRESETS, 30 * 60),
+          "pow": (POWER_TARGETS, 15 * 60)}
 
 
 def _reach(path: str) -> str:
@@ -40,7 +45,12 @@ def _reach(path: str) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full", action="store_true", default=os.environ.get("BENCH_FULL") == "1")
+    env = os.environ.get("BENCH_FULL", "")
+    ap.add_argument("--full", action="store_true", default=env == "1",
+                    help="rebuild every group of GROUPS from scratch (tens of minutes)")
+    ap.add_argument("--group", action="append", choices=sorted(GROUPS),
+                    default=[g for g in env.split(",") if g in GROUPS] or None,
+                    help="rebuild only this group (repeatable; implies --full)")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
 
@@ -70,20 +80,22 @@ def main() -> int:
         print(f"power-m1..m4 rebuilt (--force, --jobs {args.jobs}): {time.perf_counter() - t0:.1f} s")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if not args.full:
-        print("whole-grid rebuilds skipped (set BENCH_FULL=1 or pass --full; takes tens of minutes)")
+    groups = list(GROUPS) if args.full and not args.group else (args.group or [])
+    if not groups:
+        print("whole-grid rebuilds skipped (set BENCH_FULL=1 or pass --full; takes tens of minutes; "
+              "BENCH_FULL=pow: only the four p^a tables)")
         return 0
 
     tmp = tempfile.mkdtemp(prefix="aqpgen-bench-")
     try:
         shutil.copy(SPEC, tmp)
         spec = os.path.join(tmp, "tables.toml")
-        for names, target in ((("kl-minimax",), 20 * 60), (PRESETS, 30 * 60), (POWER_TARGETS, 15 * 60)):
+        for names, target in (GROUPS[g] for g in GROUPS if g in groups):
             t0 = time.perf_counter()
             build.build(spec, tmp, jobs=args.jobs, only=list(names), force=True)
             dt = time.perf_counter() - t0
             print(f"{', '.join(names)}: whole standard grid with --jobs {args.jobs}: {dt / 60:.1f} min "
-                  f"(target <= {target // 60} min)")
+                  f"(target <= {target // 60} min: {'ok' if dt <= target else 'MISSED'})")
             for n in names:
                 print(f"  {n}: {_reach(os.path.join(tmp, n + '.h5'))}")
     finally:
