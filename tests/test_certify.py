@@ -181,3 +181,18 @@ def test_power_target_certificate_encloses_mpmath_sup(a):
     # the refined dense-grid maximum is a lower bound on beta, within ~1e-7 of it
     assert cert.converged and cert.beta_lower <= oracle * (1 + 1e-6)
     assert oracle <= cert.beta_upper <= 1.01 * oracle
+
+
+def test_refinement_that_cannot_converge_stops_at_max_points():
+    """rel_slack below the rounding floor (~1e-16 relative) cannot be met: every round would double
+    the cells above the goal.  The cell cap stops it; the bound stays rigorous (encloses the
+    mpmath maximum of the Bernstein form) and says it did not converge."""
+    K = 8
+    c = peer_table("plugin", K)
+    oracle = mp_beta(_fr(c), dps=30)
+    cert = certify_beta(K, c, rel_slack=1e-15, max_points=4000)
+    assert not cert.converged and "not converged" in cert.status
+    assert cert.n_points <= 4000
+    assert cert.beta_lower <= oracle * (1 + 1e-12) and oracle <= cert.beta_upper <= oracle * (1 + 1e-6)
+    with pytest.raises(ValueError, match="max_points"):
+        certify_beta(K, c, max_points=0)

@@ -5,6 +5,7 @@ Public names
 TOLERANCES             -- every tolerance of the audit (the single place they are defined).
 TOLERANCE_HELP         -- the same rules in prose (printed by ``aqpgen audit --help``).
 FRESH_CERT_SLACK       -- relative slack asked of the fresh certificate.
+FRESH_CERT_CELLS       -- its cap on evaluated cells, per K + 1.
 Finding                -- one compared quantity: file, K, check, stored, recomputed, rel. diff, ok.
 FileAudit              -- the findings of one file (``ok``, ``failures``).
 rel_diff(a, b)         -- |a − b| / |b| with the conventions for 0 and non-finite values.
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
+    "FRESH_CERT_CELLS",
     "FRESH_CERT_SLACK",
     "TOLERANCES",
     "TOLERANCE_HELP",
@@ -56,6 +58,9 @@ TOLERANCES: dict[str, float] = {
 
 #: Relative slack asked of the fresh certificate (``certify_beta(rel_slack=...)``).
 FRESH_CERT_SLACK = 1e-4
+#: Cells per K + 1 the fresh certificate may evaluate (``certify_beta(max_points=...)``); a
+#: converging one uses ~10-25.
+FRESH_CERT_CELLS = 64
 
 TOLERANCE_HELP = (
     "Tolerances: beta (stored as a grid maximum, i.e. a lower bound) must satisfy "

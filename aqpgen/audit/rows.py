@@ -26,6 +26,7 @@ import numpy as np
 
 from aqpgen.audit import exact
 from aqpgen.audit.findings import (
+    FRESH_CERT_CELLS,
     FRESH_CERT_SLACK,
     TOLERANCES,
     Finding,
@@ -125,9 +126,12 @@ def fresh_certificate(task: RowTask):
     still rigorous, but may be loose).
     """
     kwargs = {"values": task.values, "values_hp": task.values_hp, "rel_slack": FRESH_CERT_SLACK,
-              "target": parse_target(task.target_text)}
+              "target": parse_target(task.target_text), "max_points": FRESH_CERT_CELLS * (task.K + 1)}
     # ask for a tight bound (cells refined until within FRESH_CERT_SLACK of the grid maximum), so
-    # budgets met with a 1e-3 margin by the build are not lost to the certificate's own slack
+    # budgets met with a 1e-3 margin by the build are not lost to the certificate's own slack; but
+    # a row whose own rounding floor is above that slack (the p^0.5 minimax rows from K ~ 448:
+    # floor ~1.1e-4 of beta) cannot converge, so the cells are capped (the bound stays rigorous,
+    # within ~the floor, and is still checked against [sup, 1.01 sup])
     cert = certify.certify_beta(task.K, **kwargs)
     note = "" if getattr(cert, "converged", True) else f" (certify did not converge: {cert.method})"
     return float(cert.beta_upper), note

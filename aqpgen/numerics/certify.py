@@ -57,7 +57,11 @@ F is a cosine sum whose derivatives are again cosine/sine sums with coefficients
    and eps_s(H) <= 32u (|log p| + 3) (p, log, products each within a few ulp).  All bounds are
    inflated by a factor 1 + 1e-9 to absorb the rounding of their own evaluation.
 4. Cells whose bound exceeds (1 + rel_slack) times the rigorous lower bound (max over evaluated
-   points of |f(c)| - eps_0) are halved, until none does (or ``max_rounds``).  The final
+   points of |f(c)| - eps_0) are halved, until none does (or ``max_rounds`` rounds, or a
+   refinement would exceed ``max_points`` evaluated cells: when the table's own rounding floor
+   (the coefficient and evaluation rounding terms eps) is above ``rel_slack`` times beta, no
+   refinement can converge, and the number of cells above the goal doubles every round; the
+   bound then stays rigorous, with ``converged`` False, at the tightness reached).  The final
    beta_upper is the max over the first cell and all cells; every step above is an upper bound,
    so beta_upper >= beta (never below the true sup), and beta_upper <= (1 + rel_slack) beta_lower
    <= (1 + rel_slack) beta whenever the refinement converged (``converged``).
@@ -82,7 +86,7 @@ from aqpgen.numerics.precision import flint_prec
 from aqpgen.records import STATUS_OK, as_K
 from aqpgen.targets import LOG, LogTarget, Target, parse_target
 
-__all__ = ["H3_CONST", "Certificate", "certify_beta", "certify_exact"]
+__all__ = ["H3_CONST", "MAX_POINTS", "Certificate", "certify_beta", "certify_exact"]
 
 _U = 2.0**-53
 #: |H'''(theta)| <= H3_CONST + cot(theta/2)/2 on (0, pi] for log p (``LogTarget.H3_CONST``).
@@ -91,6 +95,9 @@ _SAFE = 1.0 + 1e-9  # inflation of every computed bound
 _CHUNK_POINTS = 2048
 _INITIAL_CELLS_PER_K = 3.0  # initial cell width ~ pi / (3 (K+1)) ~ 1/K
 _MAX_ROUNDS = 40
+#: Default cap on evaluated cells (a safety net far above what a converging certificate uses:
+#: ~10^4 cells at K = 1024 for rel_slack = 0.003).
+MAX_POINTS = 2**22
 
 
 @dataclass(frozen=True)
@@ -238,7 +245,7 @@ def _first_cell(a_abs_up_j2: float, goal: float, target: Target, hs: float = 1.0
 
 
 def _certify_from_cheb(K: int, a: np.ndarray, err: np.ndarray, target: Target, rel_slack: float,
-                       max_rounds: int = _MAX_ROUNDS) -> Certificate:
+                       max_rounds: int = _MAX_ROUNDS, max_points: int = MAX_POINTS) -> Certificate:
     j = np.arange(K + 1, dtype=np.float64)
     sign = np.where(j % 2 == 0, 1.0, -1.0)
     # exact power-of-two scaling so that huge coefficients (float-rounded minimax tables) cannot
@@ -281,7 +288,7 @@ def _certify_from_cheb(K: int, a: np.ndarray, err: np.ndarray, target: Target, r
             done_max = max(done_max, float(np.max(bounds)) if bounds.size else 0.0)
             break
         done_max = max(done_max, float(np.max(bounds[~bad])) if np.any(~bad) else 0.0)
-        if rounds >= max_rounds:
+        if rounds >= max_rounds or n_points + 2 * int(np.count_nonzero(bad)) > max_points:
             done_max = max(done_max, float(np.max(bounds)))
             break
         rounds += 1
@@ -323,7 +330,7 @@ def _certify_trivial(K: int, exact, target: Target) -> Certificate:
 
 
 def certify_beta(K, values=None, values_hp=None, *, target: Target = LOG, rel_slack: float = 0.003,
-                 max_rounds: int = _MAX_ROUNDS) -> Certificate:
+                 max_rounds: int = _MAX_ROUNDS, max_points: int = MAX_POINTS) -> Certificate:
     """Certified enclosure of beta = sup_{p in [0,1]} p |g_c(p) - log p| for a table.
 
     Parameters
@@ -340,6 +347,10 @@ def certify_beta(K, values=None, values_hp=None, *, target: Target = LOG, rel_sl
     max_rounds : int
         Cap on refinement rounds (the bound stays rigorous if the cap is hit; ``converged`` is
         then False).
+    max_points : int
+        Cap on evaluated cells (default ``MAX_POINTS``); likewise.  A refinement that cannot
+        converge (rounding floor above ``rel_slack``) doubles its cells every round: pass e.g.
+        ``64 * (K + 1)`` when a bound within ~1e-4 of the floor is enough.
 
     Returns
     -------
@@ -355,17 +366,20 @@ def certify_beta(K, values=None, values_hp=None, *, target: Target = LOG, rel_sl
     K = as_K(K)
     if not (rel_slack > 0 and math.isfinite(rel_slack)):
         raise ValueError(f"rel_slack must be a positive number, received {rel_slack!r}")
+    if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
+        raise ValueError(f"max_points must be a positive integer, received {max_points!r}")
     src = values_hp if values_hp is not None else values
     if src is None:
         raise ValueError("certify_beta needs values or values_hp, received neither")
     src = list(src) if not isinstance(src, np.ndarray) else src
     if len(src) != K:
         raise ValueError(f"the table must have K = {K} entries, received {len(src)}")
-    return certify_exact(K, src, target=target, rel_slack=rel_slack, max_rounds=max_rounds)[1]
+    return certify_exact(K, src, target=target, rel_slack=rel_slack, max_rounds=max_rounds,
+                         max_points=max_points)[1]
 
 
 def certify_exact(K: int, src, *, target: Target = LOG, rel_slack: float = 0.003,
-                  max_rounds: int = _MAX_ROUNDS):
+                  max_rounds: int = _MAX_ROUNDS, max_points: int = MAX_POINTS):
     """(float64 Chebyshev coefficients of P, Certificate) for a table given exactly.
 
     ``certify_beta`` without its argument checks: ``src`` is a length-K sequence of floats or
@@ -379,4 +393,4 @@ def certify_exact(K: int, src, *, target: Target = LOG, rel_slack: float = 0.003
         big = float(np.sum(j**4 * np.abs(a)))
     if not math.isfinite(big):
         return a, _certify_trivial(K, to_chebyshev_exact(src), target)
-    return a, _certify_from_cheb(K, a, err, target, rel_slack, max_rounds)
+    return a, _certify_from_cheb(K, a, err, target, rel_slack, max_rounds, max_points)
