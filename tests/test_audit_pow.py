@@ -233,6 +233,30 @@ def test_pow_tampered_coefficient_named(tmp_path, remez_rows):
     assert {"spread", "E_star"} & {f.check for f in bad}
 
 
+def test_pow_log10_max_abs_c_near_zero(tmp_path, remez_rows):
+    """max|c| of a p^0.5 minimax row is ~1, so log10 max|c| is ~1e-4: it is compared with an
+    absolute tolerance (1e-12 relative on max|c| / ln 10); a relative one failed these rows.
+    The stored value here is mpmath's log10 of the largest |c| of the float64 table; one row
+    moved by 1e-11 (absolute) must be named."""
+    def tweak_with(delta):
+        def tweak(K, hp, m):
+            with mpmath.workdps(40):
+                top = max(abs(mpmath.mpf(float(mpmath.mpf(x)))) for x in hp)
+                lg = float(mpmath.log10(top))
+            assert abs(lg) < 1e-2  # the regime of the check
+            return hp, {**m, "log10_max_abs_c": lg + (delta if K == 6 else 0.0)}
+        return tweak
+
+    p = tmp_path / "pow0.5-minimax.h5"
+    _write(p, _minimax_results(remez_rows, tweak_with(0.0)), method="minimax", params={"a": "0.5"})
+    a = audit.audit_file(p)
+    lg = [f for f in a.findings if f.check == "log10_max_abs_c"]
+    assert len(lg) == len(KS) and all(f.ok for f in lg), audit.format_text([a])
+    _write(p, _minimax_results(remez_rows, tweak_with(1e-11)), method="minimax", params={"a": "0.5"})
+    bad = [f for f in _fails(audit.audit_file(p)) if f.check == "log10_max_abs_c"]
+    assert [f.K for f in bad] == [6]
+
+
 def test_pow_wrong_exponent_fails_everywhere(tmp_path, remez_rows):
     """The same values declared as a table for p^0.25 (header consistent): every row fails."""
     p = tmp_path / "pow0.25-minimax.h5"

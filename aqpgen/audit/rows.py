@@ -83,9 +83,13 @@ def common_metrics(task: RowTask, vals: Sequence[Fraction], approx: bool, rp=Non
         out.append(compare_rel(task, "max_abs_c", m.get("max_abs_c"),
                                float(max(abs(q) for q in vals)), "max_abs_c"))
         if "log10_max_abs_c" in m:
+            # compared like log10_V_inf: a relative tolerance on max|c| is an absolute one on its
+            # log10 (a relative one would fail near max|c| = 1, where log10 is ~0)
             mq = max(abs(q) for q in vals)
-            lg = (math.log10(mq.numerator) - math.log10(mq.denominator)) if mq else -math.inf
-            out.append(compare_rel(task, "log10_max_abs_c", m.get("log10_max_abs_c"), lg, "max_abs_c"))
+            f = float(mq) if mq else 0.0
+            lg = (math.log10(f) if 0.0 < f < math.inf
+                  else (math.log10(mq.numerator) - math.log10(mq.denominator)) if mq else -math.inf)
+            out.append(_log10_check(task, "max_abs_c", lg))
     if not (("V_inf" in m) or ("V1" in m) or approx):
         return out
     g = grid(task.K) if grid_ is None else grid_
@@ -104,14 +108,19 @@ def common_metrics(task: RowTask, vals: Sequence[Fraction], approx: bool, rp=Non
                                "" if ok else f"K={task.K}: {name} overflows float64 "
                                f"(log10 = {lg:.9g}) but the file stores {st!r}"))
         if "log10_" + name in m or not math.isfinite(val):
-            st = m.get("log10_" + name)
-            tol = TOLERANCES[name] / math.log(10)  # rel tol on V -> abs tol on log10 V
-            ok = st is not None and math.isfinite(st) and abs(st - lg) <= tol
-            out.append(Finding(task.file, task.K, "log10_" + name, st, lg,
-                               None if st is None else abs(st - lg), f"abs {tol:.3g}", ok,
-                               "" if ok else f"K={task.K}: stored log10_{name} = {st!r} but "
-                               f"recomputed {lg:.12g}"))
+            out.append(_log10_check(task, name, lg))
     return out
+
+
+def _log10_check(task: RowTask, name: str, lg: float) -> Finding:
+    """The stored ``log10_<name>`` against the recomputed ``lg``: the relative tolerance of
+    ``name`` becomes an absolute one on its log10."""
+    st = task.metrics.get("log10_" + name)
+    tol = TOLERANCES[name] / math.log(10)
+    ok = st is not None and math.isfinite(st) and abs(st - lg) <= tol
+    return Finding(task.file, task.K, "log10_" + name, st, lg, None if st is None else abs(st - lg),
+                   f"abs {tol:.3g}", ok, "" if ok else f"K={task.K}: stored log10_{name} = {st!r} "
+                   f"but recomputed {lg:.15g}")
 
 
 def fresh_certificate(task: RowTask):
