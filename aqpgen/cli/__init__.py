@@ -29,7 +29,12 @@ except ModuleNotFoundError as _exc:  # the light install: runtime + tables only
     click = None
     _CLICK_ERROR = _exc
 
-_COMMAND_MODULES = ("build_cmds", "solve_cmds", "aqp_cmds", "audit_cmds", "sim_cmds")
+#: command name -> the module whose ``register(group)`` defines it.  Loaded on first use, so
+#: ``aqpgen build`` does not import the report, the simulator or the solvers' front ends (a
+#: test checks this map against what the modules register).
+COMMANDS = {"build": "build_cmds", "show": "build_cmds", "verify": "build_cmds",
+            "solve": "solve_cmds", "frontier": "aqp_cmds", "compare": "aqp_cmds",
+            "audit": "audit_cmds", "report": "audit_cmds", "simulate": "sim_cmds"}
 
 CONVENTIONS = """\
 Conventions: K completions are sampled per prompt; completion i's count n_i is the number of the
@@ -79,7 +84,16 @@ if click is None:
 else:
 
     class AqpgenGroup(click.Group):
-        """Turns a missing optional dependency into "pip install 'aqpgen[extra]'" (exit 1)."""
+        """Loads each command family on first use (``COMMANDS``) and turns a missing optional
+        dependency into "pip install 'aqpgen[extra]'" (exit 1)."""
+
+        def list_commands(self, ctx):
+            return sorted(set(self.commands) | set(COMMANDS))
+
+        def get_command(self, ctx, cmd_name):
+            if cmd_name not in self.commands and cmd_name in COMMANDS:
+                importlib.import_module(f"{__name__}.{COMMANDS[cmd_name]}").register(self)
+            return super().get_command(ctx, cmd_name)
 
         def invoke(self, ctx):
             try:
@@ -96,5 +110,3 @@ else:
     def main() -> None:
         pass
 
-    for _name in _COMMAND_MODULES:
-        importlib.import_module(f"{__name__}.{_name}").register(main)

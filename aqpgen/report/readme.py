@@ -137,6 +137,12 @@ def write_readme(path, fragments_dir, sections: Mapping[str, str]) -> bool:
     return text != old
 
 
+def _click_context(group):
+    """A click context for ``group`` (``list_commands`` / ``get_command`` take one; a lazily
+    loading group needs it to list every command)."""
+    return type(group).context_class(group, info_name="aqpgen")
+
+
 def cli_section(group) -> str:
     """Markdown: every command of the click ``group`` (and its sub-groups) with its one-line help.
 
@@ -144,11 +150,12 @@ def cli_section(group) -> str:
     the report package does not import the CLI.
     """
     rows = []
+    ctx = _click_context(group)
 
     def walk(cmd, prefix):
-        for name in sorted(cmd.commands):
-            sub = cmd.commands[name]
-            if hasattr(sub, "commands"):
+        for name in sorted(cmd.list_commands(ctx)):
+            sub = cmd.get_command(ctx, name)
+            if hasattr(sub, "list_commands"):
                 walk(sub, [*prefix, name])
             else:
                 rows.append([f"`aqpgen {' '.join([*prefix, name])}`", sub.get_short_help_str(limit=120)])
