@@ -412,5 +412,10 @@ def test_cli_solve_minimax_target():
     out = json.loads(r.output)
     assert out["K"] == 1 and out["target"] == "p^-0.5"
     assert abs(out["E_star"] - (math.sqrt(2) - 1) / 2) <= 1e-14  # closed form, see above
+    r = CliRunner().invoke(main, ["solve", "minimax", "--target", "p^0.5", "--K", "12", "--json"])
+    out = json.loads(r.output)
+    assert out["rate"] == 3.0 and out["Kr_E_star"] == pytest.approx(12**3 * out["E_star"], rel=1e-15)
+    assert "K^3 * E*_K" in CliRunner().invoke(main, ["solve", "minimax", "--target", "p^0.5",
+                                                      "--K", "12"]).output
     bad = CliRunner().invoke(main, ["solve", "minimax", "--target", "p^-1", "--K", "4"])
     assert bad.exit_code == 2 and "must be > -1" in bad.output

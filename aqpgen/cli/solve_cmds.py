@@ -132,6 +132,8 @@ def register(group):
             "E_star": res.E,
             "E_star_hp": res.E_hp,
             "K2_E_star": K * K * res.E,
+            "rate": target.rate_exponent,
+            "Kr_E_star": K ** target.rate_exponent * res.E,
             "iterations": res.iterations,
             "hp_iterations": res.hp_iterations,
             "spread": res.spread,
@@ -154,7 +156,8 @@ def register(group):
         click.echo(f"K            = {K}   (target {res.target})")
         click.echo(f"E*_K         = {res.E:.15g}")
         click.echo(f"E*_K (hp)    = {res.E_hp}   (E*_K to relative {max(res.spread, 1e-30):.1e})")
-        click.echo(f"K^2 * E*_K   = {K * K * res.E:.15g}")
+        click.echo(f"{f'K^{target.rate_exponent:g} * E*_K':<12} = "
+                   f"{K ** target.rate_exponent * res.E:.15g}   (E*_K = Θ(K^-{target.rate_exponent:g}))")
         click.echo(f"iterations   = {res.iterations} ({res.hp_iterations} in high precision, "
                    f"{res.prec} bits)")
         click.echo(f"spread       = {res.spread:.3e} (tol {res.tol:.1e})")
