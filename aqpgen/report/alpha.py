@@ -42,7 +42,14 @@ from aqpgen.game import study
 from aqpgen.generators import aqp, compare, minimax
 from aqpgen.numerics.metrics import table_metrics
 from aqpgen.report import figures
-from aqpgen.report.markdown import md_table, ok_Ks, read_named, sci, table_path
+from aqpgen.report.markdown import (
+    limit_markdown,
+    md_table,
+    ok_Ks,
+    read_named,
+    sci,
+    table_path,
+)
 from aqpgen.store.locate import find_table
 from aqpgen.targets import PowerTarget, parse_target
 
@@ -138,8 +145,7 @@ def rate_data(tables_dir, target, *, kmin: int | None = None, kmax: int | None =
     ra = minimax.rate_audit(ks, [m[K]["E_star"] for K in ks], Kmin=kmin, target=t, slope_tol=SLOPE_TOL,
                             spread=[m[K].get("spread", 0.0) for K in ks])
     return {"target": t, "name": name, "audit": ra, "metrics": m, "Ks": ks, "kmin": kmin,
-            "kmax": kmax, "digits": ra.limit_digits, "limit": ra.limit, "err": ra.limit_err,
-            "input_err": ra.input_err}
+            "kmax": kmax}
 
 
 def _scaled(r: float) -> str:
@@ -153,14 +159,10 @@ def rate_markdown(d: dict) -> str:
     show = [K for K in RATE_SHOW_KS if K in m] or d["Ks"][-4:]
     rows = [[K, f"{m[K]['E_star']:.10e}", f"{K ** t.rate_exponent * m[K]['E_star']:.12f}",
              sci(m[K].get("spread"), 2)] for K in show]
-    ok = abs(ra.slope + t.rate_exponent) <= SLOPE_TOL and ra.n_fit >= 2
     return (f"`minimax.rate_audit` on `{d['name']}.h5` (E*_K from its rows, fit over "
             f"K = {d['kmin']}…{d['kmax']}, {ra.n_fit} values): fitted log-log slope "
-            f"**{ra.slope:+.5f}** against −2(a+1) = {-t.rate_exponent:g} (tolerance ±{SLOPE_TOL}: "
-            f"{'passes' if ok else 'FAILS'}); **lim {r} = {d['limit']}** ({d['digits']} "
-            f"digits justified: Richardson extrapolation in 1/K² through the largest K, its own error "
-            f"estimate {ra.extrap_err:.1e} plus {d['input_err']:.1e} from the inputs' accuracy — the "
-            f"Remez spread and float64 rounding of E*_K, times the extrapolation's weights).\n\n"
+            f"**{ra.slope:+.5f}** against −2(a+1) = {-t.rate_exponent:g} (tolerance ±{ra.slope_tol:g}: "
+            f"{'passes' if ra.ok else 'FAILS'}); " + limit_markdown(ra, r) + ".\n\n"
             + md_table(["K", "E*_K", r, "Remez spread"], rows))
 
 

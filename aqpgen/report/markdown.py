@@ -11,6 +11,7 @@ K_list(Ks)                -- runs of consecutive standard-grid K compressed: "11
 table_path(dir, name)     -- ``dir/name.h5``.
 read_named(dir, name)     -- the TableData of ``dir/name.h5`` (FileNotFoundError naming it).
 ok_Ks(table)              -- the K of the rows whose status is "ok".
+limit_markdown(ra, label) -- "**lim <label> = C** (N digits justified: ...)" of a ``RateAudit``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from collections.abc import Sequence
 from aqpgen.records import standard_Ks
 from aqpgen.store import tablefile
 
-__all__ = ["K_list", "K_span", "fmt", "md_table", "ok_Ks", "read_named", "sci", "short", "table_path"]
+__all__ = ["K_list", "K_span", "fmt", "limit_markdown", "md_table", "ok_Ks", "read_named", "sci", "short",
+           "table_path"]
 
 
 def fmt(x, digits: int = 4) -> str:
@@ -105,3 +107,12 @@ def ok_Ks(t) -> list:
     """The K whose row status is "ok" (TableData or runtime Table)."""
     st = t.status
     return [K for K in t.Ks if (st(K) if callable(st) else st[K]) == "ok"]
+
+
+def limit_markdown(ra, label: str) -> str:
+    """The extrapolated limit of a ``minimax.RateAudit`` ``ra`` with its justified digits and the
+    two parts of its error (``label``: e.g. "K²·E*_K")."""
+    return (f"**lim {label} = {ra.limit}** ({ra.limit_digits} digits justified: Richardson "
+            f"extrapolation in 1/K² through the largest K, its own error estimate "
+            f"{ra.extrap_err:.1e} plus {ra.input_err:.1e} from the inputs' accuracy — the Remez "
+            f"spread and float64 rounding of E*_K, times the extrapolation's weights)")

@@ -29,6 +29,7 @@ from aqpgen.numerics import metrics
 from aqpgen.report.markdown import (
     K_list,
     K_span,
+    limit_markdown,
     md_table,
     ok_Ks,
     read_named,
@@ -149,10 +150,7 @@ def rate_markdown(d: dict, *, full: bool = False) -> str:
     text = (f"`minimax.rate_audit` on the shipped `kl-minimax.h5` (E*_K from its rows, "
             f"K = {fit_Ks[0]}…{fit_Ks[-1]}, {ra.n_fit} values): fitted log-log slope "
             f"**{ra.slope:+.5f}** (required −2 ± 0.01: {'passes' if ra.ok else 'FAILS'}); "
-            f"**lim K²·E*_K = {ra.limit}** ({ra.limit_digits} digits justified: Richardson "
-            f"extrapolation in 1/K² through the largest K, its own error estimate "
-            f"{ra.extrap_err:.1e} plus {ra.input_err:.1e} from the inputs' accuracy — the Remez "
-            f"spread and float64 rounding of E*_K, times the extrapolation's weights).\n\n"
+            + limit_markdown(ra, "K²·E*_K") + ".\n\n"
             + md_table(["K", "E*_K", "K²·E*_K", "log10 max|c|"], rows)
             + f"\n\n**Coefficient growth.** log10 max|c_K| grows linearly in K: fitted slope "
             f"{g:.4f} per unit K over K ≥ {d['growth_Kmin']}, i.e. max|c_K| ≈ {10 ** g:.3f}^K "
