@@ -3,6 +3,7 @@ direct mpmath evaluation).  They never call the Remez engine of aqpgen."""
 
 import mpmath as mp
 import numpy as np
+from _kl_oracles import mp_golden_max
 
 #: Bernstein's constant lim_n n E_n(|x|) (Varga & Carpenter 1985, 50+ digits published).
 BERNSTEIN_BETA = 0.28016949902386913303643649123067
@@ -37,12 +38,4 @@ def mp_beta_power(values_hp, a, n=None, dps=40):
         th = [mp.pi * i / n for i in range(1, n + 1)]
         vals = [e(t) for t in th]
         i = int(np.argmax([float(v) for v in vals]))
-        lo, hi = th[max(i - 1, 0)], th[min(i + 1, n - 1)]
-        g = (mp.sqrt(5) - 1) / 2
-        for _ in range(60):
-            x1, x2 = hi - g * (hi - lo), lo + g * (hi - lo)
-            if e(x1) < e(x2):
-                lo = x1
-            else:
-                hi = x2
-        return float(max(max(vals), e((lo + hi) / 2)))
+        return float(max(max(vals), mp_golden_max(e, th[max(i - 1, 0)], th[min(i + 1, n - 1)], 60)))

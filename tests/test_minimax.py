@@ -15,6 +15,7 @@ import math
 import mpmath as mp
 import numpy as np
 import pytest
+from _kl_oracles import mp_golden_max
 
 from aqpgen.errors import ConvergenceError
 from aqpgen.generators import minimax
@@ -62,19 +63,11 @@ def mp_extrema(e, K, n=None, dps=60):
             else:
                 runs.append(i)
         out = []
-        gr = (mp.sqrt(5) - 1) / 2
         for i in runs:
-            a = ts[max(i - 1, 0)]
-            b = ts[min(i + 1, n - 1)]
             s = 1 if vals[i] > 0 else -1
             f = lambda t, s=s: s * e(mp.sin(t / 2) ** 2)
-            for _ in range(90):
-                x1, x2 = b - gr * (b - a), a + gr * (b - a)
-                if f(x1) < f(x2):
-                    a = x1
-                else:
-                    b = x2
-            out.append(s * max(f((a + b) / 2), f(ts[i])))
+            top = mp_golden_max(f, ts[max(i - 1, 0)], ts[min(i + 1, n - 1)], 90)
+            out.append(s * max(top, f(ts[i])))
         return out
 
 

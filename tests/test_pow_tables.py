@@ -34,21 +34,23 @@ def rho1_table(request):
     return read_table(TABLES / f"{request.param}-aqp-rho1.h5")
 
 
-def _grid_target_status(t):
+def _certified_ok_rows(t):
+    """Check the grid, target and statuses of ``t``; yield (K, metrics) of its ok rows after
+    checking their certificate (beta <= beta_cert <= 1.01 beta)."""
     assert list(t.Ks) == STANDARD and t.family == "pow" and t.target.startswith("p^")
     for K in t.Ks:
         assert t.status(K) == "ok" or len(t.status(K)) > 10  # a reason, not a bare flag
+    for K in t.Ks:
+        if t.status(K) == "ok":
+            m = t.metrics(K)
+            assert m["beta"] <= m["beta_cert"] <= 1.01 * m["beta"]
+            yield K, m
 
 
 def test_minimax_rows(minimax_table):
     mm = minimax_table
-    _grid_target_status(mm)
     T = parse_target(mm.target)
-    for K in mm.Ks:
-        if mm.status(K) != "ok":
-            continue
-        m = mm.metrics(K)
-        assert m["beta"] <= m["beta_cert"] <= 1.01 * m["beta"]
+    for _K, m in _certified_ok_rows(mm):
         assert abs(m["beta"] - m["E_star"]) <= 0.01 * m["E_star"]
     for K in (2, 5, 12):  # second method: the LP bracket
         br = lp_bracket(K, target=T)
@@ -61,13 +63,8 @@ def test_minimax_rows(minimax_table):
 
 def test_rho1_rows_beat_the_plugin(rho1_table):
     rho = rho1_table
-    _grid_target_status(rho)
     T = parse_target(rho.target)
-    for K in rho.Ks:
-        if rho.status(K) != "ok":
-            continue
-        m = rho.metrics(K)
-        assert m["beta"] <= m["beta_cert"] <= 1.01 * m["beta"]
+    for K, m in _certified_ok_rows(rho):
         if K <= 40 or K % 37 == 0 or K >= 256:  # recompute the plug-in's numbers at a subset
             pm = table_metrics(K, T.plugin(K), target=T)
             assert m["V_inf"] <= pm["V_inf"] * (1 + 1e-9)
