@@ -1,6 +1,6 @@
 # aqpgen -- make venv | tables | test | verify | wheel | bench | report | clean
 # Everything runs inside .venv (created from $(PY) when missing; `pip install -e .[dev]` again
-# only when pyproject.toml or setup.py changes).  After `make venv` the command line is
+# only when pyproject.toml, setup.py or the C gather changes).  After `make venv` the command line is
 # .venv/bin/aqpgen (or `source .venv/bin/activate` and then `aqpgen`).
 
 SHELL   := /bin/bash
@@ -43,7 +43,7 @@ all: test
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py
+$(STAMP): pyproject.toml setup.py aqpgen/runtime/cgather.c
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@echo "installing aqpgen[dev] into $(VENV) (~1 min)"
 	@$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | $(PIPQUIET)
@@ -105,7 +105,9 @@ bench: $(STAMP)
 report: $(STAMP)
 	$(BIN)/aqpgen report --out docs/report.md --readme README.md
 
-# Removes the virtual environment and caches; never the tables.
+# Removes the virtual environment, caches and the compiled gather (rebuilt by make venv); never
+# the tables.
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build dist *.egg-info
 	find aqpgen tests bench -name __pycache__ -type d -prune -exec rm -rf {} +
+	rm -f aqpgen/runtime/cgather*.so

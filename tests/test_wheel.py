@@ -66,9 +66,24 @@ for fn in sorted(os.listdir(repo_tables)):
             else:
                 raise AssertionError(f"{name} K={K}: a non-ok row was served")
     assert list(t.Ks) == [K for K, s in zip(Ks, status) if s == "ok"] or list(t.Ks) == Ks
+    if name == "power-m2":  # a large array: the compiled gather (on its threads) when it was built
+        K = 1024
+        c = np.random.default_rng(0).integers(1, K + 1, size=300_000)
+        want = vals[off[Ks.index(K)]:off[Ks.index(K) + 1]][c - 1]
+        for _ in range(2):  # the second call takes the cached fast path
+            assert t.lookup(c, K).tobytes() == want.tobytes()
+        c[-1] = 0
+        try:
+            t.lookup(c, K)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("a count of 0 was served")
     out["tables"][name] = {"path": str(locate.find_table(name)), "ok_rows": n_ok, "refused": n_bad,
                            "guarded": n_guarded,
                            "copy_of": t.provenance.get("runtime_copy_of")}
+from aqpgen.runtime import gather
+out["compiled_gather"] = gather.COMPILED
 print("RESULT " + json.dumps(out))
 """
 
@@ -111,6 +126,9 @@ def test_wheel_installs_light_and_serves_every_table(tmp_path):
     out = json.loads(line[len("RESULT "):])
 
     assert out["heavy_installed"] == [], f"the light install pulled in {out['heavy_installed']}"
+    if os.environ.get("AQPGEN_REQUIRE_CGATHER") == "1":  # set by .ci/run
+        assert out["compiled_gather"], "the wheel's runtime has no compiled gather"
+        assert any(n.startswith("aqpgen/runtime/cgather") for n in names)
     assert str(venv) in out["aqpgen_file"] and str(REPO) not in out["aqpgen_file"]
     assert all(str(REPO) not in p for p in out["search_path"])
     assert sorted(out["tables"]) == [c[:-3] for c in committed]
