@@ -2,13 +2,16 @@
 environment outside the repository, and from another directory load every shipped table by name.
 
 Oracle: the committed ``tables/*.h5`` read with raw h5py (datasets ``K``, ``offsets``, ``values``,
-``status``), independently of aqpgen's reader.  Runs in CI (.ci/run runs the whole suite); ~1 min.
+``status``), independently of aqpgen's reader.  Also: with no C compiler the wheel still builds and
+serves lookups through numpy (the compiled gather is optional).  Runs in CI (.ci/run runs the
+whole suite); ~1 min.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -146,3 +149,47 @@ def test_wheel_installs_light_and_serves_every_table(tmp_path):
                        check=False)
     assert r.returncode == 2 and "pip install 'aqpgen[build]'" in r.stderr and "Traceback" not in r.stderr
     print(f"wheel {wheel.name}: {size} bytes ({size / 2**20:.2f} MB)")
+
+
+NO_COMPILER_CHECK = r"""
+import numpy as np
+from aqpgen.runtime import gather, load_table
+t = load_table("power-m2")
+K = 1024
+c = np.random.default_rng(1).integers(1, K + 1, size=300_000)
+row = t.dense[t.Ks.index(K)]
+for _ in range(2):  # the second call takes the cached fast path
+    assert t.lookup(c, K).tobytes() == row[c].tobytes()
+c[-1] = K + 1
+try:
+    t.lookup(c, K)
+except ValueError as e:
+    assert "1025" in str(e)
+else:
+    raise AssertionError("a count above K was served")
+print("COMPILED", gather.COMPILED)
+"""
+
+
+@pytest.mark.ci
+@pytest.mark.slow
+def test_wheel_without_a_compiler_falls_back_to_numpy(tmp_path):
+    """The compiled gather is optional: with no working C compiler (CC=/bin/false) the wheel
+    still builds, installs and serves every lookup through numpy."""
+    src = tmp_path / "src"  # a copy without build/ and compiled files, so nothing is reused
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.so",
+                                                             "__pycache__", "*.egg-info", ".*cache*"))
+    wheels = tmp_path / "wheels"
+    env = {**os.environ, "CC": "/bin/false"}
+    _run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
+          "-w", str(wheels)], env=env)
+    (wheel,) = wheels.glob("aqpgen-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        assert not any(n.endswith((".so", ".pyd")) for n in z.namelist())
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
+    py = venv / "bin" / "python"
+    _run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", str(wheel)])
+    env = {k: v for k, v in os.environ.items() if k not in ("AQPGEN_TABLES", "PYTHONPATH")}
+    r = _run([str(py), "-c", NO_COMPILER_CHECK], cwd=tmp_path, env=env)
+    assert r.stdout.strip().endswith("COMPILED False")
