@@ -79,6 +79,13 @@ def test_invalid_count_anywhere_gives_none(size):
     assert np.array_equal(G.gather(ROW, edge), _oracle(edge))
 
 
+def test_dtypes_left_to_the_slow_path():
+    """uint64 (2**64 - 1 would wrap to index -1), floats and bools are not gathered here."""
+    for dt in (np.uint64, np.float64, np.bool_):
+        assert G.gather(ROW, np.ones(G.SMALL + 1, dtype=dt)) is None
+        assert G.gather(ROW, np.ones(3, dtype=dt)) is None
+
+
 def test_multidimensional_and_noncontiguous():
     c = np.random.default_rng(3).integers(1, K + 1, size=(300, 40))
     assert np.array_equal(G.gather(ROW, c), _oracle(c))

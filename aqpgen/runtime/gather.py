@@ -5,7 +5,8 @@ offending count).  numpy, plus an optional compiled loop.
 Public names
 ------------
 gather(row, counts)   -- ``row[counts]`` for a padded row of length K + 1 (``row[n] = c_K[n]``)
-                         when every count is in 1..K, else None.
+                         when every count is in 1..K, else None (also for a count dtype it
+                         does not gather with, such as uint64 or float).
 SMALL                 -- groups up to this size take the small-group path.
 COMPILED              -- True when the compiled gather (``aqpgen.runtime.cgather``) is in use.
 THREADS               -- threads the compiled gather uses for arrays of ``PARALLEL_MIN`` counts
@@ -53,6 +54,10 @@ COMPILED = _cgather is not None
 #: From this many counts the compiled gather splits the work over ``THREADS`` threads (creating a
 #: thread costs ~20 µs on the development machine; below 2**18 counts one thread is as fast).
 PARALLEL_MIN = 2**18
+#: Count dtypes gathered here (their values convert to intp exactly; uint64 does not: 2**64 - 1
+#: would wrap to -1, so it is left to the caller's slow path).
+_DTYPES = frozenset(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8,
+                                          np.uint16, np.uint32))
 _C_DTYPES = frozenset(np.dtype(t) for t in (np.int64, np.int32))
 
 
@@ -79,12 +84,15 @@ THREADS = _threads()
 
 
 def gather(row: np.ndarray, counts: np.ndarray) -> np.ndarray | None:
-    """``row[counts]`` if every count is in ``1 .. len(row) - 1``, else None.
+    """``row[counts]`` if every count is in ``1 .. len(row) - 1`` and ``counts`` has a dtype
+    gathered here (signed or small unsigned integers: values that convert to intp exactly), else
+    None.
 
     ``row``: float64, 1-d, contiguous, ``row[n] = c_K[n]`` (``row[0]`` is padding).  ``counts``:
-    a numpy array of a signed or small unsigned integer dtype (values that convert to intp
-    exactly), any shape but 0-d.
+    a numpy array of any shape but 0-d.
     """
+    if counts.dtype not in _DTYPES:
+        return None
     n = counts.size
     try:
         if n <= SMALL:

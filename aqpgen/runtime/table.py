@@ -27,11 +27,6 @@ from aqpgen.store.tablefile import read_table  # numpy + lazy h5py
 
 __all__ = ["Table", "answers_to_counts", "load_table"]
 
-#: Count dtypes the cached fast path gathers with directly (their values convert to intp
-#: exactly; uint64 does not: 2**64 - 1 would wrap to -1, so it takes the checked path).
-_FAST_DTYPES = frozenset(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8,
-                                               np.uint16, np.uint32))
-
 
 def load_table(path_or_name, *, check_hash: bool = True) -> Table:
     """Load a table file once into a dense float64 array.
@@ -280,10 +275,11 @@ class Table:
             The row served in the output dtype breaks its certificate (and not ``allow_imprecise``).
         """
         # fast path: numpy integer array, float64 output, a K already validated for float64;
-        # runtime.gather checks every count (None: one is out of range -> the slow path says which)
+        # runtime.gather checks every count (None: one is out of range, or a dtype it does not
+        # take such as uint64 -> the slow path says which or converts)
         if type(counts) is np.ndarray and dtype is None and type(K) is int:
             row = self._served64.get(K)
-            if row is not None and counts.ndim and counts.dtype in _FAST_DTYPES:
+            if row is not None and counts.ndim:
                 out = gather(row, counts)
                 if out is not None:
                     return out
