@@ -51,7 +51,7 @@ from aqpgen.numerics.certify import certify_beta
 from aqpgen.numerics.grids import theta_grid
 from aqpgen.numerics.metrics import table_metrics, variance_sup
 from aqpgen.records import STATUS_OK, Check, KResult, as_K
-from aqpgen.targets import LOG, Target, parse_target, pow_kmin
+from aqpgen.targets import LOG, Target, parse_target
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -397,11 +397,6 @@ def frontier(K: int, etas=None, rhos=None, *, objective: str = "Vinf", target: T
 def target_name(params) -> str:
     """The target of the table: ``"log p"`` unless ``params["target"]`` names another."""
     return _check_params(params)["target"].name
-
-
-def kmin(params) -> int:
-    """Smallest K of the standard grid of a family "pow" table: ``aqpgen.targets.pow_kmin``."""
-    return pow_kmin(params)
 
 
 def _check_params(params) -> dict:

@@ -86,7 +86,7 @@ from aqpgen.numerics.precision import flint_prec, work_prec
 from aqpgen.records import STATUS_OK, Check, KResult, as_K
 from aqpgen.store.locate import find_table
 from aqpgen.store.tablefile import read_table
-from aqpgen.targets import LOG, Target, parse_target, pow_kmin
+from aqpgen.targets import LOG, Target, parse_target
 
 __all__ = [
     "DEFAULT_TOL",
@@ -382,11 +382,6 @@ def rate_audit(Ks: Sequence[int], E: Sequence[float], *, Kmin: int = 16, order: 
 def target_name(params) -> str:
     """The target of the table: ``"log p"`` unless ``params["target"]`` names another."""
     return _check_params(params)["target"].name
-
-
-def kmin(params) -> int:
-    """Smallest K of the standard grid of a family "pow" table: ``aqpgen.targets.pow_kmin``."""
-    return pow_kmin(params)
 
 
 def _check_params(params) -> dict:

@@ -44,7 +44,7 @@ from fractions import Fraction
 
 from aqpgen.records import standard_Ks
 from aqpgen.store.content import canonical_json
-from aqpgen.targets import parse_target
+from aqpgen.targets import parse_target, pow_kmin
 
 try:
     import tomllib
@@ -269,8 +269,9 @@ def standard_kmin(family: str, params: Mapping) -> int:
     """Smallest valid K for the standard grid.
 
     2 for ``family="kl"`` (log p); m+1 for ``family="power"`` with ``{"m": m}``; degree+1 for a
-    general polynomial ``{"coeffs": [...]}`` (at least 2).  Other families: the generator
-    module's ``kmin(params)``.
+    general polynomial ``{"coeffs": [...]}`` (at least 2); ``aqpgen.targets.pow_kmin`` for
+    ``family="pow"`` (target p^a, non-integer a).  Other families: the generator module's
+    ``kmin(params)``.
     """
     if family == "kl":
         return 2
@@ -282,7 +283,9 @@ def standard_kmin(family: str, params: Mapping) -> int:
             _rule_coeffs(params["coeffs"])
             return max(_poly_degree(params["coeffs"]) + 1, 2)
         raise ValueError(f"power params need 'm' or 'coeffs', received {dict(params)!r}")
-    for fam, meth in GENERATORS:
+    if family == "pow":
+        return pow_kmin(params)
+    for fam, meth in GENERATORS:  # a registered generator of another family may state its rule
         if fam == family:
             mod = generator_module(fam, meth)
             if hasattr(mod, "kmin"):
