@@ -34,6 +34,7 @@ import numpy as np
 
 from aqpgen.game.alpha import game_alpha
 from aqpgen.generators import peers
+from aqpgen.generators.peers import peer_names
 from aqpgen.generators.peers_power import POWER_PEERS, power_peer_table
 from aqpgen.records import as_K
 from aqpgen.runtime import load_table
@@ -60,15 +61,9 @@ __all__ = [
 #: uses the policy's true p_z).  Not a table -- no unbiased table for log p exists.
 ORACLE = "oracle-log"
 #: Classical peers of log p (``aqpgen.generators.peers``) in report order.
-PEER_NAMES = ("plugin", "digamma", "laplace", "jackknife")
+PEER_NAMES = peers.PEERS
 #: Shipped KL tables in report order (used when present).
 TABLE_NAMES = ("kl-minimax", "kl-aqp-eta3", "kl-aqp-eta15", "kl-aqp-rho1", "kl-aqp-rho2")
-
-
-def peer_names(target=LOG) -> tuple[str, ...]:
-    """Classical peers of ``target`` in report order (``PEER_NAMES`` for log p, else
-    ``POWER_PEERS``)."""
-    return PEER_NAMES if parse_target(target) == LOG else POWER_PEERS
 
 
 def table_names(target=LOG) -> tuple[str, ...]:

@@ -8,7 +8,8 @@ CompareRow                    -- one (K, estimator) row, every field documented.
 PRESETS                       -- the shipped presets: eta3, eta15 (min V∞ at β <= (1+η)E*_K) and
                                  rho1, rho2 (min β at V∞ <= ρ V∞(plug-in)).
 POWER_PRESETS                 -- the presets shipped for a target p^a: rho1 (tables/pow<a>-aqp-rho1.h5).
-peer_names(target), peer_values(name, K, target) -- the classical peers of a target: log p
+peer_names(target), peer_values(name, K, target) -- the classical peers of a target (names from
+                                 ``peers.peer_names``, re-exported): log p
                                  ``peers.PEERS``; p^a ``peers_power.POWER_PEERS`` (plug-in (n/K)^a and
                                  its classical corrections).
 minimax_values(K, target)     -- (values_hp, values) of the target's minimax table at K: the
@@ -40,8 +41,8 @@ import numpy as np
 from aqpgen.errors import TableFormatError
 from aqpgen.generators.aqp import build_K, plugin_constants, solve_rho
 from aqpgen.generators.minimax import E_star, minimax_table, table_name
-from aqpgen.generators.peers import PEERS, peer_table
-from aqpgen.generators.peers_power import POWER_PEERS, power_peer_table
+from aqpgen.generators.peers import peer_names, peer_table
+from aqpgen.generators.peers_power import power_peer_table
 from aqpgen.numerics.metrics import table_metrics
 from aqpgen.records import STATUS_OK, as_K
 from aqpgen.store.locate import find_table
@@ -95,11 +96,6 @@ class CompareRow:
     aqp_beta: float = math.nan
     ratio: float = math.nan
     status: str = STATUS_OK
-
-
-def peer_names(target: Target = LOG) -> tuple:
-    """The classical peers of a target: ``PEERS`` for log p, ``POWER_PEERS`` for p^a."""
-    return PEERS if parse_target(target) == LOG else POWER_PEERS
 
 
 def peer_values(name: str, K: int, target: Target = LOG) -> np.ndarray:

@@ -8,6 +8,7 @@ Public names
 ------------
 PEERS                    -- ("plugin", "digamma", "laplace", "jackknife").
 PEER_TARGET              -- "log p".
+peer_names(target)       -- the peers of a target: ``PEERS`` for log p, ``POWER_PEERS`` for p^a.
 peer_table(name, K)      -- float64 table c_K[1..K] (``values[n-1]``), correctly rounded.
 digamma_table_exact(K)   -- the digamma table as exact Fractions.
 
@@ -40,15 +41,22 @@ from functools import cache
 
 import numpy as np
 
+from aqpgen.generators.peers_power import POWER_PEERS
 from aqpgen.numerics.precision import mp_prec, work_prec
 from aqpgen.records import as_K
 from aqpgen.targets import LOG, Target, parse_target
 
-__all__ = ["PEERS", "PEER_TARGET", "digamma_table_exact", "peer_table", "plugin_table",
-           "reference_table"]
+__all__ = ["PEERS", "PEER_TARGET", "digamma_table_exact", "peer_names", "peer_table",
+           "plugin_table", "reference_table"]
 
 PEERS = ("plugin", "digamma", "laplace", "jackknife")
 PEER_TARGET = "log p"
+
+
+def peer_names(target: Target = LOG) -> tuple[str, ...]:
+    """The classical peers of a target in report order: ``PEERS`` for log p,
+    ``peers_power.POWER_PEERS`` for p^a."""
+    return PEERS if parse_target(target) == LOG else POWER_PEERS
 
 
 
