@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aqpgen.integrations.grouping import (
-    rewards_of_groups,
+    group_counts,
     served_table,
 )
 
@@ -76,20 +76,16 @@ def openrlhf_group_hook(extract_answer: Callable[[str], Any], table, n: int, *, 
             raise ValueError(
                 f"openrlhf_group_hook: one prompt produced {len(responses)} responses but "
                 f"rollout.n_samples_per_prompt={n}: the hook must see one prompt's whole group")
-        answers = [extract_answer(_action_text(r, tokenizer)) for r in responses]
-        rewards = rewards_of_groups(answers, [range(n)], t, n, on_none=on_none, scale=scale,
-                                    dtype=OPENRLHF_REWARD_DTYPE, allow_imprecise=allow_imprecise)
-        counts = {}
-        for a in answers:
-            if a is not None:
-                counts[a] = counts.get(a, 0) + 1
-        for r, value, a in zip(responses, rewards, answers):
+        # one group of n: its counts (None answers count 1) and their rewards; the precision of
+        # the served dtype was checked once by served_table
+        counts = group_counts([extract_answer(_action_text(r, tokenizer)) for r in responses],
+                              on_none)
+        rewards = (scale * t.lookup(counts, n, allow_imprecise=allow_imprecise)).tolist()
+        for r, value, count in zip(responses, rewards, counts.tolist()):
             base = r.get("reward") if add else None
             total = value + (float(base) if base is not None else 0.0)
             r["reward"] = r["scores"] = total
-            r.setdefault("extra_logs", {})
-            r["extra_logs"] = {**(r["extra_logs"] or {}),
-                               "aqpgen_count": 1 if a is None else counts[a]}
+            r["extra_logs"] = {**(r.get("extra_logs") or {}), "aqpgen_count": count}
         return responses
 
     return hook
