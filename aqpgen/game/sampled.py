@@ -158,6 +158,18 @@ def advantages(r: np.ndarray, baseline: str = "others", scale: str = "none") -> 
     return A
 
 
+def _rewards(sc, est, K: int, z: np.ndarray, oracle_c) -> np.ndarray:
+    """Rewards r_i = R_{z_i} - tau psi(c_i) of sampled answers z (..., G, K): c from the
+    estimator's table at the self-inclusive counts, or for the oracle ``oracle_c()`` (its exact
+    target at the policy's true p of each z)."""
+    if est.is_oracle:
+        with np.errstate(divide="ignore"):
+            c = oracle_c()
+    else:
+        c = np.asarray(est.lookup(self_inclusive_counts(z), K), dtype=np.float64)
+    return sc.rewards[z] - sc.tau * game_reward(c, est.alpha)
+
+
 def advantage_rms(scenario, estimator, K: int, baseline: str = "others", scale: str = "none",
                   *, groups: int | None = None, n_steps: int = 500, seed: int = 0,
                   target=None) -> float:
@@ -170,12 +182,7 @@ def advantage_rms(scenario, estimator, K: int, baseline: str = "others", scale: 
     G = sc.groups if groups is None else int(groups)
     ps = sc.optimum(est.alpha)
     z = np.random.default_rng(seed).choice(sc.S, size=(int(n_steps), G, K), p=ps)
-    if est.is_oracle:
-        with np.errstate(divide="ignore"):
-            c = est.target.g(ps)[z]
-    else:
-        c = np.asarray(est.lookup(self_inclusive_counts(z), K), dtype=np.float64)
-    r = sc.rewards[z] - sc.tau * game_reward(c, est.alpha)
+    r = _rewards(sc, est, K, z, lambda: est.target.g(ps)[z])
     return float(np.sqrt(np.mean(advantages(r, baseline, scale) ** 2)))
 
 
@@ -218,7 +225,7 @@ def run_sampled(scenario, estimator, K: int, seeds: Sequence[int] = tuple(range(
     rec_steps = sorted(set(range(0, steps + 1, every)) | {steps})
 
     alpha = est.alpha
-    R, tau, T, S = sc.rewards, sc.tau, sc.traces, sc.S
+    T, S = sc.traces, sc.S
     ps = sc.optimum(alpha)
     nS = len(seeds)
     rngs = [np.random.default_rng(s) for s in seeds]
@@ -249,12 +256,7 @@ def run_sampled(scenario, estimator, K: int, seeds: Sequence[int] = tuple(range(
         t = np.searchsorted((cdf + offs).ravel(), (u + offs).ravel(), side="right")
         t = np.minimum(t.reshape(nS, G * K) - offs * S * T, S * T - 1)
         z = (t // T).reshape(nS, G, K)
-        if est.is_oracle:
-            with np.errstate(divide="ignore"):
-                c = est.target.g(answer_p(pi))[offs[:, :, None], z]
-        else:
-            c = np.asarray(est.lookup(self_inclusive_counts(z), K), dtype=np.float64)
-        r = R[z] - tau * game_reward(c, alpha)                           # (nS, G, K)
+        r = _rewards(sc, est, K, z, lambda pi=pi, z=z: est.target.g(answer_p(pi))[offs[:, :, None], z])
         A = advantages(r, baseline, scale).reshape(nS, G * K)
         w = np.bincount((t + offs * S * T).ravel(), weights=A.ravel(),
                         minlength=nS * S * T).reshape(nS, S * T)
