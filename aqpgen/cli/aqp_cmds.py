@@ -12,14 +12,11 @@ from aqpgen.cli.options import target_option
 from aqpgen.generators import aqp
 from aqpgen.generators.compare import (
     compare,
-    minimax_values,
-    peer_names,
-    peer_values,
+    peer_metrics,
     to_json,
     to_markdown,
 )
 from aqpgen.generators.minimax import E_star
-from aqpgen.numerics.metrics import table_metrics
 from aqpgen.report.figures import frontier_figure
 from aqpgen.targets import LOG
 
@@ -122,15 +119,9 @@ def register(group):
                            "beta": _num(r.beta), "beta_cert": _num(r.beta_cert),
                            "V_inf": _num(r.V_inf), "V1": _num(r.V1),
                            "iterations": r.iterations, "status": r.status})
-        peers = []
-        for name in peer_names(target):
-            m = table_metrics(K, peer_values(name, K, target), target=target)
-            peers.append({"name": name, "beta": m["beta"], "beta_cert": m["beta_cert"],
-                          "V_inf": m["V_inf"], "V1": m["V1"]})
-        hp, f64 = minimax_values(K, target)
-        m = table_metrics(K, f64, hp, target=target)
-        peers.append({"name": "minimax", "beta": m["beta"], "beta_cert": m["beta_cert"],
-                      "V_inf": _num(m["V_inf"]), "V1": _num(m["V1"])})
+        peers = [{"name": d["estimator"], "beta": d["beta"], "beta_cert": d["beta_cert"],
+                  "V_inf": _num(d["V_inf"]), "V1": _num(d["V1"])}
+                 for d in peer_metrics(K, target)]
         if plot:
             frontier_plot(plot, K, points, peers, target)
         if as_json:

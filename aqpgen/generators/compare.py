@@ -12,6 +12,8 @@ peer_names(target), peer_values(name, K, target) -- the classical peers of a tar
                                  ``peers.peer_names``, re-exported): log p
                                  ``peers.PEERS``; p^a ``peers_power.POWER_PEERS`` (plug-in (n/K)^a and
                                  its classical corrections).
+peer_metrics(K, target)       -- metric rows of the peers and the minimax table at K (also
+                                 used by ``aqpgen frontier`` and the report).
 minimax_values(K, target)     -- (values_hp, values) of the target's minimax table at K: the
                                  shipped file's row when present (p^a), else solved.
 preset_table_name(name, target) -- "kl-aqp-rho1", "pow0.5-aqp-rho1", ...
@@ -49,7 +51,7 @@ from aqpgen.store.locate import find_table
 from aqpgen.store.tablefile import read_table
 from aqpgen.targets import LOG, Target, parse_target
 
-__all__ = ["POWER_PRESETS", "PRESETS", "CompareRow", "compare", "minimax_values", "peer_names",
+__all__ = ["POWER_PRESETS", "PRESETS", "CompareRow", "compare", "minimax_values", "peer_metrics", "peer_names",
            "peer_values", "preset_table_name", "to_json", "to_markdown"]
 
 #: preset name -> AQP params (the shipped tables tables/kl-aqp-<name>.h5).
@@ -160,6 +162,18 @@ def _metric_row(K, name, kind, values, values_hp=None, status=STATUS_OK, target=
                 V_inf=m["V_inf"], V1=m["V1"], max_abs_c=m["max_abs_c"], status=STATUS_OK)
 
 
+def peer_metrics(K: int, target: Target = LOG) -> list[dict]:
+    """Metric rows at K (``CompareRow`` fields without the AQP columns: estimator, kind "peer",
+    β, β̄, V∞, V1, max|c|, status) of every classical peer of the target, then of its minimax
+    table ("minimax")."""
+    target = parse_target(target)
+    rows = [_metric_row(K, name, "peer", peer_values(name, K, target), target=target)
+            for name in peer_names(target)]
+    hp, f64 = minimax_values(K, target)
+    rows.append(_metric_row(K, "minimax", "peer", f64, hp, target=target))
+    return rows
+
+
 def compare(Ks, presets=None, *, target: Target = LOG) -> list[CompareRow]:
     """Peers and presets at each K (see module docstring); rows ordered by K, peers first.
 
@@ -184,16 +198,14 @@ def compare(Ks, presets=None, *, target: Target = LOG) -> list[CompareRow]:
     for K in Ks:
         Es = E_star(K, target=target)
         V_pl, _ = plugin_constants(K, target)
-        for name in peer_names(target):
-            d = _metric_row(K, name, "peer", peer_values(name, K, target), target=target)
-            r = solve_rho(K, d["V_inf"] / V_pl, E_star=Es, target=target)
-            if r.status == STATUS_OK:
-                d.update(aqp_beta=r.beta_cert, ratio=d["beta"] / r.beta_cert)
-            else:
-                d.update(status=f"AQP at this V_inf: {r.status}")
+        for d in peer_metrics(K, target):
+            if d["estimator"] != "minimax":  # a classical peer: the AQP bias at its V_inf
+                r = solve_rho(K, d["V_inf"] / V_pl, E_star=Es, target=target)
+                if r.status == STATUS_OK:
+                    d.update(aqp_beta=r.beta_cert, ratio=d["beta"] / r.beta_cert)
+                else:
+                    d.update(status=f"AQP at this V_inf: {r.status}")
             rows.append(CompareRow(**d))
-        hp, f64 = minimax_values(K, target)
-        rows.append(CompareRow(**_metric_row(K, "minimax", "peer", f64, hp, target=target)))
         for name in presets:
             values, status = _preset_values(name, K, target)
             rows.append(CompareRow(**_metric_row(K, name, "preset", values, status=status, target=target)))

@@ -40,7 +40,6 @@ from collections.abc import Sequence
 
 from aqpgen.game import study
 from aqpgen.generators import aqp, compare, minimax
-from aqpgen.numerics.metrics import table_metrics
 from aqpgen.report import figures
 from aqpgen.report.markdown import (
     limit_markdown,
@@ -177,13 +176,8 @@ def frontier_data(K: int, target, rhos: Sequence[float] = FRONTIER_RHOS) -> dict
     t = _power(target)
     Es = minimax.E_star(K, target=t)
     pts = aqp.frontier(K, rhos=list(rhos), target=t, E_star=Es)
-    peers = []
-    for name in compare.peer_names(t):
-        mm = table_metrics(K, compare.peer_values(name, K, t), target=t)
-        peers.append({"name": name, "beta_cert": mm["beta_cert"], "V_inf": mm["V_inf"], "V1": mm["V1"]})
-    hp, f64 = compare.minimax_values(K, t)
-    mm = table_metrics(K, f64, hp, target=t)
-    peers.append({"name": "minimax", "beta_cert": mm["beta_cert"], "V_inf": mm["V_inf"], "V1": mm["V1"]})
+    peers = [{"name": d["estimator"], "beta_cert": d["beta_cert"], "V_inf": d["V_inf"], "V1": d["V1"]}
+             for d in compare.peer_metrics(K, t)]
     return {"K": K, "target": t, "E_star": Es, "points": pts, "peers": peers}
 
 
