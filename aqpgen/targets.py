@@ -11,6 +11,7 @@ LogTarget, LOG         -- g(p) = log p (the KL / entropy game, alpha = 1).
 PowerTarget            -- g(p) = p^a, a real, a > -1 (the alpha-family game, alpha = a + 1).
 parse_target(text)     -- "log", "log p", "p^0.5", "p^-0.5", "p^2" -> a Target (ValueError else).
 format_exponent(a)     -- the canonical text of an exponent (a Fraction): "2", "0.5", "1/3".
+table_prefix(target)   -- "kl" (log p), "pow0.5", "pow-0.5": the prefix of its shipped table names.
 alpha_reward(values, alpha) -- the affine map of a p^(alpha-1) (or log p) table to the reward
                           phi_alpha'(p) of the alpha-divergence game (docs/MATH.md §2b).
 
@@ -38,7 +39,7 @@ from fractions import Fraction
 import numpy as np
 
 __all__ = ["LOG", "LogTarget", "PowerTarget", "Target", "alpha_reward", "format_exponent", "parse_target",
-           "pow_kmin"]
+           "pow_kmin", "table_prefix"]
 
 #: unit roundoff of float64.
 _U = 2.0**-53
@@ -446,6 +447,13 @@ def parse_target(text) -> Target:
         raise ValueError(f"unknown target {text!r}: expected 'log' or 'p^A' with a real A > -1 "
                          f"(e.g. 'p^0.5', 'p^-0.5', 'p^2')")
     return PowerTarget(m.group(1))
+
+
+def table_prefix(target) -> str:
+    """The prefix of a target's shipped table names: "kl" for log p ("kl-minimax",
+    "kl-aqp-rho1"), "pow<A>" for p^A ("pow0.5-minimax", "pow-0.5-aqp-rho1")."""
+    t = parse_target(target)
+    return "kl" if t == LOG else f"pow{t.spec[2:]}"
 
 
 def pow_kmin(params) -> int:

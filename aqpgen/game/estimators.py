@@ -39,7 +39,7 @@ from aqpgen.generators.peers_power import POWER_PEERS, power_peer_table
 from aqpgen.records import as_K
 from aqpgen.runtime import load_table
 from aqpgen.store.tablefile import read_table
-from aqpgen.targets import LOG, Target, parse_target
+from aqpgen.targets import LOG, Target, parse_target, table_prefix
 
 __all__ = [
     "ORACLE",
@@ -72,8 +72,8 @@ def table_names(target=LOG) -> tuple[str, ...]:
     t = parse_target(target)
     if t == LOG:
         return TABLE_NAMES
-    exp = t.spec[2:]
-    return (f"pow{exp}-minimax", f"pow{exp}-aqp-rho1")
+    prefix = table_prefix(t)
+    return (f"{prefix}-minimax", f"{prefix}-aqp-rho1")
 
 
 def _to_float(v) -> float:

@@ -49,7 +49,7 @@ from aqpgen.numerics.metrics import table_metrics
 from aqpgen.records import STATUS_OK, as_K
 from aqpgen.store.locate import find_table
 from aqpgen.store.tablefile import read_table
-from aqpgen.targets import LOG, Target, parse_target
+from aqpgen.targets import LOG, Target, parse_target, table_prefix
 
 __all__ = ["POWER_PRESETS", "PRESETS", "CompareRow", "compare", "minimax_values", "peer_metrics", "peer_names",
            "peer_values", "preset_table_name", "to_json", "to_markdown"]
@@ -108,8 +108,7 @@ def peer_values(name: str, K: int, target: Target = LOG) -> np.ndarray:
 
 def preset_table_name(name: str, target: Target = LOG) -> str:
     """Shipped file name (without .h5) of an AQP preset: "kl-aqp-rho1", "pow0.5-aqp-rho1"."""
-    target = parse_target(target)
-    return f"kl-aqp-{name}" if target == LOG else f"pow{target.spec[2:]}-aqp-{name}"
+    return f"{table_prefix(target)}-aqp-{name}"
 
 
 def _shipped(name: str, target: Target):

@@ -86,7 +86,7 @@ from aqpgen.numerics.precision import flint_prec, work_prec
 from aqpgen.records import STATUS_OK, Check, KResult, as_K
 from aqpgen.store.locate import find_table
 from aqpgen.store.tablefile import read_table
-from aqpgen.targets import LOG, Target, parse_target
+from aqpgen.targets import LOG, Target, parse_target, table_prefix
 
 __all__ = [
     "DEFAULT_TOL",
@@ -192,8 +192,7 @@ def minimax_table(K: int, *, target: Target = LOG, prec: int | None = None,
 # --------------------------------------------------------------------------------------------
 def table_name(target: Target = LOG) -> str:
     """Name of the shipped minimax table of a target: "kl-minimax" (log p), "pow0.5-minimax"."""
-    target = parse_target(target)
-    return TABLE_NAME if target == LOG else f"pow{target.spec[2:]}-minimax"
+    return f"{table_prefix(target)}-minimax"
 
 
 def E_star(K: int, *, target: Target = LOG, path: str | os.PathLike | None = None) -> float:

@@ -50,7 +50,7 @@ from aqpgen.report.markdown import (
     table_path,
 )
 from aqpgen.store.locate import find_table
-from aqpgen.targets import PowerTarget, parse_target
+from aqpgen.targets import PowerTarget, parse_target, table_prefix
 
 __all__ = [
     "ALPHA_COMPARE_KS",
@@ -248,11 +248,6 @@ def game_summary(data: dict, target, K: int = 64) -> str:
 
 
 
-def _slug(target) -> str:
-    """"pow0.5", "pow-0.5": the prefix of the target's table names (figure file names)."""
-    return f"pow{_power(target).spec[2:]}"
-
-
 def target_sections(tables_dir, target, *, K: int = 64, quick: bool = False, game=None,
                     fig_path=None) -> dict:
     """Every part of one target's section: {"rate", "compare", "frontier", "frontier_fig",
@@ -278,4 +273,4 @@ def heading(target) -> str:
 
 
 def figure_name(target, K: int) -> str:
-    return f"frontier_{_slug(target)}_K{K}.png"
+    return f"frontier_{table_prefix(_power(target))}_K{K}.png"
