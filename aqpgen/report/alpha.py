@@ -127,16 +127,18 @@ def check_tables(tables_dir, target) -> dict:
     return out
 
 
-def rate_data(tables_dir, target, *, kmin: int | None = None, kmax: int | None = None) -> dict:
+def rate_data(tables_dir, target, *, kmin: int | None = None, kmax: int | None = None,
+              table=None) -> dict:
     """Rate audit of ``pow<a>-minimax`` over its ok rows K <= kmax (fit over K >= kmin;
-    default ``RATE_RANGE``).
+    default ``RATE_RANGE``).  ``table``: that file's TableData when already read (else it is
+    read from ``tables_dir``).
 
     Raises ValueError when the table lacks ok rows at kmin and kmax (the audit's range)."""
     t = _power(target)
     kmin = RATE_RANGE[0] if kmin is None else kmin
     kmax = RATE_RANGE[1] if kmax is None else kmax
     name = minimax.table_name(t)
-    tab = read_named(tables_dir, name)
+    tab = read_named(tables_dir, name) if table is None else table
     ks = [K for K in ok_Ks(tab) if K <= kmax]
     if kmin not in ks or kmax not in ks:
         raise ValueError(f"table {name!r}: the rate audit needs ok rows at K = {kmin} and K = {kmax}")
@@ -255,8 +257,8 @@ def target_sections(tables_dir, target, *, K: int = 64, quick: bool = False, gam
     :func:`game_alpha` (None: no game part).  Raises on any failure (a missing table, a
     solver error)."""
     t = _power(target)
-    check_tables(tables_dir, t)
-    out = {"rate": rate_markdown(rate_data(tables_dir, t)),
+    tabs = check_tables(tables_dir, t)
+    out = {"rate": rate_markdown(rate_data(tables_dir, t, table=tabs[minimax.table_name(t)])),
            "compare": compare_markdown(t, (8,) if quick else ALPHA_COMPARE_KS)}
     fd = frontier_data(K, t, (1.0, 2.0) if quick else FRONTIER_RHOS)
     out["frontier"] = frontier_markdown(fd)
