@@ -309,18 +309,6 @@ def test_alpha_sections_from_tiny_tables(tiny_env, tmp_path):
         assert "`plugin` 1.00e-02" in parts["game"] and f"`{A.declared_tables(tg)[1]}` 3.00e-02" in parts["game"]
 
 
-def _attempt_into(failures: list):
-    """The ``attempt(label, fn)`` that ``report.write`` passes its section builders: run ``fn``,
-    record ``(label, message)`` in ``failures`` on an exception and return None."""
-    def attempt(label, fn):
-        try:
-            return fn()
-        except Exception as exc:  # noqa: BLE001
-            failures.append((label, str(exc)))
-            return None
-    return attempt
-
-
 def test_alpha_report_fails_on_a_missing_declared_table(tiny_env, tmp_path, monkeypatch):
     """The README block needs both tables of both targets; a missing one is a failed part."""
     import shutil
@@ -335,7 +323,7 @@ def test_alpha_report_fails_on_a_missing_declared_table(tiny_env, tmp_path, monk
     with pytest.raises(FileNotFoundError, match="pow-0.5-aqp-rho1"):
         A.check_tables(str(d), "p^-0.5")
     failures, sec = [], {}
-    attempt = _attempt_into(failures)
+    attempt = write.attempt_into(failures)
 
     write._alpha_sections(sec, attempt, [], tables_dir=str(d), quick=True, K=8,
                           figdir=str(tmp_path / "f"), odir=str(tmp_path), rdir=str(tmp_path),
@@ -353,7 +341,7 @@ def test_alpha_readme_block_assembles(tiny_env, tmp_path):
     gj = tmp_path / "game.json"
     gj.write_text(json.dumps(study._json_safe({"alpha": _fake_game(), "conventions": None})))
     failures, sec = [], {}
-    attempt = _attempt_into(failures)
+    attempt = write.attempt_into(failures)
 
     figs = []
     write._alpha_sections(sec, attempt, figs, tables_dir=str(tiny_env), quick=True, K=8,

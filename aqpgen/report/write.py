@@ -12,6 +12,7 @@ ReportError                                    -- one or more sections could not
 ReportResult                                   -- figures written, sections, the report text.
 README_BLOCKS                                  -- the generated blocks the README fragments use.
 build_sections(out, tables_dir, quick, K, readme, cli_group) -- (figures, sections).
+attempt_into(failures)                         -- the ``attempt(label, fn)`` every part runs under.
 write_report(out, ...)                         -- build every part and write the report.
 """
 
@@ -27,7 +28,8 @@ from aqpgen.report import audit_figures as F
 from aqpgen.store.atomic import write_text_atomic
 from aqpgen.targets import parse_target
 
-__all__ = ["README_BLOCKS", "ReportError", "ReportResult", "build_sections", "write_report"]
+__all__ = ["README_BLOCKS", "ReportError", "ReportResult", "attempt_into", "build_sections",
+           "write_report"]
 
 #: Generated blocks used by the README fragments (docs/readme/*.md).
 README_BLOCKS = ("tables", "usage", "cli", "results-rate", "results-compare", "results-frontier",
@@ -74,12 +76,7 @@ def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False,
     failures: list = []
     sec: dict = {}
 
-    def attempt(label, fn):
-        try:
-            return fn()
-        except Exception as exc:  # noqa: BLE001 - collected, then raised together as ReportError
-            failures.append((label, f"{type(exc).__name__}: {exc}"))
-            return None
+    attempt = attempt_into(failures)
 
     def fig(label, name, fn):
         path = os.path.join(figdir, name)
@@ -89,7 +86,7 @@ def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False,
         return name
 
     def link(label, name, base):
-        return "" if name is None else f"![{label}]({os.path.relpath(os.path.join(figdir, name), base)})"
+        return _fig_link(figdir, label, name, base)
 
     bias_fig = fig(f"figure p·bias(p) at K = {K}", f"bias_K{K}.png", lambda p: F.bias_curves(K, tables_dir, p))
     bKs = (2, 4, 8, 16, 32, 64, 128, 256) + (() if quick else (512, 1024))
@@ -144,6 +141,11 @@ def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False,
     return figures, sec
 
 
+def _fig_link(figdir, label, name, base) -> str:
+    """Markdown image link to ``figdir/name`` relative to ``base`` ("" when the figure failed)."""
+    return "" if name is None else f"![{label}]({os.path.relpath(os.path.join(figdir, name), base)})"
+
+
 def _alpha_sections(sec, attempt, figures, *, tables_dir, quick, K, figdir, odir, rdir, game_json,
                     report_link) -> None:
     """The power targets' parts: ``sec["alpha_report"]`` (report) and ``sec["alpha-results"]``
@@ -158,8 +160,8 @@ def _alpha_sections(sec, attempt, figures, *, tables_dir, quick, K, figdir, odir
             continue
         figures.append(fig)
         head = alpha.heading(tg)
-        link_r = f"![frontier of {tg} at K = {K}]({os.path.relpath(fig, odir)})"
-        link_m = f"![frontier of {tg} at K = {K}]({os.path.relpath(fig, rdir)})"
+        link_r = _fig_link(figdir, f"frontier of {tg} at K = {K}", alpha.figure_name(tg, K), odir)
+        link_m = _fig_link(figdir, f"frontier of {tg} at K = {K}", alpha.figure_name(tg, K), rdir)
         game_r = ("**α-game** (from the game study's data; full tables in the α-game section "
                   "below):\n\n" + parts["game"]) if "game" in parts else ""
         rep += [f"## Target {head}", "### Minimax rate", parts["rate"],
@@ -180,6 +182,21 @@ def _alpha_sections(sec, attempt, figures, *, tables_dir, quick, K, figdir, odir
         sec["alpha_report"] = "\n\n".join(p for p in rep if p)
         sec["alpha-results"] = "\n\n".join(p for p in rd if p) + (
             f"\n\nThe frontier tables, the full rate audits and the α-game tables: [{report_link}]({report_link}).")
+
+
+def attempt_into(failures: list):
+    """``attempt(label, fn)``: run ``fn()`` and return its value; on an exception record
+    ``(label, "Type: message")`` in ``failures`` and return None (the report raises them together
+    as :class:`ReportError`)."""
+
+    def attempt(label, fn):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - collected, then raised together as ReportError
+            failures.append((label, f"{type(exc).__name__}: {exc}"))
+            return None
+
+    return attempt
 
 
 def write_report(out: str = "docs/report.md", *, tables_dir: str = "tables", quick: bool = False,
