@@ -80,14 +80,14 @@ def common_metrics(task: RowTask, vals: Sequence[Fraction], approx: bool, rp=Non
     out = []
     m = task.metrics
     if "max_abs_c" in m or approx:
-        out.append(compare_rel(task, "max_abs_c", m.get("max_abs_c"),
-                               float(max(abs(q) for q in vals)), "max_abs_c"))
+        mq = max(abs(q) for q in vals)
+        fq = float(mq)
+        out.append(compare_rel(task, "max_abs_c", m.get("max_abs_c"), fq, "max_abs_c"))
         if "log10_max_abs_c" in m:
             # compared like log10_V_inf: a relative tolerance on max|c| is an absolute one on its
-            # log10 (a relative one would fail near max|c| = 1, where log10 is ~0)
-            mq = max(abs(q) for q in vals)
-            f = float(mq) if mq else 0.0
-            lg = (math.log10(f) if 0.0 < f < math.inf
+            # log10 (a relative one would fail near max|c| = 1, where log10 is ~0); exact
+            # numerator/denominator logs only where float(max|c|) underflows
+            lg = (math.log10(fq) if fq > 0.0
                   else (math.log10(mq.numerator) - math.log10(mq.denominator)) if mq else -math.inf)
             out.append(_log10_check(task, "max_abs_c", lg))
     if not (("V_inf" in m) or ("V1" in m) or approx):
@@ -142,7 +142,7 @@ def fresh_certificate(task: RowTask):
     # floor ~1.1e-4 of beta) cannot converge, so the cells are capped (the bound stays rigorous,
     # within ~the floor, and is still checked against [sup, 1.01 sup])
     cert = certify.certify_beta(task.K, **kwargs)
-    note = "" if getattr(cert, "converged", True) else f" (certify did not converge: {cert.method})"
+    note = "" if cert.converged else f" (certify did not converge: {cert.method})"
     return float(cert.beta_upper), note
 
 
