@@ -3,7 +3,8 @@
 Oracles: mpmath numerical differentiation (``mp.diff``) of H(theta) = h(sin^2(theta/2)) at 40
 digits -- independent of the closed-form derivatives coded in the targets -- and dense grids for
 the suprema.  The hooks must bound the float64 rounding error (eta), sup |H'''| on [lo, pi], and
-sup_{p <= p0} |h(p)| from above, for a in {-0.75, -0.5, -0.25, 0.25, 0.5, 1.5} and for log p.
+sup_{p <= p0} |h(p)| from above, for a in {-0.9, -0.75, -0.5, -0.25, 0.25, 0.5, 1.5, 2} and for
+log p.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 
 from aqpgen.targets import LOG, LogTarget, PowerTarget, alpha_reward, parse_target
 
-EXPONENTS = ["-0.75", "-0.5", "-0.25", "0.25", "0.5", "1.5"]
+EXPONENTS = ["-0.9", "-0.75", "-0.5", "-0.25", "0.25", "0.5", "1.5", "2"]
 TARGETS = [PowerTarget(a) for a in EXPONENTS] + [LOG]
 
 
