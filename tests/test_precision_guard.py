@@ -1,9 +1,9 @@
 """The runtime's precision guard against independent oracles.
 
 Oracles: the weighted bias beta = sup_p p |sum_m c[m+1] b_{K-1,m}(p) - log p| of the values
-actually served (float64 or float32, converted exactly to mpmath numbers), evaluated here in
-mpmath at 60 digits on a theta grid (p = sin^2 theta) refined around its maximum -- a lower
-bound on the sup that owes nothing to aqpgen's metrics or certificates; and exact rationals
+actually served (float64 or float32, converted exactly to rationals), evaluated in mpmath at 60
+digits on a theta grid refined around its maximum (``_kl_oracles.mp_beta``) -- a lower bound on
+the sup that owes nothing to aqpgen's metrics or certificates; and exact rationals
 (fractions.Fraction) for a synthetic row whose bias is known in closed form.
 """
 
@@ -13,9 +13,9 @@ import math
 from decimal import Decimal
 from fractions import Fraction
 
-import mpmath
 import numpy as np
 import pytest
+from _kl_oracles import mp_beta
 
 from aqpgen import runtime
 from aqpgen.records import KResult
@@ -23,31 +23,11 @@ from aqpgen.runtime import ImpreciseRowError
 from aqpgen.store.tablefile import make_table, write_table
 
 
-def sampled_beta(values, K: int, npts: int = 600) -> float:
-    """Lower bound on beta of ``values`` for log p (mpmath, 60 digits; grid + local refinement)."""
-    with mpmath.workdps(60):
-        c = [mpmath.mpf(float(v)) for v in values]  # exact: every float is an mpf
-
-        def bias(p):
-            q = 1 - p
-            term = q ** (K - 1)  # b_{K-1,0}(p)
-            g = c[0] * term
-            for m in range(K - 1):
-                term = term * (K - 1 - m) / (m + 1) * p / q
-                g += c[m + 1] * term
-            return abs(p * (g - mpmath.log(p)))
-
-        def theta_p(th):
-            return mpmath.sin(th) ** 2
-
-        h = mpmath.pi / 2 / npts
-        vals = [(bias(theta_p(h * j)), j) for j in range(1, npts)]
-        best, j = max(vals)
-        for k in range(-50, 51):  # refine: 100 points across the best cell's neighbours
-            th = h * (j + k / 50)
-            if 0 < th < mpmath.pi / 2:
-                best = max(best, bias(theta_p(th)))
-        return float(best)
+def sampled_beta(values) -> float:
+    """Lower bound on beta of the served ``values`` for log p: the shared mpmath oracle
+    ``_kl_oracles.mp_beta`` (60 digits, 600-point theta grid + golden-section refinement) on
+    the exact rationals of the floats."""
+    return mp_beta([Fraction(float(v)) for v in values], n=600, dps=60)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +57,7 @@ def test_refused_rows_are_really_broken(minimax, K, dtype):
     with pytest.raises(ImpreciseRowError, match=rf"K={K}"):
         minimax.lookup(np.array([1, K]), K, dtype=dtype)
     served = minimax.values(K).astype(dtype)
-    true_beta = sampled_beta(served, K)
+    true_beta = sampled_beta(served)
     assert true_beta > pr.allowed, (true_beta, pr)
     assert true_beta <= pr.bound * (1 + 1e-9)  # the bound is an upper bound
 
@@ -88,7 +68,7 @@ def test_served_rows_keep_their_certificate(minimax, K, dtype):
     pr = minimax.precision(K, dtype)
     assert pr.ok
     served = minimax.values(K).astype(dtype)
-    true_beta = sampled_beta(served, K)
+    true_beta = sampled_beta(served)
     assert true_beta <= pr.bound * (1 + 1e-9) <= pr.allowed * (1 + 1e-9)
     assert true_beta >= 0.98 * pr.certificate  # the certificate is tight (within 2%)
     assert minimax.lookup(np.array([1, K]), K, dtype=dtype).dtype == dtype
