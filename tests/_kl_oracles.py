@@ -74,6 +74,24 @@ def mp_beta(c, n=None, dps=50):
         return float(max(best, mp_golden_max(f, th[max(i - 1, 0)], th[min(i + 1, n)], 50)))
 
 
+def mp_pvar_max(c, n=400):
+    """V_inf = sup_p p Var_p of the exact table c (Fractions) in mpmath (30 digits): grid in
+    p = sin^2(theta), golden-section refinement around the grid maximum."""
+    K = len(c)
+    with mp.workdps(30):
+        w = [mp.mpf(t.numerator) / t.denominator for t in c]
+
+        def pv(p):
+            b = [mp.binomial(K - 1, m) * p**m * (1 - p) ** (K - 1 - m) for m in range(K)]
+            g = mp.fsum(wi * bi for wi, bi in zip(w, b))
+            return p * mp.fsum(bi * (wi - g) ** 2 for wi, bi in zip(w, b))
+
+        ps = [mp.sin(mp.pi * i / (2 * n)) ** 2 for i in range(n + 1)]
+        vals = [pv(p) for p in ps]
+        i = max(range(n + 1), key=lambda k: vals[k])
+        return float(max(vals[i], mp_golden_max(pv, ps[max(i - 1, 0)], ps[min(i + 1, n)])))
+
+
 def exact_V1(c):
     """V1 = int_0^1 p Var_p dp exactly (Fractions): sum_j (j/K) c_j^2/(K+1) - int p g^2, with
     int p b_{K-1,i} b_{K-1,m} dp = C(K-1,i) C(K-1,m) (i+m+1)! (2K-2-i-m)! / (2K)!."""

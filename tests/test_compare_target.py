@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+from fractions import Fraction
 
 import mpmath
 import numpy as np
 import pytest
+from _kl_oracles import mp_pvar_max
+from _power_oracles import mp_beta_power
 from click.testing import CliRunner
 
 from aqpgen.cli import main
@@ -19,38 +22,12 @@ LOG_KEYS = {"K", "estimator", "kind", "beta", "beta_cert", "V_inf", "V1", "max_a
             "ratio", "status"}
 
 
-def _plugin_oracle(K: int, a: float, n_grid: int = 1000):
-    """(β, V∞) of the plug-in (n/K)^a: mpmath (30 digits) on a fine p grid, each sup refined by
-    a local grid around the best grid point (a second method: no aqpgen numerics)."""
-    mpmath.mp.dps = 25
-    c = [mpmath.mpf(n) / K for n in range(1, K + 1)]
-    c = [x ** mpmath.mpf(a) for x in c]
-
-    def both(p):
-        w = [mpmath.binomial(K - 1, m) * p**m * (1 - p) ** (K - 1 - m) for m in range(K)]
-        mean = mpmath.fsum(wi * ci for wi, ci in zip(w, c))
-        second = mpmath.fsum(wi * ci * ci for wi, ci in zip(w, c))
-        return p * abs(mean - p ** mpmath.mpf(a)), p * (second - mean * mean)
-
-    ps = [mpmath.mpf(i) / n_grid for i in range(1, n_grid + 1)]
-    grid_vals = [both(p) for p in ps]
-    out = []
-    for j in (0, 1):
-        def f(p, j=j):
-            return both(p)[j]
-        vals = [v[j] for v in grid_vals]
-        i = max(range(len(vals)), key=lambda k: vals[k])
-        lo, hi = ps[max(i - 1, 0)], ps[min(i + 1, len(ps) - 1)]
-        best = vals[i]
-        for _ in range(3):  # zoom in
-            grid = [lo + (hi - lo) * k / 40 for k in range(41)]
-            v = [f(p) for p in grid]
-            k = max(range(41), key=lambda q: v[q])
-            best = max(best, v[k])
-            lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, 40)]
-        out.append(float(best))
-    mpmath.mp.dps = 15
-    return tuple(out)
+def _plugin_oracle(K: int, a: float):
+    """(β, V∞) of the exact plug-in (n/K)^a (entries to 40 digits): the shared mpmath oracles
+    ``mp_beta_power`` and ``mp_pvar_max`` (grids refined by golden section; no aqpgen numerics)."""
+    with mpmath.workdps(50):
+        c = [mpmath.nstr((mpmath.mpf(n) / K) ** mpmath.mpf(a), 40) for n in range(1, K + 1)]
+    return mp_beta_power(c, a), mp_pvar_max([Fraction(s) for s in c])
 
 
 @pytest.fixture
@@ -64,9 +41,8 @@ def no_shipped_pow(monkeypatch, tmp_path):
 def test_peer_names_and_values():
     assert C.peer_names("log") == ("plugin", "digamma", "laplace", "jackknife")
     assert C.peer_names("p^0.5") == ("plugin", "laplace", "jackknife", "delta", "series")
-    mpmath.mp.dps = 40  # correctly rounded entries: 1/sqrt(n/5) from 40 digits
-    want = [float(1 / mpmath.sqrt(mpmath.mpf(n) / 5)) for n in range(1, 6)]
-    mpmath.mp.dps = 15
+    with mpmath.workdps(40):  # correctly rounded entries: 1/sqrt(n/5) from 40 digits
+        want = [float(1 / mpmath.sqrt(mpmath.mpf(n) / 5)) for n in range(1, 6)]
     np.testing.assert_array_equal(C.peer_values("plugin", 5, "p^-0.5"), want)
     assert C.preset_table_name("rho1", "p^0.5") == "pow0.5-aqp-rho1"
     assert C.preset_table_name("rho1", "p^-0.5") == "pow-0.5-aqp-rho1"

@@ -7,7 +7,13 @@ import mpmath as mp
 import numpy as np
 import pytest
 import sympy as sp
-from _kl_oracles import exact_V1, interp_table, mp_beta, mp_golden_max, reset_precision  # noqa: F401
+from _kl_oracles import (  # noqa: F401
+    exact_V1,
+    interp_table,
+    mp_beta,
+    mp_pvar_max,
+    reset_precision,
+)
 
 from aqpgen.generators.peers import PEERS, peer_table
 from aqpgen.numerics.metrics import (
@@ -47,28 +53,12 @@ def test_V1_hp_table_exact():
     assert abs(got - float(ex)) <= 1e-9 * float(ex)
 
 
-def _mp_pvar_max(c, n=400):
-    K = len(c)
-    with mp.workdps(30):
-        w = [mp.mpf(t.numerator) / t.denominator for t in c]
-
-        def pv(p):
-            b = [mp.binomial(K - 1, m) * p**m * (1 - p) ** (K - 1 - m) for m in range(K)]
-            g = mp.fsum(wi * bi for wi, bi in zip(w, b))
-            return p * mp.fsum(bi * (wi - g) ** 2 for wi, bi in zip(w, b))
-
-        ps = [mp.sin(mp.pi * i / (2 * n)) ** 2 for i in range(n + 1)]
-        vals = [pv(p) for p in ps]
-        i = max(range(n + 1), key=lambda k: vals[k])
-        return float(max(vals[i], mp_golden_max(pv, ps[max(i - 1, 0)], ps[min(i + 1, n)])))
-
-
 @pytest.mark.parametrize("name", ["plugin", "digamma", "jackknife"])
 @pytest.mark.parametrize("K", [2, 9])
 def test_V_inf_against_mpmath(name, K):
     v = peer_table(name, K)
     got = variance_sup(v, K)
-    ex = _mp_pvar_max([Fraction(float(t)) for t in v])
+    ex = mp_pvar_max([Fraction(float(t)) for t in v])
     assert abs(got - ex) <= 1e-9 * ex
 
 
@@ -112,7 +102,7 @@ def test_kl_metrics_hp_path():
     assert m["beta_f64"] >= m["beta"]  # the rounded table is no better than the exact one here
     assert m["max_abs_c"] == pytest.approx(float(max(abs(t) for t in c)), rel=1e-15)
     assert m["V1"] == pytest.approx(float(exact_V1(c)), rel=1e-9)
-    assert m["V_inf"] == pytest.approx(_mp_pvar_max(c), rel=1e-9)
+    assert m["V_inf"] == pytest.approx(mp_pvar_max(c), rel=1e-9)
     assert m["V1"] <= m["V_inf"]
 
 
