@@ -128,6 +128,31 @@ def read_table_row(path: str | Path, K: int) -> np.ndarray:
         return f["values"][off[i]: off[i + 1]].astype(np.float64)
 
 
+def recount(answers, rows, K: int) -> list[int]:
+    """n of every sample, recounted: how many samples of its group (same ``rows`` key; every
+    group must hold exactly K) share its answer; a None answer counts 1."""
+    groups: dict = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(row, []).append(i)
+    n = [0] * len(answers)
+    for row, idx in groups.items():
+        if len(idx) != K:
+            raise AssertionError(f"row {row} has {len(idx)} completions, K={K}")
+        freq = Counter(answers[i] for i in idx if answers[i] is not None)
+        for i in idx:
+            n[i] = 1 if answers[i] is None else freq[answers[i]]
+    return n
+
+
+def expected_rewards(answers, rows, K: int, table_path, scale: float = 1.0,
+                     float32: bool = True) -> list[float]:
+    """scale * c_K[n] of every sample (``recount``; c_K read with h5py), rounded to float32 as
+    the trainers store rewards unless ``float32=False``."""
+    c = read_table_row(table_path, K)
+    want = [scale * c[n - 1] for n in recount(answers, rows, K)]
+    return [float(np.float32(w)) for w in want] if float32 else want
+
+
 def merge_ranks(per_rank: list[list[dict]]) -> list[dict]:
     """Join the records of all processes call by call: rows / completions in process order (the
     order TRL gathers rewards in); the gathered rewards must agree on every process."""
@@ -158,23 +183,19 @@ def check(records: list[dict], table_path, G: dict, scale: float = 1.0) -> dict:
         answers = [first_word(t) for t in rec["completions"]]
         if len(answers) != len(rec["rewards"]):
             raise AssertionError(f"call {k}: {len(answers)} completions, {len(rec['rewards'])} rewards")
-        by_row: dict = {}
-        for i, row in enumerate(rec["rows"]):
-            by_row.setdefault(row, []).append(i)
-        for row, idx in by_row.items():
-            if len(idx) != K:
-                raise AssertionError(f"call {k} ({rec['mode']}): row {row} has {len(idx)} completions, K={K}")
-            freq = Counter(answers[i] for i in idx if answers[i] is not None)
-            for i in idx:
-                n = 1 if answers[i] is None else freq[answers[i]]
-                want = float(np.float32(scale * c[n - 1]))
-                if rec["rewards"][i] != want:
-                    raise AssertionError(
-                        f"call {k} ({rec['mode']}), completion {i} (row {row}, answer "
-                        f"{answers[i]!r}, n={n}, K={K}): TRL used {rec['rewards'][i]!r}, "
-                        f"expected c_K[n] = {want!r}")
-                n_checked += 1
-                counts_seen[(K, n)] += 1
+        try:
+            ns = recount(answers, rec["rows"], K)
+        except AssertionError as exc:
+            raise AssertionError(f"call {k} ({rec['mode']}): {exc}") from None
+        for i, (row, n) in enumerate(zip(rec["rows"], ns)):
+            want = float(np.float32(scale * c[n - 1]))
+            if rec["rewards"][i] != want:
+                raise AssertionError(
+                    f"call {k} ({rec['mode']}), completion {i} (row {row}, answer "
+                    f"{answers[i]!r}, n={n}, K={K}): TRL used {rec['rewards'][i]!r}, "
+                    f"expected c_K[n] = {want!r}")
+            n_checked += 1
+            counts_seen[(K, n)] += 1
     return {"calls": len(records), "checked": n_checked, "counts": dict(counts_seen)}
 
 

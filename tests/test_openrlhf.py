@@ -14,7 +14,6 @@ read with h5py.  Skipped when openrlhf is not installed (``make test WITH_OPENRL
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from types import SimpleNamespace
 
 import numpy as np
@@ -59,23 +58,20 @@ class StubActor:
 
 
 def _expected(answers, K, scale=1.0, base=None):
-    c = h.read_table_row(find_table(TABLE), K)
-    freq = Counter(a for a in answers if a is not None)
-    out = []
-    for i, a in enumerate(answers):
-        n = 1 if a is None else freq[a]
-        out.append(scale * c[n - 1] + (0.0 if base is None else base[i]))
-    return out
+    """One group: scale * c_K[n] (+ base), recounted by the shared oracle (OpenRLHF keeps the
+    Python float)."""
+    want = h.expected_rewards(answers, [0] * K, K, find_table(TABLE), scale, float32=False)
+    return [w + (0.0 if base is None else base[i]) for i, w in enumerate(want)]
 
 
-def _run(hook, texts, tmp_path=None, reward_file=None, n=None):
+def _run(hook, texts, reward_file=None):
     tok = h.build_tokenizer()
     executor = SingleTurnAgentExecutor(remote_rm_url=reward_file)
     actor = StubActor(executor, StubEngine(tok, texts))
     gen = wrap_generate_responses(StubActor.generate_responses, hook)
     params = SimpleNamespace(max_tokens=4, logprobs=None)
     return asyncio.run(gen(actor, "what is the question alpha", "alpha", params, 32, tok,
-                           num_samples=n or len(texts)))
+                           num_samples=len(texts)))
 
 
 TEXTS = ["alpha is", "beta", "alpha the", "", "alpha", "beta is the", "gamma", "alpha"]

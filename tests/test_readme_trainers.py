@@ -62,7 +62,7 @@ def test_verl_snippet(tmp_path):
     pytest.importorskip("verl")
     pytest.importorskip("torch")
     import _trl_harness as h
-    from test_verl import expected_rewards, make_batch
+    from test_verl import make_batch
     from verl.trainer.ppo import core_algos
     from verl.workers.reward_manager.batch import BatchRewardManager
 
@@ -75,7 +75,7 @@ def test_verl_snippet(tmp_path):
     r = BatchRewardManager(tok, num_examine=0, compute_score=ns["compute_score"])(data)
     rows = [x["index"] for x in data.non_tensor_batch["extra_info"]]
     got = [float(r[i, lengths[i] - 1]) for i in range(len(data))]
-    assert got == expected_rewards(chosen, rows, 4, str(find_table("kl-aqp-rho1")))
+    assert got == h.expected_rewards(chosen, rows, 4, str(find_table("kl-aqp-rho1")))
     assert core_algos.get_adv_estimator_fn("aqpgen") is not None
 
 

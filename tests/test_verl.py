@@ -13,7 +13,6 @@ file read with h5py.  Skipped when verl is not installed (``make test WITH_VERL=
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -75,21 +74,6 @@ def make_batch(tok, n_rows: int, n: int, seed: int, resp_len: int = 4):
     return data, chosen, lengths
 
 
-def expected_rewards(chosen, rows, K, table_path, scale=1.0):
-    c = h.read_table_row(table_path, K)
-    groups: dict = {}
-    for i, r in enumerate(rows):
-        groups.setdefault(r, []).append(i)
-    want = [None] * len(chosen)
-    for idx in groups.values():
-        assert len(idx) == K
-        freq = Counter(chosen[i] for i in idx if chosen[i] is not None)
-        for i in idx:
-            n = 1 if chosen[i] is None else freq[chosen[i]]
-            want[i] = float(np.float32(scale * c[n - 1]))
-    return want
-
-
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_batch_reward_manager_gives_table_rewards(tok, shuffle):
     table_path = str(find_table(TABLE))
@@ -105,7 +89,7 @@ def test_batch_reward_manager_gives_table_rewards(tok, shuffle):
     reward_tensor = mgr(data)
     got = [float(reward_tensor[i, lengths[i] - 1]) for i in range(len(data))]
     rows = [x["index"] for x in data.non_tensor_batch["extra_info"]]
-    assert got == expected_rewards(chosen, rows, n, table_path)
+    assert got == h.expected_rewards(chosen, rows, n, table_path)
     assert float(reward_tensor.abs().sum()) == pytest.approx(sum(abs(x) for x in got), rel=1e-6)
     assert len({x for x in chosen}) >= 2
 
