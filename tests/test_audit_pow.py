@@ -184,10 +184,6 @@ def _rho_results(rows, rho):
     return res
 
 
-def _fails(a):
-    return list(a.failures)
-
-
 def test_test_remez_oracle_levels(remez_rows):
     """The fixture's own Remez: E*_K decreasing like K^-3 (docs/MATH.md §2b), sampled β = E."""
     E = [remez_rows[K]["E"] for K in KS]
@@ -203,7 +199,7 @@ def test_pow_minimax_table_passes(tmp_path, remez_rows):
     p = tmp_path / "pow0.5-minimax.h5"
     _write(p, _minimax_results(remez_rows), method="minimax", params={"a": "0.5"})
     a = audit.audit_file(p)
-    assert not _fails(a), audit.format_text([a])
+    assert not a.failures, audit.format_text([a])
     checks = {(f.check, f.ok) for f in a.findings}
     for c in ("target", "equioscillation", "spread", "E_star", "beta", "beta_cert", "V_inf", "V1"):
         assert (c, True) in checks, c
@@ -228,7 +224,7 @@ def test_pow_tampered_coefficient_named(tmp_path, remez_rows):
     p = tmp_path / "pow0.5-minimax.h5"
     _write(p, _minimax_results(remez_rows, tweak), method="minimax", params={"a": "0.5"})
     a = audit.audit_file(p)
-    bad = _fails(a)
+    bad = a.failures
     assert bad and {f.K for f in bad} == {6}, audit.format_text([a])
     assert {"spread", "E_star"} & {f.check for f in bad}
 
@@ -253,7 +249,7 @@ def test_pow_log10_max_abs_c_near_zero(tmp_path, remez_rows):
     lg = [f for f in a.findings if f.check == "log10_max_abs_c"]
     assert len(lg) == len(KS) and all(f.ok for f in lg), audit.format_text([a])
     _write(p, _minimax_results(remez_rows, tweak_with(1e-11)), method="minimax", params={"a": "0.5"})
-    bad = [f for f in _fails(audit.audit_file(p)) if f.check == "log10_max_abs_c"]
+    bad = [f for f in audit.audit_file(p).failures if f.check == "log10_max_abs_c"]
     assert [f.K for f in bad] == [6]
 
 
@@ -262,7 +258,7 @@ def test_pow_wrong_exponent_fails_everywhere(tmp_path, remez_rows):
     p = tmp_path / "pow0.25-minimax.h5"
     _write(p, _minimax_results(remez_rows), method="minimax", params={"a": "0.25"}, target="p^0.25")
     a = audit.audit_file(p)
-    assert {f.K for f in _fails(a) if f.K is not None} == set(KS)
+    assert {f.K for f in a.failures if f.K is not None} == set(KS)
     assert not [f for f in a.failures if f.check == "target"]
 
 
@@ -281,7 +277,7 @@ def test_pow_table_in_the_generators_layout(tmp_path, remez_rows):
     p = tmp_path / "pow0.5-minimax.h5"
     _write(p, _minimax_results(remez_rows), method="minimax", params={"target": "p^0.5"}, family="kl")
     a = audit.audit_file(p)
-    assert not _fails(a), audit.format_text([a])
+    assert not a.failures, audit.format_text([a])
     q = tmp_path / "x" / "pow0.5-minimax.h5"
     q.parent.mkdir()
     _write(q, _minimax_results(remez_rows), method="minimax", params={"target": "p^-0.5"}, family="kl")
@@ -296,7 +292,7 @@ def test_pow_rho_table_and_tampered_budget(tmp_path, remez_rows):
     p = tmp_path / "pow0.5-aqp-rho.h5"
     _write(p, _rho_results(remez_rows, rho_ok), method="aqp", params={"a": "0.5", "rho": rho_ok})
     a = audit.audit_file(p)
-    assert not _fails(a), audit.format_text([a])
+    assert not a.failures, audit.format_text([a])
     assert {f.check for f in a.findings} >= {"budget", "rho_budget", "rho_achieved", "beats_plugin"}
     rho_bad = min(r.metrics["rho_achieved"] for r in res) * 0.9
     t = tablefile.read_table(p)
@@ -304,7 +300,7 @@ def test_pow_rho_table_and_tampered_budget(tmp_path, remez_rows):
     q.parent.mkdir()
     tablefile.write_table(q, replace(t, params={"a": "0.5", "rho": rho_bad}, content_hash=None))
     a = audit.audit_file(q)
-    assert {f.K for f in _fails(a) if f.check == "budget"} == set(KS)
+    assert {f.K for f in a.failures if f.check == "budget"} == set(KS)
 
 
 def test_pow_eta_preset_budget(tmp_path, remez_rows):
@@ -324,7 +320,7 @@ def test_pow_eta_preset_budget(tmp_path, remez_rows):
     ok = tmp_path / "pow0.5-aqp-eta05.h5"
     _write(ok, eta_rows(0.5), method="aqp", params={"target": "p^0.5", "eta": 0.5}, family="kl")
     a = audit.audit_file(ok)
-    assert not _fails(a), audit.format_text([a])
+    assert not a.failures, audit.format_text([a])
     assert {"E_star.source", "E_star", "eta_budget", "budget", "eta_achieved"} <= {f.check for f in a.findings}
     bad = tmp_path / "pow0.5-aqp-eta0.h5"
     _write(bad, eta_rows(0.0), method="aqp", params={"target": "p^0.5", "eta": 0}, family="kl")
