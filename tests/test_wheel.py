@@ -23,9 +23,33 @@ REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("cvxpy", "clarabel", "flint", "sympy", "mpmath", "scipy", "matplotlib", "click")
 MAX_WHEEL_BYTES = 25 * 1024 * 1024
 
-CHECK = r"""
-import importlib.util, json, os, sys
+#: A 300 000-count lookup at K = 1024 of the installed power-m2 (the compiled gather on its
+#: threads when it was built, numpy's otherwise) against the committed file read with h5py,
+#: twice (the second call takes the cached fast path); counts 0 and K + 1 must be refused.
+LARGE_LOOKUP = r"""
 import h5py, numpy as np
+
+def check_large_lookup(t, path):
+    with h5py.File(path, "r") as f:
+        Ks = f["K"][()].tolist(); off = f["offsets"][()]; vals = f["values"][()]
+    K = 1024
+    i = Ks.index(K)
+    c = np.random.default_rng(0).integers(1, K + 1, size=300_000)
+    want = vals[off[i]:off[i + 1]][c - 1]
+    for _ in range(2):
+        assert t.lookup(c, K).tobytes() == want.tobytes()
+    for bad in (0, K + 1):
+        c[-1] = bad
+        try:
+            t.lookup(c, K)
+        except ValueError as e:
+            assert f"= {bad}" in str(e), str(e)
+        else:
+            raise AssertionError(f"a count of {bad} was served")
+"""
+
+CHECK = LARGE_LOOKUP + r"""
+import importlib.util, json, os, sys
 import aqpgen, aqpgen.runtime, aqpgen.integrations
 from aqpgen.runtime import load_table
 from aqpgen.store import locate
@@ -69,19 +93,8 @@ for fn in sorted(os.listdir(repo_tables)):
             else:
                 raise AssertionError(f"{name} K={K}: a non-ok row was served")
     assert list(t.Ks) == [K for K, s in zip(Ks, status) if s == "ok"] or list(t.Ks) == Ks
-    if name == "power-m2":  # a large array: the compiled gather (on its threads) when it was built
-        K = 1024
-        c = np.random.default_rng(0).integers(1, K + 1, size=300_000)
-        want = vals[off[Ks.index(K)]:off[Ks.index(K) + 1]][c - 1]
-        for _ in range(2):  # the second call takes the cached fast path
-            assert t.lookup(c, K).tobytes() == want.tobytes()
-        c[-1] = 0
-        try:
-            t.lookup(c, K)
-        except ValueError:
-            pass
-        else:
-            raise AssertionError("a count of 0 was served")
+    if name == "power-m2":
+        check_large_lookup(t, os.path.join(repo_tables, fn))
     out["tables"][name] = {"path": str(locate.find_table(name)), "ok_rows": n_ok, "refused": n_bad,
                            "guarded": n_guarded,
                            "copy_of": t.provenance.get("runtime_copy_of")}
@@ -99,31 +112,43 @@ def _run(cmd, **kw):
     return r
 
 
+def _build_wheel(src, tmp_path, env=None) -> tuple[Path, list[str]]:
+    """The wheel of ``src`` built into tmp_path/wheels (the dev environment has the build
+    requirements (pyproject [dev]): no isolated build env) and its file names."""
+    wheels = tmp_path / "wheels"
+    _run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
+          "-w", str(wheels)], env=env)
+    (wheel,) = wheels.glob("aqpgen-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        return wheel, z.namelist()
+
+
+def _install(wheel, tmp_path) -> tuple[Path, Path, dict]:
+    """(venv, its python, a clean environment) after installing ``wheel`` into a fresh venv
+    under tmp_path (outside the repository) with this environment's pip: the wheel and its
+    declared dependencies only."""
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
+    py = venv / "bin" / "python"
+    _run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", str(wheel)])
+    env = {k: v for k, v in os.environ.items() if k not in ("AQPGEN_TABLES", "PYTHONPATH")}
+    return venv, py, env
+
+
 @pytest.mark.ci
 @pytest.mark.slow
 def test_wheel_installs_light_and_serves_every_table(tmp_path):
-    wheels = tmp_path / "wheels"
-    # the dev environment has the build requirements (pyproject [dev]): no isolated build env
-    _run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q",
-          "-w", str(wheels)])
-    (wheel,) = wheels.glob("aqpgen-*.whl")
+    wheel, names = _build_wheel(REPO, tmp_path)
     size = wheel.stat().st_size
     assert size <= MAX_WHEEL_BYTES, f"wheel is {size / 2**20:.1f} MB > 25 MB"
-    with zipfile.ZipFile(wheel) as z:
-        names = z.namelist()
     shipped = sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("aqpgen/store/shipped/") and n.endswith(".h5"))
     committed = sorted(p.name for p in (REPO / "tables").glob("*.h5"))
     assert shipped == committed
     assert not any(n.startswith(("tables/", "tests/")) for n in names)
 
-    venv = tmp_path / "venv"  # outside the repository
-    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
-    py = venv / "bin" / "python"
-    # this environment's pip installs into the fresh one: the wheel and its declared dependencies
-    _run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", str(wheel)])
+    venv, py, env = _install(wheel, tmp_path)
     work = tmp_path / "elsewhere"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("AQPGEN_TABLES", "PYTHONPATH")}
     r = _run([str(py), "-c", CHECK, str(REPO / "tables"), ",".join(HEAVY)], cwd=work, env=env)
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("RESULT "))
     out = json.loads(line[len("RESULT "):])
@@ -151,22 +176,10 @@ def test_wheel_installs_light_and_serves_every_table(tmp_path):
     print(f"wheel {wheel.name}: {size} bytes ({size / 2**20:.2f} MB)")
 
 
-NO_COMPILER_CHECK = r"""
-import numpy as np
+NO_COMPILER_CHECK = LARGE_LOOKUP + r"""
+import sys
 from aqpgen.runtime import gather, load_table
-t = load_table("power-m2")
-K = 1024
-c = np.random.default_rng(1).integers(1, K + 1, size=300_000)
-row = t.dense[t.Ks.index(K)]
-for _ in range(2):  # the second call takes the cached fast path
-    assert t.lookup(c, K).tobytes() == row[c].tobytes()
-c[-1] = K + 1
-try:
-    t.lookup(c, K)
-except ValueError as e:
-    assert "1025" in str(e)
-else:
-    raise AssertionError("a count above K was served")
+check_large_lookup(load_table("power-m2"), sys.argv[1])
 print("COMPILED", gather.COMPILED)
 """
 
@@ -179,17 +192,9 @@ def test_wheel_without_a_compiler_falls_back_to_numpy(tmp_path):
     src = tmp_path / "src"  # a copy without build/ and compiled files, so nothing is reused
     shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.so",
                                                              "__pycache__", "*.egg-info", ".*cache*"))
-    wheels = tmp_path / "wheels"
-    env = {**os.environ, "CC": "/bin/false"}
-    _run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
-          "-w", str(wheels)], env=env)
-    (wheel,) = wheels.glob("aqpgen-*.whl")
-    with zipfile.ZipFile(wheel) as z:
-        assert not any(n.endswith((".so", ".pyd")) for n in z.namelist())
-    venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
-    py = venv / "bin" / "python"
-    _run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", str(wheel)])
-    env = {k: v for k, v in os.environ.items() if k not in ("AQPGEN_TABLES", "PYTHONPATH")}
-    r = _run([str(py), "-c", NO_COMPILER_CHECK], cwd=tmp_path, env=env)
+    wheel, names = _build_wheel(src, tmp_path, env={**os.environ, "CC": "/bin/false"})
+    assert not any(n.endswith((".so", ".pyd")) for n in names)
+    _, py, env = _install(wheel, tmp_path)
+    r = _run([str(py), "-c", NO_COMPILER_CHECK, str(REPO / "tables" / "power-m2.h5")], cwd=tmp_path,
+             env=env)
     assert r.stdout.strip().endswith("COMPILED False")
