@@ -6,10 +6,6 @@
 * the top-level imports between aqpgen modules have no cycle;
 * imports sit at module top, except the heavy optional dependencies ARCHITECTURE.md lists;
 * nothing tracked in the repository cites the external contract ("SPEC §", "../shared").
-
-Checks that fail only because of modules owned by branches not merged yet are marked
-``xfail(strict=False)`` with the module in the reason (``PENDING``); remove an entry when its
-module is fixed.
 """
 
 from __future__ import annotations
@@ -27,8 +23,6 @@ PKG = ROOT / "aqpgen"
 ARCH = ROOT / "docs" / "ARCHITECTURE.md"
 MAX_LINES = 600
 
-#: module path -> why it is expected to fail today (fixed by another branch at merge).
-PENDING: dict[str, str] = {}
 
 
 def _modules() -> dict[str, Path]:
@@ -63,11 +57,6 @@ def _allowed_lazy() -> set[str]:
     names = set(re.findall(r"^\| `([A-Za-z0-9_]+)` \|", _section("Heavy optional dependencies"), re.MULTILINE))
     assert {"cvxpy", "flint", "mpmath", "matplotlib", "h5py"} <= names
     return names
-
-
-def _pending(rel: str):
-    if rel in PENDING:
-        pytest.xfail(f"{rel}: {PENDING[rel]}")
 
 
 def _tree(path: Path) -> ast.Module:
@@ -118,8 +107,6 @@ MAPPED = _map()
 # ----------------------------------------------------------------------------- the module map
 @pytest.mark.parametrize("rel", MAPPED)
 def test_listed_module_exists(rel):
-    if not (ROOT / rel).is_file():
-        _pending(rel)
     assert (ROOT / rel).is_file(), f"docs/ARCHITECTURE.md lists {rel}, which does not exist"
 
 
@@ -136,22 +123,20 @@ def test_map_has_no_duplicates():
 @pytest.mark.parametrize("rel", sorted(MODULES))
 def test_module_length(rel):
     n = len(MODULES[rel].read_text(encoding="utf-8").splitlines())
-    if n > MAX_LINES:
-        _pending(rel)
     assert n <= MAX_LINES, f"{rel} has {n} lines (> {MAX_LINES})"
+
+
+def _import_targets(rel: str) -> list[tuple[str, str | None]]:
+    """(module, name or None) of every aqpgen import in ``rel``, anywhere in the file."""
+    dotted = {_dotted(r) for r in MODULES}
+    return [t for node in ast.walk(_tree(MODULES[rel])) if isinstance(node, (ast.Import, ast.ImportFrom))
+            for t in _targets(rel, node, dotted)]
 
 
 @pytest.mark.parametrize("rel", sorted(MODULES))
 def test_no_private_import(rel):
-    dotted = {_dotted(r) for r in MODULES}
-    bad = []
-    for node in ast.walk(_tree(MODULES[rel])):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            for mod, name in _targets(rel, node, dotted):
-                if name and name.startswith("_") and not name.startswith("__") and mod != _dotted(rel):
-                    bad.append(f"{mod}.{name}")
-    if bad:
-        _pending(rel)
+    bad = [f"{mod}.{name}" for mod, name in _import_targets(rel)
+           if name and name.startswith("_") and not name.startswith("__") and mod != _dotted(rel)]
     assert not bad, f"{rel} imports private names {bad}"
 
 
@@ -170,8 +155,6 @@ def test_imports_at_module_top(rel):
                 tops = {n.split(".")[0] for n in names}
             if not tops <= allowed:
                 bad.append(f"line {node.lineno}: {ast.unparse(node)}")
-    if bad:
-        _pending(rel)
     assert not bad, f"{rel} imports inside functions (not a heavy optional dependency): {bad}"
 
 
@@ -261,12 +244,7 @@ def test_math_sections_cited_exist():
 # ----------------------------------------------------------------------------- stated boundaries
 def _aqpgen_imports(rel: str) -> set[str]:
     """Every aqpgen module ``rel`` imports (anywhere in the file), as dotted names."""
-    dotted = {_dotted(r) for r in MODULES}
-    out = set()
-    for node in ast.walk(_tree(MODULES[rel])):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            out |= {mod for mod, _ in _targets(rel, node, dotted)}
-    return out
+    return {mod for mod, _ in _import_targets(rel)}
 
 
 @pytest.mark.parametrize("rel", [r for r in sorted(MODULES) if r.startswith("aqpgen/audit/")])
