@@ -38,6 +38,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from aqpgen.game import alpha as game_alphas
 from aqpgen.game import study
 from aqpgen.generators import aqp, compare, minimax
 from aqpgen.report import figures
@@ -96,8 +97,8 @@ def _power(target) -> PowerTarget:
 
 
 def alpha_of(target) -> float:
-    """α = a + 1 of the game served by p^a."""
-    return _power(target).a + 1.0
+    """α = a + 1 of the game served by p^a (``game.alpha.game_alpha`` of a power target)."""
+    return game_alphas.game_alpha(_power(target))
 
 
 def declared_tables(target) -> tuple[str, str]:
