@@ -4,7 +4,8 @@ Modules (each lists its own public names)
 -----------------------------------------
 alpha       the α-family regulariser φ_α, its marginal cost φ'_α = A p^(α-1) + B, the known
             optimum (mpmath bisection on λ), KKT residual.
-scenarios   Scenario, SCENARIOS (``zipf``, ``head``), get_scenario, tv_distance, loglog_slope.
+scenarios   Scenario, SCENARIOS (``zipf``, ``head``, ``grpo-head``, ``grpo-tail``), get_scenario,
+            tv_distance, loglog_slope.
 estimators  peers, table files (through ``aqpgen.runtime``), in-memory tables, the oracle; each
             carries a Target (``aqpgen.targets``) that decides the game it plays.
 meanfn      accurate mean functions (exact Chebyshev conversion), the game's marginal cost,
@@ -12,7 +13,7 @@ meanfn      accurate mean functions (exact Chebyshev conversion), the game's mar
 dynamics    exact expected dynamics and their fixed point (dynamics + direct solve), run_exact.
 sampled     sampled REINFORCE with the trainers' advantage conventions, run_sampled.
 study       the result tables of the README (α-game and advantage conventions) as data and
-            Markdown; ``python -m aqpgen.game.study`` writes docs/readme/game.md.
+            Markdown; ``python -m aqpgen.game.study`` writes docs/game.md.
 simulate    compatibility facade re-exporting everything below.
 """
 

@@ -9,7 +9,10 @@ entropy-regularised game :math:`\sum_z R_z p_z + \tau H(p)` with optimum
 
 Public names
 ------------
-Scenario, SCENARIOS, get_scenario(name)  -- the two documented games (``zipf``, ``head``).
+Scenario, SCENARIOS, get_scenario(name)  -- the documented games: ``zipf``, ``head`` (the
+                                            simulator's), ``grpo-head``, ``grpo-tail`` (one
+                                            prompt each of the trainer experiment,
+                                            ``aqpgen.experiments``).
 tv_distance(p, q)                          -- total variation, the reported distance.
 loglog_slope(Ks, ys, kmin)                 -- least-squares slope of log y against log K.
 """
@@ -24,7 +27,7 @@ import numpy as np
 from aqpgen.game.alpha import alpha_optimum
 from aqpgen.numerics import fit
 
-__all__ = ["SCENARIOS", "Scenario", "get_scenario", "loglog_slope", "tv_distance"]
+__all__ = ["GRPO_ANSWERS", "GRPO_WRONG", "SCENARIOS", "Scenario", "get_scenario", "loglog_slope", "tv_distance"]
 
 
 @dataclass(frozen=True)
@@ -86,10 +89,38 @@ def _zipf() -> Scenario:
         description="S=100 answers, tau=0.5, R_z = -1.1*tau*ln z, so p* ~ z^-1.1 (long tail)")
 
 
+#: Answers of the trainer experiment's prompts (``aqpgen.experiments.answer_game``): 16 answer
+#: tokens and a 17th class, "other", for any completion that is not one of them.
+GRPO_ANSWERS = 16
+#: Reward of a wrong answer (and of "other") in ``grpo-head``.
+GRPO_WRONG = -1.0
+
+
+def _grpo_head() -> Scenario:
+    good = (1.0, 0.8, 0.5, 0.2, 0.0)
+    R = good + (GRPO_WRONG,) * (GRPO_ANSWERS + 1 - len(good))
+    return Scenario(
+        "grpo-head", R, 0.5, lr=2.0, steps=2000,
+        description=f"S={len(R)} answers (16 tokens + other), tau=0.5, R = (1.0, 0.8, 0.5, 0.2, "
+                    f"0.0) for five answers and {GRPO_WRONG} for the other 12 (wrong answers: "
+                    f"p* ~ 0.007 each)")
+
+
+def _grpo_tail() -> Scenario:
+    tau = 0.5
+    z = np.arange(1, GRPO_ANSWERS + 2, dtype=np.float64)
+    return Scenario(
+        "grpo-tail", tuple(float(v) for v in -1.1 * tau * np.log(z)), tau, lr=2.0, steps=2000,
+        description=f"S={z.size} answers (16 tokens + other), tau=0.5, R_z = -1.1*tau*ln z, "
+                    f"so p* ~ z^-1.1")
+
+
 SCENARIOS: Mapping[str, Scenario] = {
     "zipf": _zipf(),
     "head": Scenario("head", (1.0, 0.8, 0.5, 0.2, 0.0), 0.5, lr=2.0, steps=2000,
                      description="S=5 answers, tau=0.5, R=(1.0, 0.8, 0.5, 0.2, 0.0)"),
+    "grpo-head": _grpo_head(),
+    "grpo-tail": _grpo_tail(),
 }
 
 
