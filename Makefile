@@ -1,4 +1,4 @@
-# aqpgen -- make venv | tables | test | verify | wheel | bench | report | clean
+# aqpgen -- make venv | tables | test | verify | wheel | bench | report | experiment | clean
 # Everything runs inside .venv (created from $(PY) when missing; `pip install -e .[dev]` again
 # only when pyproject.toml, setup.py or the C gather changes).  After `make venv` the command line is
 # .venv/bin/aqpgen (or `source .venv/bin/activate` and then `aqpgen`).
@@ -36,8 +36,16 @@ TORCH_VERSION ?= 2.13.0
 # not exist ("WARNING: Location 'file:///...' is ignored"); they say nothing about aqpgen: drop them.
 PIPQUIET := sed -e "/^WARNING: Location '.*' is ignored/d"
 TRL_VERSION ?= 1.16.0
+# torch (the CPU build this machine keeps on disk) and TRL, each only when not importable; TRL only
+# once torch is, so pip never pulls a CUDA torch.  Used by `make test WITH_TORCH=1 WITH_TRL=1`
+# and `make experiment`.
+INSTALL_TORCH = { $(BIN)/python -c "import torch" 2>/dev/null \
+  || timeout 1800 $(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)" 2>&1 | $(PIPQUIET); }
+INSTALL_TRL = { $(BIN)/python -c "import trl" 2>/dev/null \
+  || { $(BIN)/python -c "import torch" 2>/dev/null \
+       && timeout 900 $(BIN)/python -m pip install --quiet "trl==$(TRL_VERSION)" 2>&1 | $(PIPQUIET); }; }
 
-.PHONY: all venv tables test verify wheel bench report clean
+.PHONY: all venv tables test verify wheel bench report experiment clean
 
 all: test
 
@@ -55,9 +63,7 @@ tables: $(STAMP)
 	  $(if $(filter 1,$(V)),-v) $(if $(filter 1,$(ALLOW_DIRTY)),--allow-dirty) $(if $(DASK),--dask $(DASK))
 
 test: $(STAMP)
-	@if [ "$(WITH_TORCH)" = "1" ]; then \
-	  $(BIN)/python -c "import torch" 2>/dev/null \
-	  || timeout 1800 $(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)" 2>&1 | $(PIPQUIET) \
+	@if [ "$(WITH_TORCH)" = "1" ]; then $(INSTALL_TORCH) \
 	  || echo "note: torch $(TORCH_VERSION) could not be installed; torch tests will be skipped" >&2; \
 	fi
 	@if [ "$(WITH_JAX)" = "1" ]; then \
@@ -65,10 +71,7 @@ test: $(STAMP)
 	  || timeout 900 $(BIN)/python -m pip install --quiet "jax==$(JAX_VERSION)" 2>&1 | $(PIPQUIET) \
 	  || echo "note: jax $(JAX_VERSION) could not be installed; jax tests will be skipped" >&2; \
 	fi
-	@if [ "$(WITH_TRL)" = "1" ]; then \
-	  $(BIN)/python -c "import trl" 2>/dev/null \
-	  || { $(BIN)/python -c "import torch" 2>/dev/null \
-	       && timeout 900 $(BIN)/python -m pip install --quiet "trl==$(TRL_VERSION)" 2>&1 | $(PIPQUIET); } \
+	@if [ "$(WITH_TRL)" = "1" ]; then $(INSTALL_TRL) \
 	  || echo "note: trl $(TRL_VERSION) could not be installed (or torch is missing); the real GRPOTrainer tests will be skipped" >&2; \
 	fi
 	@if [ "$(WITH_VERL)" = "1" ]; then \
@@ -100,6 +103,14 @@ wheel: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# The trainer experiment (aqpgen experiment): real TRL GRPOTrainer runs on CPU, JOBS processes
+# (~15-20 min with JOBS=2), then docs/experiments.json, docs/experiments.md and its figures.
+# Installs torch and trl into .venv first when they are missing.
+experiment: $(STAMP)
+	@$(INSTALL_TORCH) || { echo "error: torch $(TORCH_VERSION) could not be installed" >&2; exit 1; }
+	@$(INSTALL_TRL) || { echo "error: trl $(TRL_VERSION) could not be installed" >&2; exit 1; }
+	$(BIN)/aqpgen experiment --jobs $(JOBS)
 
 # Writes docs/report.md + docs/figures/*.png and rewrites README.md's generated sections.
 report: $(STAMP)

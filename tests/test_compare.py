@@ -38,7 +38,7 @@ def test_compare_rejects_bad_input():
         compare([1])
     with pytest.raises(ValueError, match="preset"):
         compare([4], presets=("eta99",))
-    assert set(PRESETS) == {"eta3", "eta15", "rho1", "rho2"}
+    assert set(PRESETS) == {"eta3", "eta15", "rho1", "rho2", "rho4", "rho8"}
 
 
 def test_cli_compare_and_frontier(tmp_path):

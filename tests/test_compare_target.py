@@ -54,7 +54,9 @@ def test_compare_power_plugin_against_mpmath(a):
     K = 6
     rows = C.compare([K], target=f"p^{a}")
     by = {r.estimator: r for r in rows}
-    assert list(by) == ["plugin", "laplace", "jackknife", "delta", "series", "minimax", "rho1"]
+    assert list(by) == ["plugin", "laplace", "jackknife", "delta", "series", "minimax",
+                        *C.power_presets(f"p^{a}")]
+    assert C.power_presets(f"p^{a}")[0] == "rho1"
     beta, vinf = _plugin_oracle(K, a)
     # β is the metrics' sampled lower bound (measured 1.5e-4 below the true sup at a = 0.5, K = 6),
     # β̄ a rigorous upper bound within 1%
@@ -92,7 +94,8 @@ def test_cli_compare_target_json_keys_and_log_unchanged(no_shipped_pow):
     assert r.exit_code == 0, r.output
     rows = json.loads(r.output)
     assert {tuple(sorted(d)) for d in rows} == {tuple(sorted(LOG_KEYS))}
-    assert [d["estimator"] for d in rows] == list(C.peer_names("p^-0.5")) + ["minimax", "rho1"]
+    assert [d["estimator"] for d in rows] == list(C.peer_names("p^-0.5")) + ["minimax", "rho1", "rho8",
+                                                                              "rho16"]
     r = CliRunner().invoke(main, ["compare", "--K", "4", "--json"])
     assert r.exit_code == 0, r.output
     rows = json.loads(r.output)

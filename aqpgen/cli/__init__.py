@@ -7,6 +7,7 @@ One file per command family; each exposes ``register(group)`` which adds its com
 * ``aqp_cmds``    -- frontier, compare
 * ``audit_cmds``  -- audit, report
 * ``sim_cmds``    -- simulate
+* ``experiment_cmds`` -- experiment, recommend
 
 Heavy imports (cvxpy, flint, mpmath, matplotlib) happen inside the command functions.
 
@@ -18,6 +19,7 @@ missing (e.g. cvxpy for ``solve``/``build``) says the same instead of a tracebac
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 
 from aqpgen import __version__
@@ -34,7 +36,8 @@ except ModuleNotFoundError as _exc:  # the light install: runtime + tables only
 #: test checks this map against what the modules register).
 COMMANDS = {"build": "build_cmds", "show": "build_cmds", "verify": "build_cmds",
             "solve": "solve_cmds", "frontier": "aqp_cmds", "compare": "aqp_cmds",
-            "audit": "audit_cmds", "report": "audit_cmds", "simulate": "sim_cmds"}
+            "audit": "audit_cmds", "report": "audit_cmds", "simulate": "sim_cmds",
+            "experiment": "experiment_cmds", "recommend": "experiment_cmds"}
 
 CONVENTIONS = """\
 Conventions: K completions are sampled per prompt; completion i's count n_i is the number of the
@@ -42,6 +45,18 @@ K completions (itself included) with the same answer, so 1 <= n_i <= K and n_i -
 Binomial(K-1, p). A table c_K[1..K] gives completion i the reward c_K[n_i]. Errors are weighted
 by p: beta = sup_p p*|E[c_K[n]] - target(p)|, V_inf = sup_p p*Var, V1 = int_0^1 p*Var dp.
 """
+
+
+def jsonable(obj):
+    """``obj`` with every non-finite float replaced by None (JSON has no inf / NaN), through
+    dicts, lists and tuples."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj
 
 
 def k_list(ctx, param, value):

@@ -11,6 +11,7 @@ from aqpgen.cli import CONVENTIONS, k_list, k_value
 from aqpgen.cli.options import target_option
 from aqpgen.generators import aqp
 from aqpgen.generators.compare import (
+    PRESETS,
     compare,
     peer_metrics,
     to_json,
@@ -41,8 +42,8 @@ Examples:
 
 """
 
-COMPARE_HELP = """\
-Compare the classical peers and the AQP presets (eta3, eta15, rho1, rho2) at each K.
+COMPARE_HELP = f"""\
+Compare the classical peers and the AQP presets ({', '.join(PRESETS)}) at each K.
 With --target p^A: the peers of p^A (plug-in (n/K)^A, laplace, jackknife, delta, series), its
 minimax table and its shipped preset rho1 (rows read from pow<A>-minimax / pow<A>-aqp-rho1 when
 found, solved otherwise).

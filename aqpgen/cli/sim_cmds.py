@@ -8,22 +8,11 @@ import math
 
 import click
 
-from aqpgen.cli import k_list
+from aqpgen.cli import jsonable, k_list
 from aqpgen.cli.options import target_option
 from aqpgen.errors import ConvergenceError
 from aqpgen.game import simulate as sm
 from aqpgen.report import figures
-
-
-def _jsonable(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
-
 
 _HELP = """Play the entropy-regularised alignment game with each estimator's log-p reward.
 
@@ -32,7 +21,8 @@ Game: answers z = 1..S, three latent traces per answer, softmax policy over trac
 objective E[R(z)] + tau*H(p), optimum p* = softmax(R/tau).  A completion with answer z and
 self-inclusive count n (of K) gets the reward R_z - tau*c_K[n].
 Scenarios: zipf (default; S=100, tau=0.5, R_z = -1.1*tau*ln z, p* ~ z^-1.1, long tail)
-           head (S=5, tau=0.5, R = (1.0, 0.8, 0.5, 0.2, 0.0), no rare answers).
+           head (S=5, tau=0.5, R = (1.0, 0.8, 0.5, 0.2, 0.0), no rare answers);
+           grpo-head, grpo-tail (S=17: the prompts of `aqpgen experiment`, the real GRPO run).
 
 \b
 --exact   expected dynamics (reward of answer z = R_z - tau*g_c(p_z), g_c the table's mean,
@@ -63,7 +53,7 @@ def register(group):
     """Add ``simulate`` to ``group``."""
 
     @group.command("simulate", help=_HELP)
-    @click.option("--scenario", type=click.Choice(["zipf", "head"]), default="zipf",
+    @click.option("--scenario", type=click.Choice(sorted(sm.SCENARIOS)), default="zipf",
                   show_default=True, help="Which game.")
     @click.option("--exact", is_flag=True, help="Fixed point of the expected dynamics (no sampling).")
     @click.option("--K", "K", callback=k_list, default="4,8,16,32,64,128", show_default=True,
@@ -146,7 +136,7 @@ def register(group):
                 figures.plot_learning_curves(curves, plot, title=f"scenario {scenario}")
 
         if as_json:
-            click.echo(json.dumps(_jsonable(out), indent=1, sort_keys=False))
+            click.echo(json.dumps(jsonable(out), indent=1, sort_keys=False))
             return
         sc = sm.get_scenario(scenario)
         mode = "exact fixed point" if exact else f"sampled, {seeds} seeds, final TV mean (std)"

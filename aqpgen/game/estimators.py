@@ -34,6 +34,7 @@ import numpy as np
 
 from aqpgen.game.alpha import game_alpha
 from aqpgen.generators import peers
+from aqpgen.generators.compare import PRESETS, power_presets, preset_table_name
 from aqpgen.generators.peers import peer_names
 from aqpgen.generators.peers_power import POWER_PEERS, power_peer_table
 from aqpgen.records import as_K
@@ -63,17 +64,16 @@ ORACLE = "oracle-log"
 #: Classical peers of log p (``aqpgen.generators.peers``) in report order.
 PEER_NAMES = peers.PEERS
 #: Shipped KL tables in report order (used when present).
-TABLE_NAMES = ("kl-minimax", "kl-aqp-eta3", "kl-aqp-eta15", "kl-aqp-rho1", "kl-aqp-rho2")
+TABLE_NAMES = ("kl-minimax",) + tuple(preset_table_name(n) for n in PRESETS)
 
 
 def table_names(target=LOG) -> tuple[str, ...]:
     """Shipped table names for ``target`` in report order: the KL tables for log p,
-    ``pow<A>-minimax`` and ``pow<A>-aqp-rho1`` for p^A."""
+    ``pow<A>-minimax`` and ``pow<A>-aqp-<preset>`` (``compare.power_presets``) for p^A."""
     t = parse_target(target)
     if t == LOG:
         return TABLE_NAMES
-    prefix = table_prefix(t)
-    return (f"{prefix}-minimax", f"{prefix}-aqp-rho1")
+    return (f"{table_prefix(t)}-minimax",) + tuple(preset_table_name(n, t) for n in power_presets(t))
 
 
 def _to_float(v) -> float:

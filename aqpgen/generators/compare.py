@@ -6,8 +6,12 @@ compare(Ks, presets=None, *, target=LOG) -- list of ``CompareRow``: every peer a
                                  every K, for the target log p (default) or p^a.
 CompareRow                    -- one (K, estimator) row, every field documented.
 PRESETS                       -- the shipped presets: eta3, eta15 (min V∞ at β <= (1+η)E*_K) and
-                                 rho1, rho2 (min β at V∞ <= ρ V∞(plug-in)).
-POWER_PRESETS                 -- the presets shipped for a target p^a: rho1 (tables/pow<a>-aqp-rho1.h5).
+                                 rho1, rho2, rho4, rho8 (min β at V∞ <= ρ V∞(plug-in); rho4 and
+                                 rho8 are the points the trainer experiment found best, see
+                                 ``aqpgen.recommend``).
+POWER_PRESETS, power_presets(target) -- the presets shipped for a target p^a (rho1 for both;
+                                 rho8 and rho16 for p^-0.5, the experiment's α-game);
+                                 PRESET_PARAMS: the params of every preset name.
 peer_names(target), peer_values(name, K, target) -- the classical peers of a target (names from
                                  ``peers.peer_names``, re-exported): log p
                                  ``peers.PEERS``; p^a ``peers_power.POWER_PEERS`` (plug-in (n/K)^a and
@@ -51,18 +55,30 @@ from aqpgen.store.locate import find_table
 from aqpgen.store.tablefile import read_table
 from aqpgen.targets import LOG, Target, parse_target, table_prefix
 
-__all__ = ["POWER_PRESETS", "PRESETS", "CompareRow", "compare", "minimax_values", "peer_metrics", "peer_names",
+__all__ = ["DEFAULT_POWER_PRESETS", "POWER_PRESETS", "PRESETS", "PRESET_PARAMS", "power_presets", "CompareRow", "compare", "minimax_values", "peer_metrics", "peer_names",
            "peer_values", "preset_table_name", "to_json", "to_markdown"]
 
-#: preset name -> AQP params (the shipped tables tables/kl-aqp-<name>.h5).
-PRESETS = {
+#: preset name -> AQP params, for every preset shipped for some target.
+PRESET_PARAMS = {
     "eta3": {"eta": 3.0, "objective": "Vinf"},
     "eta15": {"eta": 15.0, "objective": "Vinf"},
     "rho1": {"rho": 1.0},
     "rho2": {"rho": 2.0},
+    "rho4": {"rho": 4.0},
+    "rho8": {"rho": 8.0},
+    "rho16": {"rho": 16.0},
 }
-#: presets shipped for a power target p^a (tables/pow<a>-aqp-<name>.h5).
-POWER_PRESETS = ("rho1",)
+#: the presets shipped for log p (tables/kl-aqp-<name>.h5) -> AQP params.
+PRESETS = {n: PRESET_PARAMS[n] for n in ("eta3", "eta15", "rho1", "rho2", "rho4", "rho8")}
+#: the presets shipped for a power target p^a (tables/pow<a>-aqp-<name>.h5), by target; a target
+#: not listed has ``DEFAULT_POWER_PRESETS``.
+POWER_PRESETS = {"p^0.5": ("rho1",), "p^-0.5": ("rho1", "rho8", "rho16")}
+DEFAULT_POWER_PRESETS = ("rho1",)
+
+
+def power_presets(target) -> tuple[str, ...]:
+    """The preset names shipped for the power target ``target`` (``POWER_PRESETS``)."""
+    return POWER_PRESETS.get(parse_target(target).spec, DEFAULT_POWER_PRESETS)
 
 
 @dataclass(frozen=True)
@@ -146,7 +162,7 @@ def _preset_values(name: str, K: int, target: Target = LOG):
         if row.status == STATUS_OK:
             return np.asarray(t.values(K), dtype=np.float64), STATUS_OK
         return np.full(K, np.nan), f"{path.name}: {row.status}"
-    params = dict(PRESETS[name]) if target == LOG else {**PRESETS[name], "target": target.spec}
+    params = dict(PRESETS[name]) if target == LOG else {**PRESET_PARAMS[name], "target": target.spec}
     r = build_K(K, params)
     return r.values, r.status
 
@@ -181,7 +197,8 @@ def compare(Ks, presets=None, *, target: Target = LOG) -> list[CompareRow]:
     Ks : iterable of int
         Batch sizes (each >= 2).
     presets : iterable of str, optional
-        Preset names from ``PRESETS`` (default: every preset for log p, ``POWER_PRESETS`` for p^a).
+        Preset names from ``PRESET_PARAMS`` (default: every preset shipped for the target,
+        ``PRESETS`` for log p, ``power_presets(target)`` for p^a).
     target : Target or str
         log p (default) or p^a ("p^0.5"): the peers are ``peer_names(target)``, the minimax and
         preset tables those of the target.
@@ -189,10 +206,11 @@ def compare(Ks, presets=None, *, target: Target = LOG) -> list[CompareRow]:
     target = parse_target(target)
     Ks = [as_K(k, "Ks[i]", minimum=2) for k in Ks]
     if presets is None:
-        presets = tuple(PRESETS) if target == LOG else POWER_PRESETS
+        presets = tuple(PRESETS) if target == LOG else power_presets(target)
     for name in presets:
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+        if name not in (PRESETS if target == LOG else PRESET_PARAMS):
+            known = PRESETS if target == LOG else PRESET_PARAMS
+            raise ValueError(f"unknown preset {name!r}; known: {', '.join(known)}")
     rows: list[CompareRow] = []
     for K in Ks:
         Es = E_star(K, target=target)

@@ -88,6 +88,8 @@ EXTRA_OF = {
     "click": "build", "cvxpy": "build", "clarabel": "build", "flint": "build", "sympy": "build",
     "mpmath": "build", "scipy": "build", "matplotlib": "build", "tomli": "build",
     "dask": "dask", "distributed": "dask",
+    "torch": "experiment", "trl": "experiment", "transformers": "experiment",
+    "datasets": "experiment", "accelerate": "experiment",
 }
 
 

@@ -1,0 +1,220 @@
+r"""What the experiment measured, as numbers: final TV and its seed spread, steps to a TV
+threshold, the gap each estimator closes, and what the simulator predicts for the same game.
+
+Definitions (every run's TV is the mean over the game's prompts of TV(π_θ, π*))
+---------------------------------------------------------------------------------
+final TV         the TV after the last optimizer step; per cell (target, scale_rewards, K,
+                 estimator) its mean and sample standard deviation over seeds (ddof = 1).
+steps to TV <= t the first evaluation step at which the seed-mean TV curve is <= t
+                 (``THRESHOLD``), None if never.
+steps to plug-in the first evaluation step at which the seed-mean TV curve is <= the plug-in's
+                 final TV (same target, scaling and K): how much sooner a table gets where the
+                 plug-in ends; None if never.
+gap closed       (TV_plugin − TV_est) / (TV_plugin − TV_oracle) from the cell means: 1 is the
+                 oracle, 0 the plug-in, < 0 worse than the plug-in.
+within spread    an estimator's mean is within the seed spread of the best when
+                 mean − best_mean <= best_std + std (the two one-standard-deviation bars touch).
+simulator        ``aqpgen.game.dynamics.run_exact`` on the prompts' scenarios with
+                 ``baseline="group"`` (TRL's group-mean baseline, whose expected step follows the
+                 table's leave-one-out effective table): the fixed point of the *expected*
+                 dynamics, mean over the prompts.  It has no sampling noise and no std scaling, so
+                 it predicts ``scale_rewards="none"`` runs in the limit of small steps.
+
+Public names
+------------
+THRESHOLD, Cell, cells(results) -> list[Cell], select(cells, target, scale, K),
+best_cell(cells, ...), within_spread(a, b), gap_closed(cell, plugin, oracle),
+simulator_tv(results, target, estimator, K), check_recommendation(results, rec, scale),
+noise_ranges(results, target) -- per K, the noise weights λ of ``aqpgen recommend`` the runs
+                                 validate
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from aqpgen.experiments.grpo_run import ORACLE
+from aqpgen.recommend import recommend
+from aqpgen.targets import parse_target
+
+__all__ = ["THRESHOLD", "Cell", "best_cell", "cells", "check_recommendation", "gap_closed",
+           "noise_ranges", "select", "simulator_tv", "within_spread"]
+
+#: TV threshold of "steps to reach".
+THRESHOLD = 0.2
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The runs of one (target, scale_rewards, K, estimator), summarised over seeds.
+
+    Attributes
+    ----------
+    target, scale, estimator : str
+    K : int
+    seeds : tuple of int
+    final : tuple of float
+        Final TV of each seed's run (mean over prompts).
+    by_scenario : dict[str, float]
+        Mean over seeds of the final TV of the prompts of each scenario.
+    mean, std : float
+        Mean and sample standard deviation (ddof = 1; 0 for one seed) of ``final``.
+    steps_to_threshold, steps_to_plugin : int or None
+        First evaluation step of ``curve_mean`` at or below THRESHOLD / the plug-in's final mean
+        TV (module docstring); None if never (or no plug-in run).
+    curve_steps : tuple of int
+    curve_mean : tuple of float
+        Evaluation steps and the TV at each, averaged over seeds.
+    metrics : dict
+        β, β̄, V∞, V1 of the row served (empty for the oracle).
+    seconds : float
+        Mean wall time of ``train()``.
+    """
+
+    target: str
+    scale: str
+    K: int
+    estimator: str
+    seeds: tuple[int, ...]
+    final: tuple[float, ...]
+    by_scenario: dict
+    mean: float
+    std: float
+    steps_to_threshold: int | None
+    steps_to_plugin: int | None
+    curve_steps: tuple[int, ...]
+    curve_mean: tuple[float, ...]
+    metrics: dict
+    seconds: float
+
+
+def _mean_tv(tvs: Sequence[float]) -> float:
+    return sum(tvs) / len(tvs)
+
+
+def _first_below(steps: Sequence[int], curve: Sequence[float], t: float) -> int | None:
+    for s, v in zip(steps, curve):
+        if v <= t:
+            return int(s)
+    return None
+
+
+def cells(results: dict) -> list[Cell]:
+    """One Cell per (target, scale, K, estimator) of a results object, in run order."""
+    prompts = results["game"]["prompts"]
+    groups: dict = {}
+    for r in results["runs"]:
+        c = r["config"]
+        groups.setdefault((c["target"], c["scale_rewards"], c["K"], r["estimator"]), []).append(r)
+    out = []
+    for (target, scale, K, est), runs in groups.items():
+        runs = sorted(runs, key=lambda r: r["config"]["seed"])
+        final = tuple(_mean_tv(r["final_tv"]) for r in runs)
+        scen: dict = {}
+        for j, p in enumerate(prompts):
+            scen.setdefault(p["scenario"], []).append(
+                statistics.fmean(r["final_tv"][j] for r in runs))
+        steps = tuple(runs[0]["steps"])
+        if any(tuple(r["steps"]) != steps for r in runs):
+            raise ValueError(f"runs of {est} K={K} were evaluated at different steps")
+        curve = tuple(statistics.fmean(_mean_tv(r["tv"][i]) for r in runs) for i in range(len(steps)))
+        out.append(Cell(
+            target=target, scale=scale, K=int(K), estimator=est,
+            seeds=tuple(r["config"]["seed"] for r in runs), final=final,
+            by_scenario={k: statistics.fmean(v) for k, v in scen.items()},
+            mean=statistics.fmean(final), std=statistics.stdev(final) if len(final) > 1 else 0.0,
+            steps_to_threshold=_first_below(steps, curve, THRESHOLD), steps_to_plugin=None,
+            curve_steps=steps, curve_mean=curve, metrics=dict(runs[0]["metrics"]),
+            seconds=statistics.fmean(r["seconds"] for r in runs)))
+    plugin = {(c.target, c.scale, c.K): c.mean for c in out if c.estimator == "plugin"}
+    return [replace(c, steps_to_plugin=_first_below(c.curve_steps, c.curve_mean, plugin[key]))
+            if (key := (c.target, c.scale, c.K)) in plugin else c for c in out]
+
+
+def select(all_cells: Iterable[Cell], *, target: str, scale: str, K: int) -> list[Cell]:
+    """The cells of one (target, scale, K), lowest final TV first."""
+    return sorted((c for c in all_cells if (c.target, c.scale, c.K) == (target, scale, K)),
+                  key=lambda c: c.mean)
+
+
+def within_spread(a: Cell, best: Cell) -> bool:
+    """``a``'s mean is within the seed spread of ``best`` (module docstring)."""
+    return a.mean - best.mean <= best.std + a.std
+
+
+def best_cell(all_cells: Iterable[Cell], *, target: str, scale: str, K: int,
+              tables_only: bool = False) -> Cell | None:
+    """The lowest mean final TV of a (target, scale, K); ``tables_only`` leaves out the oracle."""
+    cs = [c for c in select(all_cells, target=target, scale=scale, K=K)
+          if not (tables_only and c.estimator == ORACLE)]
+    return cs[0] if cs else None
+
+
+def gap_closed(cell: Cell, plugin: Cell | None, oracle: Cell | None) -> float:
+    """(TV_plugin − TV) / (TV_plugin − TV_oracle); NaN when either reference is missing or they
+    coincide."""
+    if plugin is None or oracle is None or not plugin.mean > oracle.mean:
+        return math.nan
+    return (plugin.mean - cell.mean) / (plugin.mean - oracle.mean)
+
+
+def simulator_tv(results: dict, target: str, estimator: str, K: int) -> float:
+    """The simulator's prediction recorded with the runs (``aqpgen.experiments.plan.prediction``:
+    fixed point of the expected dynamics under the group-mean baseline, mean over the prompts);
+    NaN when the results hold none."""
+    return float(results.get("predictions", {}).get(target, {}).get(str(K), {}).get(estimator, math.nan))
+
+
+def check_recommendation(results: dict, rec, scale: str = "none") -> dict | None:
+    """What the experiment measured at ``rec.K`` (an ``aqpgen.recommend.Recommendation``) with
+    ``scale_rewards=scale``: the best estimator a user can pick (the oracle left out), the
+    recommended table's final TV, and whether it is within the seed spread of the best.  None
+    when the experiment did not run that (target, K)."""
+    target = next((a["target"] for a in results["plan"]["arms"]
+                   if parse_target(a["target"]) == parse_target(rec.target)), None)
+    if target is None:
+        return None
+    cs = [c for c in select(cells(results), target=target, scale=scale, K=rec.K)
+          if c.estimator != ORACLE]
+    if not cs:
+        return None
+    best = cs[0]
+    chosen = next((c for c in cs if c.estimator == rec.name), None)
+    out = {"K": rec.K, "scale_rewards": scale, "best": best.estimator,
+           "best_tv": [best.mean, best.std], "recommended": rec.name,
+           "recommended_tv": None if chosen is None else [chosen.mean, chosen.std],
+           "within_spread": None if chosen is None else within_spread(chosen, best)}
+    head = (f"experiment (docs/experiments.md), K={rec.K}, scale_rewards={scale!r}: lowest final "
+            f"TV {best.estimator} {best.mean:.3f} +- {best.std:.3f}")
+    if chosen is None:
+        out["text"] = head + f"; {rec.name} was not run."
+    else:
+        verdict = "within" if out["within_spread"] else "NOT within"
+        out["text"] = (head + f"; {rec.name} {chosen.mean:.3f} +- {chosen.std:.3f}, {verdict} the "
+                       "seed spread of the best.")
+    return out
+
+
+def noise_ranges(results: dict, target: str = "log", grid: Sequence[float] | None = None,
+                 scale: str = "none") -> tuple[list[float], dict[int, list[float]]]:
+    """The noise weights λ of ``aqpgen.recommend`` under which the recommendation is within the
+    seed spread of the best measured estimator, for each K the experiment ran for ``target``.
+
+    Returns ``(grid, {K: admissible λ})``: the λ tried (default 0 and 81 points log-spaced over
+    1e-4 .. 1).  The tables are the shipped ones the locator finds, as for any
+    ``aqpgen recommend`` call."""
+    t = parse_target(target)
+    grid = [0.0] + [float(x) for x in np.logspace(-4, 0, 81)] if grid is None else list(grid)
+    Ks = sorted({r["config"]["K"] for r in results["runs"]
+                 if parse_target(r["config"]["target"]) == t and r["config"]["scale_rewards"] == scale})
+    out = {}
+    for K in Ks:
+        out[K] = [lam for lam in grid
+                  if (c := check_recommendation(results, recommend(K, t, noise=lam), scale))
+                  is not None and c["within_spread"]]
+    return grid, out

@@ -1,0 +1,460 @@
+"""docs/experiments.md and its figures, from an experiment's results file
+(``aqpgen.experiments.plan``): every number on the page is computed here from the runs.
+
+Public names
+------------
+write_experiment_report(results, path) -> list[Path]  -- the Markdown page and its figures.
+experiment_markdown(results, figures) -> str         -- the page's text.
+headline_markdown(results, link) -> str              -- the README's few lines on the experiment.
+plot_experiment_curves(cells, path, ...), plot_final_tv(cells, path, ...)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from aqpgen.experiments.grpo_run import ORACLE
+from aqpgen.experiments.summary import (
+    THRESHOLD,
+    Cell,
+    cells,
+    check_recommendation,
+    gap_closed,
+    noise_ranges,
+    select,
+    simulator_tv,
+    within_spread,
+)
+from aqpgen.recommend import noise_weight, recommend
+from aqpgen.report.figures import pyplot, save_png
+from aqpgen.report.markdown import md_table
+from aqpgen.store.atomic import write_text_atomic
+from aqpgen.targets import LOG, parse_target
+
+__all__ = ["experiment_markdown", "headline_markdown", "plot_experiment_curves", "plot_final_tv",
+           "write_experiment_report"]
+
+_PANEL = (4.8, 3.8)
+#: estimators always drawn in the learning-curve figure (the best table and the recommended one
+#: are added per K)
+_ALWAYS = (ORACLE, "plugin", "jackknife")
+
+
+def _arms(results: dict) -> list[tuple[str, str]]:
+    """(target, scale) pairs of the results, in plan order."""
+    out = []
+    for a in results["plan"]["arms"]:
+        for s in a["scales"]:
+            if (a["target"], s) not in out:
+                out.append((a["target"], s))
+    return out
+
+
+def _Ks(all_cells: Sequence[Cell], target: str, scale: str) -> list[int]:
+    return sorted({c.K for c in all_cells if (c.target, c.scale) == (target, scale)})
+
+
+def _pm(c: Cell | None) -> str:
+    return "—" if c is None else f"{c.mean:.3f} ± {c.std:.3f}"
+
+
+def _f(x, d: int = 3) -> str:
+    return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{d}f}"
+
+
+def _game_name(target: str) -> str:
+    t = parse_target(target)
+    return "KL game (target log p)" if t == LOG else f"α-game (target {t.spec}, α = {t.a + 1:g})"
+
+
+def _recommended(target: str, K: int) -> str | None:
+    try:
+        return recommend(K, target).name
+    except ValueError:
+        return None
+
+
+def plot_experiment_curves(all_cells: Sequence[Cell], path, *, target: str, scale: str) -> Path:
+    """Mean TV over seeds against optimizer steps, one panel per K: the oracle, the plug-in,
+    the jackknife, the recommended table and the lowest-final-TV table."""
+    plt = pyplot()
+    Ks = _Ks(all_cells, target, scale)
+    fig, axes = plt.subplots(1, len(Ks), figsize=(_PANEL[0] * len(Ks), _PANEL[1]), squeeze=False)
+    for ax, K in zip(axes[0], Ks):
+        cs = select(all_cells, target=target, scale=scale, K=K)
+        tables = [c for c in cs if c.estimator != ORACLE]
+        show = list(_ALWAYS) + [tables[0].estimator, _recommended(target, K)]
+        seen = []
+        for name in show:
+            c = next((c for c in cs if c.estimator == name), None)
+            if c is None or name in seen:
+                continue
+            seen.append(name)
+            y = np.maximum(np.asarray(c.curve_mean), 1e-4)
+            ax.plot(c.curve_steps, y, label=f"{name} ({c.mean:.3f})",
+                    linestyle=":" if name == ORACLE else ("--" if not name.startswith(("kl-", "pow")) else "-"))
+        ax.axhline(THRESHOLD, color="grey", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("TV(π_θ, π*), mean over prompts and seeds")
+        ax.set_title(f"K = {K}, scale_rewards={scale!r}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_png(fig, path)
+
+
+def plot_final_tv(all_cells: Sequence[Cell], path, *, target: str, scale: str) -> Path:
+    """Final TV (mean ± one standard deviation over seeds) against K for every estimator."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(_PANEL[0] * 1.6, _PANEL[1] * 1.2))
+    names = []
+    for c in all_cells:
+        if (c.target, c.scale) == (target, scale) and c.estimator not in names:
+            names.append(c.estimator)
+    for i, name in enumerate(names):
+        cs = sorted((c for c in all_cells if (c.target, c.scale, c.estimator) == (target, scale, name)),
+                    key=lambda c: c.K)
+        x = np.array([c.K for c in cs], dtype=float) * (1 + 0.02 * (i - len(names) / 2))
+        ax.errorbar(x, [max(c.mean, 1e-4) for c in cs], yerr=[c.std for c in cs], marker="o",
+                    markersize=3, capsize=2, label=name,
+                    linestyle=":" if name == ORACLE else "-")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("K (completions per prompt)")
+    ax.set_ylabel("final TV(π_θ, π*)")
+    ax.set_title(f"{_game_name(target)}, scale_rewards={scale!r}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return save_png(fig, path)
+
+
+def _steps(s: int | None) -> str:
+    return "never" if s is None else str(s)
+
+
+def _cell_table(results: dict, all_cells: Sequence[Cell], target: str, scale: str, K: int,
+                with_sim: bool) -> str:
+    cs = select(all_cells, target=target, scale=scale, K=K)
+    plugin = next((c for c in cs if c.estimator == "plugin"), None)
+    oracle = next((c for c in cs if c.estimator == ORACLE), None)
+    best = next((c for c in cs if c.estimator != ORACLE), None)
+    scen = sorted({s for c in cs for s in c.by_scenario})
+    ref = plugin.metrics.get("V_inf") if plugin is not None else None
+    rows = []
+    for c in cs:
+        within = "" if c is best or c.estimator == ORACLE or best is None else \
+            (" ≈" if within_spread(c, best) else "")
+        row = [f"`{c.estimator}`" + (" (best)" if c is best else within), _pm(c)]
+        row += [_f(c.by_scenario.get(s)) for s in scen]
+        row += [_steps(c.steps_to_threshold), _steps(c.steps_to_plugin),
+                _f(gap_closed(c, plugin, oracle), 2)]
+        if with_sim:
+            row.append(_f(simulator_tv(results, target, c.estimator, K)))
+        m = c.metrics
+        row += [f"{m['beta_cert']:.2e}" if "beta_cert" in m else "—",
+                f"{m['V_inf'] / ref:.3g}" if "V_inf" in m and ref else "—"]
+        rows.append(row)
+    head = ["estimator", f"final TV ({len(cs[0].seeds)} seeds)"] + scen + \
+        [f"steps to TV ≤ {THRESHOLD:g}", "steps to plug-in's final TV", "gap closed"] + \
+        (["simulator"] if with_sim else []) + \
+        ["β̄", "V∞ / plug-in"]
+    return md_table(head, rows, "---|" + "---:|" * (len(head) - 1))
+
+
+def _findings(results: dict, all_cells: Sequence[Cell], target: str, scale: str) -> list[str]:
+    out = []
+    for K in _Ks(all_cells, target, scale):
+        cs = select(all_cells, target=target, scale=scale, K=K)
+        tables = [c for c in cs if c.estimator != ORACLE]
+        oracle = next((c for c in cs if c.estimator == ORACLE), None)
+        plugin = next((c for c in cs if c.estimator == "plugin"), None)
+        best = tables[0]
+        near = [c.estimator for c in tables[1:] if within_spread(c, best)]
+        line = (f"K = {K}: lowest final TV among the estimators a user can pick: `{best.estimator}` "
+                f"{_pm(best)}" + (f" (within its seed spread: {', '.join(f'`{n}`' for n in near)})"
+                                  if near else ""))
+        if oracle is not None:
+            line += f"; the oracle reaches {_pm(oracle)}"
+        if plugin is not None:
+            worse = [c.estimator for c in tables if c.estimator != "plugin"
+                     and c.mean >= plugin.mean]
+            line += (f"; no better than the plug-in ({_pm(plugin)}): "
+                     + ", ".join(f"`{n}`" for n in worse) if worse
+                     else f"; every other estimator ends below the plug-in ({_pm(plugin)})")
+        out.append(line + ".")
+    return out
+
+
+def _recommend_lines(results: dict, target: str) -> list[str]:
+    """The recommendation at every K the experiment ran, against what it measured there."""
+    t = parse_target(target)
+    flag = "" if t == LOG else f" --target {t.spec}"
+    lines = []
+    for K in sorted({r["config"]["K"] for r in results["runs"]
+                     if parse_target(r["config"]["target"]) == t}):
+        rec = recommend(K, t)
+        chk = check_recommendation(results, rec)
+        if rec.name is None or chk is None:
+            lines.append(f"K = {K}: `aqpgen recommend --K {K}{flag}` names {rec.name or 'no table'}; "
+                         "the experiment has no run of it.")
+            continue
+        got = (f"measured {chk['recommended_tv'][0]:.3f} ± {chk['recommended_tv'][1]:.3f}"
+               if chk["recommended_tv"] else "which the experiment did not run")
+        verdict = ("within the seed spread of the best" if chk["within_spread"]
+                   else "**not** within the seed spread of the best")
+        lines.append(f"K = {K}: `aqpgen recommend --K {K}{flag}` names `{rec.name}`, "
+                     f"{got}; lowest `{chk['best']}` {chk['best_tv'][0]:.3f} ± "
+                     f"{chk['best_tv'][1]:.3f}: {verdict}.")
+    return lines
+
+
+def _spans(grid: Sequence[float], ok: Sequence[float]) -> list[list[float]]:
+    """Runs of consecutive grid values of ``ok``."""
+    spans: list[list[float]] = []
+    for lam in ok:
+        if spans and grid.index(lam) == grid.index(spans[-1][-1]) + 1:
+            spans[-1].append(lam)
+        else:
+            spans.append([lam])
+    return spans
+
+
+def _fmt_spans(spans: list[list[float]]) -> str:
+    return " and ".join(f"{s[0]:.3g} … {s[-1]:.3g}" if len(s) > 1 else f"{s[0]:.3g}"
+                        for s in spans) or "none"
+
+
+def _noise_lines(results: dict, target: str) -> list[str]:
+    """Per K, the λ the runs validate, the joint range over K = 8 and 16 (and over every K),
+    and where the target's default λ sits."""
+    grid, per = noise_ranges(results, target)
+    lam, validated = noise_weight(target)
+    lines = [f"λ under which the recommendation is within the seed spread of the best (grid of "
+             f"{len(grid)} values, 0 and 1e-4 … 1): "
+             + "; ".join(f"K = {K}: {_fmt_spans(_spans(grid, ok))}" for K, ok in per.items()) + "."]
+    for Ks in dict.fromkeys([(8, 16), tuple(per)]):
+        if not all(K in per for K in Ks):
+            continue
+        spans = _spans(grid, [x for x in grid if all(x in per[K] for K in Ks)])
+        inside = any(s[0] <= lam <= s[-1] for s in spans)
+        note = "" if validated else " (the KL game's weight: none is measured for this target)"
+        lines.append(f"At every K of {', '.join(map(str, Ks))} at once: {_fmt_spans(spans)}; the "
+                     f"default λ = {lam:g}{note} is {'inside' if inside else '**outside**'} it.")
+    return lines
+
+
+def _simulator_lines(results: dict, all_cells: Sequence[Cell], target: str) -> list[str]:
+    """How the measured final TVs (scale "none") compare with the simulator's fixed points."""
+    lines = []
+    for K in _Ks(all_cells, target, "none"):
+        cs = [c for c in select(all_cells, target=target, scale="none", K=K) if c.estimator != ORACLE]
+        pred = np.array([simulator_tv(results, target, c.estimator, K) for c in cs])
+        meas = np.array([c.mean for c in cs])
+        rho = _spearman(pred, meas)
+        over = [(c, p) for c, p in zip(cs, pred) if c.mean - p > max(2 * c.std, 0.02)]
+        under = [(c, p) for c, p in zip(cs, pred) if p - c.mean > max(2 * c.std, 0.02)]
+        line = (f"K = {K}: rank correlation (Spearman) between predicted and measured final TV "
+                f"over {len(cs)} estimators: {rho:.2f}; the simulator's best `{cs[int(np.argmin(pred))].estimator}` "
+                f"(predicted {pred.min():.3f}), the trainer's best `{cs[0].estimator}` (measured {cs[0].mean:.3f})")
+        if over:
+            line += "; measured above the prediction (by more than 2 sd): " + ", ".join(
+                f"`{c.estimator}` {c.mean:.3f} vs {p:.3f}" + _vratio(c, cs) for c, p in over)
+        if under:
+            line += "; measured below it: " + ", ".join(
+                f"`{c.estimator}` {c.mean:.3f} vs {p:.3f}" + _vratio(c, cs) for c, p in under)
+        lines.append(line + ".")
+    return lines
+
+
+def _excess_line(results: dict, all_cells: Sequence[Cell], target: str) -> str:
+    """How the measured-minus-predicted final TV relates to the rows' variance, over every
+    (K, table) of ``scale_rewards="none"``."""
+    ex, vr, plug = [], [], []
+    for K in _Ks(all_cells, target, "none"):
+        cs = select(all_cells, target=target, scale="none", K=K)
+        p = next((c for c in cs if c.estimator == "plugin"), None)
+        for c in cs:
+            pred = simulator_tv(results, target, c.estimator, K)
+            if c.estimator == ORACLE or not math.isfinite(pred) or p is None or "V_inf" not in c.metrics:
+                continue
+            ex.append(c.mean - pred)
+            vr.append(c.metrics["V_inf"] / p.metrics["V_inf"])
+            if c.estimator == "plugin":
+                plug.append(f"{c.mean - pred:+.3f} at K = {K}")
+    if len(ex) < 3:
+        return ""
+    rho = _spearman(np.log(np.array(vr)), np.array(ex))
+    reading = ("the noisier the reward, the further the trainer ends from the simulator's fixed "
+               "point" if rho >= 0.3 else "the variance does not explain which estimators end "
+               "further from their predicted fixed point" if rho > -0.3 else
+               "the noisier rows end *closer* to their prediction")
+    return (f"Over the {len(ex)} (K, estimator) cells, the measured minus the predicted final TV "
+            f"has Spearman correlation {rho:.2f} with the row's V∞ / plug-in's: {reading}.  The plug-in "
+            f"itself (V∞ ratio 1) ends {', '.join(plug)} from its prediction: the part every "
+            "estimator shares (finite steps, sampling noise at the end of the schedule).")
+
+
+def _vratio(c: Cell, cs: Sequence[Cell]) -> str:
+    plugin = next((x for x in cs if x.estimator == "plugin"), None)
+    if plugin is None or "V_inf" not in c.metrics or "V_inf" not in plugin.metrics:
+        return ""
+    return f" (V∞ {c.metrics['V_inf'] / plugin.metrics['V_inf']:.3g}× plug-in)"
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1]) if len(a) > 2 else math.nan
+
+
+def _scale_lines(all_cells: Sequence[Cell], target: str) -> list[str]:
+    """TRL's default std scaling against "none", per K: which estimators it helps or hurts."""
+    lines = []
+    for K in _Ks(all_cells, target, "group"):
+        none = {c.estimator: c for c in select(all_cells, target=target, scale="none", K=K)}
+        grp = select(all_cells, target=target, scale="group", K=K)
+        worse = [c for c in grp if c.estimator in none and c.mean - none[c.estimator].mean
+                 > c.std + none[c.estimator].std]
+        better = [c for c in grp if c.estimator in none and none[c.estimator].mean - c.mean
+                  > c.std + none[c.estimator].std]
+        best = next(c for c in grp if c.estimator != ORACLE)
+        line = f"K = {K}: with `scale_rewards=\"group\"` the lowest final TV is `{best.estimator}` {_pm(best)}"
+        if worse:
+            line += "; worse than with `\"none\"` (beyond the seed spreads): " + ", ".join(
+                f"`{c.estimator}` {c.mean:.3f} vs {none[c.estimator].mean:.3f}" for c in worse)
+        if better:
+            line += "; better: " + ", ".join(
+                f"`{c.estimator}` {c.mean:.3f} vs {none[c.estimator].mean:.3f}" for c in better)
+        lines.append(line + ".")
+    return lines
+
+
+def experiment_markdown(results: dict, figures: dict) -> str:
+    """The page (module docstring); ``figures`` maps (target, scale, kind) to a relative path."""
+    all_cells = cells(results)
+    env, plan = results["environment"], results["plan"]
+    n = len(results["runs"])
+    total_train = sum(r["seconds"] for r in results["runs"])
+    prompts = ", ".join(f"`{p['prompt']}`: `{p['scenario']}` (best answer `{p['best']}`)"
+                        for p in results["game"]["prompts"])
+    parts = [
+        "# The trainer experiment: real GRPO runs with each estimator",
+        "",
+        "<!-- Generated by `aqpgen experiment` (aqpgen/report/experiments.py) from "
+        "docs/experiments.json: edit the code, not this file. -->",
+        "",
+        f"{n} runs of an unmodified TRL `GRPOTrainer` (TRL {env.get('trl')}, transformers "
+        f"{env.get('transformers')}, torch {env.get('torch')}, on {env.get('cpus')} CPUs, "
+        f"`--jobs {results['jobs']}`): **{results['wall_seconds'] / 60:.1f} minutes** wall clock "
+        f"({total_train / n:.1f} s of `train()` per run on average).  Command: "
+        f"`{results.get('command') or 'aqpgen experiment'}`.",
+        "",
+        "## The game",
+        "",
+        f"Prompts {prompts}; τ = {results['game']['tau']:g}.  Each prompt's answers are 16 answer "
+        "tokens and `other` (any other token); the scenarios are `aqpgen.game.scenarios` "
+        "(`aqpgen simulate --scenario grpo-head` plays the same game in the simulator).  The model "
+        f"is a one-layer Qwen2 of width {results['game']['hidden_size']} built locally; a "
+        "completion is one sampled token (temperature 1, no top-k / top-p), so the policy's answer "
+        "distribution π_θ is read exactly from the logits at every evaluation.  The reward of a "
+        "completion with answer z and count n among the prompt's K completions is "
+        "R_z − τ·c_K[n] (through `aqpgen.integrations.trl_reward_func`); the oracle uses "
+        "−τ·log π_θ(z) from the logits — what perfect estimation would give.  The α-game uses "
+        "R_z − τ·(A·c_K[n] + B), the affine map of docs/MATH.md §2b.",
+        "",
+        f"Each run: {plan['steps']} optimizer steps, learning rate {plan['lr']:g} decayed "
+        "linearly to 0 (TRL's default schedule), AdamW, `beta=0`, one generation per step "
+        "holding every prompt once, TV(π_θ, π*) (mean over the four prompts) every "
+        f"{plan['eval_every']} steps.  Same seeds (model initialisation and sampling) for every "
+        "estimator.",
+        "",
+        "Columns: final TV (mean ± sample sd over seeds) and per scenario; the first evaluation "
+        f"step at which the seed-mean TV reaches {THRESHOLD:g}, and the plug-in's final TV "
+        "(how much sooner an estimator gets where the plug-in ends); the gap closed, "
+        "(TV_plugin − TV) / (TV_plugin − TV_oracle); the simulator's fixed point for the same "
+        "game (`aqpgen.game.dynamics.run_exact`, group-mean baseline: expected dynamics, no "
+        "sampling noise); the row's certified bias β̄ and V∞ relative to the plug-in's.  "
+        "≈: within the seed spread of the best (the one-sd bars touch).",
+    ]
+    if results["skipped"]:
+        parts += ["", "Not run (the trainer may not use these rows): " + "; ".join(
+            f"`{s['estimator']}` at K = {s['K']} ({s['reason'].split(':', 1)[-1].strip()[:120]}…)"
+            for s in results["skipped"])]
+    if plan.get("candidates"):
+        parts += ["", "Candidates (AQP presets not shipped, built for the experiment's K with "
+                  "their certificates): " + ", ".join(
+                      f"`{c['name']}` ({', '.join(f'{k}={v}' for k, v in c['params'].items())})"
+                      for c in plan["candidates"]) + "."]
+    for target, scale in _arms(results):
+        parts += ["", f"## {_game_name(target)}, `scale_rewards=\"{scale}\"`"
+                  + (" (the README's setting)" if scale == "none" else " (TRL's default)"), ""]
+        for K in _Ks(all_cells, target, scale):
+            parts += [f"**K = {K}**", "", _cell_table(results, all_cells, target, scale, K,
+                                                      with_sim=scale == "none"), ""]
+        parts += ["*What it shows:*", ""] + [f"* {x}" for x in _findings(results, all_cells, target, scale)]
+        if scale == "group":
+            parts += [f"* {x}" for x in _scale_lines(all_cells, target)]
+        for kind in ("curves", "final"):
+            f = figures.get((target, scale, kind))
+            if f:
+                parts += ["", f"![{kind}]({f})"]
+        if scale == "none":
+            parts += ["", "*Against the simulator* (`aqpgen simulate --exact --baseline group` on "
+                      "the same scenarios):", ""] + [f"* {x}" for x in _simulator_lines(results, all_cells, target)]
+            parts += ["", "*The recommendation* (`aqpgen recommend`: the shipped table served in "
+                      f"float32 with the lowest β̄ + λ·√V∞, λ = {noise_weight(target)[0]:g}):", ""]
+            parts += [f"* {x}" for x in _recommend_lines(results, target) + _noise_lines(results, target)]
+    parts += ["", "## Why the trainer and the simulator differ", "",
+              "The simulator's fixed point is where the *expected* dynamics stop: it sees the "
+              "table's bias only (docs/MATH.md §11).  A trainer samples K completions per prompt, "
+              "so its updates also carry the reward's variance (V∞ above), and it stops after a "
+              "finite number of steps with a decaying learning rate; its policy is a network "
+              "whose weights the prompts share, not one softmax per scenario.  "
+              + _excess_line(results, all_cells, "log"), ""]
+    return "\n".join(parts) + "\n"
+
+
+def headline_markdown(results: dict, link: str = "docs/experiments.md") -> str:
+    """A few README lines: per K, the final TV of the oracle, the plug-in and the recommended
+    table (KL game, scale_rewards "none"), with the gap closed; ``link``: the full page."""
+    all_cells = cells(results)
+    rows = []
+    for K in _Ks(all_cells, "log", "none"):
+        cs = select(all_cells, target="log", scale="none", K=K)
+        get = {c.estimator: c for c in cs}
+        rec = recommend(K, "log").name
+        tables = [c for c in cs if c.estimator != ORACLE]
+        plugin, oracle = get.get("plugin"), get.get(ORACLE)
+        r = get.get(rec)
+        rows.append([str(K), _pm(oracle), _pm(plugin), f"`{rec}` {_pm(r)}",
+                     _f(gap_closed(r, plugin, oracle), 2) if r else "—",
+                     f"`{tables[0].estimator}` {_pm(tables[0])}"])
+    n_seeds = len(all_cells[0].seeds) if all_cells else 0
+    return (f"Real TRL `GRPOTrainer` runs on a game with a known optimum (KL game, "
+            f"`scale_rewards=\"none\"`, {n_seeds} seeds; final TV(π_θ, π*), lower is better; "
+            f"[{link}]({link}) has every estimator, TRL's default scaling, "
+            f"the α-game and the simulator's predictions):\n\n"
+            + md_table(["K", "oracle (exact log π)", "plug-in log(n/K)", "recommended table",
+                        "gap closed", "lowest measured"], rows, "---:|---:|---:|---:|---:|---|"))
+
+
+def write_experiment_report(results: dict, path) -> list[Path]:
+    """Write the page at ``path`` and its figures to ``<dir of path>/figures/exp-*.png``."""
+    path = Path(path)
+    fig_dir = path.parent / "figures"
+    all_cells = cells(results)
+    figures, written = {}, []
+    for target, scale in _arms(results):
+        tag = "kl" if parse_target(target) == LOG else parse_target(target).spec.replace("^", "")
+        for kind, fn in (("curves", plot_experiment_curves), ("final", plot_final_tv)):
+            out = fig_dir / f"exp-{kind}-{tag}-{scale}.png"
+            written.append(fn(all_cells, out, target=target, scale=scale))
+            figures[(target, scale, kind)] = os.path.relpath(out, path.parent).replace(os.sep, "/")
+    write_text_atomic(path, experiment_markdown(results, figures))
+    return [path] + written
