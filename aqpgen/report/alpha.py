@@ -10,7 +10,7 @@ from the shipped tables and the library:
 * the comparison with the peers (``aqpgen compare --target p^A --markdown``) at K = 8, 16, 64;
 * the frontier (the rho sweep ``FRONTIER_RHOS`` of ``aqp.frontier`` with the target) at one K,
   as a figure and a table, with the peers;
-* the α-game results, read from ``docs/readme/game.json`` (written by
+* the α-game results, read from ``docs/game.json`` (written by
   ``python -m aqpgen.game.study --save``; never re-simulated here).
 
 Every declared table must exist in ``tables_dir`` and be the one the library's table locator
@@ -209,7 +209,7 @@ def frontier_figure(d: dict, path) -> str:
 
 
 def game_alpha(path) -> dict:
-    """The α part of the game study's data (``docs/readme/game.json``); raises FileNotFoundError
+    """The α part of the game study's data (``docs/game.json``); raises FileNotFoundError
     or ValueError when it is absent or does not cover ``POWER_TARGETS``."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found (run `python -m aqpgen.game.study --save {path}`)")

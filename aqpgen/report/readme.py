@@ -47,11 +47,9 @@ __all__ = [
 ]
 
 #: Fragment order (file names in docs/readme/ without ".md").  Unlisted fragments follow,
-#: alphabetically.  install: the store helper; trainers: the trainer integrations; alpha: the
-#: p^a targets; alpha-results: their generated results (aqpgen.report.alpha); game: the alpha-game
-#: results.
-README_ORDER = ("intro", "install", "usage", "trainers", "cli", "results", "alpha", "alpha-results", "game",
-                "choices")
+#: alphabetically.  which: the table choice (``aqpgen recommend``); trainers: the trainer
+#: integrations; results: the headline numbers and the experiment; alpha: the p^a targets.
+README_ORDER = ("intro", "install", "usage", "which", "trainers", "cli", "results", "alpha", "choices")
 FRAGMENTS_DIR = os.path.join("docs", "readme")
 HEADER = ("<!-- README.md is assembled by `make report` (or `aqpgen report --readme-only`) from "
           "docs/readme/*.md in the order of aqpgen/report/readme.py README_ORDER: edit those "

@@ -14,6 +14,8 @@ preset_reach / reach_markdown  -- how far in K each AQP preset reaches; V∞ / V
 compare_markdown(Ks)           -- ``compare.to_markdown(compare(Ks))``, what ``aqpgen compare
                                   --markdown`` prints, so the numbers agree by construction.
 frontier_points(K)             -- the rho sweep ``FRONTIER_RHOS`` then the default eta sweep.
+headline_markdown(rate_data)   -- the README's lines on the minimax rate and its float64 limit.
+recommend_markdown(Ks)         -- ``aqpgen.recommend.recommend`` at each K: table, β̄, V∞.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 
 from aqpgen.generators import aqp, compare, minimax, peers
 from aqpgen.numerics import metrics
+from aqpgen.recommend import noise_weight, recommend
 from aqpgen.report.markdown import (
     K_list,
     K_span,
@@ -44,14 +47,16 @@ __all__ = [
     "COMPARE_KS_QUICK",
     "FRONTIER_RHOS",
     "PRESET_TABLES",
-    "README_COMPARE_KS",
+    "RECOMMEND_KS",
     "compare_markdown",
     "f64_markdown",
     "frontier_points",
+    "headline_markdown",
     "preset_reach",
     "rate_data",
     "rate_markdown",
     "reach_markdown",
+    "recommend_markdown",
     "tables_section",
     "usage_section",
 ]
@@ -59,11 +64,12 @@ __all__ = [
 #: K values of the report's compare table and of the README's (K = 8, 16, 64).
 COMPARE_KS = (4, 8, 16, 32, 64, 128, 256, 1024)
 COMPARE_KS_QUICK = (4, 8)
-README_COMPARE_KS = (8, 16, 64)
+#: the K of the README's recommendation table
+RECOMMEND_KS = (4, 8, 16, 32, 64, 128, 256, 512, 1024)
 #: rho values added to the default eta sweep in the frontier figure.
 FRONTIER_RHOS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 #: AQP preset tables (shipped names).
-PRESET_TABLES = ("kl-aqp-eta3", "kl-aqp-eta15", "kl-aqp-rho1", "kl-aqp-rho2")
+PRESET_TABLES = tuple(compare.preset_table_name(n) for n in compare.PRESETS)
 #: K values shown in the small rate / float64 / V∞ tables.
 RATE_SHOW_KS = (16, 32, 64, 128, 256, 512, 1024)
 F64_SHOW_KS = (8, 16, 24, 32, 48, 56, 64, 128, 1024)
@@ -237,3 +243,35 @@ def frontier_points(K: int) -> list:
     """The frontier at K: the rho sweep ``FRONTIER_RHOS`` (V∞ from 0.5× to 4× the plug-in's, where
     the peers sit) followed by the default eta sweep (small bias, large variance)."""
     return aqp.frontier(K, rhos=FRONTIER_RHOS) + aqp.frontier(K)
+
+
+def headline_markdown(d: dict) -> str:
+    """The README's summary of ``rate_data``: the minimax rate and where float64 stops serving it."""
+    ra = d["audit"]
+    fit_Ks = [K for K in ra.Ks if K >= ra.Kmin]
+    bad = d["f64_first_bad"]
+    return (f"**The best possible bias for log p falls like 1/K²**: the shipped minimax rows give "
+            f"K²·E*_K → {ra.limit} (fitted log-log slope {ra.slope:+.5f} over "
+            f"K = {fit_Ks[0]}…{fit_Ks[-1]}; Ditzian–Totik, docs/MATH.md §4), against 1/K for "
+            "the plug-in log(n/K) and the classical corrections."
+            + (f"  Its coefficients grow like 2^K, so its float64 rounding keeps the certificate "
+               f"only up to K = {d['f64_last_good']} (float32: see the precision guard); the AQP "
+               "presets trade a little bias for variances a trainer can use." if bad else ""))
+
+
+def recommend_markdown(Ks: Sequence[int] = RECOMMEND_KS) -> str:
+    """``aqpgen recommend --K K`` for each K, as a table."""
+    rows = []
+    for K in Ks:
+        r = recommend(K)
+        ok = [c for c in r.candidates if c.usable == "ok"]
+        if r.name is None:
+            rows.append([K, "none", "—", "—", "—"])
+            continue
+        best, nxt = ok[0], (ok[1] if len(ok) > 1 else None)
+        rows.append([K, f"`{best.name}`", sci(best.beta_cert), f"{best.ratio:.3g}",
+                     f"`{nxt.name}`" if nxt else "—"])
+    return (f"`aqpgen recommend --K K` (λ = {noise_weight('log')[0]:g}, float32) at the shipped "
+            "tables:\n\n"
+            + md_table(["K", "table", "β̄ (certified)", "V∞ / plug-in's", "next best"], rows,
+                       "---:|---|---:|---:|---|"))

@@ -22,8 +22,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from aqpgen.experiments.plan import read_results
 from aqpgen.game import study
-from aqpgen.report import alpha, choices, readme, sections, simulation
+from aqpgen.report import alpha, choices, experiments, readme, sections, simulation
 from aqpgen.report import audit_figures as F
 from aqpgen.store.atomic import write_text_atomic
 from aqpgen.targets import parse_target
@@ -32,11 +33,12 @@ __all__ = ["README_BLOCKS", "ReportError", "ReportResult", "attempt_into", "buil
            "write_report"]
 
 #: Generated blocks used by the README fragments (docs/readme/*.md).
-README_BLOCKS = ("tables", "usage", "cli", "results-rate", "results-compare", "results-frontier",
-                 "results-bias", "results-reach", "results-sim", "alpha-results", "choices")
+README_BLOCKS = ("tables", "usage", "recommend", "cli", "headline", "experiment", "choices")
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: the game study's data (``python -m aqpgen.game.study --save``), read for the α-game results.
-GAME_JSON = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                         "docs", "readme", "game.json")
+GAME_JSON = os.path.join(_ROOT, "docs", "game.json")
+#: the trainer experiment's results (``aqpgen experiment``), read for the README's summary.
+EXPERIMENT_JSON = os.path.join(_ROOT, "docs", "experiments.json")
 
 
 class ReportError(RuntimeError):
@@ -60,13 +62,16 @@ class ReportResult:
 
 def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False, K: int = 64,
                    readme_path: str | None = None, cli_group=None,
-                   game_json: str | None = None) -> tuple[list, dict]:
+                   game_json: str | None = None,
+                   experiment_json: str | None = None) -> tuple[list, dict]:
     """Generate the figures (in ``figures/`` beside ``out``) and every Markdown section.
 
     ``readme_path``: links in the README blocks are relative to its directory (default: the
     current directory).  ``cli_group``: the click group whose commands the ``cli`` block lists
     (the ``report`` command passes its root group); without it the block is not produced.
-    ``game_json``: the game study's data (default ``GAME_JSON``, docs/readme/game.json).
+    ``game_json``: the game study's data (default ``GAME_JSON``, docs/game.json).
+    ``experiment_json``: the trainer experiment's results (default ``EXPERIMENT_JSON``,
+    docs/experiments.json), summarised in the README block ``experiment``.
     Raises ReportError listing every part that failed.
     """
     figdir = os.path.join(os.path.dirname(os.path.abspath(out)), "figures")
@@ -109,20 +114,18 @@ def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False,
         sec["rate_full"] = (sec["rate"] + "\n\n<details><summary>Every K: <code>RateAudit.to_text()"
                             "</code></summary>\n\n```\n" + rd["audit"].to_text() + "\n```\n\n</details>")
         sec["f64"] = sections.f64_markdown(rd)
-        sec["results-rate"] = sec["rate"] + "\n\n" + sec["f64"]
+        sec["headline"] = sections.headline_markdown(rd)
     reach = attempt("preset reach", lambda: sections.preset_reach(tables_dir))
     if reach is not None:
-        sec["reach"] = sec["results-reach"] = attempt("preset reach table", lambda: sections.reach_markdown(reach))
+        sec["reach"] = attempt("preset reach table", lambda: sections.reach_markdown(reach))
     cKs = sections.COMPARE_KS_QUICK if quick else sections.COMPARE_KS
     sec["compare"] = attempt("compare tables", lambda: sections.compare_markdown(cKs))
     sec["compare_Ks"] = ", ".join(str(k) for k in cKs)
-    sec["results-compare"] = attempt("README compare tables",
-                                     lambda: sections.compare_markdown(sections.README_COMPARE_KS))
-    sec["results-frontier"] = link(f"frontier at K = {K}", fr_fig, rdir)
-    report_link = os.path.relpath(os.path.abspath(out), rdir)
-    if bias_fig:
-        sec["results-bias"] = (link(f"p·bias(p) at K = {K}", bias_fig, rdir) + "\n\nEvery figure, all "
-                               f"compare tables and the full rate audit: [{report_link}]({report_link}).")
+    sec["recommend"] = attempt("recommendation table", sections.recommend_markdown)
+    ej = experiment_json or EXPERIMENT_JSON
+    exp_md = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(ej)), "experiments.md"), rdir)
+    sec["experiment"] = attempt(f"experiment summary ({ej})",
+                                lambda: experiments.headline_markdown(read_results(ej), link=exp_md))
     sim = attempt("simulation", lambda: simulation.simulation_data(quick))
     if sim:
         sim_figs = attempt("simulation figures", lambda: simulation.sim_figures(sim, figdir)) or []
@@ -131,10 +134,8 @@ def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False,
         sec["sim_exact"] = simulation.exact_markdown(sim["exact"])
         sec["sim_sampled"] = simulation.sampled_markdown(sim["sampled"], sim["seeds"])
         sec["sim_figs"] = "\n\n".join(link(n[:-4], n, odir) for n in names)
-        sec["results-sim"] = "\n\n".join(
-            [sec["sim_exact"]] + [link(n[:-4], n, rdir) for n in names if "fixed" in n] + [sec["sim_sampled"]])
     _alpha_sections(sec, attempt, figures, tables_dir=tables_dir, quick=quick, K=K, figdir=figdir,
-                    odir=odir, rdir=rdir, game_json=game_json or GAME_JSON, report_link=report_link)
+                    odir=odir, game_json=game_json or GAME_JSON)
     sec["choices"] = attempt("choices", lambda: choices.choices_section(tables_dir, reach, rd))
     if failures:
         raise ReportError(failures)
@@ -146,12 +147,11 @@ def _fig_link(figdir, label, name, base) -> str:
     return "" if name is None else f"![{label}]({os.path.relpath(os.path.join(figdir, name), base)})"
 
 
-def _alpha_sections(sec, attempt, figures, *, tables_dir, quick, K, figdir, odir, rdir, game_json,
-                    report_link) -> None:
-    """The power targets' parts: ``sec["alpha_report"]`` (report) and ``sec["alpha-results"]``
-    (README block); every failure is recorded by ``attempt``."""
+def _alpha_sections(sec, attempt, figures, *, tables_dir, quick, K, figdir, odir, game_json) -> None:
+    """The power targets' report sections, ``sec["alpha_report"]``; every failure is recorded by
+    ``attempt``."""
     game = attempt(f"alpha-game results ({game_json})", lambda: alpha.game_alpha(game_json))
-    rep, rd = [], []
+    rep = []
     for tg in alpha.POWER_TARGETS:
         fig = os.path.join(figdir, alpha.figure_name(tg, K))
         parts = attempt(f"target {tg}", lambda tg=tg, fig=fig: alpha.target_sections(
@@ -159,29 +159,18 @@ def _alpha_sections(sec, attempt, figures, *, tables_dir, quick, K, figdir, odir
         if parts is None:
             continue
         figures.append(fig)
-        head = alpha.heading(tg)
         link_r = _fig_link(figdir, f"frontier of {tg} at K = {K}", alpha.figure_name(tg, K), odir)
-        link_m = _fig_link(figdir, f"frontier of {tg} at K = {K}", alpha.figure_name(tg, K), rdir)
         game_r = ("**α-game** (from the game study's data; full tables in the α-game section "
                   "below):\n\n" + parts["game"]) if "game" in parts else ""
-        rep += [f"## Target {head}", "### Minimax rate", parts["rate"],
+        rep += [f"## Target {alpha.heading(tg)}", "### Minimax rate", parts["rate"],
                 "### Comparison with the peers", parts["compare"], "### Frontier", link_r,
                 parts["frontier"], game_r]
-        game_m = ("**α-game** (exact fixed point and sampled REINFORCE; every table in the section "
-                  "*The α-game* below):\n\n" + parts["game"]) if "game" in parts else ""
-        rd += [f"### {head}", "**Minimax rate.** " + parts["rate"],
-               "**Comparison with the peers** (`aqpgen compare --target "
-               f"{parse_target(tg).spec} --K {','.join(map(str, alpha.ALPHA_COMPARE_KS))} --markdown`; "
-               "β / β_AQP > 1: the AQP table at the peer's own V∞ has less bias):\n\n" + parts["compare"],
-               f"**Frontier at K = {K}.**\n\n" + link_m, game_m]
     if game is not None:
-        rep += ["## The α-game (docs/MATH.md §2b)", ("From `docs/readme/game.json` (written by "
-                "`python -m aqpgen.game.study --save docs/readme/game.json`; not re-simulated here)."),
+        rep += ["## The α-game (docs/MATH.md §2b)", ("From `docs/game.json` (written by "
+                "`python -m aqpgen.game.study --save docs/game.json`; not re-simulated here; the "
+                "advantage-convention study beside it is in [game.md](game.md))."),
                 study.alpha_markdown(game)]
-    if game is not None and len(rd) == 5 * len(alpha.POWER_TARGETS):
         sec["alpha_report"] = "\n\n".join(p for p in rep if p)
-        sec["alpha-results"] = "\n\n".join(p for p in rd if p) + (
-            f"\n\nThe frontier tables, the full rate audits and the α-game tables: [{report_link}]({report_link}).")
 
 
 def attempt_into(failures: list):
@@ -201,7 +190,7 @@ def attempt_into(failures: list):
 
 def write_report(out: str = "docs/report.md", *, tables_dir: str = "tables", quick: bool = False,
                  K: int = 64, readme_path: str | None = None, cli_group=None,
-                 game_json: str | None = None) -> ReportResult:
+                 game_json: str | None = None, experiment_json: str | None = None) -> ReportResult:
     """Write the report to ``out`` (figures in ``figures/`` beside it) and return the sections
     (to assemble the README with :func:`aqpgen.report.readme.write_readme`).
 
@@ -211,7 +200,8 @@ def write_report(out: str = "docs/report.md", *, tables_dir: str = "tables", qui
     if isinstance(K, bool) or not isinstance(K, int) or K < 2:
         raise ValueError(f"K must be an integer >= 2, received {K!r}")
     figures, sec = build_sections(out, tables_dir=tables_dir, quick=quick, K=K,
-                                  readme_path=readme_path, cli_group=cli_group, game_json=game_json)
+                                  readme_path=readme_path, cli_group=cli_group, game_json=game_json,
+                                  experiment_json=experiment_json)
     parts = [
         "# aqpgen report",
         f"Generated by `aqpgen report` (`make report`) from the tables in `{tables_dir}/`; do not edit "
