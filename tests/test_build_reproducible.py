@@ -26,7 +26,7 @@ def test_force_rebuild_of_power_tables_gives_the_committed_bytes(tmp_path):
         new, old = tmp_path / "out" / f"{name}.h5", REPO / "tables" / f"{name}.h5"
         assert filecmp.cmp(new, old, shallow=False), f"{name}: rebuilt bytes differ from the committed file"
         prov = read_table(new).provenance
-        assert set(prov) == {"command", "generator", "generator_version", "spec_Ks"}
+        assert set(prov) == {"build_env", "command", "generator", "generator_version", "spec_Ks"}
         assert prov["command"] == f"aqpgen build tables.toml --only {name}"
 
 

@@ -258,7 +258,7 @@ def test_build_K_interface():
     assert res.solver["solver"] == "remez" and res.solver["prec"] == 128
     json.dumps(res.solver)
     assert minimax.build_K(5, {}).solver == res.solver  # deterministic, no timings
-    assert minimax.target_name({}) == "log p" and minimax.GENERATOR_VERSION == "2"
+    assert minimax.target_name({}) == "log p" and minimax.GENERATOR_VERSION == "3"
     assert all(c.ok for c in minimax.verify_row(5, res.values, res.values_hp, m, {}))
 
 

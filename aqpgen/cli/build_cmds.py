@@ -19,7 +19,7 @@ from aqpgen.store.build import DEFAULT_SPEC, BuildError, build
 from aqpgen.store.locate import find_table
 from aqpgen.store.spec import missing_extra
 from aqpgen.store.tablefile import read_table
-from aqpgen.store.verify import summarize, verify_file, verify_rate
+from aqpgen.store.verify import summarize, verify_against, verify_file, verify_rate
 
 TABLE_HELP = """\
 A table file (tables/<name>.h5, HDF5 schema 'aqpgen.table' v1) holds, for every K it covers,
@@ -154,7 +154,10 @@ class _Reporter:
     "renamed (never left half-written; temporary files of an interrupted build are removed by the "
     "next one), one build at a time per directory (<out>/.build.lock), bytes are reproducible "
     "(no time stamp, path or git commit inside), and <out>/MANIFEST.json is updated.  Writing the "
-    "source checkout's tables/ from a tree with uncommitted changes needs --allow-dirty.\n\n"
+    "source checkout's tables/ from a tree with uncommitted changes needs --allow-dirty, and from "
+    "an environment whose numerical libraries differ from constraints.txt --allow-unlocked (the "
+    "provenance records the lock's hash; `make venv` installs from it; a table built by other "
+    "versions counts as out of date).\n\n"
     "Prints one line per table (unavailable K ranges compressed); -v for every K.\n\n"
     "\b\nExamples:\n  aqpgen build                       # everything, in spec order\n"
     "  aqpgen build --only power-m2 --jobs 2\n  aqpgen build my.toml --out /tmp/t --force\n"
@@ -174,16 +177,19 @@ class _Reporter:
               "scheduler address such as tcp://host:8786.  Needs pip install 'aqpgen[dask]'.")
 @click.option("--allow-dirty", is_flag=True,
               help="Allow writing the source checkout's tables/ from a tree with uncommitted changes.")
+@click.option("--allow-unlocked", is_flag=True,
+              help="Allow writing the source checkout's tables/ from an environment that does not "
+              "match constraints.txt.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar / progress lines (summary lines only).")
 @click.option("--verbose", "-v", is_flag=True, help="A line per finished K, and every unavailable row.")
-def build_cmd(spec, jobs, only, force, out_dir, dask, allow_dirty, quiet, verbose):
+def build_cmd(spec, jobs, only, force, out_dir, dask, allow_dirty, allow_unlocked, quiet, verbose):
     spec = spec or _default_spec()
     if not os.path.isfile(spec):
         raise click.BadParameter(f"spec file {spec!r} not found", param_hint="SPEC")
     rep = _Reporter(quiet, verbose)
     try:
         outcomes = build(spec, out_dir, jobs=jobs, only=list(only) or None, force=force, progress=rep,
-                         allow_dirty=allow_dirty, dask=dask)
+                         allow_dirty=allow_dirty, dask=dask, allow_unlocked=allow_unlocked)
     except BuildError as e:
         raise click.ClickException(f"build failed, nothing written for this table: {e}") from None
     except ConnectionError as e:
@@ -283,20 +289,35 @@ def show_cmd(table, K, as_json):
     help="Re-verify table files: schema, content hash, manifest entry and, per K, the "
     "generator's own checks from the stored values (for power tables: exact unbiasedness in "
     "rational arithmetic).  Exits non-zero if any check fails.\n\n" + TABLE_HELP
-    + "\n\b\nExamples:\n  aqpgen verify tables/*.h5\n  aqpgen verify kl-minimax --rate\n\n" + CONVENTIONS,
+    + "\n\nWith --against REF (a table file, or a directory holding a file of the same name) each "
+    "file is also compared row by row with that reference build: 'values differ' (the served "
+    "rewards change) and 'metrics differ in the last bits' are reported separately, with the K "
+    "and the largest relative difference."
+    + "\n\b\nExamples:\n  aqpgen verify tables/*.h5\n  aqpgen verify kl-minimax --rate\n"
+    "  aqpgen verify /tmp/rebuilt/power-m1.h5 --against tables/\n\n" + CONVENTIONS,
 )
 @click.argument("tables", nargs=-1, required=True)
 @click.option("--rate", is_flag=True, help="Also audit the rate: K^2*E*_K settles, log-log slope -2 +- 0.01 "
               "(KL minimax tables).")
+@click.option("--against", "against", metavar="REF", default=None,
+              type=click.Path(exists=True),
+              help="Also compare with this reference build (a file, or a directory with a file of "
+              "the same name).")
 @click.option("--json", "as_json", is_flag=True, help="Every check as JSON.")
 @click.option("--all", "show_all", is_flag=True, help="Print every check, not only a summary and the failures.")
-def verify_cmd(tables, rate, as_json, show_all):
+def verify_cmd(tables, rate, against, as_json, show_all):
     results = {}
     for ref in tables:
         path = resolve_table(ref)
         checks = verify_file(path)
         if rate:
             checks = checks + verify_rate(path)
+        if against is not None:
+            other = (os.path.join(against, os.path.basename(path)) if os.path.isdir(against)
+                     else against)
+            if not os.path.isfile(other):
+                raise click.BadParameter(f"no reference {other!r} for {path}", param_hint="--against")
+            checks = checks + verify_against(path, other)
         results[path] = checks
     failed = sum(not c.ok for cs in results.values() for c in cs)
     if as_json:

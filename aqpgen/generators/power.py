@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 #: Bump when build_K's output for the same inputs changes.
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"
 
 
 

@@ -44,24 +44,27 @@ import math
 
 import numpy as np
 
+from aqpgen.numerics import hpsup
 from aqpgen.numerics.bernstein import (
     as_p,
     binom_pmf,
     exact_values,
     mean_poly_cheb,
+    to_chebyshev_exact,
     to_chebyshev_f64,
     variance,
 )
 from aqpgen.numerics.certify import certify_exact
-from aqpgen.numerics.extrema import golden_max, local_maxima
 from aqpgen.numerics.grids import theta_grid_closed
-from aqpgen.numerics.precision import work_prec
+from aqpgen.numerics.precision import flint_prec, work_prec
 from aqpgen.records import as_K
 from aqpgen.targets import LOG, Target, parse_target
 
 __all__ = [
+    "CERT_BITS",
     "HP_THRESHOLD",
     "POINTS_PER_OSCILLATION",
+    "bias_sup",
     "kl_metrics",
     "table_metrics",
     "variance_mean",
@@ -74,10 +77,9 @@ __all__ = [
 HP_THRESHOLD = 1e6
 #: theta-grid density of sampled maxima (points per oscillation of the weighted error).
 POINTS_PER_OSCILLATION = 20
-_VAR_POINTS_PER_OSCILLATION = 10
-_GOLDEN_ITERS = 60
-#: relative window below the largest sample in which every local maximum of p Var_p is refined.
-_VAR_NEAR = 1e-3
+#: significant bits of the stored certificate upper bounds (beta_cert, beta_f64), rounded up.
+CERT_BITS = 24
+_GUARD_REL = 2.0**-80  # a ball wider than this (relative) is recomputed at twice the precision
 
 
 def _source(values, values_hp, K: int):
@@ -144,25 +146,6 @@ class _PVar:
             corr = np.where(p > 0, (P * P) / np.where(p > 0, p, 1.0), 0.0) / float(self.smax)
         return S - corr
 
-    def log10_unscale(self, x: float) -> float:
-        """log10 of the unscaled value (finite even where the value overflows float64)."""
-        import mpmath as mp
-
-        if not x > 0:
-            return -math.inf
-        with mp.workprec(work_prec()):
-            return float(mp.log10(mp.mpf(x) * (self.smax if self.hp else 1)))
-
-    def unscale(self, x: float) -> float:
-        if not self.hp:
-            return float(x)
-        import mpmath as mp
-
-        with mp.workprec(work_prec()):
-            v = mp.mpf(x) * self.smax
-            return float(v) if abs(v) < mp.mpf("1.7976931348623157e308") else math.copysign(
-                math.inf, float(x))
-
 
 def weighted_bias(values, K, *, target: Target = LOG, grid=None, values_hp=None) -> float:
     """Sampled weighted bias max_p p |g_c(p) - g(p)| for the target g (default log p).
@@ -191,43 +174,142 @@ def weighted_bias(values, K, *, target: Target = LOG, grid=None, values_hp=None)
     return float(np.max(np.abs(e)))
 
 
-def _variance_sup(pv: _PVar, K: int) -> float:
-    return pv.unscale(_variance_sup_scaled(pv, K))
+def _pvar_candidates(pv: _PVar, K: int):
+    th, p = theta_grid_closed(POINTS_PER_OSCILLATION * (K + 1))
+    return th, hpsup.candidates(pv.scaled(p))
 
 
-def _variance_sup_scaled(pv: _PVar, K: int) -> float:
-    n = _VAR_POINTS_PER_OSCILLATION * (K + 1)
-    th, p = theta_grid_closed(n)
-    v = pv.scaled(p)
-    best = float(np.max(v))
-    # refine around the three largest samples, and around every other local maximum of the
-    # samples within _VAR_NEAR of the largest: a variance-constrained (AQP rho) table has many
-    # near-equal maxima of p Var_p, and the largest after refinement need not be among the three
-    # largest samples
-    top = np.argsort(v)[::-1][:3]
-    near = [int(i) for i in local_maxima(v) if v[i] >= (1.0 - _VAR_NEAR) * best and i not in top]
-    for i in list(top) + near:
-        lo, hi = th[max(i - 1, 0)], th[min(i + 1, n)]
+def _precise(compute, K: int):
+    """compute(prec) -> arb, at increasing precision until the ball is narrow (relative)."""
+    prec = hpsup.sup_prec(K)
+    for _ in range(6):
+        x = compute(prec)
+        if x.rad() <= _GUARD_REL * abs(x.mid()) or x.rad() == 0:
+            return x
+        prec *= 2
+    return x
+
+
+def _variance_sup_arb(src, K: int, pv: _PVar):
+    """sup_p p Var_p as an arb: located on the sampled grid, refined by Newton in arb."""
+    th, idx = _pvar_candidates(pv, K)
+    c = exact_values(src)
+    S_cheb = to_chebyshev_exact([q * q for q in c])  # S(p) = sum_j (j/K) c_j^2 b_{K,j}(p)
+    P_cheb = to_chebyshev_exact(c)
+
+    def compute(prec):
+        S = hpsup.CosSeries(S_cheb, prec)
+        P = hpsup.CosSeries(P_cheb, prec)
 
         def fun(t):
-            q = min(1.0, math.sin(0.5 * t) ** 2)
-            return float(pv.scaled(np.array([q]))[0])
+            ts = hpsup.t_series(t, prec)
+            s = (ts / 2).sin()
+            Pt = P.series(t)
+            return S.series(t) - Pt * Pt / (s * s)
 
-        fb, _ = golden_max(fun, lo, hi, _GOLDEN_ITERS)
-        best = max(best, fb)
-    return best
+        return hpsup.hp_max(fun, th, idx, prec)
+
+    return _precise(compute, K)
+
+
+def _poly_target_cheb(target: Target, K: int):
+    """Exact Chebyshev coefficients (length K + 1) of p g(p) for a polynomial target p^m, else None."""
+    if not getattr(target, "polynomial", False):
+        return None
+    from flint import fmpq, fmpz
+
+    k = int(target.a_exact) + 1  # p^(m+1) = ((1 + x) / 2)^(m+1)
+    if k > K:
+        return None
+    out = [fmpq(0)] * (K + 1)
+    for i in range(k + 1):  # ((1 + x)/2)^k = 2^-k sum_i C(k, i) x^i
+        ci = fmpq(fmpz.bin_uiui(k, i) if hasattr(fmpz, "bin_uiui") else math.comb(k, i), 2**k)
+        for j in range(i % 2, i + 1, 2):  # x^i = 2^(1-i) sum C(i, (i-j)/2) T_j, T_0 halved
+            w = fmpq(math.comb(i, (i - j) // 2), 2 ** (i - 1)) if i > 0 else fmpq(1)
+            if j == 0 and i > 0:
+                w = w / 2
+            out[j] += ci * w
+    return out
+
+
+def _bias_sup_arb(src, K: int, a_f64: np.ndarray, target: Target):
+    """sup_p p |g_c(p) - g(p)| as an arb (0 exactly for an unbiased polynomial-target table)."""
+    import flint
+
+    th, p = theta_grid_closed(POINTS_PER_OSCILLATION * (K + 1))
+    P_cheb = to_chebyshev_exact(exact_values(src))
+    poly = _poly_target_cheb(target, K)
+    if poly is None:
+        e = mean_poly_cheb(a_f64, p) - target.h(p)
+    else:
+        # e is a polynomial: its exact coefficients, so that a tiny bias (a float64-rounded
+        # unbiased table: ~1e-17) is sampled without the float64 noise of P - p^(m+1)
+        P_cheb = [x - y for x, y in zip(P_cheb, poly)]
+        if all(x == 0 for x in P_cheb):
+            return flint.arb(0)
+        e = mean_poly_cheb(np.array([int(q.p) / int(q.q) for q in P_cheb]), p)
+    idx = hpsup.candidates(np.abs(e))
+    signs = np.where(e[idx] >= 0, 1, -1)
+
+    def compute(prec):
+        F = hpsup.CosSeries(P_cheb, prec)
+        best = None
+        for sg in (1, -1):
+            sel = idx[signs == sg]
+            if not sel.size:
+                continue
+
+            def fun(t, sg=sg):
+                if poly is not None:
+                    return sg * F.series(t)
+                ts = hpsup.t_series(t, prec)
+                s = (ts / 2).sin()
+                return sg * (F.series(t) - s * s * target.g_arb_sin(s))
+
+            v = hpsup.hp_max(fun, th, sel, prec)
+            if best is None or v.mid() > best.mid():
+                best = v
+        with flint_prec(prec):  # the end point p = 1: e(1) = c_K - g(1)
+            end = abs(F.series(flint.arb.pi()).coeffs()[0] - (0 if poly is not None else
+                                                               target.g_arb(flint.arb(1))))
+        return end if end.mid() > best.mid() else best
+
+    return _precise(compute, K)
+
+
+def bias_sup(values, K, *, target: Target = LOG, values_hp=None) -> float:
+    """beta = sup_p p |g_c(p) - g(p)|: located in float64, refined and evaluated in arb, rounded
+    down (a rigorous lower bound on the sup, within ~2^-100 of it; ``aqpgen.numerics.hpsup``)."""
+    target = parse_target(target)
+    K, src = _source(values, values_hp, K)
+    a, _ = to_chebyshev_f64(src)
+    return max(0.0, hpsup.round_down(_bias_sup_arb(src, K, a, target)))
+
+
+def _vinf_numbers(src, K: int, pv: _PVar) -> tuple[float, float]:
+    """(V_inf correctly rounded (inf beyond float64), log10 V_inf) from the arb supremum."""
+    import flint
+
+    v = _variance_sup_arb(src, K, pv)
+    if not v.mid() > 0:
+        return 0.0, -math.inf
+    with flint_prec(hpsup.sup_prec(K)):
+        lg = hpsup.round_nearest(v.log() / flint.arb(10).log())
+    return hpsup.round_nearest(v), lg
 
 
 def variance_sup(values, K, *, values_hp=None) -> float:
     """V_inf = sup_{p in [0,1]} p Var_p(c[n]), n - 1 ~ Binomial(K-1, p).
 
-    Sampled on a uniform theta grid (p = sin^2(theta/2), 10 (K+1) cells, endpoints included), then
-    refined by golden-section search around the three largest samples.  A lower bound on the sup
-    up to rounding (relative ~1e-12).  Kind (b) tables (max|c| > `HP_THRESHOLD`) use the scaled
-    high-precision path (module docstring); the result may be ``inf`` if it exceeds float64.
+    Located on a uniform theta grid (p = sin^2(theta/2), 20 (K+1) cells, endpoints included):
+    every sampled local maximum within 5% of the largest is refined by Newton's method in arb and
+    p Var_p evaluated there (``aqpgen.numerics.hpsup``); the result is that supremum correctly
+    rounded to float64, the same double whatever numpy / BLAS computed the samples.  Kind (b)
+    tables (max|c| > `HP_THRESHOLD`) are sampled on the scaled path (module docstring); the result
+    is ``inf`` if it exceeds float64.
     """
     K, src = _source(values, values_hp, K)
-    return _variance_sup(_PVar(src, K), K)
+    return _vinf_numbers(src, K, _PVar(src, K))[0]
 
 
 def variance_mean_exact(values, K, *, values_hp=None):
@@ -315,16 +397,19 @@ def table_metrics(K, values, values_hp=None, *, target: Target = LOG,
     K, src = _source(values, values_hp, K)
     a, cert = certify_exact(K, src, target=target, rel_slack=rel_slack)
     pv = _PVar(src, K, cheb=a)
-    vinf_scaled = _variance_sup_scaled(pv, K)
+    beta = max(0.0, hpsup.round_down(_bias_sup_arb(src, K, a, target)))
+    vinf, log10_vinf = _vinf_numbers(src, K, pv)
     v1, log10_v1 = _float_log10(variance_mean_exact(values, K, values_hp=values_hp))
     out = {
-        "beta": float(cert.beta_lower),
-        "beta_cert": float(cert.beta_upper),
-        "V_inf": pv.unscale(vinf_scaled),
+        "beta": beta,
+        # the enclosure's upper end is a float64 computation (BLAS sums): rounded up to CERT_BITS
+        # significant bits it stays an upper bound and loses the last-bit noise
+        "beta_cert": hpsup.round_up_bits(max(float(cert.beta_upper), beta), CERT_BITS),
+        "V_inf": vinf,
         "V1": v1,
         "max_abs_c": float(pv.maxc) if pv.maxc < 1.7976931348623157e308 else math.inf,
         # log10 forms stay finite where the minimax table's variance overflows float64 (K ~ 1024)
-        "log10_V_inf": pv.log10_unscale(vinf_scaled),
+        "log10_V_inf": log10_vinf,
         "log10_V1": log10_v1,
         "log10_max_abs_c": _log10_mpf(pv.maxc),
     }
@@ -333,8 +418,8 @@ def table_metrics(K, values, values_hp=None, *, target: Target = LOG,
         if vf is None or vf.shape != (K,) or not np.all(np.isfinite(vf)):
             out["beta_f64"] = math.inf
         else:
-            out["beta_f64"] = float(
-                certify_exact(K, vf, target=target, rel_slack=rel_slack)[1].beta_upper)
+            out["beta_f64"] = hpsup.round_up_bits(float(
+                certify_exact(K, vf, target=target, rel_slack=rel_slack)[1].beta_upper), CERT_BITS)
     return out
 
 

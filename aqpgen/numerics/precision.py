@@ -32,7 +32,9 @@ from __future__ import annotations
 import contextlib
 import math
 
-__all__ = ["GUARD_BITS", "flint_prec", "mp_prec", "work_dps", "work_prec"]
+from threadpoolctl import threadpool_limits
+
+__all__ = ["GUARD_BITS", "flint_prec", "mp_prec", "single_thread_blas", "work_dps", "work_prec"]
 
 #: bits kept beyond the magnitude of the computed quantity.
 GUARD_BITS = 128
@@ -71,3 +73,15 @@ def mp_prec(bits: int):
 
     with mpmath.workprec(int(bits)):
         yield mpmath
+
+
+@contextlib.contextmanager
+def single_thread_blas():
+    """BLAS and OpenMP thread pools limited to one thread inside the block (restored on exit).
+
+    A multithreaded BLAS splits a matrix product or an LU factorisation differently for each thread
+    count, and the float64 rounding follows the split: the Remez exchange's float64 stage (and
+    through its reference every later digit) would then depend on the machine's core count.
+    """
+    with threadpool_limits(limits=1):
+        yield

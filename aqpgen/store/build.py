@@ -16,20 +16,25 @@ GENERATORS, TableSpec, load_spec, standard_kmin, DEFAULT_SPEC, MAX_K -- from ``a
 Up-to-date rule (docs/ARCHITECTURE.md)
 --------------------------------------
 A file is current iff its stored ``inputs_hash`` equals sha256 of the canonical JSON of
-``{name, family, method, params, Ks, generator_version, schema_version}`` *and* its content
-hash checks.  Then ``build`` does nothing for it.
+``{name, family, method, params, Ks, generator_version, schema_version}``, its provenance's
+``build_env`` equals the running environment's (``aqpgen.store.buildenv.env_key``: the hash of
+the pinned numerical libraries of ``constraints.txt``, or ``"unlocked"``) *and* its content hash
+checks.  Then ``build`` does nothing for it.
 
 Reproducible bytes
 ------------------
 Rows are computed in any order (largest K first; in process, a process pool or on Dask) and
-assembled sorted by K.  The provenance stored in a file is ``{command, generator,
-generator_version, spec_Ks}`` with the canonical command ``aqpgen build <spec file name> --only
-<name>``: no git commit, no aqpgen version, no path, no time stamp, nothing that depends on
-``--jobs`` or the backend.  So a ``--force`` rebuild on the same machine image reproduces the
-bytes of every table whose generator (version and numerics) did not change; the commit of a
+assembled sorted by K.  The provenance stored in a file is ``{build_env, command,
+generator, generator_version, spec_Ks}`` with the canonical command ``aqpgen build <spec file
+name> --only <name>``: no git commit, no aqpgen version, no path, no time stamp, nothing that
+depends on ``--jobs``, the core count (BLAS runs one thread per row) or the backend.  So a
+``--force`` rebuild in an environment installed from ``constraints.txt`` reproduces the bytes of
+every table whose generator (version and numerics) did not change (``make reproduce`` checks it
+in a fresh virtual environment); the commit of a
 shipped table is the git commit that added the file.  A build that would write into the source
 checkout's ``tables/`` refuses to run from a tree with uncommitted changes outside ``tables/``
-(``allow_dirty=True`` / ``--allow-dirty`` overrides).
+(``allow_dirty=True`` / ``--allow-dirty`` overrides), and from an environment that does not
+match ``constraints.txt`` (``allow_unlocked=True`` / ``--allow-unlocked`` overrides).
 
 No debris (a build may be killed at any instant, ``kill -9`` included)
 -------------------------------------------------------------------
@@ -55,6 +60,7 @@ from dataclasses import dataclass
 from aqpgen.errors import AqpgenError, TableFormatError
 from aqpgen.records import KResult
 from aqpgen.store.atomic import remove_stale_temp_files
+from aqpgen.store.buildenv import UNLOCKED, describe, env_key
 from aqpgen.store.locate import source_tables_dir
 from aqpgen.store.lock import build_lock
 from aqpgen.store.runner import RowFailed, make_runner
@@ -176,6 +182,8 @@ def current_table(spec: TableSpec, path: str, generator_version: str):
         t = read_table(path, check_hash=True)
     except TableFormatError:
         return None
+    if t.provenance.get("build_env") != env_key():
+        return None  # built by other numerical libraries than the ones running now
     # a runtime copy (aqpgen.store.wheeldata: no values_hp) never counts as a built table
     return None if "runtime_copy_of" in t.provenance else t
 
@@ -213,6 +221,7 @@ def provenance_for(spec: TableSpec, spec_path: str, mod, command: str | None = N
     if command is None:
         command = f"aqpgen build {os.path.basename(spec_path)} --only {spec.name}"
     return {
+        "build_env": env_key(),
         "command": command,
         "generator": mod.__name__,
         "generator_version": str(mod.GENERATOR_VERSION),
@@ -233,6 +242,14 @@ def _check_clean_tree(out_dir: str) -> None:
             "changes outside tables/ (the tables would not match any commit): commit or stash "
             "them, or pass --allow-dirty (build(..., allow_dirty=True))"
         )
+
+
+def _check_locked_env(out_dir: str) -> None:
+    if _is_shipped_dir(out_dir) and env_key() == UNLOCKED:
+        raise BuildError(
+            f"refusing to write shipped tables into {out_dir}: {describe()}; the tables would not "
+            "be reproducible from constraints.txt.  Run `make venv` (it installs the locked "
+            "versions), or pass --allow-unlocked (build(..., allow_unlocked=True))")
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,6 +305,7 @@ def build(
     command: str | None = None,
     allow_dirty: bool = False,
     dask=None,
+    allow_unlocked: bool = False,
 ) -> list[TableOutcome]:
     """Build every out-of-date table of a spec file, in spec-file order.
 
@@ -312,6 +330,9 @@ def build(
         ``aqpgen build <spec file name> --only <name>``.
     allow_dirty : bool
         Write into the source checkout's ``tables/`` even from a tree with uncommitted changes.
+    allow_unlocked : bool
+        Write into the source checkout's ``tables/`` even from an environment whose numerical
+        libraries differ from ``constraints.txt`` (``aqpgen.store.buildenv``).
     dask : str or distributed.Client, optional
         Fan the per-K solves out on Dask: ``"local"``, a scheduler address or a Client
         (``aqpgen.store.runner.DaskRunner``).  Same bytes as the process pool.
@@ -328,7 +349,8 @@ def build(
     BuildError
         A ``build_K`` raised, or a table has no usable row: nothing is written for that table;
         the message names table and K.  Tables finished before it are kept (and listed in the
-        manifest).  Also a dirty source tree (see ``allow_dirty``).
+        manifest).  Also a dirty source tree (see ``allow_dirty``) or an unlocked environment
+        (see ``allow_unlocked``).
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, received {jobs!r}")
@@ -358,8 +380,11 @@ def build(
                     outcomes.append(TableOutcome(spec.name, path, "up-to-date", _not_ok(current),
                                                  current.content_hash, current.Ks))
                     continue
-                if not (allow_dirty or tree_checked):
-                    _check_clean_tree(out_dir)  # before the first solve, once per build
+                if not tree_checked:  # before the first solve, once per build
+                    if not allow_dirty:
+                        _check_clean_tree(out_dir)
+                    if not allow_unlocked:
+                        _check_locked_env(out_dir)
                     tree_checked = True
                 emit(Progress("start", spec.name, total=len(spec.Ks)))
                 if runner is None:

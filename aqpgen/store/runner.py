@@ -39,6 +39,8 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+from aqpgen.numerics.precision import single_thread_blas
+
 __all__ = ["DaskRunner", "LocalRunner", "PoolRunner", "RowFailed", "die_with_parent", "make_runner", "run_K"]
 
 _PR_SET_PDEATHSIG = 1
@@ -56,8 +58,10 @@ class RowFailed(Exception):
 
 
 def run_K(modname: str, K: int, params: dict, tables_dir: str):
-    """Build one row: import the generator by name and call its ``build_K``."""
-    return importlib.import_module(modname).build_K(K, dict(params), tables_dir=tables_dir)
+    """Build one row: import the generator by name and call its ``build_K`` (BLAS on one thread:
+    ``aqpgen.numerics.precision.single_thread_blas``; the pool's workers run in parallel instead)."""
+    with single_thread_blas():
+        return importlib.import_module(modname).build_K(K, dict(params), tables_dir=tables_dir)
 
 
 def _watch_parent(parent_pid: int) -> None:

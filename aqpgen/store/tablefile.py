@@ -400,15 +400,41 @@ def row_digests(table: TableData) -> dict:
 
 
 def manifest_entry(path: str | os.PathLike) -> dict:
-    """``{"sha256", "content_hash", "size", "rows"}`` for one table file (hash attribute read, not
-    checked; ``rows`` maps each K to its `row_digest`)."""
+    """``{"sha256", "content_hash", "size", "rows", "sections"}`` for one table file (hash
+    attribute read, not checked; ``rows`` maps each K to its `row_digest`, ``sections`` is the
+    file's per-section content hashes, so a changed file says *what* changed)."""
     attrs = read_attrs(path)
+    try:
+        sections = json.loads(attrs.get("content_sections") or "{}")
+    except ValueError:
+        sections = {}
     return {
         "sha256": file_sha256(path),
         "content_hash": attrs.get("content_hash", ""),
         "size": os.path.getsize(path),
         "rows": row_digests(read_table(path, check_hash=False)),
+        "sections": sections,
     }
+
+
+def _what_changed(fp: str, want: dict) -> str:
+    """Which part of a file differs from its manifest entry: the values (by row digest, naming K)
+    or only metrics / solver records / attributes (by section hash)."""
+    try:
+        have = manifest_entry(fp)
+    except (TableFormatError, OSError, ValueError) as e:
+        return f"unreadable: {e}"
+    rows_w, rows_h = want.get("rows") or {}, have["rows"]
+    changed = sorted(int(k) for k in set(rows_w) | set(rows_h) if rows_w.get(k) != rows_h.get(k))
+    if changed:
+        ks = ", ".join(map(str, changed[:5])) + (", ..." if len(changed) > 5 else "")
+        return f"VALUES differ from the manifest at {len(changed)} K ({ks})"
+    sec_w = want.get("sections") or {}
+    secs = sorted(k for k in set(sec_w) | set(have["sections"]) if sec_w.get(k) != have["sections"].get(k))
+    where = f" (sections: {', '.join(secs)})" if sec_w and secs else ""
+    return (f"values identical to the manifest's at all {len(rows_h)} K; the difference is in the "
+            f"metrics, solver records or attributes{where} -- `aqpgen verify FILE --against REF` "
+            "measures it")
 
 
 def update_manifest(tables_dir: str | os.PathLike) -> dict:
@@ -514,6 +540,8 @@ def check_manifest(path: str | os.PathLike) -> list:
             ch = None
         if want.get("content_hash") != ch:
             problems.append("content_hash differs from manifest")
+        if problems and want.get("rows"):
+            problems.append(_what_changed(fp, want))
         if problems:
             checks.append(Check("manifest", False, f"{fn}: " + "; ".join(problems) + "; " + _HEAL))
         else:

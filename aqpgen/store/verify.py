@@ -6,6 +6,9 @@ verify_file(path, manifest=True) -- schema, content hash, manifest entry, and pe
                                     the table's generator (``module.verify_row``).
 verify_rate(table)               -- the E*_K = Θ(1/K²) rate audit of a KL minimax table,
                                     delegated to ``aqpgen.minimax.rate_audit``.
+verify_against(path, ref)        -- the file against a reference build of the same table
+                                    (``aqpgen.store.diff``): identical rows, or what differs --
+                                    values (served rewards) or metrics in the last bits.
 summarize(checks)                -- per check name: number passed, number failed.
 
 Every function returns a list of :class:`aqpgen.records.Check`; nothing raises for a bad file
@@ -27,10 +30,11 @@ from aqpgen.generators.minimax import rate_audit
 from aqpgen.records import Check
 from aqpgen.store.atomic import stale_temp_files
 from aqpgen.store.build import GENERATORS
+from aqpgen.store.diff import diff_tables
 from aqpgen.store.tablefile import MANIFEST_NAME, TableData, check_manifest, read_table
 from aqpgen.store.wheeldata import runtime_copy_of
 
-__all__ = ["summarize", "verify_file", "verify_rate"]
+__all__ = ["summarize", "verify_against", "verify_file", "verify_rate"]
 
 
 def _row_checks(table: TableData, mod) -> list:
@@ -140,6 +144,28 @@ def verify_rate(table: TableData | str | os.PathLike) -> list:
     audit = rate_audit(tuple(Ks), np.asarray(E, dtype=np.float64), target=table.target)
     return [Check("rate", bool(audit.ok), f"{table.name}: fitted log-log slope of E*_K {float(audit.slope):+.5f} "
                   f"(required {-audit.rate:g} within {audit.slope_tol:g})")]
+
+
+def verify_against(path: str | os.PathLike, ref: str | os.PathLike) -> list:
+    """Compare a table file with a reference build of the same table, row by row.
+
+    Returns ``against.values`` (ok iff every common row's values, strings and status are equal)
+    and ``against.metrics`` (ok iff every metric and solver record is equal too), each with the
+    lines of ``TableDiff.summary`` as detail: a rebuild whose values match but whose metrics moved
+    in the last bits fails only the second, and says so.
+    """
+    try:
+        d = diff_tables(ref, path)
+    except (TableFormatError, OSError) as e:
+        return [Check("against", False, f"cannot compare with {os.fspath(ref)}: {e}")]
+    lines = d.summary()
+    checks = [Check("against.values", d.values_identical, lines[0] if d.values_identical else
+                    "; ".join(x for x in lines if x.startswith(("VALUES", "status", "values"))))]
+    rest = [x for x in lines[1:]]
+    checks.append(Check("against.metrics", d.identical and not (d.only_a or d.only_b),
+                        "; ".join(rest) if rest else f"metrics and solver records identical at all "
+                        f"{d.compared} K"))
+    return checks
 
 
 def summarize(checks: Iterable[Check]) -> dict:
