@@ -47,8 +47,9 @@ def test_shipped_spec_order_and_grids():
     specs = load_spec(os.path.join(REPO, "tables", "tables.toml"))
     assert [s.name for s in specs] == [
         "power-m1", "power-m2", "power-m3", "power-m4", "kl-minimax",
-        "kl-aqp-eta3", "kl-aqp-eta15", "kl-aqp-rho1", "kl-aqp-rho2",
+        "kl-aqp-eta3", "kl-aqp-eta15", "kl-aqp-rho1", "kl-aqp-rho2", "kl-aqp-rho4", "kl-aqp-rho8",
         "pow0.5-minimax", "pow-0.5-minimax", "pow0.5-aqp-rho1", "pow-0.5-aqp-rho1",
+        "pow-0.5-aqp-rho8", "pow-0.5-aqp-rho16",
     ]
     by = {s.name: s for s in specs}
     # docs/MATH.md §9 standard grid, written out independently of records.standard_Ks
