@@ -30,6 +30,7 @@ from aqpgen.experiments.summary import (
     simulator_tv,
     within_spread,
 )
+from aqpgen.game.estimators import peer_names
 from aqpgen.recommend import noise_weight, recommend
 from aqpgen.report.figures import pyplot, save_png
 from aqpgen.report.markdown import md_table
@@ -180,6 +181,12 @@ def _findings(results: dict, all_cells: Sequence[Cell], target: str, scale: str)
         line = (f"K = {K}: lowest final TV among the estimators a user can pick: `{best.estimator}` "
                 f"{_pm(best)}" + (f" (within its seed spread: {', '.join(f'`{n}`' for n in near)})"
                                   if near else ""))
+        if best.estimator in peer_names(parse_target(target)):
+            tab = next((c for c in tables if c.estimator not in peer_names(parse_target(target))), None)
+            line += (" — a classical estimator: **no table does better here**"
+                     + (f" (the best table, `{tab.estimator}`, {_pm(tab)}"
+                        + (", within that spread)" if within_spread(tab, best) else ")")
+                        if tab is not None else ""))
         if oracle is not None:
             line += f"; the oracle reaches {_pm(oracle)}"
         if plugin is not None:
