@@ -55,7 +55,7 @@ __all__ = ["NOISE_WEIGHTS", "Candidate", "Recommendation", "noise_weight", "plug
 
 #: Default noise weight λ of the rule per target (``Target.spec``; module docstring): inside the
 #: ranges the trainer experiment measured at K = 8 and 16 (docs/experiments.md).
-NOISE_WEIGHTS = {"log": 0.01, "p^-0.5": 0.03}
+NOISE_WEIGHTS = {"log": 0.01, "p^-0.5": 0.025}
 
 
 def noise_weight(target="log") -> tuple[float, bool]:
