@@ -27,6 +27,24 @@ def blocks() -> dict:
     return named
 
 
+def snippet_table(code: str) -> str:
+    """The table name a snippet passes (its one quoted ``kl-...`` string)."""
+    names = set(re.findall(r'"(kl-[a-z0-9.-]+)"', code))
+    assert len(names) == 1, names
+    return names.pop()
+
+
+def test_snippets_use_the_recommended_table():
+    """The three snippets name one table, and it is what ``aqpgen recommend`` chooses at the
+    snippets' K (num_generations = n = 4) for the float32 rewards the trainers store."""
+    from aqpgen.recommend import recommend
+
+    named = {snippet_table(c) for c in blocks().values()}
+    assert len(named) == 1, named
+    assert "num_generations=4" in blocks()["trl"] and "n=4" in blocks()["verl"]
+    assert recommend(4).name == named.pop()
+
+
 def test_doc_has_the_three_sections():
     text = DOC.read_text()
     assert text.startswith("## Use with TRL / verl / OpenRLHF")
@@ -55,7 +73,8 @@ def test_trl_snippet_runs_a_real_trainer(monkeypatch, tmp_path):
     out = ns["trainer"].train()
     assert out.global_step == 1
     logged = [k for rec in ns["trainer"].state.log_history for k in rec]
-    assert "rewards/aqpgen_kl_aqp_rho1/mean" in logged
+    table = snippet_table(blocks()["trl"])
+    assert f"rewards/aqpgen_{table.replace('-', '_')}/mean" in logged
 
 
 def test_verl_snippet(tmp_path):
@@ -75,7 +94,7 @@ def test_verl_snippet(tmp_path):
     r = BatchRewardManager(tok, num_examine=0, compute_score=ns["compute_score"])(data)
     rows = [x["index"] for x in data.non_tensor_batch["extra_info"]]
     got = [float(r[i, lengths[i] - 1]) for i in range(len(data))]
-    assert got == h.expected_rewards(chosen, rows, 4, str(find_table("kl-aqp-rho1")))
+    assert got == h.expected_rewards(chosen, rows, 4, str(find_table(snippet_table(blocks()["verl"]))))
     assert core_algos.get_adv_estimator_fn("aqpgen") is not None
 
 
@@ -84,7 +103,9 @@ def test_openrlhf_snippet():
     pytest.importorskip("aiohttp")
     import _trl_harness as h
     from openrlhf.utils.agent import SingleTurnAgentExecutor
-    from test_openrlhf import StubActor, StubEngine, _expected
+    from test_openrlhf import StubActor, StubEngine
+
+    from aqpgen.store.locate import find_table
 
     texts = ["alpha", "beta is", "alpha the", ""]
     tok = h.build_tokenizer()
@@ -94,4 +115,6 @@ def test_openrlhf_snippet():
     responses = asyncio.run(ns["generate_responses"](
         actor, "what is the question alpha", "alpha", SimpleNamespace(max_tokens=4, logprobs=None),
         32, tok, num_samples=4))
-    assert [r["reward"] for r in responses] == _expected([h.first_word(t) for t in texts], 4)
+    want = h.expected_rewards([h.first_word(t) for t in texts], [0] * 4, 4,
+                              str(find_table(snippet_table(blocks()["openrlhf"]))), float32=False)
+    assert [r["reward"] for r in responses] == want
