@@ -12,6 +12,8 @@ flint_prec(bits)                -- context manager: python-flint's working preci
                                    inside the block, the caller's is restored on exit (also on
                                    exceptions); yields the ``flint`` module.
 mp_prec(bits)                   -- the same for mpmath (yields the ``mpmath`` module).
+single_thread_blas()            -- context manager: every BLAS / OpenMP pool on one thread
+                                   (checked), SciPy's included (see below).
 
 The policy
 ----------
@@ -23,6 +25,13 @@ The policy
   represent is O(log K), so its conversion passes magnitude_bits = K (``table_prec``).
 * 4 more bits per doubling of K beyond 1024: rounding accumulated over K-term sums.
 
+A row does not depend on the machine or on what ran before it
+-------------------------------------------------------------
+A threaded BLAS factorisation can round differently from run to run.  The Remez exchange stops
+at a tolerance, so such float64 differences reach its reference and through it the last digits
+of its high-precision strings and its spread.  ``aqpgen.store.runner.run_K`` builds every row
+inside ``single_thread_blas``; tests/test_row_isolation.py checks it in new processes.
+
 Precision is always an explicit argument in aqpgen; nothing sets a global precision at import
 time or leaves it changed.
 """
@@ -32,7 +41,8 @@ from __future__ import annotations
 import contextlib
 import math
 
-from threadpoolctl import threadpool_limits
+import numpy  # noqa: F401 - its BLAS is loaded before single_thread_blas limits it
+from threadpoolctl import threadpool_info, threadpool_limits
 
 __all__ = ["GUARD_BITS", "flint_prec", "mp_prec", "single_thread_blas", "work_dps", "work_prec"]
 
@@ -81,7 +91,21 @@ def single_thread_blas():
 
     A multithreaded BLAS splits a matrix product or an LU factorisation differently for each thread
     count, and the float64 rounding follows the split: the Remez exchange's float64 stage (and
-    through its reference every later digit) would then depend on the machine's core count.
+    through its reference every later digit) would then depend on the machine's core count
+    (and on thread scheduling: a threaded factorisation can differ from run to run).
+
+    ``threadpool_limits`` limits only the libraries already loaded, and SciPy carries its own
+    OpenBLAS, loaded with ``scipy.linalg``: the generators import it inside functions, after the
+    limit would have been set.  So every numerical library that can bring a thread pool is
+    imported first, and the block checks that each pool it then sees runs one thread.
     """
+    import scipy.fft  # noqa: F401 - loaded before the limit is set (see above)
+    import scipy.linalg  # noqa: F401
+
     with threadpool_limits(limits=1):
+        wide = [f"{x.get('internal_api')} ({x.get('filepath')}): {x.get('num_threads')} threads"
+                for x in threadpool_info() if x.get("num_threads") != 1]
+        if wide:
+            raise RuntimeError("could not limit these thread pools to one thread: " + "; ".join(wide))
         yield
+

@@ -169,7 +169,7 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="aqpgen-reproduce-"))
     t0 = time.time()
     try:
-        vdir = Path(a.venv) if a.venv else tmp / "venv"
+        vdir = Path(a.venv).resolve() if a.venv else tmp / "venv"
         py = vdir / "bin" / "python"
         kind = "newest releases" + (f" with {', '.join(a.pins)}" if a.pins else "") if a.unpinned \
             else LOCK_NAME
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
                  "print(', '.join(f'{k} {v}' for k, v in installed_versions(N).items()))")
         env = _run([py, "-c", probe], lambda s: None)
         log("environment: " + env.strip().replace("\n", "\n             "))
-        out = Path(a.keep) if a.keep else tmp / "out"
+        out = Path(a.keep).resolve() if a.keep else tmp / "out"
         out.mkdir(parents=True, exist_ok=True)
         spec = write_spec(names_Ks, out)
         log(f"rebuilding {', '.join(names_Ks)} with --force into {out}")
