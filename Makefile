@@ -138,9 +138,12 @@ check-unpinned: $(STAMP)
 
 # Re-pin constraints.txt to the newest releases (a deliberate bump: run `make check-unpinned`
 # first, then `make venv tables` rebuilds what moved and the diff shows it).
+# LOCK_EXTRA: ranges the optional test frameworks need from shared packages (verl's tensordict
+# needs pyvers, which needs packaging < 26), so `make test WITH_VERL=1` installs under the lock.
+LOCK_EXTRA ?= 'packaging<26'
 lock:
 	rm -rf .lock-venv && $(PY) -m venv .lock-venv
-	.lock-venv/bin/python -m pip install --quiet -e '.[dev]' 2>&1 | $(PIPQUIET)
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev]' $(LOCK_EXTRA) 2>&1 | $(PIPQUIET)
 	{ sed -n '/^#/p' $(LOCK); .lock-venv/bin/python -m pip freeze --exclude-editable; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK) && rm -rf .lock-venv
 	@echo "wrote $(LOCK); review the diff, then make venv tables"
