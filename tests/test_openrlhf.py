@@ -57,10 +57,10 @@ class StubActor:
         return await asyncio.gather(*tasks)
 
 
-def _expected(answers, K, scale=1.0, base=None):
-    """One group: scale * c_K[n] (+ base), recounted by the shared oracle (OpenRLHF keeps the
-    Python float)."""
-    want = h.expected_rewards(answers, [0] * K, K, find_table(TABLE), scale, float32=False)
+def _expected(answers, K, scale=1.0, base=None, table=TABLE):
+    """One group: scale * c_K[n] of ``table`` (+ base), recounted by the shared oracle (OpenRLHF
+    keeps the Python float)."""
+    want = h.expected_rewards(answers, [0] * K, K, find_table(table), scale, float32=False)
     return [w + (0.0 if base is None else base[i]) for i, w in enumerate(want)]
 
 

@@ -39,9 +39,10 @@ def test_snippets_use_the_recommended_table():
     snippets' K (num_generations = n = 4) for the float32 rewards the trainers store."""
     from aqpgen.recommend import recommend
 
-    named = {snippet_table(c) for c in blocks().values()}
+    code = blocks()
+    named = {snippet_table(c) for c in code.values()}
     assert len(named) == 1, named
-    assert "num_generations=4" in blocks()["trl"] and "n=4" in blocks()["verl"]
+    assert "num_generations=4" in code["trl"] and "n=4" in code["verl"]
     assert recommend(4).name == named.pop()
 
 
@@ -103,9 +104,7 @@ def test_openrlhf_snippet():
     pytest.importorskip("aiohttp")
     import _trl_harness as h
     from openrlhf.utils.agent import SingleTurnAgentExecutor
-    from test_openrlhf import StubActor, StubEngine
-
-    from aqpgen.store.locate import find_table
+    from test_openrlhf import StubActor, StubEngine, _expected
 
     texts = ["alpha", "beta is", "alpha the", ""]
     tok = h.build_tokenizer()
@@ -115,6 +114,5 @@ def test_openrlhf_snippet():
     responses = asyncio.run(ns["generate_responses"](
         actor, "what is the question alpha", "alpha", SimpleNamespace(max_tokens=4, logprobs=None),
         32, tok, num_samples=4))
-    want = h.expected_rewards([h.first_word(t) for t in texts], [0] * 4, 4,
-                              str(find_table(snippet_table(blocks()["openrlhf"]))), float32=False)
+    want = _expected([h.first_word(t) for t in texts], 4, table=snippet_table(blocks()["openrlhf"]))
     assert [r["reward"] for r in responses] == want

@@ -23,8 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _python(code: str, **env) -> str:
+    """The last line ``code`` prints in a new Python process, with the machine's default thread
+    counts (every ``*_NUM_THREADS`` unset) unless ``env`` sets them."""
+    base = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                       env={**os.environ, **env}, check=False, timeout=600)
+                       env={**base, **env}, check=False, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return r.stdout.strip().splitlines()[-1]
 
@@ -34,38 +37,39 @@ def test_every_thread_pool_is_limited_in_a_fresh_process():
     (numpy's OpenBLAS, SciPy's, OpenMP) with more than one thread; the machine default is kept
     (OPENBLAS_NUM_THREADS unset), so on a machine with several cores this fails without the
     imports inside single_thread_blas."""
-    code = (
+    pools = json.loads(_python(
         "import json, numpy\n"
         "from aqpgen.numerics.precision import single_thread_blas\n"
         "with single_thread_blas():\n"
         "    import scipy.linalg\n"
         "    from threadpoolctl import threadpool_info\n"
         "    info = threadpool_info()\n"
-        "print(json.dumps([[x['filepath'], x['num_threads']] for x in info]))\n")
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                       env=env, check=False, timeout=120)
-    assert r.returncode == 0, r.stderr[-3000:]
-    pools = json.loads(r.stdout.strip().splitlines()[-1])
+        "print(json.dumps([[x['filepath'], x['num_threads']] for x in info]))\n"))
     assert any("scipy" in path for path, _ in pools), pools  # SciPy's BLAS was loaded and seen
     assert all(n == 1 for _, n in pools), pools
 
 
 _ROWS = (
-    "import json, sys\n"
+    "import json\n"
     "from aqpgen.store.runner import run_K\n"
     "for K in {Ks}:\n"
     "    r = run_K('aqpgen.generators.minimax', K, {{'target': 'log'}}, 'tables')\n"
     "print(json.dumps([list(r.values_hp), r.metrics, r.solver]))\n")
 
 
+@pytest.fixture(scope="module")
+def row_384_single_threaded():
+    """Row K = 384 built in a new process with every BLAS on one thread from the start."""
+    return json.loads(_python(_ROWS.format(Ks=[384]), OPENBLAS_NUM_THREADS="1",
+                              OMP_NUM_THREADS="1"))
+
+
 @pytest.mark.parametrize("before", [[], [448]])
-def test_minimax_row_independent_of_what_ran_before(before):
+def test_minimax_row_independent_of_what_ran_before(before, row_384_single_threaded):
     """Row K = 384 of the minimax table (an LU of order 385: threaded by OpenBLAS) built first in
     a process, or after the larger K = 448 (as the largest-first build order does), equals the
     same row built in another new process with every BLAS on one thread from the start."""
-    alone = json.loads(_python(_ROWS.format(Ks=[384]), OPENBLAS_NUM_THREADS="1",
-                               OMP_NUM_THREADS="1"))
+    alone = row_384_single_threaded
     got = json.loads(_python(_ROWS.format(Ks=[*before, 384])))
     assert got[0] == alone[0]  # the high-precision strings, digit for digit
     assert got[1] == alone[1] and got[2] == alone[2]

@@ -41,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import math
 
-import numpy  # noqa: F401 - its BLAS is loaded before single_thread_blas limits it
 from threadpoolctl import threadpool_info, threadpool_limits
 
 __all__ = ["GUARD_BITS", "flint_prec", "mp_prec", "single_thread_blas", "work_dps", "work_prec"]
@@ -96,11 +95,10 @@ def single_thread_blas():
 
     ``threadpool_limits`` limits only the libraries already loaded, and SciPy carries its own
     OpenBLAS, loaded with ``scipy.linalg``: the generators import it inside functions, after the
-    limit would have been set.  So every numerical library that can bring a thread pool is
+    limit would have been set.  So ``scipy.linalg`` (which loads numpy's OpenBLAS and SciPy's) is
     imported first, and the block checks that each pool it then sees runs one thread.
     """
-    import scipy.fft  # noqa: F401 - loaded before the limit is set (see above)
-    import scipy.linalg  # noqa: F401
+    import scipy.linalg  # noqa: F401 - loaded before the limit is set (see above)
 
     with threadpool_limits(limits=1):
         wide = [f"{x.get('internal_api')} ({x.get('filepath')}): {x.get('num_threads')} threads"
@@ -108,4 +106,3 @@ def single_thread_blas():
         if wide:
             raise RuntimeError("could not limit these thread pools to one thread: " + "; ".join(wide))
         yield
-
