@@ -73,3 +73,33 @@ def test_minimax_row_independent_of_what_ran_before(before, row_384_single_threa
     got = json.loads(_python(_ROWS.format(Ks=[*before, 384])))
     assert got[0] == alone[0]  # the high-precision strings, digit for digit
     assert got[1] == alone[1] and got[2] == alone[2]
+
+
+def test_overlapping_blocks_in_threads_keep_the_limit():
+    """Two rows overlapping in threads of one process (a threaded Dask worker): the first block
+    to leave does not lift the limit the other still computes under; the last restores it.
+    The order is forced with events: A enters, B enters, A leaves, B looks."""
+    out = json.loads(_python(
+        "import json, threading\n"
+        "import scipy.linalg\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from aqpgen.numerics.precision import single_thread_blas\n"
+        "def n(): return sorted({x['num_threads'] for x in threadpool_info()})\n"
+        "before = n()\n"
+        "a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()\n"
+        "seen = {}\n"
+        "def a():\n"
+        "    with single_thread_blas():\n"
+        "        a_in.set(); b_in.wait()\n"
+        "    a_out.set()\n"
+        "def b():\n"
+        "    a_in.wait()\n"
+        "    with single_thread_blas():\n"
+        "        b_in.set(); a_out.wait(); seen['b'] = n()\n"
+        "ts = [threading.Thread(target=f) for f in (a, b)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "print(json.dumps([before, seen['b'], n()]))\n", OPENBLAS_NUM_THREADS="2"))
+    before, inside_b, after = out
+    assert before == [2], out  # the pools run 2 threads outside the blocks
+    assert inside_b == [1], out  # still limited after A left
+    assert after == before, out  # restored once both left

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -84,6 +85,12 @@ def mp_prec(bits: int):
         yield mpmath
 
 
+#: the blocks of ``single_thread_blas`` now running (in any thread) and their shared limit.
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limit = None
+
+
 @contextlib.contextmanager
 def single_thread_blas():
     """BLAS and OpenMP thread pools limited to one thread inside the block (restored on exit).
@@ -97,12 +104,29 @@ def single_thread_blas():
     OpenBLAS, loaded with ``scipy.linalg``: the generators import it inside functions, after the
     limit would have been set.  So ``scipy.linalg`` (which loads numpy's OpenBLAS and SciPy's) is
     imported first, and the block checks that each pool it then sees runs one thread.
+
+    The limit is process-wide, so blocks that overlap in threads of one process (a threaded
+    Dask worker) share it: the first to enter sets it, the last to leave restores the caller's.
     """
     import scipy.linalg  # noqa: F401 - loaded before the limit is set (see above)
 
-    with threadpool_limits(limits=1):
-        wide = [f"{x.get('internal_api')} ({x.get('filepath')}): {x.get('num_threads')} threads"
-                for x in threadpool_info() if x.get("num_threads") != 1]
-        if wide:
-            raise RuntimeError("could not limit these thread pools to one thread: " + "; ".join(wide))
+    global _blas_users, _blas_limit
+    with _blas_lock:
+        if _blas_users == 0:
+            limit = threadpool_limits(limits=1)
+            wide = [f"{x.get('internal_api')} ({x.get('filepath')}): {x.get('num_threads')} "
+                    "threads" for x in threadpool_info() if x.get("num_threads") != 1]
+            if wide:
+                limit.restore_original_limits()
+                raise RuntimeError("could not limit these thread pools to one thread: "
+                                   + "; ".join(wide))
+            _blas_limit = limit
+        _blas_users += 1
+    try:
         yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None

@@ -58,6 +58,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from aqpgen.errors import AqpgenError, TableFormatError
+from aqpgen.numerics.precision import single_thread_blas
 from aqpgen.records import KResult
 from aqpgen.store.atomic import remove_stale_temp_files
 from aqpgen.store.buildenv import UNLOCKED, describe, env_key
@@ -389,7 +390,11 @@ def build(
                 emit(Progress("start", spec.name, total=len(spec.Ks)))
                 if runner is None:
                     runner = make_runner(jobs, dask)
-                results = _build_rows(spec, mod, runner, emit, tables_dir)
+                # the limit is set here, in the calling thread, and held while rows run: OpenBLAS
+                # may ignore a limit set from another thread (a threaded Dask worker), so the
+                # rows' own single_thread_blas then only joins this one
+                with single_thread_blas():
+                    results = _build_rows(spec, mod, runner, emit, tables_dir)
                 table = make_table(
                     name=spec.name, family=spec.family, target=str(mod.target_name(dict(spec.params))),
                     method=spec.method, params=spec.params,
