@@ -126,14 +126,14 @@ experiment: $(STAMP)
 # in the list); NAME:8,16,64 rebuilds only those K and compares rows.  ~3 min for the default.
 REPRODUCE ?= power-m1 kl-minimax
 reproduce: $(STAMP)
-	$(BIN)/python -m aqpgen.store.reproduce --jobs $(JOBS) $(foreach t,$(if $(ONLY),$(ONLY),$(REPRODUCE)),--only $(t))
+	$(BIN)/python -m aqpgen.build.reproduce --jobs $(JOBS) $(foreach t,$(if $(ONLY),$(ONLY),$(REPRODUCE)),--only $(t))
 
 # The same with the newest released versions (no constraints; WITH="numpy==2.2.6" pins single
 # packages): reports which tables would change and by how much, values and metrics, exit 0.
 UNPINNED ?= power-m1 kl-minimax kl-aqp-rho1:8,16,64,256
 WITH ?=
 check-unpinned: $(STAMP)
-	$(BIN)/python -m aqpgen.store.reproduce --unpinned --jobs $(JOBS) \
+	$(BIN)/python -m aqpgen.build.reproduce --unpinned --jobs $(JOBS) \
 	  $(foreach t,$(if $(ONLY),$(ONLY),$(UNPINNED)),--only $(t)) $(foreach w,$(WITH),--with $(w))
 
 # Re-pin constraints.txt to the newest releases (a deliberate bump: run `make check-unpinned`

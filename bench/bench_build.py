@@ -25,9 +25,9 @@ import shutil
 import tempfile
 import time
 
-from aqpgen.store import build
+from aqpgen.build import build
 from aqpgen.store.tablefile import read_table
-from aqpgen.store.verify import verify_file
+from aqpgen.build.verify import verify_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = os.path.join(ROOT, "tables", "tables.toml")

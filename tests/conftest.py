@@ -85,7 +85,7 @@ def fake_generator(monkeypatch):
     mod.kmin = lambda params: 2
     # picklable by reference for process pools: functions live in this (importable) module
     monkeypatch.setitem(sys.modules, "aqpgen_fake_gen", mod)
-    from aqpgen.store import build
+    from aqpgen.build import build
 
     monkeypatch.setitem(build.GENERATORS, ("fake", "lin"), "aqpgen_fake_gen")
     return mod

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from aqpgen.records import standard_Ks
-from aqpgen.store.build import (
+from aqpgen.build.build import (
     BuildError,
     build,
     inputs_hash,
@@ -227,7 +227,7 @@ def test_power_end_to_end(tmp_path):
     for K in t.Ks:
         want = [float(Fraction((n - 1) * (n - 2), (K - 1) * (K - 2))) for n in range(1, K + 1)]
         assert t.values(K).tolist() == want
-    from aqpgen.store.verify import verify_file
+    from aqpgen.build.verify import verify_file
 
     checks = verify_file(pa)
     assert checks and all(c.ok for c in checks), [c for c in checks if not c.ok]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aqpgen.store.build import build
+from aqpgen.build.build import build
 from aqpgen.store.tablefile import read_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def test_unreachable_dask_scheduler_is_a_clear_error(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from aqpgen.cli import main
-    from aqpgen.store import runner
+    from aqpgen.build import runner
 
     monkeypatch.setattr(runner, "CONNECT_TIMEOUT", "1s")
     spec = tmp_path / "spec.toml"

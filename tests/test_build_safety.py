@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from aqpgen.store import atomic
-from aqpgen.store.lock import LOCK_NAME, build_lock
+from aqpgen.build.lock import LOCK_NAME, build_lock
 from aqpgen.store.tablefile import MANIFEST_NAME, check_manifest, read_table
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and fork")
@@ -49,7 +49,7 @@ def verify_row(K, values, values_hp, metrics, params):
 
 if __name__ == "__main__":
     sys.modules["slowgen"] = sys.modules["__main__"]
-    from aqpgen.store import spec
+    from aqpgen.build import spec
     spec.GENERATORS[("slow", "lin")] = "slowgen"
     from aqpgen.cli import main
     main(sys.argv[1:], prog_name="aqpgen")
@@ -138,7 +138,7 @@ def test_stale_temp_files_are_removed_by_the_next_build(tmp_path):
         f.write_bytes(b"half written")
     keep = out / "notes.txt.tmp-1"  # not ours (suffix is not .h5/.json): left alone
     keep.write_text("x")
-    from aqpgen.store.verify import verify_file
+    from aqpgen.build.verify import verify_file
 
     q = _aqpgen(tmp_path, "build", str(spec), "--out", str(out))
     _so, se = q.communicate(timeout=60)
@@ -198,7 +198,7 @@ def test_build_lock_excludes_and_is_released_on_exit(tmp_path):
 
 
 def _locked_in_subprocess(d: Path, events: list) -> None:
-    code = ("import sys; from aqpgen.store.lock import build_lock\n"
+    code = ("import sys; from aqpgen.build.lock import build_lock\n"
             f"with build_lock({str(d)!r}, on_wait=lambda m: print('WAIT', m, flush=True)):\n    print('LOCKED')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False)
     if "WAIT" in r.stdout and "LOCKED" in r.stdout:
@@ -221,7 +221,7 @@ def test_atomic_write_helpers(tmp_path):
 
 
 def test_dirty_tree_refuses_to_write_shipped_tables(tmp_path, monkeypatch, fake_generator):
-    from aqpgen.store import build as b
+    from aqpgen.build import build as b
 
     spec = tmp_path / "tables.toml"
     spec.write_text('[[table]]\nname="fake-a"\nfamily="fake"\nmethod="lin"\nparams={a="1"}\nKs=[2, 3]\n')
@@ -246,7 +246,7 @@ def test_pool_workers_exit_when_their_parent_dies(tmp_path):
         import os, sys, time
         pid = os.fork()
         if pid == 0:
-            from aqpgen.store.runner import die_with_parent
+            from aqpgen.build.runner import die_with_parent
             die_with_parent(os.getppid())
             time.sleep(60)
             os._exit(0)

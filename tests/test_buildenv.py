@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from aqpgen.store import build as build_mod
-from aqpgen.store import buildenv
-from aqpgen.store.build import BuildError, build, current_table, load_spec
+from aqpgen.build import build as build_mod
+from aqpgen.build import buildenv
+from aqpgen.build.build import BuildError, build, current_table, load_spec
 from aqpgen.store.tablefile import read_table
 
 REPO = Path(__file__).resolve().parents[1]

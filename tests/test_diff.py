@@ -1,5 +1,5 @@
 """Two builds of a table compared row by row: 'values differ' vs 'metrics differ in the last bits'
-(aqpgen.store.diff, ``aqpgen verify --against``, and the manifest check's message)."""
+(aqpgen.build.diff, ``aqpgen verify --against``, and the manifest check's message)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 from click.testing import CliRunner
 
 from aqpgen.cli import main
-from aqpgen.store.diff import diff_tables, rel_diff
+from aqpgen.build.diff import diff_tables, rel_diff
 from aqpgen.store.tablefile import Row, check_manifest, update_manifest, write_table
-from aqpgen.store.verify import verify_against
+from aqpgen.build.verify import verify_against
 
 
 def _with_row(table, K, **changes):

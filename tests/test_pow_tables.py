@@ -17,7 +17,7 @@ from aqpgen.generators.minimax import rate_audit
 from aqpgen.generators.minimax_lp import lp_bracket
 from aqpgen.numerics.metrics import table_metrics
 from aqpgen.store.tablefile import read_table
-from aqpgen.store.verify import verify_rate
+from aqpgen.build.verify import verify_rate
 from aqpgen.targets import parse_target
 
 TABLES = Path(__file__).resolve().parents[1] / "tables"

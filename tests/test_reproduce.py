@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from aqpgen.store import reproduce
-from aqpgen.store.spec import load_spec
+from aqpgen.build import reproduce
+from aqpgen.build.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def test_compare_flags_a_file_that_differs(tmp_path):
 @pytest.mark.slow
 def test_a_fresh_venv_from_the_lock_rebuilds_the_committed_bytes(tmp_path):
     r = subprocess.run(
-        [sys.executable, "-m", "aqpgen.store.reproduce", "--only", "power-m1",
+        [sys.executable, "-m", "aqpgen.build.reproduce", "--only", "power-m1",
          "--only", "kl-minimax:8,16,64", "--only", "kl-aqp-rho1:8,16,64",
          "--venv", str(tmp_path / "venv"), "--keep", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=1500, check=False)

@@ -51,7 +51,7 @@ def test_every_thread_pool_is_limited_in_a_fresh_process():
 
 _ROWS = (
     "import json\n"
-    "from aqpgen.store.runner import run_K\n"
+    "from aqpgen.build.runner import run_K\n"
     "for K in {Ks}:\n"
     "    r = run_K('aqpgen.generators.minimax', K, {{'target': 'log'}}, 'tables')\n"
     "print(json.dumps([list(r.values_hp), r.metrics, r.solver]))\n")

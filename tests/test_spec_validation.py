@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from aqpgen.cli import main
-from aqpgen.store.build import BuildError, build
-from aqpgen.store.spec import MAX_K, check_Ks, load_spec, parse_K_list
+from aqpgen.build.build import BuildError, build
+from aqpgen.build.spec import MAX_K, check_Ks, load_spec, parse_K_list
 
 ENTRY = "[[table]]\nname = 'x'\nfamily = '{family}'\nmethod = '{method}'\nparams = {params}\nKs = {Ks}\n"
 
@@ -25,7 +25,7 @@ def _spec(tmp_path, family="kl", method="aqp", params="{ rho = 1 }", Ks="[4, 8]"
 
 def _never_solve(monkeypatch):
     """Any call of a generator's build_K fails the test: validation must come first."""
-    from aqpgen.store import runner
+    from aqpgen.build import runner
 
     def boom(*a, **k):
         raise AssertionError("a solve started before validation finished")

@@ -23,7 +23,7 @@ import math
 import sys
 
 from aqpgen import __version__
-from aqpgen.store.spec import MAX_K, missing_extra, parse_K_list
+from aqpgen.build.spec import MAX_K, missing_extra, parse_K_list
 
 try:
     import click
@@ -61,7 +61,7 @@ def jsonable(obj):
 
 def k_list(ctx, param, value):
     """click callback: a comma-separated list of batch sizes 2 <= K <= MAX_K ("4,8,16") -> list
-    of int.  Empty items ("8,,"), non-integers and K above ``aqpgen.store.spec.MAX_K`` are usage
+    of int.  Empty items ("8,,"), non-integers and K above ``aqpgen.build.spec.MAX_K`` are usage
     errors (exit 2) raised at once."""
     if value is None:
         return None
@@ -120,7 +120,7 @@ else:
                 raise click.ClickException(f"{e}\n{hint}") from None
 
     @click.group(cls=AqpgenGroup, help="aqpgen: unbiased and near-unbiased answer-level reward tables.\n\n"
-                 + CONVENTIONS + f"\nBatch sizes K are at most {MAX_K} (aqpgen.store.spec.MAX_K).\n")
+                 + CONVENTIONS + f"\nBatch sizes K are at most {MAX_K} (aqpgen.build.spec.MAX_K).\n")
     @click.version_option(__version__, prog_name="aqpgen")
     def main() -> None:
         pass

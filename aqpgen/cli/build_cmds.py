@@ -15,11 +15,11 @@ import click
 
 from aqpgen.cli import CONVENTIONS
 from aqpgen.errors import TableFormatError
-from aqpgen.store.build import DEFAULT_SPEC, BuildError, build
+from aqpgen.build.build import DEFAULT_SPEC, BuildError, build
 from aqpgen.store.locate import find_table
-from aqpgen.store.spec import missing_extra
+from aqpgen.build.spec import missing_extra
 from aqpgen.store.tablefile import read_table
-from aqpgen.store.verify import summarize, verify_against, verify_file, verify_rate
+from aqpgen.build.verify import summarize, verify_against, verify_file, verify_rate
 
 TABLE_HELP = """\
 A table file (tables/<name>.h5, HDF5 schema 'aqpgen.table' v1) holds, for every K it covers,

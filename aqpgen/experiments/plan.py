@@ -51,7 +51,7 @@ from aqpgen.game.estimators import peer_names
 from aqpgen.integrations.grouping import check_served
 from aqpgen.runtime.precision import ImpreciseRowError
 from aqpgen.store.atomic import write_text_atomic
-from aqpgen.store.build import build
+from aqpgen.build.build import build
 from aqpgen.store.locate import available_tables
 from aqpgen.targets import LOG, parse_target, table_prefix
 
@@ -86,7 +86,7 @@ class Plan:
 
     ``candidates``: AQP presets that are not shipped, as ``(name, params)`` of a ``[[table]]`` of
     method "aqp" (e.g. ``("kl-aqp-rho3", {"rho": 3})``, ``("pow-0.5-aqp-rho16", {"rho": 16,
-    "target": "p^-0.5"})``); :func:`run_plan` builds them with ``aqpgen.store.build``
+    "target": "p^-0.5"})``); :func:`run_plan` builds them with ``aqpgen.build.build``
     (certificates included) at the Ks of the arms of their target, into a temporary directory,
     and adds them to those arms."""
 

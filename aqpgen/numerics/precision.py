@@ -29,7 +29,7 @@ A row does not depend on the machine or on what ran before it
 -------------------------------------------------------------
 A threaded BLAS factorisation can round differently from run to run.  The Remez exchange stops
 at a tolerance, so such float64 differences reach its reference and through it the last digits
-of its high-precision strings and its spread.  ``aqpgen.store.runner.run_K`` builds every row
+of its high-precision strings and its spread.  ``aqpgen.build.runner.run_K`` builds every row
 inside ``single_thread_blas``; tests/test_row_isolation.py checks it in new processes.
 
 Precision is always an explicit argument in aqpgen; nothing sets a global precision at import

@@ -23,7 +23,7 @@ except ImportError:  # python < 3.11
 
 from aqpgen.report.markdown import md_table, ok_Ks, read_named, table_path
 from aqpgen.report.sections import PRESET_TABLES
-from aqpgen.store import build
+from aqpgen.build import build
 
 __all__ = ["DEPENDENCIES", "choices_section"]
 

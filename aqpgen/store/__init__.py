@@ -1,9 +1,8 @@
-"""The table store: file format, table locator, spec + build, verification, the wheel's tables.
+"""The table file format: records, canonical serialisation, HDF5 files, the locator, wheel data.
 
-Light modules (numpy + h5py, imported by the runtime): ``content`` (records, canonical
-serialisation, content hash), ``tablefile`` (HDF5 format, manifest), ``atomic`` (the one atomic
-write), ``locate`` (the one table locator, ``$AQPGEN_TABLES``) and ``wheeldata`` (the runtime
-copies shipped as package data in ``shipped/``).  Build-side modules: ``spec`` (the spec file,
-validated whole before any solve; ``MAX_K``), ``build`` (orchestration), ``runner`` (in process,
-process pool or Dask), ``lock`` (one build per directory) and ``verify`` (re-verification).
+The bottom layer of the build side, light enough for the runtime (numpy + h5py): ``content``
+(records, canonical serialisation, content hash), ``tablefile`` (HDF5 format, manifest),
+``atomic`` (the one atomic write), ``locate`` (the one table locator, ``$AQPGEN_TABLES``) and
+``wheeldata`` (the runtime copies shipped as package data in ``shipped/``).  It imports nothing
+above it: the build (spec, orchestration, runners, verification) lives in ``aqpgen.build``.
 """

@@ -228,7 +228,7 @@ def check_Ks(Ks, kmin: int = 1, name: str = "Ks") -> tuple[int, ...]:
         if isinstance(k, bool) or not isinstance(k, int):
             raise ValueError(f"{name} must contain integers only, received {k!r} in {Ks!r}")  # noqa: TRY004
         if k > MAX_K:
-            raise ValueError(f"{name}: K={k} is above the maximum K = {MAX_K} (aqpgen.store.spec.MAX_K; "
+            raise ValueError(f"{name}: K={k} is above the maximum K = {MAX_K} (aqpgen.build.spec.MAX_K; "
                              "docs/SCALING.md)")
         if k < kmin:
             raise ValueError(f"{name}: K={k} is below the smallest valid K={kmin} for this target")

@@ -1,6 +1,6 @@
-"""Rewrite the provenance of current tables into the deterministic form of ``aqpgen.store.build``.
+"""Rewrite the provenance of current tables into the deterministic form of ``aqpgen.build.build``.
 
-Usage: ``python -m aqpgen.store.migrate [SPEC] [--out DIR]`` (default ``tables/tables.toml``).
+Usage: ``python -m aqpgen.build.migrate [SPEC] [--out DIR]`` (default ``tables/tables.toml``).
 
 Tables written before the build became reproducible recorded ``git_commit`` (often ``+dirty``),
 ``aqpgen_version``, a path-dependent command and the pre-refactor generator module name; a
@@ -19,10 +19,10 @@ import os
 import sys
 from dataclasses import replace
 
-from aqpgen.store.build import current_table, generator, provenance_for
+from aqpgen.build.build import current_table, generator, provenance_for
 from aqpgen.store.content import section_hashes, to_raw
-from aqpgen.store.lock import build_lock
-from aqpgen.store.spec import DEFAULT_SPEC, load_spec
+from aqpgen.build.lock import build_lock
+from aqpgen.build.spec import DEFAULT_SPEC, load_spec
 from aqpgen.store.tablefile import update_manifest, write_table
 
 __all__ = ["normalise_provenance"]
@@ -57,7 +57,7 @@ def normalise_provenance(spec_path: str, out_dir: str | None = None) -> list[tup
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m aqpgen.store.migrate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m aqpgen.build.migrate", description=__doc__.split("\n\n")[0])
     ap.add_argument("spec", nargs="?", default=DEFAULT_SPEC)
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)

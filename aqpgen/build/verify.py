@@ -7,7 +7,7 @@ verify_file(path, manifest=True) -- schema, content hash, manifest entry, and pe
 verify_rate(table)               -- the E*_K = Θ(1/K²) rate audit of a KL minimax table,
                                     delegated to ``aqpgen.minimax.rate_audit``.
 verify_against(path, ref)        -- the file against a reference build of the same table
-                                    (``aqpgen.store.diff``): identical rows, or what differs --
+                                    (``aqpgen.build.diff``): identical rows, or what differs --
                                     values (served rewards) or metrics in the last bits.
 summarize(checks)                -- per check name: number passed, number failed.
 
@@ -29,8 +29,8 @@ from aqpgen.errors import TableFormatError
 from aqpgen.generators.minimax import rate_audit
 from aqpgen.records import Check
 from aqpgen.store.atomic import stale_temp_files
-from aqpgen.store.build import GENERATORS
-from aqpgen.store.diff import diff_tables
+from aqpgen.build.build import GENERATORS
+from aqpgen.build.diff import diff_tables
 from aqpgen.store.tablefile import MANIFEST_NAME, TableData, check_manifest, read_table
 from aqpgen.store.wheeldata import runtime_copy_of
 

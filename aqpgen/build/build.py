@@ -11,13 +11,13 @@ generator(spec)            -- import the generator module of a spec (lazily).
 Progress, TableOutcome     -- progress events and per-table results of ``build``.
 BuildError                 -- a generator raised, a table has no usable row, or a dirty tree.
 git_commit()               -- ``git rev-parse HEAD`` of the aqpgen source (+ "+dirty"), or None.
-GENERATORS, TableSpec, load_spec, standard_kmin, DEFAULT_SPEC, MAX_K -- from ``aqpgen.store.spec``.
+GENERATORS, TableSpec, load_spec, standard_kmin, DEFAULT_SPEC, MAX_K -- from ``aqpgen.build.spec``.
 
 Up-to-date rule (docs/ARCHITECTURE.md)
 --------------------------------------
 A file is current iff its stored ``inputs_hash`` equals sha256 of the canonical JSON of
 ``{name, family, method, params, Ks, generator_version, schema_version}``, its provenance's
-``build_env`` equals the running environment's (``aqpgen.store.buildenv.env_key``: the hash of
+``build_env`` equals the running environment's (``aqpgen.build.buildenv.env_key``: the hash of
 the pinned numerical libraries of ``constraints.txt``, or ``"unlocked"``) *and* its content hash
 checks.  Then ``build`` does nothing for it.
 
@@ -38,14 +38,14 @@ match ``constraints.txt`` (``allow_unlocked=True`` / ``--allow-unlocked`` overri
 
 No debris (a build may be killed at any instant, ``kill -9`` included)
 -------------------------------------------------------------------
-* One build per directory: ``out_dir/.build.lock`` (``aqpgen.store.lock``); a second build waits.
+* One build per directory: ``out_dir/.build.lock`` (``aqpgen.build.lock``); a second build waits.
 * Files are written with ``aqpgen.store.atomic`` (temporary file, fsync, rename): a table file is
   the old one or the new one, never partial.  Temporary files of a killed build are removed by
   the next build of the directory (under the lock).
 * The manifest is rewritten after every table and at the end of every build, so the next build
   heals a manifest left stale by a kill between a table's rename and the manifest's rename;
   ``aqpgen verify`` says so when it finds one.
-* Pool workers die with the build (``aqpgen.store.runner.die_with_parent``).
+* Pool workers die with the build (``aqpgen.build.runner.die_with_parent``).
 """
 
 from __future__ import annotations
@@ -61,11 +61,11 @@ from aqpgen.errors import AqpgenError, TableFormatError
 from aqpgen.numerics.precision import single_thread_blas
 from aqpgen.records import KResult
 from aqpgen.store.atomic import remove_stale_temp_files
-from aqpgen.store.buildenv import UNLOCKED, describe, env_key
+from aqpgen.build.buildenv import UNLOCKED, describe, env_key
 from aqpgen.store.locate import source_tables_dir
-from aqpgen.store.lock import build_lock
-from aqpgen.store.runner import RowFailed, make_runner
-from aqpgen.store.spec import (
+from aqpgen.build.lock import build_lock
+from aqpgen.build.runner import RowFailed, make_runner
+from aqpgen.build.spec import (
     DEFAULT_SPEC,
     GENERATORS,
     MAX_K,
@@ -333,10 +333,10 @@ def build(
         Write into the source checkout's ``tables/`` even from a tree with uncommitted changes.
     allow_unlocked : bool
         Write into the source checkout's ``tables/`` even from an environment whose numerical
-        libraries differ from ``constraints.txt`` (``aqpgen.store.buildenv``).
+        libraries differ from ``constraints.txt`` (``aqpgen.build.buildenv``).
     dask : str or distributed.Client, optional
         Fan the per-K solves out on Dask: ``"local"``, a scheduler address or a Client
-        (``aqpgen.store.runner.DaskRunner``).  Same bytes as the process pool.
+        (``aqpgen.build.runner.DaskRunner``).  Same bytes as the process pool.
 
     Returns
     -------

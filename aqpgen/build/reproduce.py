@@ -1,15 +1,15 @@
 """Rebuild committed tables in a fresh virtual environment and compare (``make reproduce``).
 
-    python -m aqpgen.store.reproduce [--only NAME[:K,K,...]]... [--unpinned] [--with PIN]...
+    python -m aqpgen.build.reproduce [--only NAME[:K,K,...]]... [--unpinned] [--with PIN]...
                                      [--venv DIR] [--keep DIR] [--jobs N]
 
 Two checks, one mechanism:
 
 * **locked** (default, ``make reproduce``): a new virtual environment installed from the
-  repository's ``constraints.txt`` (``aqpgen.store.buildenv``) rebuilds the named tables with
+  repository's ``constraints.txt`` (``aqpgen.build.buildenv``) rebuilds the named tables with
   ``aqpgen build --force`` into a temporary directory; each file must equal the committed one
   byte for byte (sha256).  Exit status 1 otherwise, with the row-by-row difference
-  (``aqpgen.store.diff``).
+  (``aqpgen.build.diff``).
 * **unpinned** (``--unpinned``, ``make check-unpinned``): the same with the newest released
   versions (no constraints; ``--with numpy==2.2.6`` pins single packages, to try a given bump).
   It reports which tables would change and by how much -- values and each metric, as relative
@@ -31,9 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from aqpgen.store.buildenv import LOCK_NAME
-from aqpgen.store.diff import diff_tables
-from aqpgen.store.spec import load_spec
+from aqpgen.build.buildenv import LOCK_NAME
+from aqpgen.build.diff import diff_tables
+from aqpgen.build.spec import load_spec
 
 __all__ = ["compare", "fresh_venv", "main", "rebuild", "write_spec"]
 
@@ -145,7 +145,7 @@ def _parse_only(items) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m aqpgen.store.reproduce", description=__doc__.split(
+    ap = argparse.ArgumentParser(prog="python -m aqpgen.build.reproduce", description=__doc__.split(
         "\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", action="append", metavar="NAME[:K,K,...]",
                     help="a table to rebuild (repeatable; default power-m1 and kl-minimax); "
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
         if not py.exists():
             log(f"creating a virtual environment from {kind} in {vdir} (~1-2 min)")
             py = fresh_venv(vdir, locked=not a.unpinned, pins=a.pins, python=a.python, log=log)
-        probe = ("from aqpgen.store.buildenv import describe, installed_versions, "
+        probe = ("from aqpgen.build.buildenv import describe, installed_versions, "
                  "NUMERIC_PACKAGES as N; print(describe()); "
                  "print(', '.join(f'{k} {v}' for k, v in installed_versions(N).items()))")
         env = _run([py, "-c", probe], lambda s: None)
