@@ -25,8 +25,9 @@ from aqpgen.audit.rows import RowTask, audit_row
 from aqpgen.errors import TableFormatError
 from aqpgen.store import tablefile
 
-__all__ = ["audit_file", "audit_files", "default_minimax_path", "manifest_findings", "rate_findings"]
+__all__ = ["RATE_RANGE", "audit_file", "audit_files", "default_minimax_path", "manifest_findings", "rate_findings"]
 
+#: K range of the rate audit, here and in the report (the fit uses every ok row in it).
 RATE_RANGE = (16, 1024)
 
 _EXACT_METRICS = {"exact", "err_f64", "max_abs_c", "V_inf", "V1"}
