@@ -59,7 +59,7 @@ all: test
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py aqpgen/runtime/cgather.c $(LOCK)
+$(STAMP): pyproject.toml setup.py $(LOCK)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@echo "installing aqpgen[dev] into $(VENV) from $(LOCK) (~1 min)"
 	@$(BIN)/python -m pip install --quiet $(PIN) -e '.[dev]' 2>&1 | $(PIPQUIET)
@@ -104,10 +104,11 @@ verify: $(STAMP)
 	$(BIN)/aqpgen verify tables/*.h5
 	@if [ -f tables/kl-minimax.h5 ]; then $(BIN)/aqpgen verify --rate tables/kl-minimax.h5; fi
 
-# The light wheel (numpy + h5py; runtime copies of every table as package data) in dist/.
+# The light wheel (numpy + h5py; runtime copies of every table as package data) in dist/: pure
+# Python, tagged py3-none-any (the ls fails on any other tag).
 wheel: $(STAMP)
 	@$(BIN)/python -m pip wheel . --no-deps --no-build-isolation --quiet -w dist 2>&1 | $(PIPQUIET)
-	@ls -l dist/aqpgen-*.whl
+	@ls -l dist/aqpgen-*-py3-none-any.whl
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
@@ -152,9 +153,7 @@ lock:
 report: $(STAMP)
 	$(BIN)/aqpgen report --out docs/report.md --readme README.md
 
-# Removes the virtual environment, caches and the compiled gather (rebuilt by make venv); never
-# the tables.
+# Removes the virtual environment, caches and build outputs; never the tables.
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build dist *.egg-info
 	find aqpgen tests bench -name __pycache__ -type d -prune -exec rm -rf {} +
-	rm -f aqpgen/runtime/cgather*.so

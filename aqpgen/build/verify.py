@@ -5,7 +5,7 @@ Public names
 verify_file(path, manifest=True) -- schema, content hash, manifest entry, and per-row checks by
                                     the table's generator (``module.verify_row``).
 verify_rate(table)               -- the E*_K = Θ(1/K²) rate audit of a KL minimax table,
-                                    delegated to ``aqpgen.minimax.rate_audit``.
+                                    delegated to ``aqpgen.generators.minimax.rate_audit``.
 verify_against(path, ref)        -- the file against a reference build of the same table
                                     (``aqpgen.build.diff``): identical rows, or what differs --
                                     values (served rewards) or metrics in the last bits.
@@ -71,7 +71,7 @@ def verify_file(path: str | os.PathLike, *, manifest: bool = True) -> list:
     Returns
     -------
     list of Check
-        ``file`` (schema, structure and content hash: from :func:`aqpgen.tablefile.read_table`),
+        ``file`` (schema, structure and content hash: from :func:`aqpgen.store.tablefile.read_table`),
         ``manifest`` (sha256/size/content hash vs the sibling manifest), ``generator`` (the
         table's generator module is importable), then per row ``row.finite`` and the generator's
         own checks (e.g. ``power.unbiased``: exact unbiasedness in rational arithmetic), or
@@ -124,7 +124,7 @@ def verify_rate(table: TableData | str | os.PathLike) -> list:
     """Rate audit of a minimax table: K^r·E*_K settles and the log-log slope is −r ± 0.01, r the
     target's rate exponent (2 for log p, 2(a+1) for p^a).
 
-    Delegates to ``aqpgen.minimax.rate_audit(Ks, E_star)`` on the table's ``ok`` rows (docs/MATH.md §4).
+    Delegates to ``aqpgen.generators.minimax.rate_audit(Ks, E_star)`` on the table's ``ok`` rows (docs/MATH.md §4).
 
     Returns
     -------

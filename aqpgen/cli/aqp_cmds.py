@@ -1,4 +1,4 @@
-"""``aqpgen frontier`` and ``aqpgen compare``: thin layers over aqpgen.aqp and aqpgen.compare."""
+"""``aqpgen frontier`` and ``aqpgen compare``: thin layers over aqpgen.generators.aqp and aqpgen.generators.compare."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``aqpgen simulate``: the toy alignment game of docs/MATH.md §8 (thin layer over
-:mod:`aqpgen.game.simulate`)."""
+the modules of :mod:`aqpgen.game`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ import click
 from aqpgen.cli import jsonable, k_list
 from aqpgen.cli.options import target_option
 from aqpgen.errors import ConvergenceError
-from aqpgen.game import simulate as sm
+from aqpgen.game.alpha import game_alpha
+from aqpgen.game.dynamics import exact_sweep
+from aqpgen.game.estimators import available_estimators, get_estimator
+from aqpgen.game.sampled import sampled_sweep
+from aqpgen.game.scenarios import SCENARIOS, get_scenario
 from aqpgen.report import figures
 
 _HELP = """Play the entropy-regularised alignment game with each estimator's log-p reward.
@@ -53,7 +57,7 @@ def register(group):
     """Add ``simulate`` to ``group``."""
 
     @group.command("simulate", help=_HELP)
-    @click.option("--scenario", type=click.Choice(sorted(sm.SCENARIOS)), default="zipf",
+    @click.option("--scenario", type=click.Choice(sorted(SCENARIOS)), default="zipf",
                   show_default=True, help="Which game.")
     @click.option("--exact", is_flag=True, help="Fixed point of the expected dynamics (no sampling).")
     @click.option("--K", "K", callback=k_list, default="4,8,16,32,64,128", show_default=True,
@@ -89,14 +93,14 @@ def register(group):
     def simulate_cmd(scenario, exact, K, estimators, seeds, steps, lr, groups, init,
                      float64_values, target, baseline, scale, as_json, plot):
         try:
-            sm.game_alpha(target)
+            game_alpha(target)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--target") from None
         if exact and scale != "none":
             raise click.BadParameter("std scaling has no exact (expected) dynamics; use it "
                                      "without --exact", param_hint="--scale")
         if estimators is None:
-            names = sm.available_estimators(target)
+            names = available_estimators(target)
             if not names:
                 raise click.UsageError("no estimators available (aqpgen.peers missing and no "
                                        "tables found); pass --estimators oracle-log")
@@ -108,7 +112,7 @@ def register(group):
         ests = []
         for name in names:
             try:
-                est = sm.get_estimator(name, target)
+                est = get_estimator(name, target)
                 if not est.is_oracle:
                     for k in K:
                         est.check_K(k)
@@ -118,11 +122,11 @@ def register(group):
 
         try:
             if exact:
-                out = sm.exact_sweep(scenario, ests, K, use_hp=not float64_values,
+                out = exact_sweep(scenario, ests, K, use_hp=not float64_values,
                                      baseline=baseline)
                 results = None
             else:
-                out, results = sm.sampled_sweep(scenario, ests, K, range(seeds), steps=steps,
+                out, results = sampled_sweep(scenario, ests, K, range(seeds), steps=steps,
                                                 lr=lr, groups=groups, init=init,
                                                 baseline=baseline, scale=scale)
         except (ValueError, ConvergenceError) as exc:
@@ -138,7 +142,7 @@ def register(group):
         if as_json:
             click.echo(json.dumps(jsonable(out), indent=1, sort_keys=False))
             return
-        sc = sm.get_scenario(scenario)
+        sc = get_scenario(scenario)
         mode = "exact fixed point" if exact else f"sampled, {seeds} seeds, final TV mean (std)"
         click.echo(f"scenario {sc.name}: {sc.description}")
         click.echo(f"TV(p, p*) -- {mode}")

@@ -95,7 +95,7 @@ def register(group):
         click.echo(f"target {name}, K = {K}: exact unbiasedness verified in rational arithmetic: {ok}")
         for n, (q, v) in enumerate(zip(exact, values), start=1):
             click.echo(f"  c_K[{n}] = {q!s:>20}  = {float(v)!r}")
-        if not ok:  # pragma: no cover - would be a bug in aqpgen.power
+        if not ok:  # pragma: no cover - would be a bug in aqpgen.generators.power
             raise click.ClickException("exact verification failed")
 
     @solve.command(name="minimax", help=MINIMAX_HELP + CONVENTIONS)

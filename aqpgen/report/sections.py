@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from aqpgen.audit.files import RATE_RANGE
 from aqpgen.generators import aqp, compare, minimax, peers
 from aqpgen.numerics import metrics
 from aqpgen.recommend import noise_weight, recommend
@@ -129,11 +130,11 @@ def usage_section(tables_dir: str = "tables") -> str:
 
 
 def rate_data(tables_dir: str = "tables") -> dict:
-    """Rate audit of the shipped minimax table over K in [16, 1024] and the per-K metrics."""
+    """Rate audit of the shipped minimax table over K in ``RATE_RANGE`` and the per-K metrics."""
     t = read_named(tables_dir, "kl-minimax")
-    ks = [K for K in ok_Ks(t) if K <= 1024]
+    ks = [K for K in ok_Ks(t) if K <= RATE_RANGE[1]]
     m = {K: t.metrics(K) for K in ks}
-    ra = minimax.rate_audit(ks, [m[K]["E_star"] for K in ks], Kmin=16,
+    ra = minimax.rate_audit(ks, [m[K]["E_star"] for K in ks], Kmin=RATE_RANGE[0],
                             spread=[m[K].get("spread", 0.0) for K in ks])
     big = [K for K in ks if K >= 128]
     if len(big) < 2:  # few rows (tests, partial tables): the upper half
@@ -235,7 +236,7 @@ def reach_markdown(reach: dict) -> str:
 
 
 def compare_markdown(Ks: Sequence[int]) -> str:
-    """``aqpgen.compare.to_markdown(compare(Ks))`` -- what ``aqpgen compare --markdown`` prints."""
+    """``aqpgen.generators.compare.to_markdown(compare(Ks))`` -- what ``aqpgen compare --markdown`` prints."""
     return compare.to_markdown(compare.compare(list(Ks))).strip("\n")
 
 

@@ -150,7 +150,7 @@ def _fig_link(figdir, label, name, base) -> str:
 def _alpha_sections(sec, attempt, figures, *, tables_dir, quick, K, figdir, odir, game_json) -> None:
     """The power targets' report sections, ``sec["alpha_report"]``; every failure is recorded by
     ``attempt``."""
-    game = attempt(f"alpha-game results ({game_json})", lambda: alpha.game_alpha(game_json))
+    game = attempt(f"alpha-game results ({game_json})", lambda: alpha.alpha_game_results(game_json))
     rep = []
     for tg in alpha.POWER_TARGETS:
         fig = os.path.join(figdir, alpha.figure_name(tg, K))

@@ -151,7 +151,7 @@ class Table:
 
     @classmethod
     def from_data(cls, data) -> Table:
-        """A Table from an in-memory ``aqpgen.tablefile.TableData``."""
+        """A Table from an in-memory ``aqpgen.store.tablefile.TableData``."""
         return cls(data)
 
     def __repr__(self) -> str:

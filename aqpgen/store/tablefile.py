@@ -5,6 +5,7 @@ Public names
 SCHEMA, SCHEMA_VERSION, Row, TableData, make_table -- re-exported from ``aqpgen.store.content``.
 write_table(path, table)    -- write deterministically to a temp file, then ``os.replace``.
 read_table(path)            -- read and check schema, structure and content hash.
+check_schema(attrs)         -- (schema, version) of a file's root attributes, or TableFormatError.
 content_hash(table)         -- sha256 (hex) of the canonical serialisation of a table.
 canonical_json(obj)         -- the canonical JSON used for params, provenance, solver, hashes.
 file_sha256(path)           -- sha256 (hex) of a file's bytes.
@@ -89,6 +90,7 @@ __all__ = [
     "TableData",
     "canonical_json",
     "check_manifest",
+    "check_schema",
     "content_hash",
     "file_sha256",
     "load_manifest",
@@ -252,23 +254,48 @@ def read_table(path: str | os.PathLike, *, check_hash: bool = True) -> TableData
         raise TableFormatError(f"{path}: unreadable table file ({type(e).__name__}: {e})") from None
 
 
-def _read_open(f, path: str, check_hash: bool) -> TableData:
-    a = f.attrs
-    if "schema" not in a:
-        raise TableFormatError(f"{path}: HDF5 file has no 'schema' attribute; not an aqpgen table")
-    schema = _as_str(a["schema"])
+def check_schema(attrs) -> tuple[str, int]:
+    """``(schema, schema_version)`` of a table file's root attributes (a mapping such as h5py's
+    ``File.attrs``) when this aqpgen reads that format, else TableFormatError saying why: no
+    ``schema`` attribute or another schema name; ``schema_version`` missing, not an integer, below
+    1, or above ``SCHEMA_VERSION`` (written by a newer aqpgen).  The one schema check:
+    ``read_table`` and the audit both use it."""
+    if "schema" not in attrs:
+        raise TableFormatError("HDF5 file has no 'schema' attribute; not an aqpgen table")
+    schema = _as_str(attrs["schema"])
     if schema != SCHEMA:
-        raise TableFormatError(f"{path}: schema is {schema!r}, expected {SCHEMA!r}; not an aqpgen table")
-    if "schema_version" not in a:
-        raise TableFormatError(f"{path}: missing attribute 'schema_version'")
-    version = int(np.asarray(a["schema_version"]).reshape(()))
+        raise TableFormatError(f"schema is {schema!r}, expected {SCHEMA!r}; not an aqpgen table")
+    if "schema_version" not in attrs:
+        raise TableFormatError("missing attribute 'schema_version'")
+    raw = np.asarray(attrs["schema_version"])
+    if raw.shape not in ((), (1,)) or raw.dtype.kind not in "iu":
+        raise TableFormatError(f"schema_version {raw!r} is not an integer")
+    version = int(raw.reshape(()))
     if version > SCHEMA_VERSION:
         raise TableFormatError(
-            f"{path}: schema_version {version} was written by a newer aqpgen (this aqpgen "
+            f"schema_version {version} was written by a newer aqpgen (this aqpgen "
             f"supports up to {SCHEMA_VERSION}); upgrade aqpgen"
         )
     if version < 1:
-        raise TableFormatError(f"{path}: invalid schema_version {version}")
+        raise TableFormatError(f"invalid schema_version {version}")
+    return schema, version
+
+
+def _read_open(f, path: str, check_hash: bool) -> TableData:
+    attrs, stored_hash, stored_sections = _read_header(f, path)
+    raw = _read_datasets(f, path, attrs)
+    computed = _checked_hash(raw, stored_hash, stored_sections, path, check_hash)
+    return _table_of(raw, computed if check_hash else stored_hash)
+
+
+def _read_header(f, path: str) -> tuple[dict, str, dict | None]:
+    """The root attributes (schema checked, every required attribute and dataset present, no
+    group), the stored content hash and the stored per-section hashes (None if unreadable)."""
+    a = f.attrs
+    try:
+        schema, version = check_schema(a)
+    except TableFormatError as e:
+        raise TableFormatError(f"{path}: {e}") from None
     missing_attrs = [k for k in _STR_ATTRS + ("content_hash",) if k not in a]
     if missing_attrs:
         raise TableFormatError(f"{path}: missing attribute(s) {missing_attrs}")
@@ -278,18 +305,20 @@ def _read_open(f, path: str, check_hash: bool) -> TableData:
     for k in f:
         if not isinstance(f[k], _h5py_dataset_type()):
             raise TableFormatError(f"{path}: unexpected group {k!r} (the format is flat)")
-
     attrs = {"schema": schema, "schema_version": version}
     for k in _STR_ATTRS[1:]:
         attrs[k] = _as_str(a[k])
-    stored_hash = _as_str(a["content_hash"])
     stored_sections = None
     if "content_sections" in a:
         try:
             stored_sections = json.loads(_as_str(a["content_sections"]))
         except json.JSONDecodeError:
             stored_sections = None
+    return attrs, _as_str(a["content_hash"]), stored_sections
 
+
+def _read_datasets(f, path: str, attrs: dict) -> RawTable:
+    """The datasets as a RawTable, their shapes checked against each other."""
     Ks = np.asarray(f["K"][()], dtype="<i8").reshape(-1)
     offsets = np.asarray(f["offsets"][()], dtype="<i8").reshape(-1)
     values = np.asarray(f["values"][()], dtype="<f8").reshape(-1)
@@ -308,7 +337,17 @@ def _read_open(f, path: str, check_hash: bool) -> TableData:
         hp = _strings(f["values_hp"])
         if len(hp) != len(values):
             raise TableFormatError(f"{path}: 'values_hp' has {len(hp)} entries, 'values' has {len(values)}")
-    mds = f["metrics"]
+    names, metrics = _read_metrics(f["metrics"], nK, path)
+    status = _strings(f["status"])
+    solver = _strings(f["solver"])
+    for nm, lst in (("status", status), ("solver", solver)):
+        if len(lst) != nK:
+            raise TableFormatError(f"{path}: '{nm}' has {len(lst)} entries, expected {nK}")
+    return RawTable(attrs, Ks, offsets, values, hp, names, f8_canonical(metrics), status, solver)
+
+
+def _read_metrics(mds, nK: int, path: str) -> tuple[tuple, np.ndarray]:
+    """(field names, (nK, len(names)) float64 array) of the compound ``metrics`` dataset."""
     if mds.dtype.names:
         names = tuple(mds.dtype.names)
         rec = mds[()]
@@ -318,13 +357,12 @@ def _read_open(f, path: str, check_hash: bool) -> TableData:
         metrics = np.zeros((nK, 0))
     if metrics.shape != (nK, len(names)):
         raise TableFormatError(f"{path}: 'metrics' has shape {mds.shape}, expected ({nK},)")
-    status = _strings(f["status"])
-    solver = _strings(f["solver"])
-    for nm, lst in (("status", status), ("solver", solver)):
-        if len(lst) != nK:
-            raise TableFormatError(f"{path}: '{nm}' has {len(lst)} entries, expected {nK}")
+    return names, metrics
 
-    raw = RawTable(attrs, Ks, offsets, values, hp, names, f8_canonical(metrics), status, solver)
+
+def _checked_hash(raw: RawTable, stored_hash: str, stored_sections, path: str, check_hash: bool) -> str:
+    """The recomputed content hash; with ``check_hash``, TableFormatError when it differs from
+    the stored one (naming the differing sections when the file records them)."""
     sections = section_hashes(raw)
     computed = combine_sections(sections)
     if check_hash and computed != stored_hash:
@@ -337,9 +375,14 @@ def _read_open(f, path: str, check_hash: bool) -> TableData:
             f"{path}: content hash mismatch ({what}); stored {stored_hash[:16]}..., computed "
             f"{computed[:16]}...; the file was modified after it was written"
         )
+    return computed
 
+
+def _table_of(raw: RawTable, chash: str) -> TableData:
+    """The TableData of checked raw sections, with content hash ``chash``."""
     rows = {}
-    for i, K in enumerate(Ks.tolist()):
+    offsets, hp, metrics, names = raw.offsets, raw.values_hp, raw.metrics, raw.metric_names
+    for i, K in enumerate(raw.K.tolist()):
         lo, hi = int(offsets[i]), int(offsets[i + 1])
         row_hp = None
         if hp is not None:
@@ -347,12 +390,12 @@ def _read_open(f, path: str, check_hash: bool) -> TableData:
             if any(s != "" for s in chunk):
                 row_hp = tuple(chunk)
         m = {n: float(metrics[i, j]) for j, n in enumerate(names)}
-        rows[K] = Row(values[lo:hi].copy(), row_hp, m, status[i], json.loads(solver[i]))
+        rows[K] = Row(raw.values[lo:hi].copy(), row_hp, m, raw.status[i], json.loads(raw.solver[i]))
+    attrs = raw.attrs
     return TableData(
         name=attrs["name"], family=attrs["family"], target=attrs["target"], method=attrs["method"],
         params=json.loads(attrs["params"]), provenance=json.loads(attrs["provenance"]),
-        Ks=tuple(Ks.tolist()), rows=rows, inputs_hash=attrs["inputs_hash"], content_hash=computed
-        if check_hash else stored_hash,
+        Ks=tuple(raw.K.tolist()), rows=rows, inputs_hash=attrs["inputs_hash"], content_hash=chash,
     )
 
 
