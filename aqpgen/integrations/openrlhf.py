@@ -67,7 +67,7 @@ def openrlhf_group_hook(extract_answer: Callable[[str], Any], table, n: int, *, 
         Add to the ``reward`` already set by a reward function / remote RM (else replace it).
     """
     t = served_table(table, n, OPENRLHF_REWARD_DTYPE, setting="rollout.n_samples_per_prompt",
-                     on_none=on_none, allow_imprecise=allow_imprecise,
+                     failed=on_none, allow_imprecise=allow_imprecise,
                      consumer="OpenRLHF keeps rewards in float32")
     scale = float(scale)
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from aqpgen.integrations.grouping import (
     as_table,
-    check_on_none,
+    check_failed,
     check_served,
     consecutive_groups,
     rewards_of_groups,
@@ -130,7 +130,7 @@ def trl_reward_func(extract_answer: Callable[[Any], Any], table, num_generations
     """
     if num_generations is not None:
         _positive_int(num_generations, "num_generations")
-    check_on_none(on_none)
+    check_failed(on_none)
     if not callable(extract_answer):
         raise TypeError(f"extract_answer must be callable, received {extract_answer!r}")
     t = as_table(table)
@@ -199,7 +199,7 @@ def trl_reward_func(extract_answer: Callable[[Any], Any], table, num_generations
             groups = consecutive_groups(len(answers), K, keys, key_name=key_name, fix=fix)
         except ValueError as exc:
             raise ValueError(f"{fname}: {exc}") from None
-        out = rewards_of_groups(answers, groups, t, K, on_none=on_none, scale=scale,
+        out = rewards_of_groups(answers, groups, t, K, failed=on_none, scale=scale,
                                 dtype=TRL_REWARD_DTYPE, allow_imprecise=allow_imprecise)
         return out[lo:hi]
 
