@@ -13,7 +13,7 @@ from aqpgen import integrations, runtime
 from aqpgen.records import KResult
 from aqpgen.store.tablefile import make_table, write_table
 
-KS = (2, 3, 4, 8)
+KS = (2, 3, 4, 6, 7, 8)
 
 
 def _c(K: int, n: int) -> float:
@@ -41,9 +41,10 @@ def test_group_rewards_strings(table):
     r = integrations.group_rewards(["a", "b", "a", "a"], table)
     assert r.tolist() == [_c(4, 3), _c(4, 1), _c(4, 3), _c(4, 3)]
     assert integrations.group_rewards([5, 5], table, K=2).tolist() == [_c(2, 2)] * 2
-    with pytest.raises(ValueError, match="K=3 but the group has 4 answers"):
+    with pytest.raises(ValueError, match="a group of 4 answers where K=3: more than K"):
         integrations.group_rewards(["a"] * 4, table, K=3)
-    with pytest.raises(ValueError, match="K=5 is not in table"):
+    with pytest.raises(ValueError, match="cannot score a group of 5: it has no row K=5; the "
+                                         "nearest Ks it serves are 4 and 6"):
         integrations.group_rewards(["a"] * 5, table)
     with pytest.raises(ValueError, match="at least one answer"):
         integrations.group_rewards([], table)
@@ -60,10 +61,12 @@ def test_none_policy(table):
     # each None is its own unique answer
     r = integrations.group_rewards([None, None, "a", "a"], table)
     assert r.tolist() == [_c(4, 1), _c(4, 1), _c(4, 2), _c(4, 2)]
-    with pytest.raises(ValueError, match=r"answers\[1\] is None"):
-        integrations.group_rewards(["a", None, "a"], table, on_none="raise")
-    with pytest.raises(ValueError, match="on_none"):
-        integrations.group_rewards(["a"], table, on_none="pool")
+    with pytest.raises(ValueError, match=r"group sample \[1\] = None is a failed answer"):
+        integrations.group_rewards(["a", None, "a"], table, failed="raise")
+    with pytest.raises(ValueError, match="failed must be one of"):
+        integrations.group_rewards(["a"], table, failed="drop")
+    with pytest.raises(ValueError, match="uneven must be one of"):
+        integrations.group_rewards(["a"], table, uneven="pad")
 
 
 def test_group_rewards_numpy_batch(table):
@@ -239,8 +242,8 @@ def test_trl_factory_errors(table):
         integrations.trl_reward_func(_extract, table, 0)
     with pytest.raises(TypeError, match="callable"):
         integrations.trl_reward_func("x", table, 4)
-    f = integrations.trl_reward_func(_extract, table, 2, on_none="raise")
-    with pytest.raises(ValueError, match="is None"):
+    f = integrations.trl_reward_func(_extract, table, 2, failed="raise")
+    with pytest.raises(ValueError, match="None is a failed answer"):
         f(["q", "q"], ["answer: 1", "nothing"])
     f = integrations.trl_reward_func(_extract, table, 2)
     with pytest.raises(TypeError, match="completion must be"):
