@@ -12,6 +12,7 @@ consecutive_groups(n, K, keys=None, ...)  -- split n samples laid out in consecu
 keyed_groups(keys, K=None, ...)           -- split samples by a group key (verl's ``uid``).
 rewards_of_groups(answers, groups, table, K, ...) -- rewards of many groups, in sample order.
 as_table(table)                           -- a Table from a Table, path or table name.
+finite_scale(scale)                       -- a scale / weight as a finite float, or a clear error.
 check_served(table, K, dtype, ...)        -- K present and the precision guard for the served dtype.
 served_table(table, n, dtype, ...)        -- an adapter's set-up: the policies, the group size n,
                                              the table and check_served, failures naming the setting.
@@ -55,6 +56,8 @@ group is uneven unless K' = K).
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import sys
 from collections.abc import Hashable, Sequence
@@ -66,7 +69,7 @@ from aqpgen.runtime import Table, load_table
 from aqpgen.runtime.table import FAILED, answers_to_counts, check_failed, is_failed
 
 __all__ = ["FAILED", "UNEVEN", "as_table", "check_served", "check_uneven", "consecutive_groups",
-           "group_counts", "group_rewards", "group_values", "is_failed", "keyed_groups",
+           "finite_scale", "group_counts", "group_rewards", "group_values", "is_failed", "keyed_groups",
            "rewards_of_groups", "served_table"]
 
 UNEVEN = ("refuse", "serve")
@@ -86,6 +89,17 @@ def check_uneven(uneven) -> str:
     if uneven not in UNEVEN:
         raise ValueError(f"uneven must be one of {UNEVEN}, received {uneven!r}")
     return uneven
+
+
+def finite_scale(scale, name: str = "scale") -> float:
+    """``scale`` as a finite float (int, float, numpy scalar); TypeError / ValueError naming
+    ``name`` and the value otherwise."""
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"{name} must be a real number, received {scale!r}")
+    value = float(scale)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, received {scale!r}")
+    return value
 
 
 def check_served(table: Table, K: int, dtype, *, setting: str, allow_imprecise: bool = False,

@@ -60,18 +60,15 @@ leaves a completion out (the worker then gives it advantage 0).
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable
 from typing import Any
-
-import numpy as np
 
 from aqpgen.integrations.grouping import (
     as_table,
     check_served,
     check_uneven,
     consecutive_groups,
+    finite_scale,
     group_values,
     rewards_of_groups,
 )
@@ -121,22 +118,12 @@ def _find_trainer(kwargs: dict):
     return None
 
 
-def _finite_scale(scale) -> float:
-    """``scale`` as a finite float (int, float, numpy scalar); a clear error otherwise."""
-    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real):
-        raise TypeError(f"scale must be a real number, received {scale!r}")
-    value = float(scale)
-    if not math.isfinite(value):
-        raise ValueError(f"scale must be finite, received {scale!r}")
-    return value
-
-
 def _check_common(extract_answer, failed, uneven, scale) -> float:
     if not callable(extract_answer):
         raise TypeError(f"extract_answer must be callable, received {extract_answer!r}")
     check_failed(failed)
     check_uneven(uneven)
-    return _finite_scale(scale)
+    return finite_scale(scale)
 
 
 def _reward_name(name, t) -> str:
@@ -173,11 +160,18 @@ def _group_size(trainer, num_generations, fname: str) -> tuple[int, str, str]:
 
 
 def _group_keys(prompts, completions, kwargs: dict, row_id) -> tuple[list | None, str]:
-    """The key every completion of one group shares: the row-id column, else the prompt."""
+    """The key every completion of one group shares: the row-id column, else the prompt.  Every
+    per-sample argument read must hold one value per completion."""
+    n = len(completions)
+    for what, values in (("prompts", prompts), (f"dataset column {row_id!r}", kwargs.get(row_id)),
+                         ("completion_ids", kwargs.get("completion_ids"))):
+        if values is not None and len(values) != n:
+            raise ValueError(f"{what} has {len(values)} entries for {n} completions: every "
+                             f"per-sample argument needs one value per completion")
     rows = kwargs.get(row_id) if row_id else None
     if rows is not None:
         return list(rows), f"dataset column {row_id!r}"
-    if prompts is not None and len(prompts) == len(completions):
+    if prompts is not None:
         return [repr(p) for p in prompts], "prompt"
     return None, ""
 
@@ -278,8 +272,11 @@ def trl_reward_func(extract_answer: Callable[[Any], Any], table, num_generations
         trainer = _find_trainer(kwargs)
         K, setting, batch = _group_size(trainer, num_generations, fname)
         ensure(K, setting)
+        try:
+            keys, key_name = _group_keys(prompts, completions, kwargs, row_id)
+        except ValueError as exc:
+            raise ValueError(f"{fname}: {exc}") from None
         answers = [extract_answer(_completion_text(c)) for c in completions]
-        keys, key_name = _group_keys(prompts, completions, kwargs, row_id)
         present = (None if not drop_truncated
                    else [not x for x in _truncated(kwargs, trainer, len(answers), fname)])
         lo, hi = 0, len(answers)
