@@ -413,3 +413,41 @@ def test_every_K_prime_served_or_refused():
         integrations.group_rewards(["x"], t, K=8, uneven="serve")
     with pytest.raises(ValueError, match=r"7 of the group's 8 answers failed.*no row K=1"):
         integrations.group_rewards(["x"] + [None] * 7, t, failed="exclude")
+
+
+# ------------------------------------------------------------------------ TRL: options and inputs
+def test_trl_uneven_groups_by_row_runs(table):
+    """A filtered batch: row 7 keeps 3 of its K=4 completions.  Refused by default naming
+    uneven="serve"; served the K'=3 row with it (groups = runs of one row id)."""
+    texts = ["answer: a", "answer: a", "answer: b", "answer: x", "answer: x", "answer: y", "answer: x"]
+    rows = [7] * 3 + [9] * 4
+    f = integrations.trl_reward_func(_extract, table, 4)
+    with pytest.raises(ValueError, match=r"received 7 samples, not a multiple.*uneven=\"serve\""):
+        f(["q"] * 7, texts, aqpgen_row=rows)
+    g = integrations.trl_reward_func(_extract, table, 4, uneven="serve")
+    assert g(["q"] * 7, texts, aqpgen_row=rows) == [_c(3, 2), _c(3, 2), _c(3, 1),
+                                                    _c(4, 3), _c(4, 3), _c(4, 1), _c(4, 3)]
+
+
+def test_trl_failed_exclude_gives_nan(table):
+    f = integrations.trl_reward_func(_extract, table, 4, failed="exclude")
+    out = f(*_batch([["answer: a", "nothing", "answer: a", "answer: b"]]))
+    assert out[0] == out[2] == _c(3, 2) and out[3] == _c(3, 1) and np.isnan(out[1])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "1", None, True])
+def test_trl_scale_must_be_finite(table, bad):
+    with pytest.raises((TypeError, ValueError), match="scale must be"):
+        integrations.trl_reward_func(_extract, table, 4, scale=bad)
+
+
+def test_trl_numpy_ints_and_lengths(table):
+    f = integrations.trl_reward_func(_extract, table, np.int64(4), scale=np.float32(0.5))
+    assert f(*_batch(GROUPS)) == [0.5 * x for x in EXPECTED]
+    prompts, completions = _batch(GROUPS)
+    with pytest.raises(ValueError, match="prompts has 7 entries for 8 completions"):
+        f(prompts[:7], completions)
+    with pytest.raises(ValueError, match="dataset column 'aqpgen_row' has 3 entries for 8"):
+        f(prompts, completions, aqpgen_row=[0, 0, 0])
+    with pytest.raises(ValueError, match="completion_ids has 2 entries for 8"):
+        f(prompts, completions, completion_ids=[[1], [2]])
