@@ -267,35 +267,43 @@ def trl_reward_func(extract_answer: Callable[[Any], Any], table, num_generations
     if num_generations is not None:
         ensure(num_generations, f"trl_reward_func(num_generations={num_generations})")
 
+    opts = {"extract": extract_answer, "num_generations": num_generations, "failed": failed, "uneven": uneven,
+            "drop_truncated": drop_truncated, "row_id": row_id, "gather": gather,
+            "scale": scale, "allow_imprecise": allow_imprecise}
+
     def reward_func(prompts, completions, **kwargs) -> list[float]:
-        fname = reward_func.__name__
-        trainer = _find_trainer(kwargs)
-        K, setting, batch = _group_size(trainer, num_generations, fname)
-        ensure(K, setting)
-        try:
-            keys, key_name = _group_keys(prompts, completions, kwargs, row_id)
-        except ValueError as exc:
-            raise ValueError(f"{fname}: {exc}") from None
-        answers = [extract_answer(_completion_text(c)) for c in completions]
-        present = (None if not drop_truncated
-                   else [not x for x in _truncated(kwargs, trainer, len(answers), fname)])
-        lo, hi = 0, len(answers)
-        if gather:
-            answers, keys, present, lo, hi = _gather(trainer, answers, keys, present)
-        fix = (f"With {setting}, {batch} must be a multiple of {K} so that each process holds "
-               f"whole groups; or pass gather=True to trl_reward_func to group across processes."
-               if not gather else f"Check {setting} against the trainer's batch layout.")
-        try:
-            groups = _layout(len(answers), K, keys, key_name, uneven, fix)
-            out = rewards_of_groups(answers, groups, t, K, failed=failed, uneven=uneven,
-                                    scale=scale, dtype=TRL_REWARD_DTYPE, setting=setting,
-                                    allow_imprecise=allow_imprecise, present=present)
-        except ValueError as exc:
-            raise ValueError(f"{fname}: {exc}") from None
-        return out[lo:hi]
+        return _score_call(t, ensure, opts, reward_func.__name__, prompts, completions, kwargs)
 
     reward_func.__name__ = reward_func.__qualname__ = _reward_name(name, t)
     return reward_func
+
+
+def _score_call(t, ensure, o: dict, fname: str, prompts, completions, kwargs: dict) -> list[float]:
+    """One call of :func:`trl_reward_func`'s function: K, groups, rewards (options ``o``)."""
+    trainer = _find_trainer(kwargs)
+    K, setting, batch = _group_size(trainer, o["num_generations"], fname)
+    ensure(K, setting)
+    try:
+        keys, key_name = _group_keys(prompts, completions, kwargs, o["row_id"])
+    except ValueError as exc:
+        raise ValueError(f"{fname}: {exc}") from None
+    answers = [o["extract"](_completion_text(c)) for c in completions]
+    present = (None if not o["drop_truncated"]
+               else [not x for x in _truncated(kwargs, trainer, len(completions), fname)])
+    lo, hi = 0, len(answers)
+    if o["gather"]:
+        answers, keys, present, lo, hi = _gather(trainer, answers, keys, present)
+    fix = (f"With {setting}, {batch} must be a multiple of {K} so that each process holds "
+           f"whole groups; or pass gather=True to trl_reward_func to group across processes."
+           if not o["gather"] else f"Check {setting} against the trainer's batch layout.")
+    try:
+        groups = _layout(len(answers), K, keys, key_name, o["uneven"], fix)
+        out = rewards_of_groups(answers, groups, t, K, failed=o["failed"], uneven=o["uneven"],
+                                scale=o["scale"], dtype=TRL_REWARD_DTYPE, setting=setting,
+                                allow_imprecise=o["allow_imprecise"], present=present)
+    except ValueError as exc:
+        raise ValueError(f"{fname}: {exc}") from None
+    return out[lo:hi]
 
 
 def _gather(trainer, answers, keys, present):
