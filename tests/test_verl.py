@@ -364,6 +364,14 @@ def test_misconfiguration_is_named(workdir, tok):
         cfg = verl_config(workdir, *extra)
         with pytest.raises(ValueError, match=match):
             advantages(cfg, data, good.clone())
+    cfg = verl_config(workdir)
+    with pytest.raises(ValueError, match=r"index has 7 uids for 8 samples"):
+        av.aqpgen_advantage(good, data.batch["response_mask"], data.non_tensor_batch["uid"][:7],
+                            cfg.algorithm)
+    with pytest.raises(ValueError, match=r"token_level_rewards has shape \(8, 4\) but "
+                                         r"response_mask has shape \(8, 3\)"):
+        av.aqpgen_advantage(good, data.batch["response_mask"][:, :3], data.non_tensor_batch["uid"],
+                            cfg.algorithm)
     bare = verl_config(workdir, "reward.custom_reward_function.path=null")
     with pytest.raises(ValueError, match="reward.custom_reward_function.path"):
         av.AqpgenAnswerManager(bare, None, None)

@@ -248,6 +248,9 @@ def aqpgen_advantage(token_level_rewards, response_mask, index=None, config=None
     import torch
 
     opt = _options(config)
+    if tuple(token_level_rewards.shape) != tuple(response_mask.shape):
+        raise ValueError(f"token_level_rewards has shape {tuple(token_level_rewards.shape)} but "
+                         f"response_mask has shape {tuple(response_mask.shape)}")
     with torch.no_grad():
         codes = token_level_rewards.detach().sum(dim=-1).double().cpu().numpy()
         answers = _answers_of(codes)
