@@ -372,9 +372,16 @@ def test_misconfiguration_is_named(workdir, tok):
                                          r"response_mask has shape \(8, 3\)"):
         av.aqpgen_advantage(good, data.batch["response_mask"][:, :3], data.non_tensor_batch["uid"],
                             cfg.algorithm)
-    bare = verl_config(workdir, "reward.custom_reward_function.path=null")
-    with pytest.raises(ValueError, match="reward.custom_reward_function.path"):
-        av.AqpgenAnswerManager(bare, None, None)
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    bare = verl_config(workdir, "reward.custom_reward_function.path=null")  # verl's default scorer
+    with pytest.raises(ValueError, match="needs your answer extractor.*custom_reward_function.path"):
+        load_reward_manager(bare, tok)
+    (workdir / "async_answers.py").write_text("async def extract_answer(solution_str, **kw):\n"
+                                              "    return None\n")
+    with pytest.raises(ValueError, match="plain function.*coroutine function <function extract_"):
+        load_reward_manager(verl_config(workdir, "reward.custom_reward_function.path="
+                                        f"{workdir / 'async_answers.py'}"), tok)
 
 
 def test_group_advantages_validates():

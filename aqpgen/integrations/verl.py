@@ -41,7 +41,7 @@ import inspect
 import math
 import numbers
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -118,20 +118,23 @@ def answer_code(answer) -> float:
     return float(2 ** 23 + 1 + h % _CODES)
 
 
-def _wrap_extractor(extract):
-    """verl's ``compute_score`` keyword call -> ``{"score": code, ...}`` for the naive manager."""
-    if extract is None:
+def _wrap_extractor(extract, config):
+    """verl's ``compute_score`` keyword call -> ``{"score": code, ...}`` for the naive manager.
+
+    ``extract`` is what ``load_reward_manager`` passes: the user's function (wrapped by verl in a
+    ``functools.partial``), or verl's default scorer when no custom function is configured."""
+    custom = (config.reward.get("custom_reward_function") or {}) if config is not None else {}
+    if extract is None or not custom.get("path"):
         raise ValueError("AqpgenAnswerManager needs your answer extractor: set "
                          "reward.custom_reward_function.path=<your file> and "
                          "reward.custom_reward_function.name=<function returning the answer or None>")
-    raw = getattr(extract, "func", extract)  # verl wraps it in functools.partial
+    raw = extract.args[0] if isinstance(extract, partial) and extract.args else extract
     if inspect.iscoroutinefunction(raw) or inspect.iscoroutinefunction(extract):
-        raise ValueError("AqpgenAnswerManager: the answer extractor must be a plain function, "
+        raise ValueError(f"AqpgenAnswerManager: the answer extractor must be a plain function, "
                          f"received the coroutine function {raw!r}")
 
     def compute_score(**kwargs):
-        answer = extract(**kwargs)
-        code = answer_code(answer)
+        code = answer_code(extract(**kwargs))
         return {"score": code, "aqpgen_answer_code": code, "aqpgen_failed": code == FAILED_CODE}
 
     return compute_score
@@ -146,7 +149,7 @@ def _manager_class():
 
         def __init__(self, config, tokenizer, compute_score, **kwargs):
             super().__init__(config, tokenizer, compute_score, **kwargs)
-            self.compute_score = _wrap_extractor(compute_score)
+            self.compute_score = _wrap_extractor(compute_score, config)
             self.is_async_reward_score = False
 
     AqpgenAnswerManager.__module__ = __name__
