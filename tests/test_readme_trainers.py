@@ -21,9 +21,11 @@ def blocks() -> dict:
     code = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
     named = {}
     for c in code:
-        key = "trl" if "from trl" in c else "verl" if "integrations.verl" in c else "openrlhf"
+        key = ("trl_async" if "trl_async_reward_func" in c else "trl" if "from trl" in c
+               else "verl" if "integrations.verl" in c else "openrlhf")
+        assert key not in named, f"two {key} blocks: give the new one its own key and test"
         named[key] = c
-    assert set(named) == {"trl", "verl", "openrlhf"}, list(named)
+    assert set(named) == {"trl", "trl_async", "verl", "openrlhf"}, list(named)
     return named
 
 
@@ -49,7 +51,8 @@ def test_snippets_use_the_recommended_table():
 def test_doc_has_the_three_sections():
     text = DOC.read_text()
     assert text.startswith("## Use with TRL / verl / OpenRLHF")
-    for word in ("**TRL**", "**verl**", "**OpenRLHF**", "allow_imprecise=True", "gather=True"):
+    for word in ("**TRL**", "**verl**", "**OpenRLHF**", "allow_imprecise=True", "gather=True",
+                 'uneven="serve"', "`failed=`", '"exclude"', "drop_truncated=True"):
         assert word in text
 
 
@@ -116,3 +119,22 @@ def test_openrlhf_snippet():
         32, tok, num_samples=4))
     want = _expected([h.first_word(t) for t in texts], 4, table=snippet_table(blocks()["openrlhf"]))
     assert [r["reward"] for r in responses] == want
+
+
+def test_trl_async_snippet():
+    """The async snippet's reward scores a group through TRL's own async rollout loop
+    (``_score_group``; tests/test_trl_real.py builds it: the worker itself needs vLLM)."""
+    pytest.importorskip("trl")
+    pytest.importorskip("aiohttp")
+    import _trl_harness as h
+    from test_trl_real import ASYNC_TEXTS, _async_loop, _score
+
+    from aqpgen.store.locate import find_table
+
+    ns = {"first_word": h.first_word}  # a module-level extractor: the reward must pickle
+    exec(blocks()["trl_async"], ns)  # noqa: S102
+    samples = _score(_async_loop(ns["reward"], 4), ASYNC_TEXTS[:4])  # alpha, beta, None, alpha
+    path = find_table(snippet_table(blocks()["trl_async"]))
+    c3 = h.read_table_row(path, 3)  # failed="exclude": the 3 answers left use the K' = 3 row
+    got = [s.metrics["reward"] for s in samples]
+    assert got[0] == got[3] == c3[1] and got[1] == c3[0] and got[2] != got[2]

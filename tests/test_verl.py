@@ -355,7 +355,7 @@ def test_misconfiguration_is_named(workdir, tok):
                                          r"AqpgenAnswerManager"):
         advantages(cfg, data, naive)
     for extra, match in [(["algorithm.use_kl_in_reward=True"], "use_kl_in_reward=False"),
-                         (["+algorithm.aqpgen.scale=nan"], r"scale must be a finite number.*nan"),
+                         (["+algorithm.aqpgen.scale=nan"], r"algorithm.aqpgen.scale must be finite.*nan"),
                          (["+algorithm.aqpgen.uneven=pad"], r"uneven must be one of.*'pad'"),
                          (["+algorithm.aqpgen.tabel=x"], r"unknown key\(s\) \['tabel'\]"),
                          (["algorithm.aqpgen.K=5"], r"4 samples but algorithm.aqpgen.K=5"),

@@ -12,6 +12,7 @@ consecutive_groups(n, K, keys=None, ...)  -- split n samples laid out in consecu
 keyed_groups(keys, K=None, ...)           -- split samples by a group key (verl's ``uid``).
 rewards_of_groups(answers, groups, table, K, ...) -- rewards of many groups, in sample order.
 as_table(table)                           -- a Table from a Table, path or table name.
+finite_scale(scale)                       -- a scale / weight as a finite float, or a clear error.
 check_served(table, K, dtype, ...)        -- K present and the precision guard for the served dtype.
 served_table(table, n, dtype, ...)        -- an adapter's set-up: the policies, the group size n,
                                              the table and check_served, failures naming the setting.
@@ -55,6 +56,8 @@ group is uneven unless K' = K).
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import sys
 from collections.abc import Hashable, Sequence
@@ -66,7 +69,7 @@ from aqpgen.runtime import Table, load_table
 from aqpgen.runtime.table import FAILED, answers_to_counts, check_failed, is_failed
 
 __all__ = ["FAILED", "UNEVEN", "as_table", "check_served", "check_uneven", "consecutive_groups",
-           "group_counts", "group_rewards", "group_values", "is_failed", "keyed_groups",
+           "finite_scale", "group_counts", "group_rewards", "group_values", "is_failed", "keyed_groups",
            "rewards_of_groups", "served_table"]
 
 UNEVEN = ("refuse", "serve")
@@ -86,6 +89,17 @@ def check_uneven(uneven) -> str:
     if uneven not in UNEVEN:
         raise ValueError(f"uneven must be one of {UNEVEN}, received {uneven!r}")
     return uneven
+
+
+def finite_scale(scale, name: str = "scale") -> float:
+    """``scale`` as a finite float (int, float, numpy scalar); TypeError / ValueError naming
+    ``name`` and the value otherwise."""
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"{name} must be a real number, received {scale!r}")
+    value = float(scale)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, received {scale!r}")
+    return value
 
 
 def check_served(table: Table, K: int, dtype, *, setting: str, allow_imprecise: bool = False,
@@ -147,11 +161,11 @@ def _nearest_served(table: Table, K: int) -> str:
     return " and ".join(map(str, near)) if near else "none"
 
 
-def _row_error(table: Table, Kp: int, why: str, setting: str) -> ValueError:
+def _row_error(table: Table, Kp: int, why: str) -> ValueError:
     served = table.Ks and table.status.get(Kp) == "ok"
     reason = (f"row K={Kp} is unavailable ({table.status[Kp]})" if Kp in table.status and not served
               else f"it has no row K={Kp}")
-    return ValueError(f"{setting}: {why}, but table {table.name!r} cannot score a group of {Kp}: "
+    return ValueError(f"{why}, but table {table.name!r} cannot score a group of {Kp}: "
                       f"{reason}; the nearest Ks it serves are {_nearest_served(table, Kp)}")
 
 
@@ -172,10 +186,10 @@ def group_values(items: Sequence, table: Table, K: int | None = None, *, failed:
     G = int(present.sum())
     K = width if K is None else K
     if G > K:
-        raise ValueError(f"{setting}: a group of {G} answers where K={K}: more than K samples "
-                         f"share one group (the batch is not laid out in groups of {K})")
+        raise ValueError(f"a group of {G} answers where {setting}: more than K={K} samples share "
+                         f"one group (the batch is not laid out in groups of {K})")
     if G != K and uneven != "serve":
-        raise ValueError(f"{setting}: a group of {G} answers where K={K}.  Uneven groups are "
+        raise ValueError(f"a group of {G} answers where {setting} (K={K}).  Uneven groups are "
                          f"refused by default (uneven=\"refuse\"); pass uneven=\"serve\" to score "
                          f"it with the K'={G} row")
     out = np.full(width, np.nan)
@@ -184,17 +198,17 @@ def group_values(items: Sequence, table: Table, K: int | None = None, *, failed:
     try:
         counts = answers_to_counts(kept, failed=failed)
     except ValueError as exc:  # failed="raise": name the sample's index in the group
-        raise ValueError(f"{setting}: {exc}".replace("answers[", "group sample [")) from None
+        raise ValueError(f"{exc} ({setting})".replace("answers[", "group sample [")) from None
     scored = counts > 0
     Kp = int(scored.sum())
     if Kp == 0:
         return out
-    why = (f"a group of {G} answers where K={K}" if Kp == G
-           else f"{G - Kp} of the group's {G} answers failed (failed=\"exclude\")")
+    why = (setting if Kp == G == K else f"a group of {G} answers where {setting}" if Kp == G
+           else f"{G - Kp} of the group's {G} answers failed (failed=\"exclude\"), {setting}")
     if table.status.get(Kp) != "ok":
-        raise _row_error(table, Kp, why, setting)
+        raise _row_error(table, Kp, why)
     if dtype is not None and not allow_imprecise:
-        table.check_precision(Kp, dtype, what=f"{setting} ({why})")
+        table.check_precision(Kp, dtype, what=why)
     out[idx[scored]] = table.lookup(counts[scored], Kp, allow_imprecise=allow_imprecise)
     return out
 
@@ -354,11 +368,11 @@ def group_rewards(answers, table, K: int | None = None, *, failed: str = "unique
     pres = None if present is None else present.reshape(rows.shape)
     out = np.empty(rows.shape)
     for r in range(rows.shape[0]):
-        where = f"group {r} of the batch, K" if rows.shape[0] > 1 else "K"
         out[r] = group_values(rows[r].tolist() if rows.dtype.kind != "O" else list(rows[r]), t,
                               K, failed=failed, uneven=uneven,
                               present=None if pres is None else pres[r], dtype=dtype,
-                              allow_imprecise=allow, setting=f"{where}={K or rows.shape[1]}")
+                              allow_imprecise=allow, setting=f"K={K or rows.shape[1]}"
+                              + (f" (group {r} of the batch)" if rows.shape[0] > 1 else ""))
     return _back(out.reshape(data.shape), answers, kind, dtype)
 
 
@@ -419,8 +433,8 @@ def keyed_groups(keys: Sequence[Hashable], K: int | None = None, *, key_name: st
 
 def rewards_of_groups(answers: Sequence, groups: Sequence[Sequence[int]], table: Table, K: int, *,
                       failed: str = "unique", uneven: str = "refuse", scale: float = 1.0,
-                      dtype=None, allow_imprecise: bool = False,
-                      setting: str | None = None) -> list[float]:
+                      dtype=None, allow_imprecise: bool = False, setting: str | None = None,
+                      present: Sequence[bool] | None = None) -> list[float]:
     """Rewards ``scale * c_K'[n_i]`` for every sample, in sample order (Python floats; NaN for
     a sample ``failed="exclude"`` leaves out).
 
@@ -428,12 +442,14 @@ def rewards_of_groups(answers: Sequence, groups: Sequence[Sequence[int]], table:
     :func:`keyed_groups`; a group of K' != K samples follows ``uneven`` (:func:`group_values`).
     ``dtype`` is the precision the rewards will be stored in (checked by the precision guard for
     every row served; the values are returned in float64 and rounded by the consumer).
-    ``setting`` names the setting that chose K in errors (default ``"K=<K>"``)."""
+    ``setting`` names the setting that chose K in errors (default ``"K=<K>"``); ``present``
+    (one bool per sample) leaves samples out of their group (NaN reward)."""
     setting = setting or f"K={K}"
     out = [float("nan")] * len(answers)
     for g in groups:
         idx = list(g)
         r = group_values([answers[i] for i in idx], table, K, failed=failed, uneven=uneven,
+                         present=None if present is None else [present[i] for i in idx],
                          dtype=dtype, allow_imprecise=allow_imprecise, setting=setting)
         for i, v in zip(idx, r.tolist()):
             out[i] = scale * v

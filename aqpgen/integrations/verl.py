@@ -48,6 +48,7 @@ import numpy as np
 from aqpgen.integrations.grouping import (
     FAILED,
     UNEVEN,
+    finite_scale,
     is_failed,
     rewards_of_groups,
     served_table,
@@ -193,9 +194,7 @@ def _options(config) -> dict:
     for key, allowed in (("failed", FAILED), ("uneven", UNEVEN), ("baseline", BASELINES)):
         if opt[key] not in allowed:
             raise ValueError(f"algorithm.aqpgen.{key} must be one of {allowed}, received {opt[key]!r}")
-    scale = opt["scale"]
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale):
-        raise ValueError(f"algorithm.aqpgen.scale must be a finite number, received {scale!r}")
+    opt["scale"] = finite_scale(opt["scale"], "algorithm.aqpgen.scale")
     if not isinstance(opt["allow_imprecise"], bool):
         raise ValueError(  # noqa: TRY004 (a config value, like the others)f"algorithm.aqpgen.allow_imprecise must be true or false, received "
                          f"{opt['allow_imprecise']!r}")
@@ -269,7 +268,7 @@ def aqpgen_advantage(token_level_rewards, response_mask, index=None, config=None
                     f"K' row")
         rewards = np.array(rewards_of_groups(
             answers, groups, opt["table"], K, failed=opt["failed"], uneven=opt["uneven"],
-            scale=float(opt["scale"]), dtype="float32", allow_imprecise=opt["allow_imprecise"],
+            scale=opt["scale"], dtype="float32", allow_imprecise=opt["allow_imprecise"],
             setting=setting))
         adv = group_advantages(rewards, list(index), opt["baseline"])
         mask = response_mask.to(torch.float32)
