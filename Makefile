@@ -83,10 +83,10 @@ test: $(STAMP)
 	  || echo "note: trl $(TRL_VERSION) could not be installed (or torch is missing); the real GRPOTrainer tests will be skipped" >&2; \
 	fi
 	@if [ "$(WITH_VERL)" = "1" ]; then \
-	  $(BIN)/python -c "import verl.trainer.ppo.core_algos" 2>/dev/null \
+	  $(BIN)/python -c "import verl.trainer.ppo.core_algos, hydra" 2>/dev/null \
 	  || { $(BIN)/python -c "import torch" 2>/dev/null \
 	       && timeout 900 $(BIN)/python -m pip install --quiet $(PIN) --no-deps "verl==$(VERL_VERSION)" 2>&1 | $(PIPQUIET) \
-	       && timeout 900 $(BIN)/python -m pip install --quiet $(PIN) packaging ray "tensordict==0.10.0" omegaconf codetiming orjson 2>&1 | $(PIPQUIET); } \
+	       && timeout 900 $(BIN)/python -m pip install --quiet $(PIN) packaging ray "tensordict==0.10.0" omegaconf hydra-core aiohttp codetiming orjson 2>&1 | $(PIPQUIET); } \
 	  || echo "note: verl $(VERL_VERSION) could not be installed; the verl adapter tests will be skipped" >&2; \
 	fi
 	@if [ "$(WITH_OPENRLHF)" = "1" ]; then \

@@ -49,7 +49,7 @@ __all__ = [
 #: Fragment order (file names in docs/readme/ without ".md").  Unlisted fragments follow,
 #: alphabetically.  which: the table choice (``aqpgen recommend``); trainers: the trainer
 #: integrations; results: the headline numbers and the experiment; alpha: the p^a targets.
-README_ORDER = ("intro", "install", "usage", "which", "trainers", "cli", "results", "alpha", "choices")
+README_ORDER = ("intro", "install", "usage", "which", "trainers", "verl", "cli", "results", "alpha", "choices")
 FRAGMENTS_DIR = os.path.join("docs", "readme")
 HEADER = ("<!-- README.md is assembled by `make report` (or `aqpgen report --readme-only`) from "
           "docs/readme/*.md in the order of aqpgen/report/readme.py README_ORDER: edit those "
