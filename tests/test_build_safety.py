@@ -39,6 +39,9 @@ def kmin(params):
 
 def build_K(K, params, *, tables_dir=None):
     from aqpgen.records import KResult
+    if params.get("mark"):
+        with open(params["mark"], "a") as fh:
+            fh.write(f"{K}\\n")
     time.sleep(float(params.get("sleep", 0.0)))
     return KResult(K, np.arange(1, K + 1) / K, None, {"beta": 1.0 / K}, "ok", {"solver": "slow"})
 
@@ -132,6 +135,37 @@ def test_kill9_during_jobs2_build_leaves_no_orphan_no_tmp_and_a_healable_manifes
     assert "slow-a: built 12 K" in so
     assert all(c.ok for c in check_manifest(out)), check_manifest(out)
     assert read_table(out / "slow-a.h5").Ks == tuple(range(2, 14))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_sigint_stops_a_build_within_2s_leaving_nothing(tmp_path, jobs):
+    """Ctrl-C (SIGINT to the build process) while rows of 60 s run: the build exits within 2 s
+    (the pool's workers killed, not waited for), with one line and no traceback, and leaves
+    nothing: no table, temporary file, manifest, lock file or worker."""
+    spec, out = _setup(tmp_path, sleep=60, Ks="[2, 3, 4]")
+    mark = tmp_path / "started"
+    spec.write_text(spec.read_text().replace("sleep = 60", f"sleep = 60, mark = {str(mark)!r}"))
+    p = _aqpgen(tmp_path, "build", str(spec), "--out", str(out), "--jobs", str(jobs), "-q")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(mark.read_text().split() if mark.exists() else []) < jobs:
+        time.sleep(0.05)
+    if not mark.exists():
+        p.kill()
+        raise AssertionError(f"no row started: {p.communicate(timeout=10)}")
+    workers = _children(p.pid)
+    t0 = time.monotonic()
+    os.kill(p.pid, signal.SIGINT)
+    try:
+        so, se = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    elapsed = time.monotonic() - t0
+    print(f"--jobs {jobs}: SIGINT to exit {elapsed:.2f} s")
+    assert elapsed < 2.0, f"SIGINT took {elapsed:.1f} s to stop the build"
+    assert p.returncode == 1 and "Traceback" not in se and se.strip() == "Aborted!", se
+    assert not out.exists(), sorted(os.listdir(out))  # nothing half-written, no empty directory
+    time.sleep(0.5)
+    assert not any(_alive(w) for w in workers), "workers outlived the interrupted build"
 
 
 def test_stale_temp_files_are_removed_by_the_next_build(tmp_path):

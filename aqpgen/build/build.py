@@ -333,7 +333,8 @@ def build(
     out_dir : path-like, optional
         Where ``<name>.h5`` and ``MANIFEST.json`` go; default: the spec file's directory.
     jobs : int
-        Worker processes for the per-K ``build_K`` calls (1 = in process); with ``dask="local"``
+        Worker processes for the per-K ``build_K`` calls (1: one worker, so Ctrl-C stops a row
+        at once; in process where processes cannot fork); with ``dask="local"``
         the number of Dask workers.
     only : iterable of str, optional
         Build only these table names (ValueError for an unknown name).

@@ -228,7 +228,15 @@ class DaskRunner:
 
 
 def make_runner(jobs: int = 1, dask=None):
-    """``DaskRunner(dask, jobs)`` when ``dask`` is given, else a pool for ``jobs > 1``, else local."""
+    """``DaskRunner(dask, jobs)`` when ``dask`` is given, else a pool of ``jobs`` workers.
+
+    ``jobs = 1`` is a pool of one worker too where processes fork (a row's solver may sit in
+    one C call for seconds, where Ctrl-C cannot reach it in process; a worker is killed at
+    once), and rows run in this process only where they cannot (no ``fork``, or this process is
+    a daemon that may not have children)."""
     if dask is not None:
         return DaskRunner(dask, jobs)
-    return PoolRunner(jobs) if jobs > 1 else LocalRunner()
+    if jobs > 1:
+        return PoolRunner(jobs)
+    can_fork = "fork" in multiprocessing.get_all_start_methods()
+    return PoolRunner(1) if can_fork and not multiprocessing.current_process().daemon else LocalRunner()
