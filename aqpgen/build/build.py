@@ -382,17 +382,23 @@ def build(
     run = _Run(spec_path, out_dir, mods, progress or (lambda ev: None), force=force, command=command,
                allow_dirty=allow_dirty, allow_unlocked=allow_unlocked, jobs=jobs, dask=dask)
     try:
-        with build_lock(out_dir, on_wait=lambda msg: run.emit(Progress("note", msg))):
-            return run.tables(specs)
-    except OSError as e:
-        if e.errno not in _WRITE_ERRNOS:
-            raise
-        raise BuildError(f"cannot write in {out_dir}: {e.strerror or e} ({e.filename or out_dir}); "
-                         "the directory keeps its previous files, nothing is half-written") from None
+        return _locked(run, specs)
     finally:
         if created:
             with contextlib.suppress(OSError):
                 os.rmdir(out_dir)  # only if empty: a failed first build leaves no empty directory
+
+
+def _locked(run: _Run, specs: list) -> list[TableOutcome]:
+    """``run`` the tables holding the directory's lock; a failed write is a one-line BuildError."""
+    try:
+        with build_lock(run.out_dir, on_wait=lambda msg: run.emit(Progress("note", msg))):
+            return run.tables(specs)
+    except OSError as e:
+        if e.errno not in _WRITE_ERRNOS:
+            raise
+        raise BuildError(f"cannot write in {run.out_dir}: {e.strerror or e} ({e.filename or run.out_dir}); "
+                         "the directory keeps its previous files, nothing is half-written") from None
 
 
 #: errno values of a write that cannot be done (full, read-only, forbidden, quota, I/O error).
