@@ -172,6 +172,21 @@ def test_a_tampered_table_is_rebuilt_not_blessed(tmp_path):
     assert build(spec, out)[0].action == "up-to-date"
 
 
+def test_provenance_migration_does_not_bless_a_tampered_table(tmp_path):
+    from aqpgen.build.migrate import normalise_provenance
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(Ks="[2, 3]"))
+    out = tmp_path / "out"
+    build(spec, out)
+    _tamper(out / "pm1.h5")
+    manifest = (out / MANIFEST_NAME).read_bytes()
+    with pytest.raises(RuntimeError, match=r"refusing to migrate .*pm1\.h5: sha256 [0-9a-f]{64} differs"):
+        normalise_provenance(str(spec), str(out))
+    assert (out / MANIFEST_NAME).read_bytes() == manifest
+    assert not all(c.ok for c in check_manifest(out))
+
+
 def test_an_installed_table_is_checked_against_the_installed_manifest(tmp_path, monkeypatch):
     from aqpgen.runtime import load_table
     from aqpgen.store.wheeldata import write_runtime_tables
