@@ -22,8 +22,10 @@ from aqpgen.runtime.precision import (
     needs_hp,
     row_precision,
 )
+from aqpgen.errors import TableFormatError
+from aqpgen.store import locate
 from aqpgen.store.locate import find_table
-from aqpgen.store.tablefile import read_table  # numpy + lazy h5py
+from aqpgen.store.tablefile import manifest_mismatch, read_table  # numpy + lazy h5py
 
 __all__ = ["FAILED", "Table", "answers_to_counts", "check_failed", "is_failed", "load_table"]
 
@@ -35,20 +37,38 @@ def load_table(path_or_name, *, check_hash: bool = True) -> Table:
     ----------
     path_or_name : str or path-like
         A ``.h5`` file, or the name of a shipped table (``"power-m2"``), looked up in
-        ``$AQPGEN_TABLES`` (``os.pathsep``-separated directories) and then the repository's
-        ``tables/`` directory.
+        ``$AQPGEN_TABLES`` (``os.pathsep``-separated directories), the repository's ``tables/``
+        directory, then the tables installed with the package (``aqpgen.store.locate``).
     check_hash : bool
-        Recompute and compare the file's content hash (default True; a few milliseconds).
+        Recompute and compare the file's content hash (default True; a few milliseconds); for a
+        table installed with the package, also check that it is the file the installed
+        ``MANIFEST.json`` records (its sha256), so an edited file whose own content hash was
+        recomputed is refused too.
 
     Raises
     ------
     FileNotFoundError
         Neither a file nor a known table name (the message lists the available names).
     aqpgen.errors.TableFormatError
-        Wrong schema or schema version, malformed file, content hash mismatch.
+        Wrong schema or schema version, malformed file, content hash mismatch; an installed
+        table that differs from the installed manifest's record (the message names the file and
+        both hashes).
     """
     path = find_table(path_or_name)
+    if check_hash:
+        _check_installed(path)
     return Table(read_table(path, check_hash=check_hash), path=path)
+
+
+def _check_installed(path: Path) -> None:
+    """A table of the installed package data must be the file its ``MANIFEST.json`` records."""
+    pkg = locate.packaged_tables_dir()
+    if pkg is None or not os.path.samefile(path.parent, pkg):
+        return
+    why = manifest_mismatch(path)
+    if why is not None:
+        raise TableFormatError(f"{path}: not the table installed with aqpgen ({why}); the file was "
+                               "changed after installation: reinstall aqpgen")
 
 
 # ----------------------------------------------------------------------------- counts

@@ -3,7 +3,7 @@
 Public names
 ------------
 SCHEMA, SCHEMA_VERSION, Row, TableData, make_table -- re-exported from ``aqpgen.store.content``.
-write_table(path, table)    -- write deterministically to a temp file, then ``os.replace``.
+write_table(path, table)    -- build the file image in memory, write it atomically (temp file, rename).
 read_table(path)            -- read and check schema, structure and content hash.
 check_schema(attrs)         -- (schema, version) of a file's root attributes, or TableFormatError.
 content_hash(table)         -- sha256 (hex) of the canonical serialisation of a table.
@@ -11,6 +11,8 @@ canonical_json(obj)         -- the canonical JSON used for params, provenance, s
 file_sha256(path)           -- sha256 (hex) of a file's bytes.
 update_manifest(tables_dir) -- (re)write ``tables_dir/MANIFEST.json`` atomically.
 check_manifest(path)        -- check a table file (or a whole directory) against its manifest.
+manifest_mismatch(path, manifest=None) -- why a table file is not the one its manifest records
+                               (naming both hashes), or None when it is.
 read_attrs, load_manifest, manifest_entry, row_digest, row_digests -- see their docstrings.
 
 The in-memory records and the canonical serialisation live in ``aqpgen.store.content`` (re-exported
@@ -65,7 +67,7 @@ import numpy as np
 
 from aqpgen.errors import TableFormatError
 from aqpgen.records import Check
-from aqpgen.store.atomic import atomic_path, write_text_atomic
+from aqpgen.store.atomic import write_bytes_atomic, write_text_atomic
 from aqpgen.store.content import (
     SCHEMA,
     SCHEMA_VERSION,
@@ -96,6 +98,7 @@ __all__ = [
     "load_manifest",
     "make_table",
     "manifest_entry",
+    "manifest_mismatch",
     "read_attrs",
     "read_table",
     "row_digest",
@@ -149,11 +152,10 @@ def write_table(path: str | os.PathLike, table: TableData | None = None, **parts
 
     Notes
     -----
-    The file is written to a temporary file in the same directory and moved into place with
-    ``os.replace``; on any exception the temporary file is removed and ``path`` is untouched.
+    The file's bytes are built in memory, then written to a temporary file in the same
+    directory and moved into place with ``os.replace``; on any exception (a full disk: the
+    ``OSError`` of the write) the temporary file is removed and ``path`` is untouched.
     """
-    import h5py
-
     if table is None:
         table = TableData(**parts)
     elif parts:
@@ -163,7 +165,20 @@ def write_table(path: str | os.PathLike, table: TableData | None = None, **parts
     raw = to_raw(table)
     sections = section_hashes(raw)
     chash = combine_sections(sections)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w", libver=LIBVER, track_order=False) as f:
+    write_bytes_atomic(path, _file_image(raw, sections, chash))
+    return replace(table, content_hash=chash)
+
+
+def _file_image(raw: RawTable, sections: dict, chash: str) -> bytes:
+    """The bytes of the HDF5 file of ``raw``, built in memory (HDF5's core driver, no backing
+    file): the disk is touched only by the atomic write of these bytes, so a full disk is an
+    ordinary ``OSError`` of that write.  The image is the byte-for-byte file HDF5 writes to disk
+    for the same calls (tests/test_tablefile.py compares it with a committed table)."""
+    import h5py
+
+    f = h5py.File(f"aqpgen-image-{id(raw)}", "w", driver="core", backing_store=False, libver=LIBVER,
+                  track_order=False)
+    try:
         a = f.attrs
         for key in ("schema",):
             a.create(key, _str_attr(h5py, raw.attrs[key]))
@@ -188,7 +203,10 @@ def write_table(path: str | os.PathLike, table: TableData | None = None, **parts
             f.create_dataset("metrics", data=np.zeros((len(raw.K), 0), dtype="<f8"), **kw)
         f.create_dataset("status", data=_fixed_ascii(raw.status), **kw)
         f.create_dataset("solver", data=_fixed_ascii(raw.solver), **kw)
-    return replace(table, content_hash=chash)
+        f.flush()
+        return f.id.get_file_image()
+    finally:
+        f.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -524,6 +542,38 @@ def load_manifest(path: str | os.PathLike) -> dict:
 _HEAL = ("if a build was interrupted, rerun `aqpgen build SPEC --out DIR` for this directory: it re-checks "
          "every table (rebuilding what is not current) and rewrites the manifest; otherwise the file "
          "was changed after it was built")
+
+
+def manifest_mismatch(path: str | os.PathLike, manifest: str | os.PathLike | None = None) -> str | None:
+    """Why the table file ``path`` is not the file its manifest records, or None when it is.
+
+    ``manifest`` defaults to ``MANIFEST.json`` next to ``path``.  The file's sha256 (its bytes) and
+    its stored content hash are compared with the manifest's record of the file name: a file whose
+    values were edited and whose own content hash was recomputed still differs in sha256.  The
+    reason names the file and both hashes (or says the manifest or its record is missing or
+    unreadable).  Cost: one sha256 of the file.
+    """
+    p = os.fspath(path)
+    fn = os.path.basename(p)
+    mpath = os.fspath(manifest) if manifest is not None else os.path.join(os.path.dirname(os.path.abspath(p)), MANIFEST_NAME)
+    if not os.path.exists(mpath):
+        return f"{fn}: no {MANIFEST_NAME} records it ({mpath} does not exist)"
+    try:
+        want = load_manifest(mpath)["files"].get(fn)
+    except (TableFormatError, OSError, ValueError) as e:
+        return f"{fn}: its manifest is unreadable ({e})"
+    if not isinstance(want, dict):
+        return f"{fn}: not listed in {mpath}"
+    sha = file_sha256(p)
+    if want.get("sha256") != sha:
+        return f"{fn}: sha256 {sha} differs from {MANIFEST_NAME}'s {want.get('sha256')}"
+    try:
+        ch = read_attrs(p).get("content_hash")
+    except TableFormatError as e:
+        return f"{fn}: unreadable ({e})"
+    if want.get("content_hash") != ch:
+        return f"{fn}: content hash {ch} differs from {MANIFEST_NAME}'s {want.get('content_hash')}"
+    return None
 
 
 def check_manifest(path: str | os.PathLike) -> list:
