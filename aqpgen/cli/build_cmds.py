@@ -159,6 +159,8 @@ class _Reporter:
     "provenance records the lock's hash; `make venv` installs from it; a table built by other "
     "versions counts as out of date).\n\n"
     "Prints one line per table (unavailable K ranges compressed); -v for every K.\n\n"
+    "The spec keys (name, family, method, params, Ks) and every family's params: docs/BUILDING.md; "
+    "an example to copy: README.md, section 'Build your own table'.\n\n"
     "\b\nExamples:\n  aqpgen build                       # everything, in spec order\n"
     "  aqpgen build --only power-m2 --jobs 2\n  aqpgen build my.toml --out /tmp/t --force\n"
     "  aqpgen build my.toml --out /tmp/t --dask local --jobs 2\n"
