@@ -47,6 +47,7 @@ import functools
 import json
 import math
 import os
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -60,6 +61,14 @@ from aqpgen.store.locate import (
     source_tables_dir,
 )
 from aqpgen.targets import parse_target, table_prefix
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    try:
+        import tomli as tomllib
+    except ModuleNotFoundError:  # the light install: a checkout's tables/ then count as shipped
+        tomllib = None
 
 __all__ = ["NOISE_WEIGHTS", "Candidate", "Recommendation", "build_command", "noise_weight",
            "plugin_variance", "recommend", "table_source"]
@@ -178,12 +187,11 @@ def _table_names(target, tables: Iterable[str] | None) -> list[str]:
 
 
 @functools.lru_cache(maxsize=8)
-def _spec_names(spec_path: str, stamp: tuple) -> frozenset:
-    """Names of the ``[[table]]`` entries of a spec file (empty when unreadable)."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
+def _spec_names(spec_path: str, stamp: tuple) -> frozenset | None:
+    """Names of the ``[[table]]`` entries of a spec file (empty when unreadable; None when no
+    TOML parser is installed)."""
+    if tomllib is None:  # pragma: no cover - Python 3.10 without tomli
+        return None
     try:
         with open(spec_path, "rb") as fh:
             doc = tomllib.load(fh)
@@ -210,7 +218,7 @@ def table_source(path) -> str:
         st = os.stat(spec)
         names = _spec_names(spec, (st.st_size, st.st_mtime_ns))
         stem = os.path.splitext(os.path.basename(p))[0]
-        return "shipped" if stem in names else f"user-built ({src})"
+        return "shipped" if names is None or stem in names else f"user-built ({src})"
     return f"given ({path})"
 
 
@@ -264,8 +272,6 @@ def build_command(table, K: int, *, out: str = "my-tables", recommend_args: str 
     """The shell line that writes a one-entry spec for row K of a table like ``table`` (a name
     or path: same family, method and params, named ``<name>-K<K>``) to ``<out>.toml``, builds it
     into ``out/`` and asks ``aqpgen recommend`` again with ``out`` on the search path."""
-    import shlex
-
     K = as_K(K, "K", minimum=2)
     tab = load_table(find_table(table))
     lines = ["[[table]]", f"name = {json.dumps(f'{tab.name}-K{K}')}",
