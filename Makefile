@@ -103,7 +103,7 @@ test: $(STAMP)
 	exit $$rc
 
 verify: $(STAMP)
-	$(BIN)/aqpgen verify tables/*.h5
+	$(BIN)/aqpgen verify tables/*.h5 --jobs $(JOBS)
 	@if [ -f tables/kl-minimax.h5 ]; then $(BIN)/aqpgen verify --rate tables/kl-minimax.h5; fi
 
 # The light wheel (numpy + h5py; runtime copies of every table as package data) in dist/.
