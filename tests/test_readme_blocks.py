@@ -2,7 +2,8 @@
 spec builds, and the generated blocks are current.
 
 * Blocks: the README is assembled from docs/readme/*.md with the generated blocks of the
-  committed README.md (what ``aqpgen report --readme-only`` does); each ```python block runs in a
+  committed README.md (what ``aqpgen report --readme-only`` does; that README.md is that assembly
+  is tests/test_report.py's check); each ```python block runs in a
   fresh interpreter from an empty temporary directory.  A block that imports an optional
   framework (torch, jax) is skipped, with the reason, when it is not installed (CI installs them);
   the trainer blocks (TRL, verl, OpenRLHF: they take a model, tokenizer and dataset as given) are
@@ -54,12 +55,6 @@ def _blocks(lang: str, text: str) -> list[str]:
 
 
 PY_BLOCKS = _blocks("python", _assembled())
-
-
-def test_readme_is_the_assembly_of_its_fragments():
-    assert README.read_text(encoding="utf-8") == _assembled(), (
-        "README.md differs from docs/readme/*.md assembled with its generated blocks: run "
-        "aqpgen report --readme README.md --readme-only")
 
 
 def test_readme_has_python_blocks():
