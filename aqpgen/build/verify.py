@@ -30,12 +30,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from aqpgen.build.build import GENERATORS
+from aqpgen.build.diff import diff_tables
 from aqpgen.errors import TableFormatError
 from aqpgen.generators.minimax import rate_audit
 from aqpgen.records import Check, as_K
 from aqpgen.store.atomic import stale_temp_files
-from aqpgen.build.build import GENERATORS
-from aqpgen.build.diff import diff_tables
 from aqpgen.store.tablefile import MANIFEST_NAME, TableData, check_manifest, read_table
 from aqpgen.store.wheeldata import runtime_copy_of
 

@@ -13,13 +13,19 @@ import time
 
 import click
 
+from aqpgen.build.build import DEFAULT_SPEC, BuildError, build
+from aqpgen.build.spec import missing_extra
+from aqpgen.build.verify import (
+    count_rows,
+    summarize,
+    verify_against,
+    verify_files,
+    verify_rate,
+)
 from aqpgen.cli import CONVENTIONS, progress_bar
 from aqpgen.errors import TableFormatError
-from aqpgen.build.build import DEFAULT_SPEC, BuildError, build
 from aqpgen.store.locate import find_table, packaged_tables_dir, source_tables_dir
-from aqpgen.build.spec import missing_extra
 from aqpgen.store.tablefile import read_table
-from aqpgen.build.verify import count_rows, summarize, verify_against, verify_files, verify_rate
 
 TABLE_HELP = """\
 A table file (tables/<name>.h5, HDF5 schema 'aqpgen.table' v1) holds, for every K it covers,

@@ -21,9 +21,9 @@ try:
 except ImportError:  # python < 3.11
     import tomli as tomllib
 
+from aqpgen.build import build
 from aqpgen.report.markdown import md_table, ok_Ks, read_named, table_path
 from aqpgen.report.sections import PRESET_TABLES
-from aqpgen.build import build
 
 __all__ = ["DEPENDENCIES", "choices_section"]
 
