@@ -27,6 +27,8 @@ ALLOW_DIRTY ?= 0
 ALLOW_UNLOCKED ?= 0
 DASK    ?=
 # Set WITH_TORCH=1 / WITH_JAX=1 to try installing torch / jax (their tests are skipped when absent).
+# `make test` ends by listing the groups of skipped tests and the switch that runs each;
+# AQPGEN_FAIL_ON_SKIP=1 (set by .ci/run) makes any skipped test fail the run.
 # WITH_TRL=1 installs trl (transformers, accelerate, datasets) for the real GRPOTrainer tests, only
 # once torch is importable (so pip never pulls a CUDA torch).
 WITH_TORCH ?= 0
@@ -101,7 +103,7 @@ test: $(STAMP)
 	exit $$rc
 
 verify: $(STAMP)
-	$(BIN)/aqpgen verify tables/*.h5
+	$(BIN)/aqpgen verify tables/*.h5 --jobs $(JOBS)
 	@if [ -f tables/kl-minimax.h5 ]; then $(BIN)/aqpgen verify --rate tables/kl-minimax.h5; fi
 
 # The light wheel (numpy + h5py; runtime copies of every table as package data) in dist/: pure

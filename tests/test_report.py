@@ -198,7 +198,7 @@ def test_sections_from_toy_tables(tmp_path):
     text = sections.f64_markdown(rd)
     assert "from K = 64" in text and "up to K = 32" in text
     usage = sections.usage_section(str(d))
-    assert "array([" in usage and "make bench" in usage and " ms" not in usage
+    assert "\n# [" in usage and ">>>" not in usage and "make bench" in usage and " ms" not in usage
 
 
 def test_report_compare_agrees_with_cli():

@@ -21,9 +21,9 @@ try:
 except ImportError:  # python < 3.11
     import tomli as tomllib
 
+from aqpgen.build import build
 from aqpgen.report.markdown import md_table, ok_Ks, read_named, table_path
 from aqpgen.report.sections import PRESET_TABLES
-from aqpgen.build import build
 
 __all__ = ["DEPENDENCIES", "choices_section"]
 
@@ -47,6 +47,8 @@ DEPENDENCIES = (
     ("scipy", "scipy", ("sparse matrices for the AQP programs, FFT / dense linear algebra in the "
      "Remez solve, Gauss–Legendre nodes for V1, the simulator's root finding")),
     ("matplotlib", "matplotlib", "the report's PNG figures (Agg backend, no metadata)"),
+    ("threadpoolctl", "threadpoolctl", ("every BLAS on one thread while a row is solved (a row must "
+     "not depend on the core count)")),
 )
 
 
@@ -73,10 +75,18 @@ def _imports(root: str, sub: str) -> dict:
     return {k: sorted(v) for k, v in found.items()}
 
 
-def _declared_deps(root: str) -> set:
+def _declared_deps(root: str) -> dict:
+    """{distribution (lower case): where pyproject.toml declares it} -- ``"required"`` for the
+    light install's dependencies, ``"[extra]"`` for the first optional extra listing it."""
     with open(os.path.join(root, "pyproject.toml"), "rb") as fh:
-        deps = tomllib.load(fh)["project"]["dependencies"]
-    return {re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0].strip().lower() for d in deps}
+        proj = tomllib.load(fh)["project"]
+    out: dict = {}
+    groups = [("required", proj.get("dependencies", []))] + [
+        (f"[{k}]", v) for k, v in proj.get("optional-dependencies", {}).items()]
+    for where, deps in groups:
+        for d in deps:
+            out.setdefault(re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0].strip().lower(), where)
+    return out
 
 
 def choices_section(tables_dir: str = "tables", reach: dict | None = None, f64: dict | None = None) -> str:
@@ -93,10 +103,11 @@ def choices_section(tables_dir: str = "tables", reach: dict | None = None, f64: 
         where = [f"`{f[:-3].replace(os.sep, '.')}`" for f in lib.get(mod, [])]
         nt = len(tst.get(mod, []))
         used = (", ".join(where) or "—") + (f"; {nt} test file{'s' if nt != 1 else ''}" if nt else "")
-        decl = "" if dist.lower() in declared else " (not declared in pyproject.toml: installed as a dependency of another package)"
-        rows.append([f"{dist} {ver}", why + decl, used])
+        decl = declared.get(dist.lower(), "not declared in pyproject.toml")
+        rows.append([f"{dist} {ver}", decl, why, used])
     deps = ("**Dependencies** (imports found by parsing `aqpgen/` and `tests/`; versions installed "
-            "in the build environment):\n\n" + md_table(["package", "why", "imported in"], rows, "---|---|---|"))
+            "in the build environment; declared in pyproject.toml as required or in an extra):\n\n"
+            + md_table(["package", "declared", "why", "imported in"], rows, "---|---|---|---|"))
     facts = [f for f in (_f64_stat(f64), _cert_stat(tables_dir), _reach_stat(reach),
                          _uptodate_stat(tables_dir)) if f]
     return deps + "\n\n**Numbers behind the choices** (computed from the shipped tables):\n\n" + "\n".join(
