@@ -9,7 +9,6 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from aqpgen.records import standard_Ks
 from aqpgen.build.build import (
     BuildError,
     build,
@@ -18,7 +17,9 @@ from aqpgen.build.build import (
     load_spec,
     standard_kmin,
 )
-from aqpgen.store.tablefile import SCHEMA_VERSION, check_manifest, read_table
+from aqpgen.records import standard_Ks
+from aqpgen.store.manifest import check_manifest
+from aqpgen.store.tablefile import SCHEMA_VERSION, read_table
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -22,7 +22,8 @@ import pytest
 from aqpgen.build.build import build
 from aqpgen.errors import TableFormatError
 from aqpgen.store import atomic, locate
-from aqpgen.store.tablefile import MANIFEST_NAME, check_manifest, load_manifest, read_table, write_table
+from aqpgen.store.manifest import MANIFEST_NAME, check_manifest, load_manifest
+from aqpgen.store.tablefile import read_table, write_table
 
 REPO = Path(__file__).resolve().parents[1]
 

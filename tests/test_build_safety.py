@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from aqpgen.store import atomic
 from aqpgen.build.lock import LOCK_NAME, build_lock
-from aqpgen.store.tablefile import MANIFEST_NAME, check_manifest, read_table
+from aqpgen.store import atomic
+from aqpgen.store.manifest import MANIFEST_NAME, check_manifest
+from aqpgen.store.tablefile import read_table
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and fork")
 

@@ -125,7 +125,8 @@ def test_verify_ok_and_tampered(built):
 
 def test_verify_rowcheck_failure_detected(built, monkeypatch):
     """A wrong value written with a consistent hash (re-written file) fails the generator check."""
-    from aqpgen.store.tablefile import read_table, update_manifest, write_table
+    from aqpgen.store.manifest import update_manifest
+    from aqpgen.store.tablefile import read_table, write_table
 
     t = read_table(built)
     row = t.rows[3]

@@ -15,15 +15,14 @@ import pytest
 
 from aqpgen.errors import TableFormatError
 from aqpgen.records import KResult
+from aqpgen.store.manifest import check_manifest, update_manifest
 from aqpgen.store.tablefile import (
     SCHEMA,
     SCHEMA_VERSION,
     TableData,
-    check_manifest,
     content_hash,
     make_table,
     read_table,
-    update_manifest,
     write_table,
 )
 

@@ -24,6 +24,7 @@ from aqpgen.audit.rowpoly import LOG_TARGET, AuditTarget, parse_audit_target
 from aqpgen.audit.rows import RowTask, audit_row
 from aqpgen.errors import TableFormatError
 from aqpgen.store import tablefile
+from aqpgen.store.manifest import MANIFEST_NAME, load_manifest, row_digests
 
 __all__ = ["RATE_RANGE", "audit_file", "audit_files", "default_minimax_path", "manifest_findings", "rate_findings"]
 
@@ -55,14 +56,14 @@ def manifest_findings(path: str, fname: str, manifest: str | None, chash: str | 
     """Findings of the file against its MANIFEST.json entry (default: the one beside the file)."""
     mpath = manifest
     if mpath is None:
-        cand = os.path.join(os.path.dirname(os.path.abspath(path)), tablefile.MANIFEST_NAME)
+        cand = os.path.join(os.path.dirname(os.path.abspath(path)), MANIFEST_NAME)
         if not os.path.exists(cand):
             return [file_finding(fname, "manifest", True,
                                  "no MANIFEST.json beside the file and none given (--manifest): not checked",
                                  tol="sha256")]
         mpath = cand
     try:
-        files = tablefile.load_manifest(mpath)["files"]
+        files = load_manifest(mpath)["files"]
     except Exception as exc:  # noqa: BLE001 - a malformed manifest is a failure of this check
         return [file_finding(fname, "manifest", False, f"{mpath}: {exc}")]
     base = os.path.basename(path)
@@ -89,7 +90,7 @@ def manifest_findings(path: str, fname: str, manifest: str | None, chash: str | 
                                 recomputed=chash, tol="equal"))
     rows = want.get("rows")
     if table is not None and isinstance(rows, dict):
-        got = tablefile.row_digests(table)
+        got = row_digests(table)
         bad = sorted(int(k) for k in set(got) | set(rows) if got.get(k) != rows.get(k))
         out.append(file_finding(fname, "manifest.rows", not bad,
                                 f"all {len(got)} row digests match the manifest" if not bad else

@@ -55,7 +55,7 @@ No debris (a build may be killed at any instant, ``kill -9`` included)
 Tamper resistance
 -----------------
 A current file is skipped only if it is also the file the directory's MANIFEST.json records
-(``aqpgen.store.tablefile.manifest_mismatch``: same sha256 and content hash).  Otherwise -- a
+(``aqpgen.store.manifest.manifest_mismatch``: same sha256 and content hash).  Otherwise -- a
 value edited and the file's own content hash recomputed, a file not listed, no manifest, or a
 manifest left stale by a kill -- the table is rebuilt (a note names the file and both hashes), so
 a build never rewrites the manifest to list a file it did not write.
@@ -71,12 +71,7 @@ import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from aqpgen.errors import AqpgenError, TableFormatError
-from aqpgen.numerics.precision import single_thread_blas
-from aqpgen.records import KResult
-from aqpgen.store.atomic import NotWritableError, check_writable, remove_stale_temp_files
 from aqpgen.build.buildenv import UNLOCKED, describe, env_key
-from aqpgen.store.locate import source_tables_dir
 from aqpgen.build.lock import build_lock
 from aqpgen.build.runner import RowFailed, make_runner
 from aqpgen.build.spec import (
@@ -89,15 +84,22 @@ from aqpgen.build.spec import (
     missing_extra,
     standard_kmin,
 )
+from aqpgen.errors import AqpgenError, TableFormatError
+from aqpgen.numerics.precision import single_thread_blas
+from aqpgen.records import KResult
+from aqpgen.store.atomic import (
+    NotWritableError,
+    check_writable,
+    remove_stale_temp_files,
+)
+from aqpgen.store.locate import source_tables_dir
+from aqpgen.store.manifest import MANIFEST_NAME, manifest_mismatch, update_manifest
 from aqpgen.store.tablefile import (
-    MANIFEST_NAME,
     SCHEMA_VERSION,
     canonical_json,
     make_table,
-    manifest_mismatch,
     read_attrs,
     read_table,
-    update_manifest,
     write_table,
 )
 

@@ -20,10 +20,11 @@ import sys
 from dataclasses import replace
 
 from aqpgen.build.build import current_table, generator, provenance_for
-from aqpgen.store.content import section_hashes, to_raw
 from aqpgen.build.lock import build_lock
 from aqpgen.build.spec import DEFAULT_SPEC, load_spec
-from aqpgen.store.tablefile import manifest_mismatch, update_manifest, write_table
+from aqpgen.store.content import section_hashes, to_raw
+from aqpgen.store.manifest import manifest_mismatch, update_manifest
+from aqpgen.store.tablefile import write_table
 
 __all__ = ["normalise_provenance"]
 

@@ -36,7 +36,8 @@ from aqpgen.errors import TableFormatError
 from aqpgen.generators.minimax import rate_audit
 from aqpgen.records import Check, as_K
 from aqpgen.store.atomic import stale_temp_files
-from aqpgen.store.tablefile import MANIFEST_NAME, TableData, check_manifest, read_table
+from aqpgen.store.manifest import MANIFEST_NAME, check_manifest
+from aqpgen.store.tablefile import TableData, read_table
 from aqpgen.store.wheeldata import runtime_copy_of
 
 __all__ = ["count_rows", "summarize", "verify_against", "verify_file", "verify_files", "verify_rate",

@@ -42,6 +42,7 @@ from aqpgen.report.markdown import (
     table_path,
 )
 from aqpgen.store import tablefile
+from aqpgen.store.manifest import MANIFEST_NAME, load_manifest
 
 __all__ = [
     "COMPARE_KS",
@@ -79,7 +80,7 @@ VRATIO_KS = (8, 64, 128, 256, 512, 1024)
 
 def tables_section(tables_dir: str = "tables") -> str:
     """Markdown: every file of ``tables_dir/MANIFEST.json`` with its header and row counts."""
-    man = tablefile.load_manifest(os.path.join(tables_dir, tablefile.MANIFEST_NAME))
+    man = load_manifest(os.path.join(tables_dir, MANIFEST_NAME))
     rows = []
     for fname in sorted(man["files"]):
         ent = man["files"][fname]

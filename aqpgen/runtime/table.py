@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aqpgen.errors import TableFormatError
 from aqpgen.runtime.gather import gather
 from aqpgen.runtime.precision import (
     PRECISION_SLACK,
@@ -22,10 +23,10 @@ from aqpgen.runtime.precision import (
     needs_hp,
     row_precision,
 )
-from aqpgen.errors import TableFormatError
 from aqpgen.store import locate
 from aqpgen.store.locate import find_table
-from aqpgen.store.tablefile import manifest_mismatch, read_table  # numpy + lazy h5py
+from aqpgen.store.manifest import manifest_mismatch
+from aqpgen.store.tablefile import read_table  # numpy + lazy h5py
 
 __all__ = ["FAILED", "Table", "answers_to_counts", "check_failed", "is_failed", "load_table"]
 

@@ -36,7 +36,8 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from aqpgen.store.tablefile import Row, TableData, read_table, update_manifest, write_table
+from aqpgen.store.manifest import update_manifest
+from aqpgen.store.tablefile import Row, TableData, read_table, write_table
 
 __all__ = ["DROPPED_SECTIONS", "PACKAGE_DATA", "runtime_copy", "runtime_copy_of", "write_runtime_tables"]
 
