@@ -162,11 +162,14 @@ def test_long_solve_prints_progress(capsys):
     assert all(line.startswith("solving K=4096 (Remez exchange): ") for line in err[1:])
 
 
-@pytest.mark.parametrize("target", ["missing-dir/out.json", "."])
+@pytest.mark.parametrize("target", ["a-file/out.json", "."])
 def test_audit_unwritable_json_fails_before_any_work(tmp_path, monkeypatch, target):
+    """A path under a regular file, or a directory: refused before the audit runs (a missing
+    directory is not an error: the atomic writer creates it)."""
     import aqpgen.audit as A
 
     monkeypatch.setattr(A, "audit_files", lambda *a, **k: pytest.fail("audit ran"))
+    (tmp_path / "a-file").write_text("x")
     path = str(tmp_path / target)
     r = CliRunner().invoke(main, ["audit", "power-m1", "--json", path])
     assert r.exit_code == 2 and "--json" in r.output and "Traceback" not in r.output

@@ -18,7 +18,7 @@ from aqpgen.cli import CONVENTIONS, progress_bar
 from aqpgen.cli.build_cmds import resolve_table
 from aqpgen.report import readme as R
 from aqpgen.report import write as W
-from aqpgen.store.atomic import write_text_atomic
+from aqpgen.store.atomic import NotWritableError, check_writable, write_text_atomic
 
 _AUDIT_HELP = """\
 Independently audit table files: recompute every claim from the stored values alone.
@@ -80,18 +80,12 @@ def audit_cmd(tables, json_path, md_path, manifest, minimax, jobs, all_rows, qui
 
 
 def _check_writable(path: str, option: str) -> None:
-    """A usage error, before any work, when ``path`` cannot be written (its directory missing or
-    not writable, or the path an existing directory or read-only file)."""
-    d = os.path.dirname(os.path.abspath(path)) or "."
-    why = None
-    if os.path.isdir(path):
-        why = "is a directory"
-    elif not os.path.isdir(d):
-        why = f"its directory {d} does not exist"
-    elif not os.access(d, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        why = "is not writable"
-    if why:
-        raise click.BadParameter(f"{path!r} {why}", param_hint=option)
+    """A usage error, before any work, when ``path`` cannot be written (the one check:
+    ``aqpgen.store.atomic.check_writable``)."""
+    try:
+        check_writable(path, option)
+    except NotWritableError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 @click.command("report", help="Write docs/report.md and its figures (docs/figures/*.png) from "
