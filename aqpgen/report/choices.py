@@ -3,9 +3,12 @@
 Public names
 ------------
 DEPENDENCIES                              -- (distribution, import name, reason) of each dependency.
-choices_section(tables_dir, reach, f64)   -- the Markdown block: the dependency table and the
-                                           measured numbers behind the choices (the prose
-                                           is docs/readme/choices.md).
+choices_section(tables_dir, reach, f64)   -- docs/report.md's block: the dependency table and the
+                                           measured numbers behind the choices.
+choices_readme(tables_dir, reach, f64)    -- the README's block (the prose is docs/readme/choices.md):
+                                           the numbers and a link to the dependency table.
+dependencies_markdown()                   -- the dependency table alone.
+choices_numbers(tables_dir, reach, f64)   -- the numbers alone.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from aqpgen.build import build
 from aqpgen.report.markdown import md_table, ok_Ks, read_named, table_path
 from aqpgen.report.sections import PRESET_TABLES
 
-__all__ = ["DEPENDENCIES", "choices_section"]
+__all__ = ["DEPENDENCIES", "choices_numbers", "choices_readme", "choices_section", "dependencies_markdown"]
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: Dependencies: (distribution, import name, reason).
@@ -90,7 +93,21 @@ def _declared_deps(root: str) -> dict:
 
 
 def choices_section(tables_dir: str = "tables", reach: dict | None = None, f64: dict | None = None) -> str:
-    """Markdown: dependencies (reason, where imported, version) and design decisions."""
+    """Markdown for docs/report.md: dependencies (reason, where imported, version) and the numbers
+    behind the design decisions."""
+    return dependencies_markdown() + "\n\n" + choices_numbers(tables_dir, reach, f64)
+
+
+def choices_readme(tables_dir: str = "tables", reach: dict | None = None, f64: dict | None = None) -> str:
+    """The README's shorter block: the numbers behind the choices and a link to the dependency
+    table of docs/report.md (the README stays under 300 lines)."""
+    return (choices_numbers(tables_dir, reach, f64) + "\n\nEvery dependency, with its reason, where "
+            "it is declared and where it is imported: [docs/report.md](docs/report.md#choices).")
+
+
+def dependencies_markdown() -> str:
+    """Markdown table: each dependency, its version, where pyproject.toml declares it, why, and
+    which modules import it."""
     root = _ROOT
     lib, tst = _imports(root, "aqpgen"), _imports(root, "tests")
     declared = _declared_deps(root)
@@ -105,12 +122,16 @@ def choices_section(tables_dir: str = "tables", reach: dict | None = None, f64: 
         used = (", ".join(where) or "—") + (f"; {nt} test file{'s' if nt != 1 else ''}" if nt else "")
         decl = declared.get(dist.lower(), "not declared in pyproject.toml")
         rows.append([f"{dist} {ver}", decl, why, used])
-    deps = ("**Dependencies** (imports found by parsing `aqpgen/` and `tests/`; versions installed "
+    return ("**Dependencies** (imports found by parsing `aqpgen/` and `tests/`; versions installed "
             "in the build environment; declared in pyproject.toml as required or in an extra):\n\n"
             + md_table(["package", "declared", "why", "imported in"], rows, "---|---|---|---|"))
+
+
+def choices_numbers(tables_dir: str = "tables", reach: dict | None = None, f64: dict | None = None) -> str:
+    """Markdown bullets: the numbers behind the design choices, computed from the shipped tables."""
     facts = [f for f in (_f64_stat(f64), _cert_stat(tables_dir), _reach_stat(reach),
                          _uptodate_stat(tables_dir)) if f]
-    return deps + "\n\n**Numbers behind the choices** (computed from the shipped tables):\n\n" + "\n".join(
+    return "**Numbers behind the choices** (computed from the shipped tables):\n\n" + "\n".join(
         f"* {f}" for f in facts)
 
 

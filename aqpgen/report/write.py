@@ -136,7 +136,8 @@ def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False,
         sec["sim_figs"] = "\n\n".join(link(n[:-4], n, odir) for n in names)
     _alpha_sections(sec, attempt, figures, tables_dir=tables_dir, quick=quick, K=K, figdir=figdir,
                     odir=odir, game_json=game_json or GAME_JSON)
-    sec["choices"] = attempt("choices", lambda: choices.choices_section(tables_dir, reach, rd))
+    sec["choices_full"] = attempt("choices", lambda: choices.choices_section(tables_dir, reach, rd))
+    sec["choices"] = attempt("choices (README)", lambda: choices.choices_readme(tables_dir, reach, rd))
     if failures:
         raise ReportError(failures)
     return figures, sec
@@ -225,7 +226,7 @@ def write_report(out: str = "docs/report.md", *, tables_dir: str = "tables", qui
     ]
     if "cli" in sec:
         parts += ["## Command line", sec["cli"]]
-    parts += ["## Choices", sec["choices"]]
+    parts += ["## Choices", sec["choices_full"]]
     text = "\n\n".join(p for p in parts if p) + "\n"
     write_text_atomic(out, text)
     return ReportResult(tuple(figures), sec, text)
