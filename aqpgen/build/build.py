@@ -16,7 +16,8 @@ GENERATORS, TableSpec, load_spec, standard_kmin, DEFAULT_SPEC, MAX_K -- from ``a
 Up-to-date rule (docs/ARCHITECTURE.md)
 --------------------------------------
 A file is current iff its stored ``inputs_hash`` equals sha256 of the canonical JSON of
-``{name, family, method, params, Ks, generator_version, schema_version}``, its provenance's
+``{name, family, method, params, Ks, generator_version, schema_version}`` (plus ``inputs``, the
+content hashes of its declared input tables, when it has any: ``aqpgen.build.inputs``), its provenance's
 ``build_env`` equals the running environment's (``aqpgen.build.buildenv.env_key``: the hash of
 the pinned numerical libraries of ``constraints.txt``, or ``"unlocked"``) *and* its content hash
 checks.  Then ``build`` does nothing for it.
@@ -59,9 +60,10 @@ from dataclasses import dataclass
 
 from aqpgen.errors import AqpgenError, TableFormatError
 from aqpgen.numerics.precision import single_thread_blas
-from aqpgen.records import KResult
+from aqpgen.records import KResult, as_int
 from aqpgen.store.atomic import remove_stale_temp_files
 from aqpgen.build.buildenv import UNLOCKED, describe, env_key
+from aqpgen.build.inputs import InputError, InputTables, order_by_inputs
 from aqpgen.store.locate import source_tables_dir
 from aqpgen.build.lock import build_lock
 from aqpgen.build.runner import RowFailed, make_runner
@@ -158,9 +160,11 @@ def generator(spec: TableSpec):
         raise ImportError(f"table {spec.name!r}: {e}") from e
 
 
-def inputs_hash(spec: TableSpec, generator_version: str) -> str:
+def inputs_hash(spec: TableSpec, generator_version: str, inputs: dict | None = None) -> str:
     """sha256 (hex) of canonical JSON of {name, family, method, params, Ks, generator_version,
-    schema_version} -- the up-to-date key stored in each file."""
+    schema_version} plus, for a table with declared inputs, ``inputs`` = {input table: its
+    content hash} (``aqpgen.build.inputs``) -- the up-to-date key stored in each file.  A table
+    without declared inputs hashes exactly the keys above (no ``inputs`` key)."""
     doc = {
         "name": spec.name,
         "family": spec.family,
@@ -170,15 +174,25 @@ def inputs_hash(spec: TableSpec, generator_version: str) -> str:
         "generator_version": str(generator_version),
         "schema_version": SCHEMA_VERSION,
     }
+    if inputs:
+        doc["inputs"] = {str(k): str(v) for k, v in inputs.items()}
     return hashlib.sha256(canonical_json(doc).encode()).hexdigest()
 
 
-def current_table(spec: TableSpec, path: str, generator_version: str):
-    """The valid full TableData at ``path`` if it was built from ``spec``'s inputs, else None."""
+def current_table(spec: TableSpec, path: str, generator_version: str, inputs: dict | None = None):
+    """The valid full TableData at ``path`` if it was built from ``spec``'s inputs, else None.
+
+    ``inputs``: {input table: content hash} of the declared inputs; default: read from the
+    directory of ``path`` (a missing or unreadable input: None, the table is not current)."""
     if not os.path.isfile(path):
         return None
+    if inputs is None:
+        try:
+            inputs = InputTables(os.path.dirname(os.path.abspath(path))).hashes(spec, generator(spec))
+        except InputError:
+            return None
     try:
-        if read_attrs(path).get("inputs_hash") != inputs_hash(spec, generator_version):
+        if read_attrs(path).get("inputs_hash") != inputs_hash(spec, generator_version, inputs):
             return None
         t = read_table(path, check_hash=True)
     except TableFormatError:
@@ -266,11 +280,19 @@ def _check_result(spec: TableSpec, K: int, r) -> KResult:
     return r
 
 
-def _build_rows(spec: TableSpec, mod, runner, emit, tables_dir: str) -> list:
+def _declared_inputs(tables: InputTables, spec: TableSpec, mod, rows: bool = False) -> dict:
+    """``tables.hashes`` (or ``row_inputs`` when ``rows``) of ``spec``, an InputError as BuildError."""
+    try:
+        return tables.row_inputs(spec, mod) if rows else tables.hashes(spec, mod)
+    except InputError as e:
+        raise BuildError(str(e)) from e
+
+
+def _build_rows(spec: TableSpec, mod, runner, emit, row_inputs: dict) -> list:
     results = []
     total = len(spec.Ks)
     try:
-        for K, r in runner.run(mod.__name__, spec.Ks, dict(spec.params), tables_dir):
+        for K, r in runner.run(mod.__name__, spec.Ks, dict(spec.params), row_inputs):
             results.append(_check_result(spec, K, r))
             emit(Progress("K", spec.name, K, len(results), total))
     except RowFailed as e:
@@ -308,7 +330,8 @@ def build(
     dask=None,
     allow_unlocked: bool = False,
 ) -> list[TableOutcome]:
-    """Build every out-of-date table of a spec file, in spec-file order.
+    """Build every out-of-date table of a spec file, in spec-file order except that a table comes
+    after the tables it reads (declared inputs, ``aqpgen.build.inputs``).
 
     Parameters
     ----------
@@ -353,15 +376,15 @@ def build(
         manifest).  Also a dirty source tree (see ``allow_dirty``) or an unlocked environment
         (see ``allow_unlocked``).
     """
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, received {jobs!r}")
+    jobs = as_int(jobs, "jobs", minimum=1)
     spec_path = os.fspath(spec_path)
     specs = _select(load_spec(spec_path), only, spec_path)
     out_dir = os.fspath(out_dir) if out_dir is not None else os.path.dirname(os.path.abspath(spec_path))
     mods = {s.name: generator(s) for s in specs}
+    specs = order_by_inputs(specs, mods)  # a table after the tables it reads
     emit = progress or (lambda ev: None)
     os.makedirs(out_dir, exist_ok=True)
-    tables_dir = os.path.abspath(out_dir)
+    tables = InputTables(out_dir)
 
     runner = None
     tree_checked = False
@@ -375,7 +398,8 @@ def build(
             for spec in specs:
                 mod = mods[spec.name]
                 path = os.path.join(out_dir, spec.filename)
-                current = None if force else current_table(spec, path, mod.GENERATOR_VERSION)
+                ins = _declared_inputs(tables, spec, mod)
+                current = None if force else current_table(spec, path, mod.GENERATOR_VERSION, ins)
                 if current is not None:
                     emit(Progress("skip", spec.name, total=len(spec.Ks)))
                     outcomes.append(TableOutcome(spec.name, path, "up-to-date", _not_ok(current),
@@ -394,14 +418,16 @@ def build(
                 # may ignore a limit set from another thread (a threaded Dask worker), so the
                 # rows' own single_thread_blas then only joins this one
                 with single_thread_blas():
-                    results = _build_rows(spec, mod, runner, emit, tables_dir)
+                    results = _build_rows(spec, mod, runner, emit,
+                                          _declared_inputs(tables, spec, mod, rows=True))
                 table = make_table(
                     name=spec.name, family=spec.family, target=str(mod.target_name(dict(spec.params))),
                     method=spec.method, params=spec.params,
                     provenance=provenance_for(spec, spec_path, mod, command),
-                    results=results, inputs_hash=inputs_hash(spec, mod.GENERATOR_VERSION),
+                    results=results, inputs_hash=inputs_hash(spec, mod.GENERATOR_VERSION, ins),
                 )
                 written = write_table(path, table)
+                tables.replace(written)
                 update_manifest(out_dir)
                 emit(Progress("written", spec.name, done=len(spec.Ks), total=len(spec.Ks)))
                 outcomes.append(TableOutcome(spec.name, path, "built", _not_ok(written),

@@ -2,10 +2,11 @@
 
 Public names
 ------------
-run_K(modname, K, params, tables_dir) -- one row: ``import_module(modname).build_K(...)`` (the
+run_K(modname, K, params, inputs=None) -- one row: ``import_module(modname).build_K(...)``, with
+                              ``inputs=`` (the row's declared inputs) when there are any (the
                               picklable entry point shipped to workers).
 RowFailed                  -- a ``build_K`` raised; carries ``K`` and the original exception.
-LocalRunner, PoolRunner, DaskRunner -- ``run(modname, Ks, params, tables_dir)`` yields
+LocalRunner, PoolRunner, DaskRunner -- ``run(modname, Ks, params, row_inputs)`` yields
                               ``(K, KResult)`` as rows finish (largest K submitted first);
                               ``close()`` releases workers.
 make_runner(jobs, dask)    -- the runner for ``aqpgen build --jobs J [--dask ADDRESS|local]``.
@@ -57,11 +58,15 @@ class RowFailed(Exception):
         self.K, self.exc = K, exc
 
 
-def run_K(modname: str, K: int, params: dict, tables_dir: str):
+def run_K(modname: str, K: int, params: dict, inputs: dict | None = None):
     """Build one row: import the generator by name and call its ``build_K`` (BLAS on one thread:
-    ``aqpgen.numerics.precision.single_thread_blas``; the pool's workers run in parallel instead)."""
+    ``aqpgen.numerics.precision.single_thread_blas``; the pool's workers run in parallel instead).
+    ``inputs``: the row's declared inputs (``aqpgen.build.inputs``), passed only when not empty."""
+    build_K = importlib.import_module(modname).build_K
     with single_thread_blas():
-        return importlib.import_module(modname).build_K(K, dict(params), tables_dir=tables_dir)
+        if inputs:
+            return build_K(K, dict(params), inputs=dict(inputs))
+        return build_K(K, dict(params))
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -91,10 +96,10 @@ def _order(Ks) -> list[int]:
 class LocalRunner:
     """Rows one after another in this process."""
 
-    def run(self, modname: str, Ks, params: dict, tables_dir: str) -> Iterator[tuple[int, object]]:
+    def run(self, modname: str, Ks, params: dict, row_inputs: dict) -> Iterator[tuple[int, object]]:
         for K in _order(Ks):
             try:
-                r = run_K(modname, K, params, tables_dir)
+                r = run_K(modname, K, params, row_inputs.get(K))
             except Exception as e:
                 raise RowFailed(K, e) from e
             yield K, r
@@ -119,9 +124,9 @@ class PoolRunner:
                                              initializer=die_with_parent, initargs=(os.getpid(),))
         return self._pool
 
-    def run(self, modname: str, Ks, params: dict, tables_dir: str) -> Iterator[tuple[int, object]]:
+    def run(self, modname: str, Ks, params: dict, row_inputs: dict) -> Iterator[tuple[int, object]]:
         ex = self._executor()
-        futures = {ex.submit(run_K, modname, K, dict(params), tables_dir): K for K in _order(Ks)}
+        futures = {ex.submit(run_K, modname, K, dict(params), row_inputs.get(K)): K for K in _order(Ks)}
         pending = set(futures)
         try:
             while pending:
@@ -169,12 +174,13 @@ class DaskRunner:
         else:
             raise ValueError(f"dask must be 'local', a scheduler address or a distributed.Client, received {address!r}")
 
-    def run(self, modname: str, Ks, params: dict, tables_dir: str) -> Iterator[tuple[int, object]]:
+    def run(self, modname: str, Ks, params: dict, row_inputs: dict) -> Iterator[tuple[int, object]]:
         from distributed import as_completed
 
         order = _order(Ks)
         n = len(order)
-        futs = self.client.map(run_K, [modname] * n, order, [dict(params)] * n, [tables_dir] * n, pure=False)
+        futs = self.client.map(run_K, [modname] * n, order, [dict(params)] * n,
+                               [row_inputs.get(K) for K in order], pure=False)
         K_of = {f.key: K for f, K in zip(futs, order)}
         try:
             for fut in as_completed(futs):

@@ -10,7 +10,7 @@ import click
 from aqpgen.cli import CONVENTIONS, k_list, k_value
 from aqpgen.cli.options import target_option
 from aqpgen.generators import aqp
-from aqpgen.generators.compare import (
+from aqpgen.compare import (
     PRESETS,
     compare,
     peer_metrics,

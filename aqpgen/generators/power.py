@@ -360,7 +360,7 @@ def _hp_string(x: Fraction) -> str:
 
 
 # ----------------------------------------------------------------------------- generator
-def build_K(K: int, params: Mapping, *, tables_dir=None) -> KResult:
+def build_K(K: int, params: Mapping) -> KResult:
     """Build the exact table row for batch size K (generator interface).
 
     Parameters

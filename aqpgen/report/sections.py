@@ -26,7 +26,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from aqpgen.generators import aqp, compare, minimax, peers
+from aqpgen import compare
+from aqpgen.generators import aqp, minimax, peers
 from aqpgen.numerics import metrics
 from aqpgen.recommend import noise_weight, recommend
 from aqpgen.report.markdown import (
