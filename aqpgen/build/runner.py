@@ -2,6 +2,7 @@
 
 Public names
 ------------
+ROW_LOCK                   -- the process-wide lock a row holds while it runs.
 run_K(modname, K, params, inputs=None) -- one row: ``import_module(modname).build_K(...)``, with
                               ``inputs=`` (the row's declared inputs) when there are any (the
                               picklable entry point shipped to workers).
@@ -11,6 +12,16 @@ LocalRunner, PoolRunner, DaskRunner -- ``run(modname, Ks, params, row_inputs)`` 
                               ``close()`` releases workers.
 make_runner(jobs, dask)    -- the runner for ``aqpgen build --jobs J [--dask ADDRESS|local]``.
 die_with_parent(parent_pid) -- pool worker initializer: the worker dies when the build dies.
+
+One row at a time per process
+-----------------------------
+A row's working precision is process-wide state (python-flint's ``flint.ctx.prec``, mpmath's
+``mp.prec``; ``aqpgen.numerics.precision``), and so is the BLAS thread limit.  Two rows of different
+precision computing at once in one process (the threads of a Dask worker started the default way,
+``dask worker`` with one thread per core) would compute in each other's precision.  So
+``run_K`` holds ``ROW_LOCK``: rows of one process run one after another whatever the threads.
+A threaded Dask worker therefore builds correct rows but no faster than one thread; start
+workers with ``--nthreads 1 --nworkers N`` (``--dask local`` does) for parallel rows.
 
 Every backend runs the same ``run_K`` on the same arguments, and the build sorts rows by K before
 writing, so the table bytes do not depend on the backend or the completion order.
@@ -42,9 +53,13 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from aqpgen.numerics.precision import single_thread_blas
 
-__all__ = ["DaskRunner", "LocalRunner", "PoolRunner", "RowFailed", "die_with_parent", "make_runner", "run_K"]
+__all__ = ["ROW_LOCK", "DaskRunner", "LocalRunner", "PoolRunner", "RowFailed", "die_with_parent", "make_runner",
+           "run_K"]
 
 _PR_SET_PDEATHSIG = 1
+
+#: held by ``run_K`` while a row runs: rows of one process never overlap (module docstring).
+ROW_LOCK = threading.Lock()
 
 #: How long ``--dask ADDRESS`` waits for the scheduler before giving up.
 CONNECT_TIMEOUT = "20s"
@@ -61,9 +76,10 @@ class RowFailed(Exception):
 def run_K(modname: str, K: int, params: dict, inputs: dict | None = None):
     """Build one row: import the generator by name and call its ``build_K`` (BLAS on one thread:
     ``aqpgen.numerics.precision.single_thread_blas``; the pool's workers run in parallel instead).
-    ``inputs``: the row's declared inputs (``aqpgen.build.inputs``), passed only when not empty."""
+    ``inputs``: the row's declared inputs (``aqpgen.build.inputs``), passed only when not empty.
+    Rows of one process run one at a time (``ROW_LOCK``, module docstring)."""
     build_K = importlib.import_module(modname).build_K
-    with single_thread_blas():
+    with ROW_LOCK, single_thread_blas():
         if inputs:
             return build_K(K, dict(params), inputs=dict(inputs))
         return build_K(K, dict(params))
