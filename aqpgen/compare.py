@@ -57,8 +57,22 @@ from aqpgen.store.locate import find_table
 from aqpgen.store.tablefile import read_table
 from aqpgen.targets import LOG, Target, parse_target, table_prefix
 
-__all__ = ["DEFAULT_POWER_PRESETS", "POWER_PRESETS", "PRESETS", "PRESET_PARAMS", "power_presets", "CompareRow", "compare", "minimax_values", "peer_metrics", "peer_names",
-           "peer_values", "preset_table_name", "to_json", "to_markdown"]
+__all__ = [
+    "DEFAULT_POWER_PRESETS",
+    "POWER_PRESETS",
+    "PRESETS",
+    "PRESET_PARAMS",
+    "CompareRow",
+    "compare",
+    "minimax_values",
+    "peer_metrics",
+    "peer_names",
+    "peer_values",
+    "power_presets",
+    "preset_table_name",
+    "to_json",
+    "to_markdown",
+]
 
 #: preset name -> AQP params, for every preset shipped for some target.
 PRESET_PARAMS = {

@@ -10,11 +10,14 @@ remez(K, *, target=LOG, prec=, tol=, maxiter=, init=) -> MinimaxResult   the exc
 MinimaxResult         frozen result: E*_K, Chebyshev coefficients of Q, the reference, spread.
 DEFAULT_TOL           default stopping tolerance on the relative levelled-error spread (1e-12).
 default_prec(K)       bits of the high-precision stage (``aqpgen.numerics.precision.work_prec``).
-digits(prec)          significant decimal digits printed for a quantity computed at prec bits.
 Engine, grid_size, select_alternating, reference_p
                       the float64 building blocks (cosine series on the angle grid, extremum
                       location by Newton, alternating selection), also used by
                       ``aqpgen.generators.minimax.table_error_at_extrema``.
+
+``remez`` runs in stages, each returning a status record (``_Status``: reference, iterations,
+spread, best result, ``result`` or why it ``failed``): ``_float_stage``, then ``_hp_stage``
+(arb helpers in ``aqpgen.generators.remez_hp``).
 
 The Remez exchange
 ------------------
@@ -56,12 +59,19 @@ min_i |e(x_i)| <= E*_K <= max_i |e(x_i)|, so E*_K is known to relative accuracy 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from aqpgen.errors import ConvergenceError
+from aqpgen.generators.remez_hp import (
+    cheb_strings,
+    coeffs_from_strings,
+    digits,
+    hp_rows,
+    hp_solve,
+    hp_values,
+)
 from aqpgen.numerics.precision import flint_prec, work_prec
 from aqpgen.records import STATUS_OK, as_int, as_K
 from aqpgen.targets import LOG, Target, parse_target
@@ -71,7 +81,6 @@ __all__ = [
     "Engine",
     "MinimaxResult",
     "default_prec",
-    "digits",
     "grid_size",
     "reference_p",
     "remez",
@@ -95,10 +104,6 @@ def default_prec(K: int) -> int:
     (sum|a_j| ~ 2 log K), far below 1e-12 E*_K ~ 3e-20 at K = 1024.
     """
     return work_prec(as_K(K))
-
-def digits(prec: int) -> int:
-    """Significant decimal digits printed for a quantity computed at ``prec`` bits."""
-    return int(prec * math.log10(2)) + 2
 
 # --------------------------------------------------------------------------------------------
 # the float64 engine: cosine series on the t grid, solve, locate extrema
@@ -287,80 +292,6 @@ def _to_grid(eng: Engine, t) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --------------------------------------------------------------------------------------------
-# the high-precision stage (python-flint arb)
-# --------------------------------------------------------------------------------------------
-def _hp_rows(k, d, M: int, K: int, prec: int, target: Target):
-    """arb rows [cos(j t_i), j < K] + [(-1)^i / p_i], and p_i, g(p_i) at t_i = pi k_i/M + d_i."""
-    with flint_prec(prec) as flint:
-        arb = flint.arb
-        pi = arb.pi()
-        rows, ps, Ls = [], [], []
-        for i, (ki, di) in enumerate(zip(k, d)):
-            t = pi * int(ki) / M + arb(float(di))
-            c = t.cos()
-            s = (t / 2).sin()
-            p = s * s
-            ps.append(p)
-            Ls.append(target.g_arb_sin(s))
-            r = [arb(1), c.mid()] if K > 1 else [arb(1)]
-            c2 = 2 * c
-            T0, T1 = r[0], r[-1]
-            for _ in range(2, K):
-                T0, T1 = T1, (c2 * T1 - T0).mid()
-                r.append(T1)
-            r.append((1 if i % 2 == 0 else -1) / p)
-            rows.append(r)
-        return flint.arb_mat(rows), ps, Ls
-
-
-def _hp_solve(Mfull, Ls, A_float, prec: int, K: int):
-    """Solve Mfull x = g(p) to ~prec bits: float64 LU + iterative refinement, arb residuals."""
-    import scipy.linalg
-
-    lu = scipy.linalg.lu_factor(A_float)
-    with flint_prec(prec) as flint:
-        arb_mat = flint.arb_mat
-        rhs = arb_mat([[L] for L in Ls])
-        x = arb_mat(K + 1, 1)
-        xf = np.zeros(K + 1)
-        for _ in range(12):
-            r = rhs - Mfull * x
-            rf = np.array([float(v.mid()) for v in r.entries()])
-            dx = scipy.linalg.lu_solve(lu, rf)
-            x = x + arb_mat([[float(v)] for v in dx])
-            xf = xf + dx
-            if np.max(np.abs(dx)) <= 2.0 ** (-prec + 4) * np.max(np.abs(xf)):
-                break
-        return [v.mid() for v in x.entries()]
-
-
-def _hp_values(Mfull, ps, Ls, coeffs, prec: int, K: int):
-    """Errors e_i = p_i (Q(t_i) - g(p_i)) in arb, Q given by arb cosine coefficients."""
-    with flint_prec(prec) as flint:
-        arb, arb_mat = flint.arb, flint.arb_mat
-        x = arb_mat([[c] for c in coeffs] + [[arb(0)]])
-        Q = (Mfull * x).entries()
-        return [ps[i] * (Q[i] - Ls[i]) for i in range(K + 1)]
-
-
-def _cheb_strings(b_arb, prec: int) -> tuple[str, ...]:
-    """Chebyshev coefficients a_j = (-1)^j b_j as decimal strings (``digits(prec)`` digits)."""
-    n = digits(prec)
-    out = []
-    with flint_prec(prec):  # negation rounds to the context precision
-        for j, v in enumerate(b_arb):
-            v = v.mid() if j % 2 == 0 else -v.mid()
-            out.append(v.str(n, radius=False))
-    return tuple(out)
-
-
-def _coeffs_from_strings(cheb: Sequence[str], prec: int):
-    """Cosine coefficients b_j = (-1)^j a_j as arb at ``prec`` bits from decimal strings."""
-    with flint_prec(prec) as flint:
-        return [flint.arb(s) if j % 2 == 0 else -flint.arb(s) for j, s in enumerate(cheb)]
-
-
-# --------------------------------------------------------------------------------------------
 # the result object and remez()
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -529,8 +460,8 @@ def _hp_result(su: _Setup, st: _Status, k2, d2, cheb, coeffs):
     """The result of the polynomial ``coeffs`` with its error evaluated in arb at the located
     alternating extrema (k2, d2); also that reference's high-precision rows (Mfull, Ls)."""
     K, prec = su.K, su.prec
-    Mfull2, ps2, Ls2 = _hp_rows(k2, d2, su.M, K, prec, su.target)
-    e_hp = _hp_values(Mfull2, ps2, Ls2, coeffs, prec, K)
+    Mfull2, ps2, Ls2 = hp_rows(k2, d2, su.M, K, prec, su.target)
+    e_hp = hp_values(Mfull2, ps2, Ls2, coeffs, prec, K)
     sg = [1 if float(v) > 0 else -1 for v in e_hp]
     alternating = all(sg[i] != sg[i + 1] for i in range(K))
     with flint_prec(prec):
@@ -552,14 +483,14 @@ def _hp_stage(su: _Setup, st: _Status) -> _Status:
     """High-precision iterations (arb system, float64 extremum location, arb errors) until the
     spread is <= tol (``result``), the alternation is lost or ``maxiter`` is reached (``failed``)."""
     K = su.K
-    Mfull, _, Ls = _hp_rows(st.k, st.d, su.M, K, su.prec, su.target)
+    Mfull, _, Ls = hp_rows(st.k, st.d, su.M, K, su.prec, su.target)
     while True:
         A, _, _ = su.eng.system(st.k, st.d)
-        b_arb = _hp_solve(Mfull, Ls, A, su.prec, K)
+        b_arb = hp_solve(Mfull, Ls, A, su.prec, K)
         st.it += 1
         st.hp_it += 1
-        cheb = _cheb_strings(b_arb[:K], su.prec)
-        coeffs = _coeffs_from_strings(cheb, su.prec)
+        cheb = cheb_strings(b_arb[:K], su.prec)
+        coeffs = coeffs_from_strings(cheb, su.prec)
         bf = np.array([float(v) for v in coeffs])
         k2, d2, _ = select_alternating(*su.eng.locate(bf), K + 1)
         n_alt = k2.size
