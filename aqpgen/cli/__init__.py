@@ -26,6 +26,7 @@ import time
 
 from aqpgen import __version__
 from aqpgen.build.spec import MAX_K, missing_extra, parse_K_list
+from aqpgen.records import as_K
 
 try:
     import click
@@ -103,16 +104,17 @@ def k_list(ctx, param, value):
 
 def k_value(ctx, param, value):
     """click callback: one batch size 1 <= K <= MAX_K (None passes through); a usage error
-    (exit 2) otherwise.  For single ``--K`` options (solve, compare, show)."""
+    (exit 2) otherwise.  For single ``--K`` options (solve, compare, show): the int click parsed
+    goes to the library as it is, checked by the one validator ``aqpgen.records.as_K``."""
     if value is None:
         return None
     try:
-        Ks = parse_K_list(str(value), kmin=1)
-    except ValueError as e:
+        K = as_K(value, "K", minimum=1)
+    except (TypeError, ValueError) as e:
         raise click.BadParameter(str(e), ctx=ctx, param=param) from None
-    if len(Ks) != 1:
-        raise click.BadParameter(f"one batch size K expected, received {value!r}", ctx=ctx, param=param)
-    return Ks[0]
+    if K > MAX_K:
+        raise click.BadParameter(f"K must be at most {MAX_K}, received {K}", ctx=ctx, param=param)
+    return K
 
 
 if click is None:

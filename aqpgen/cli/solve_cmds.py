@@ -15,6 +15,7 @@ from aqpgen.cli.options import target_option
 from aqpgen.errors import ConvergenceError
 from aqpgen.generators import minimax, power
 from aqpgen.numerics.precision import flint_prec, single_thread_blas
+from aqpgen.records import as_int
 
 MINIMAX_HELP = """\
 Solve the minimax (bias-optimal) estimator of log p for one batch size K.
@@ -55,11 +56,13 @@ Examples:
 
 
 def _positive_int(ctx, param, value):
+    """click callback: None, or an integer >= 1 (``aqpgen.records.as_int``)."""
     if value is None:
         return value
-    if value < 1:
-        raise click.BadParameter(f"must be a positive integer, received {value}", ctx=ctx, param=param)
-    return value
+    try:
+        return as_int(value, param.name, minimum=1)
+    except (TypeError, ValueError) as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
 
 
 @click.group(name="solve", help="One-off solves (no table file written).  Runs with BLAS limited "

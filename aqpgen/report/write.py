@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 
 from aqpgen.experiments.plan import read_results
 from aqpgen.game import study
+from aqpgen.records import as_int
 from aqpgen.report import alpha, choices, experiments, readme, sections, simulation
 from aqpgen.report import audit_figures as F
 from aqpgen.store.atomic import write_text_atomic
-from aqpgen.targets import parse_target
 
 __all__ = ["README_BLOCKS", "ReportError", "ReportResult", "attempt_into", "build_sections",
            "write_report"]
@@ -198,8 +198,7 @@ def write_report(out: str = "docs/report.md", *, tables_dir: str = "tables", qui
     Raises ValueError for a bad ``K`` and ReportError when a section cannot be produced (the
     report file is then left untouched).
     """
-    if isinstance(K, bool) or not isinstance(K, int) or K < 2:
-        raise ValueError(f"K must be an integer >= 2, received {K!r}")
+    K = as_int(K, "K", minimum=2)
     figures, sec = build_sections(out, tables_dir=tables_dir, quick=quick, K=K,
                                   readme_path=readme_path, cli_group=cli_group, game_json=game_json,
                                   experiment_json=experiment_json)

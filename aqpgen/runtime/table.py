@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from aqpgen.errors import TableFormatError
+from aqpgen.records import as_int
 from aqpgen.runtime.gather import gather
 from aqpgen.runtime.precision import (
     PRECISION_SLACK,
@@ -244,9 +245,7 @@ class Table:
 
     # ------------------------------------------------------------------ per-K access
     def _row_index(self, K) -> tuple[int, int]:
-        if isinstance(K, bool) or not isinstance(K, numbers.Integral):
-            raise TypeError(f"K must be an integer, received {K!r}")
-        K = int(K)
+        K = as_int(K, "K")
         i = self._index.get(K)
         if i is None:
             raise ValueError(
