@@ -121,3 +121,65 @@ def test_build_and_verify_row_shape():
     # an unconstrained table has no shape check
     assert "aqp.shape" not in [c.name for c in aqp.verify_row(12, tampered, None, res.metrics,
                                                               {"rho": 4})]
+
+
+def _shape_table(path, Ks=(8, 12)):
+    from aqpgen.store import tablefile
+
+    params = {"rho": 4, "shape": "monotone"}
+    res = [aqp.build_K(K, params) for K in Ks]
+    assert all(r.status == "ok" for r in res)
+    t = tablefile.make_table(name="kl-test-mono", family="kl", target="log p", method="aqp",
+                             params=params, provenance={"test": True}, results=res)
+    tablefile.write_table(path, t)
+    return tablefile.read_table(path)
+
+
+def test_audit_and_verify_catch_one_ulp_shape_violation(tmp_path):
+    """A monotone row made non-monotone at its flattest step, by one ulp past the previous entry
+    (hash recomputed, so the file is self-consistent), fails the shape check of both
+    ``aqpgen verify`` and ``aqpgen audit`` at that K, and nothing fails elsewhere.  (The solver's
+    flattest steps are ~1e-8, not 0, so the audit's V∞ / V1 also see the change.)"""
+    from dataclasses import replace
+
+    from aqpgen import audit
+    from aqpgen.build.verify import verify_file
+    from aqpgen.store import tablefile
+
+    good = tmp_path / "good" / "kl-test-mono.h5"
+    good.parent.mkdir()
+    t = _shape_table(good)
+    assert all(c.ok for c in verify_file(good, manifest=False))
+    a = audit.audit_file(good)
+    assert a.ok, a.failures
+    assert [f.ok for f in a.findings if f.check == "shape"] == [True, True]
+    row = t.rows[12]
+    v = row.values.copy()
+    d = np.diff(v)
+    i = int(np.argmin(d))  # the flattest step (0 where the constraint binds)
+    v[i + 1] = np.nextafter(v[i], -np.inf)
+    bad = tmp_path / "kl-test-mono.h5"
+    tablefile.write_table(bad, replace(t, rows={**t.rows, 12: row._replace(values=v)},
+                                       content_hash=None))
+    failed = [c for c in verify_file(bad, manifest=False) if not c.ok]
+    assert [(c.name, c.K) for c in failed] == [("aqp.shape", 12)], failed
+    a = audit.audit_file(bad)
+    assert {f.K for f in a.failures} == {12}
+    shape = [f for f in a.failures if f.check == "shape"]
+    assert len(shape) == 1 and f"c[{i + 2}] < c[{i + 1}]" in shape[0].detail
+
+
+def test_audit_shape_power_directions(tmp_path):
+    """p^-0.5 tables must fall with n: a rising (but otherwise valid-looking) row fails."""
+    from aqpgen.audit.rows import RowTask, _shape_checks
+    from aqpgen.audit.rowpoly import parse_audit_target
+
+    T = parse_audit_target("p^-0.5")
+    mk = lambda v: RowTask("f.h5", "kl", "aqp", {"rho": 8, "shape": "monotone", "target": "p^-0.5"},
+                           None, len(v), np.array(v), None, {}, "ok", None, T, "p^-0.5")
+    assert _shape_checks(mk([3.0, 2.0, 2.0, 1.0]))[0].ok
+    assert not _shape_checks(mk([1.0, 2.0, 2.0, 3.0]))[0].ok
+    assert not _shape_checks(mk([3.0, 2.0, 2.0, -0.5]))[0].ok
+    unknown = _shape_checks(RowTask("f.h5", "kl", "aqp", {"rho": 8, "shape": "convex"}, None, 2,
+                                    np.array([-1.0, 0.0]), None, {}, "ok", None))
+    assert not unknown[0].ok and "convex" in unknown[0].detail

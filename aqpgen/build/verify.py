@@ -3,7 +3,8 @@
 Public names
 ------------
 verify_file(path, manifest=True) -- schema, content hash, manifest entry, and per-row checks by
-                                    the table's generator (``module.verify_row``).
+                                    the table's generator (``module.verify_row``; AQP tables whose
+                                    params say shape = "monotone" also check the shape exactly).
 verify_rate(table)               -- the E*_K = Θ(1/K²) rate audit of a KL minimax table,
                                     delegated to ``aqpgen.minimax.rate_audit``.
 verify_against(path, ref)        -- the file against a reference build of the same table
