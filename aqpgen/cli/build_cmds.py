@@ -19,6 +19,7 @@ from aqpgen.build.build import DEFAULT_SPEC, BuildError, build
 from aqpgen.store.locate import find_table
 from aqpgen.build.spec import missing_extra
 from aqpgen.store.tablefile import read_table
+from aqpgen.report.shape import shape_note
 from aqpgen.build.verify import summarize, verify_against, verify_file, verify_rate
 
 TABLE_HELP = """\
@@ -259,6 +260,8 @@ def show_cmd(table, K, as_json):
     click.echo(f"  content hash  {t.content_hash}")
     for k, v in sorted(t.provenance.items()):
         click.echo(f"  {k:<13} {v}")
+    if t.method == "aqp":  # why rows may fall as n rises, and what the shape costs (MATH §5b)
+        click.echo(f"  shape         {shape_note(t, K, os.path.dirname(path))}")
     if K is None:
         click.echo(f"  metrics       {', '.join(t.metric_names) or '-'}")
         bad = doc["not_ok"]

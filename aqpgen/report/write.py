@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from aqpgen.experiments.plan import read_results
 from aqpgen.game import study
-from aqpgen.report import alpha, choices, experiments, readme, sections, simulation
+from aqpgen.report import alpha, choices, experiments, readme, sections, shape, simulation
 from aqpgen.report import audit_figures as F
 from aqpgen.store.atomic import write_text_atomic
 from aqpgen.targets import parse_target
@@ -33,7 +33,7 @@ __all__ = ["README_BLOCKS", "ReportError", "ReportResult", "attempt_into", "buil
            "write_report"]
 
 #: Generated blocks used by the README fragments (docs/readme/*.md).
-README_BLOCKS = ("tables", "usage", "recommend", "cli", "headline", "experiment", "choices")
+README_BLOCKS = ("tables", "usage", "recommend", "cli", "headline", "experiment", "choices", "shape")
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: the game study's data (``python -m aqpgen.game.study --save``), read for the α-game results.
 GAME_JSON = os.path.join(_ROOT, "docs", "game.json")
@@ -137,6 +137,7 @@ def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False,
     _alpha_sections(sec, attempt, figures, tables_dir=tables_dir, quick=quick, K=K, figdir=figdir,
                     odir=odir, game_json=game_json or GAME_JSON)
     sec["choices"] = attempt("choices", lambda: choices.choices_section(tables_dir, reach, rd))
+    _shape_sections(sec, attempt, figures, tables_dir=tables_dir, quick=quick, figdir=figdir, odir=odir)
     if failures:
         raise ReportError(failures)
     return figures, sec
@@ -171,6 +172,24 @@ def _alpha_sections(sec, attempt, figures, *, tables_dir, quick, K, figdir, odir
                 "advantage-convention study beside it is in [game.md](game.md))."),
                 study.alpha_markdown(game)]
         sec["alpha_report"] = "\n\n".join(p for p in rep if p)
+
+
+def _shape_sections(sec, attempt, figures, *, tables_dir, quick, figdir, odir) -> None:
+    """The shape constraint's cost (``aqpgen.report.shape``): ``sec["shape_report"]`` and the
+    README block ``sec["shape"]``; every failure is recorded by ``attempt``."""
+    Ks = shape.SOLVED_KS_QUICK if quick else shape.SOLVED_KS
+    solved = attempt("shape: solved programs", lambda: shape.solved_data(Ks))
+    shipped = attempt("shape: shipped tables", lambda: shape.shipped_data(tables_dir))
+    sec["shape"] = attempt("shape sentence", lambda: shape.shape_sentence(tables_dir))
+    if solved is None or shipped is None:
+        return
+    path = os.path.join(figdir, "shape_cost.png")
+    drawn = attempt("figure shape cost", lambda: shape.shape_figure(solved, shipped, path))
+    if drawn is not None:
+        figures.append(path)
+    sec["shape_report"] = "\n\n".join(p for p in (
+        _fig_link(figdir, "cost of the shape constraint", drawn and "shape_cost.png", odir),
+        attempt("shape section", lambda: shape.shape_markdown(solved, shipped))) if p)
 
 
 def attempt_into(failures: list):
@@ -219,6 +238,7 @@ def write_report(out: str = "docs/report.md", *, tables_dir: str = "tables", qui
         "`aqpgen.generators.compare` (identical to `aqpgen compare --markdown`; docs/MATH.md §7).",
         sec["compare"],
         "## AQP presets: reach and variance", sec["reach"],
+        "## Shape-constrained presets (docs/MATH.md §5b)", sec.get("shape_report"),
         "## Toy alignment game (docs/MATH.md §8)", sec["sim_exact"], sec["sim_sampled"], sec["sim_figs"],
         sec["alpha_report"],
         "## Runtime", sec["usage"],
