@@ -16,7 +16,8 @@ solved_data(Ks, rhos)            -- {(K, ρ): {"free": AQPResult, "mono": AQPRes
 shipped_data(tables_dir)         -- per shipped K: β of the free / mono / ρ = 8 rows, ratios.
 decreasing_steps(values)         -- number of n with c[n+1] < c[n].
 shape_markdown(solved, shipped)  -- the report section's Markdown.
-shape_figure(solved, shipped, path) -- β(monotone)/β(free) against K, one line per ρ.
+shape_figure(solved, shipped, path) -- β(monotone)/β(free) against K, one line per ρ; both
+                                   frontiers (β against V∞) at K = 64.
 shape_sentence(tables_dir)       -- the README's sentence (why tables oscillate, the cost).
 shape_note(table, K, tables_dir) -- the same for ``aqpgen show`` of an AQP table (row K or all).
 """
@@ -100,10 +101,10 @@ def _solved_table(solved: dict) -> str:
             d = solved[(K, r)]
             cells.append(f"{_ratio(d):.3f} ({decreasing_steps(d['free'].values)})"
                          if d["free"].status == "ok" else "n/a")
-        top = solved[(K, rhos[-1])]["mono"].beta
-        rows.append([K, *cells, sci(top), f"{K * top:.4f}"])
-    return md_table(["K", *(f"ρ = {r:g}" for r in rhos), f"β monotone (ρ = {rhos[-1]:g})", "K·β"],
-                    rows)
+        top = solved[(K, rhos[-1])]["mono"]
+        rows.append([K, *cells, sci(top.beta), f"{K * top.beta:.4f}", f"{top.achieved:.3f}"])
+    return md_table(["K", *(f"ρ = {r:g}" for r in rhos), f"β monotone (ρ = {rhos[-1]:g})", "K·β",
+                     "its V∞/V∞(plug-in)"], rows)
 
 
 def shape_markdown(solved: dict, shipped: list[dict]) -> str:
@@ -120,8 +121,9 @@ def shape_markdown(solved: dict, shipped: list[dict]) -> str:
         "nondecreasing with c_K[K] <= 0.  **Cost**: the smallest β with the shape over the "
         "smallest β without it, at the same V∞ budget ρ·V∞(plug-in), both certified (in "
         "parentheses: the decreasing steps of the unconstrained table).  The last columns give "
-        "the smallest β of a monotone table and K·β: with the shape, β stops improving with ρ "
-        "once the variance budget is no longer used.",
+        "the monotone table at the largest ρ, its K·β and the variance it uses: where that is "
+        "below ρ, the budget is unused and this is the smallest β of any monotone table (the "
+        "monotone frontier ends there; β stops improving with ρ).",
         _solved_table(solved),
         f"The shipped pair `{MONO}` / `{FREE}` (stored β; β̄: certified bound) at every shipped "
         f"K: the ratio lies in {lo:.3f}–{hi:.3f} over K = {shipped[0]['K']}…{shipped[-1]['K']}.  "
@@ -138,11 +140,14 @@ def _range(shipped: list[dict], key: str):
     return min(vals), max(vals)
 
 
-def shape_figure(solved: dict, shipped: list[dict], path) -> str:
-    """β(monotone)/β(free) against K (log x): solved points per ρ, the shipped ρ = 4 pair line."""
+def shape_figure(solved: dict, shipped: list[dict], path, K_frontier: int = 64) -> str:
+    """Left: β(monotone)/β(free) against K (log x), solved points per ρ and the shipped pairs.
+    Right: both frontiers (β against V∞/V∞(plug-in)) at ``K_frontier`` (or the largest solved K
+    below it), from the solved points."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for r in sorted({r for _, r in solved}):
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11.0, 4.0))
+    rhos = sorted({r for _, r in solved})
+    for r in rhos:
         Ks = sorted(K for K, rr in solved if rr == r)
         ax.plot(Ks, [_ratio(solved[(K, r)]) for K in Ks], "o", label=f"solved, ρ = {r:g}")
     ax.plot([d["K"] for d in shipped], [d["ratio"] for d in shipped], "-", color="C2", lw=1,
@@ -153,9 +158,22 @@ def shape_figure(solved: dict, shipped: list[dict], path) -> str:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("K")
     ax.set_ylabel("β monotone / β unconstrained")
-    ax.set_title("What the shape constraint costs (same V∞ budget)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.set_title("What the shape costs at the same V∞ budget")
+    Kf = max(K for K, _ in solved if K <= K_frontier) if min(K for K, _ in solved) <= K_frontier \
+        else min(K for K, _ in solved)
+    for key, style in (("free", "o-"), ("mono", "s--")):
+        pts = [solved[(Kf, r)][key] for r in rhos]
+        bx.plot([q.achieved for q in pts], [q.beta for q in pts], style,
+                label="unconstrained" if key == "free" else "shape = monotone")
+    bx.set_xscale("log", base=2)
+    bx.set_yscale("log")
+    bx.set_xlabel("V∞ / V∞(plug-in)")
+    bx.set_ylabel("β")
+    bx.set_title(f"Frontiers at K = {Kf} (ρ = {', '.join(f'{r:g}' for r in rhos)})")
+    for a in (ax, bx):
+        a.grid(True, alpha=0.3)
+        a.legend(fontsize=8)
+    fig.tight_layout()
     return os.fspath(save_png(fig, path))
 
 
