@@ -2,7 +2,8 @@
 (aqpgen.report.shape), on tiny tables: a two-row copy of the shipped kl-aqp-rho4 / kl-aqp-rho8
 and a shape-constrained table built here.
 
-Oracles: decreasing steps counted by a Python loop; ratios recomputed from the files' own
+Oracles (the p^-0.5 pair: two rows of the shipped pow-0.5-aqp-rho8 and its -mono): decreasing
+steps counted by a Python loop; ratios recomputed from the files' own
 stored β; the constrained optimum not below the free one (solver tolerance).
 """
 
@@ -29,7 +30,7 @@ def _loop_steps(v):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     d = tmp_path_factory.mktemp("shape_tables")
-    for name in (shape.FREE, shape.FREE8):
+    for name in (shape.FREE, shape.FREE8, *shape.POW_PAIR):
         src = os.path.join(ROOT, "tables", name + ".h5")
         if not os.path.exists(src):
             pytest.skip(f"shipped table {name} not present")
@@ -104,6 +105,8 @@ def test_report_section_assembles(tiny, tmp_path, monkeypatch):
     assert failures == []
     assert "figures/shape_cost.png" in sec["shape_report"] and "ρ = 2" in sec["shape_report"]
     assert sec["shape"].startswith("Only the mean")
+    pw = shape.shipped_data(str(tiny), *shape.POW_PAIR, None)
+    assert f"has β ratio {min(d['ratio'] for d in pw):.3f}" in sec["shape_report"]
     assert figs == [str(tmp_path / "figures" / "shape_cost.png")]
     failures.clear()
     write._shape_sections(sec := {}, attempt, [], tables_dir=str(tmp_path / "none"), quick=True,

@@ -13,7 +13,8 @@ Public names
 ------------
 SOLVED_KS, SOLVED_KS_QUICK, SOLVED_RHOS, FREE, MONO  -- what is solved / read.
 solved_data(Ks, rhos)            -- {(K, ρ): {"free": AQPResult, "mono": AQPResult}}.
-shipped_data(tables_dir)         -- per shipped K: β of the free / mono / ρ = 8 rows, ratios.
+shipped_data(tables_dir, free, mono, free8) -- per shipped K: β of the free / mono / ρ = 8 rows,
+                                   ratios (default: the KL pair; ``POW_PAIR`` for p^-0.5).
 decreasing_steps(values)         -- number of n with c[n+1] < c[n].
 shape_markdown(solved, shipped)  -- the report section's Markdown.
 shape_figure(solved, shipped, path) -- β(monotone)/β(free) against K, one line per ρ; both
@@ -35,7 +36,7 @@ from aqpgen.report.figures import pyplot, save_png
 from aqpgen.report.markdown import md_table, sci
 from aqpgen.store import tablefile
 
-__all__ = ["FREE", "MONO", "SOLVED_KS", "SOLVED_KS_QUICK", "SOLVED_RHOS", "decreasing_steps",
+__all__ = ["FREE", "MONO", "POW_PAIR", "SOLVED_KS", "SOLVED_KS_QUICK", "SOLVED_RHOS", "decreasing_steps",
            "shape_figure", "shape_markdown", "shape_note", "shape_sentence", "shipped_data",
            "solved_data"]
 
@@ -45,6 +46,8 @@ SOLVED_KS_QUICK = (8, 16)
 SOLVED_RHOS = (1, 2, 4, 8)
 #: The shipped pair compared at every K (and the ρ = 8 table for the unconstrained-V optimum).
 FREE, MONO, FREE8 = "kl-aqp-rho4", "kl-aqp-rho4-mono", "kl-aqp-rho8"
+#: The shipped p^-0.5 pair (free, mono).
+POW_PAIR = ("pow-0.5-aqp-rho8", "pow-0.5-aqp-rho8-mono")
 #: Relative margin below ρ·V∞(plug-in) under which the variance budget counts as unused.
 UNUSED = 0.01
 _SHOWN_KS = (8, 16, 32, 64, 128, 256, 512, 1024)
@@ -66,23 +69,28 @@ def _ok_rows(t) -> dict:
     return {K: r for K, r in t.rows.items() if r.status == "ok"}
 
 
-def shipped_data(tables_dir: str) -> list[dict]:
-    """One dict per K where ``FREE`` and ``MONO`` both have an ok row: K, the β (stored,
+def shipped_data(tables_dir: str, free: str = FREE, mono: str = MONO,
+                 free8: str | None = FREE8) -> list[dict]:
+    """One dict per K where tables ``free`` and ``mono`` both have an ok row: K, the β (stored,
     certified β̄ in "cert") of each, the ratio, the mono row's V∞/V∞(plug-in), the free row's
-    decreasing steps; "ratio8" = β(mono)/β(ρ = 8) where the mono row leaves its budget unused."""
-    read = lambda n: _ok_rows(tablefile.read_table(os.path.join(tables_dir, n + ".h5")))
-    free, mono = read(FREE), read(MONO)
-    path8 = os.path.join(tables_dir, FREE8 + ".h5")
-    free8 = _ok_rows(tablefile.read_table(path8)) if os.path.exists(path8) else {}
+    decreasing steps; "ratio8" = β(mono)/β(``free8``) where the mono row leaves its budget
+    unused (V∞ below (1 − ``UNUSED``)·ρ·V∞(plug-in), ρ from the mono table's params)."""
+    read = lambda n: tablefile.read_table(os.path.join(tables_dir, n + ".h5"))
+    tm = read(mono)
+    rho = float(tm.params["rho"])
+    free, mono = _ok_rows(read(free)), _ok_rows(tm)
+    path8 = os.path.join(tables_dir, f"{free8}.h5")
+    free8 = _ok_rows(tablefile.read_table(path8)) if free8 and os.path.exists(path8) else {}
     out = []
     for K in sorted(set(free) & set(mono)):
         mf, mm = free[K].metrics, mono[K].metrics
-        unused = mm["rho_achieved"] < 4 * (1 - UNUSED)
+        unused = mm["rho_achieved"] < rho * (1 - UNUSED)
         r8 = (mm["beta"] / free8[K].metrics["beta"]) if unused and K in free8 else math.nan
         out.append({"K": K, "beta_free": mf["beta"], "beta_mono": mm["beta"],
                     "cert_mono": mm["beta_cert"], "ratio": mm["beta"] / mf["beta"],
                     "rho_mono": mm["rho_achieved"], "steps_free": decreasing_steps(free[K].values),
-                    "steps_mono": decreasing_steps(mono[K].values), "ratio8": r8})
+                    "steps_mono": decreasing_steps(mono[K].values), "ratio8": r8,
+                    "rising_free": decreasing_steps(-np.asarray(free[K].values))})
     return out
 
 
@@ -107,8 +115,9 @@ def _solved_table(solved: dict) -> str:
                      "its V∞/V∞(plug-in)"], rows)
 
 
-def shape_markdown(solved: dict, shipped: list[dict]) -> str:
-    """The report section: solved ratios at small K, the shipped pair at every K."""
+def shape_markdown(solved: dict, shipped: list[dict], pow_pair: list[dict] | None = None) -> str:
+    """The report section: solved ratios at small K, the shipped pair at every K, and the p^-0.5
+    pair ``POW_PAIR`` (``shipped_data(dir, *POW_PAIR, None)``) when given."""
     sel = [d for d in shipped if d["K"] in _SHOWN_KS]
     rows = [[d["K"], sci(d["beta_free"]), sci(d["beta_mono"]), sci(d["cert_mono"]),
              f"{d['ratio']:.3f}", "—" if math.isnan(d["ratio8"]) else f"{d['ratio8']:.3f}",
@@ -132,7 +141,18 @@ def shape_markdown(solved: dict, shipped: list[dict]) -> str:
         f"optimum: the column ρ = 8 compares it with `{FREE8}`.",
         md_table(["K", f"β {FREE}", f"β {MONO}", "β̄ (cert.)", "ratio ρ = 4", "ratio ρ = 8",
                   "V∞/V∞(plug-in)", "decreasing steps (free)", "(mono)"], rows),
-    ])
+    ] + ([_pow_sentence(pow_pair)] if pow_pair else []))
+
+
+def _pow_sentence(pair: list[dict]) -> str:
+    lo, hi = _range(pair, "ratio")
+    worst = min(pair, key=lambda d: d["ratio"])
+    rising = sum(d["rising_free"] > 0 for d in pair)
+    return (f"Target p^-0.5 (c_K[n] nonincreasing and >= 0): `{POW_PAIR[1]}` / `{POW_PAIR[0]}` "
+            f"has β ratio {lo:.3f}–{hi:.3f} over K = {pair[0]['K']}…{pair[-1]['K']} (where it is "
+            f"below 1, e.g. {worst['ratio']:.3f} at K = {worst['K']}, the unconstrained exchange "
+            f"stopped above its optimum); `{POW_PAIR[0]}` rises somewhere in {rising} of its "
+            f"{len(pair)} rows.")
 
 
 def _range(shipped: list[dict], key: str):

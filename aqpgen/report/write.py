@@ -187,9 +187,11 @@ def _shape_sections(sec, attempt, figures, *, tables_dir, quick, figdir, odir) -
     drawn = attempt("figure shape cost", lambda: shape.shape_figure(solved, shipped, path))
     if drawn is not None:
         figures.append(path)
+    pow_pair = attempt("shape: p^-0.5 pair",
+                       lambda: shape.shipped_data(tables_dir, *shape.POW_PAIR, None))
     sec["shape_report"] = "\n\n".join(p for p in (
         _fig_link(figdir, "cost of the shape constraint", drawn and "shape_cost.png", odir),
-        attempt("shape section", lambda: shape.shape_markdown(solved, shipped))) if p)
+        attempt("shape section", lambda: shape.shape_markdown(solved, shipped, pow_pair))) if p)
 
 
 def attempt_into(failures: list):
