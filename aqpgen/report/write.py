@@ -61,8 +61,7 @@ class ReportResult:
 
 
 def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False, K: int = 64,
-                   readme_path: str | None = None, cli_group=None,
-                   game_json: str | None = None,
+                   readme_path: str | None = None, cli_group=None, game_json: str | None = None,
                    experiment_json: str | None = None) -> tuple[list, dict]:
     """Generate the figures (in ``figures/`` beside ``out``) and every Markdown section.
 
