@@ -173,8 +173,8 @@ def test_audit_and_verify_catch_one_ulp_shape_violation(tmp_path):
 
 def test_audit_shape_power_directions(tmp_path):
     """p^-0.5 tables must fall with n: a rising (but otherwise valid-looking) row fails."""
-    from aqpgen.audit.rows import RowTask, _shape_checks
     from aqpgen.audit.rowpoly import parse_audit_target
+    from aqpgen.audit.rows import RowTask, _shape_checks
 
     T = parse_audit_target("p^-0.5")
     mk = lambda v: RowTask("f.h5", "kl", "aqp", {"rho": 8, "shape": "monotone", "target": "p^-0.5"},

@@ -328,7 +328,7 @@ def _solve_round(K, program, objective, c, p_bias, p_var, *, budget, tighten, bi
                  var_scale, target, shape):
     """One checked solve of the program on the current grids: (candidate or None, status, β of
     the grid optimum (rho) or NaN).  A candidate gets its shape restored exactly."""
-    kw = dict(bias_scale=bias_scale, var_scale=V_pl, target=target, shape=shape)
+    kw = {"bias_scale": bias_scale, "var_scale": V_pl, "target": target, "shape": shape}
     if program == "eta":
         c_new, status, _ = solve_checked(K, c, p_bias, p_var, mode="eta", objective=objective,
                                          alt_var_scale=var_scale,
@@ -352,7 +352,7 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
     var_scale = V_pl
     status = "not run"
     history = []
-    fail = dict(budget=budget, E_star=E_star, V_pl=V_pl, beta_pl=beta_pl, shape=shape)
+    fail = {"budget": budget, "E_star": E_star, "V_pl": V_pl, "beta_pl": beta_pl, "shape": shape}
     for it in range(1, max_rounds + 1):
         grid = len(p_bias) + len(p_var)
         c_new, status, beta_grid = _solve_round(

@@ -125,20 +125,22 @@ def shape_markdown(solved: dict, shipped: list[dict], pow_pair: list[dict] | Non
             for d in sel]
     lo, hi = _range(shipped, "ratio")
     return "\n\n".join([
-        "Unconstrained AQP tables constrain only the mean g_c(p) = E[c_K[n]], so their entries "
-        "may fall as n rises; `shape = \"monotone\"` (docs/MATH.md §5b) keeps c_K[n] "
-        "nondecreasing with c_K[K] <= 0.  **Cost**: the smallest β with the shape over the "
-        "smallest β without it, at the same V∞ budget ρ·V∞(plug-in), both certified (in "
-        "parentheses: the decreasing steps of the unconstrained table).  The last columns give "
-        "the monotone table at the largest ρ, its K·β and the variance it uses: where that is "
-        "below ρ, the budget is unused and this is the smallest β of any monotone table (the "
-        "monotone frontier ends there; β stops improving with ρ).",
+        ("Unconstrained AQP tables constrain only the mean g_c(p) = E[c_K[n]], so their entries "
+         "may fall as n rises; `shape = \"monotone\"` (docs/MATH.md §5b) keeps c_K[n] "
+         "nondecreasing with c_K[K] <= 0.  **Cost**: the smallest β with the shape over the "
+         "smallest β without it, at the same V∞ budget ρ·V∞(plug-in), both solved and certified "
+         "(β: the rigorous lower bound stored with every table; its certified upper bound β̄ "
+         f"is computed to a relative slack of {aqp.CERT_SLACK:g}; in parentheses: the decreasing "
+         "steps of the unconstrained table).  The last columns give the monotone table at the largest ρ, its "
+         "K·β and the variance it uses: where that is below ρ, the budget is unused and this is "
+         "the smallest β of any monotone table (the monotone frontier ends there; β stops "
+         "improving with ρ)."),
         _solved_table(solved),
-        f"The shipped pair `{MONO}` / `{FREE}` (stored β; β̄: certified bound) at every shipped "
-        f"K: the ratio lies in {lo:.3f}–{hi:.3f} over K = {shipped[0]['K']}…{shipped[-1]['K']}.  "
-        f"Where `{MONO}` uses less than its variance budget (V∞/V∞(plug-in) below "
-        f"{4 * (1 - UNUSED):g}) it is the smallest β of any monotone table, hence also the ρ = 8 "
-        f"optimum: the column ρ = 8 compares it with `{FREE8}`.",
+        (f"The shipped pair `{MONO}` / `{FREE}` (stored β; β̄: certified bound) at every shipped "
+         f"K: the ratio lies in {lo:.3f}–{hi:.3f} over K = {shipped[0]['K']}…{shipped[-1]['K']}.  "
+         f"Where `{MONO}` uses less than its variance budget (V∞/V∞(plug-in) below "
+         f"{4 * (1 - UNUSED):g}) it is the smallest β of any monotone table, hence also the ρ = 8 "
+         f"optimum: the column ρ = 8 compares it with `{FREE8}`."),
         md_table(["K", f"β {FREE}", f"β {MONO}", "β̄ (cert.)", "ratio ρ = 4", "ratio ρ = 8",
                   "V∞/V∞(plug-in)", "decreasing steps (free)", "(mono)"], rows),
     ] + ([_pow_sentence(pow_pair)] if pow_pair else []))
