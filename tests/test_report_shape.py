@@ -90,6 +90,10 @@ def test_sentence_and_show(tiny):
     assert "only the mean is constrained" in line and shape.MONO in line
     r = CliRunner().invoke(main, ["show", str(tiny / (shape.MONO + ".h5"))])
     assert "shape 'monotone'" in r.output and "0 of 2 ok rows" in r.output
+    r = CliRunner().invoke(main, ["show", str(tiny / (shape.POW_PAIR[0] + ".h5")), "--K", "16"])
+    pw = tablefile.read_table(tiny / (shape.POW_PAIR[0] + ".h5")).rows[16].values
+    rises = sum(1 for i in range(15) if float(pw[i + 1]) > float(pw[i]))
+    assert f"this row rises at {rises} of 15 steps" in r.output and shape.POW_PAIR[1] in r.output
     r = CliRunner().invoke(main, ["show", os.path.join(ROOT, "tables", "power-m2.h5")])
     assert "  shape" not in r.output
 

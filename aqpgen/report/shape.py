@@ -20,7 +20,8 @@ shape_markdown(solved, shipped)  -- the report section's Markdown.
 shape_figure(solved, shipped, path) -- β(monotone)/β(free) against K, one line per ρ; both
                                    frontiers (β against V∞) at K = 64.
 shape_sentence(tables_dir)       -- the README's sentence (why tables oscillate, the cost).
-shape_note(table, K, tables_dir) -- the same for ``aqpgen show`` of an AQP table (row K or all).
+shape_note(table, K, tables_dir) -- the same for ``aqpgen show`` of an AQP table (row K or all):
+                                   steps against the target's direction, the cost for its target.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from aqpgen.generators import aqp
+from aqpgen.generators import aqp, aqp_shape
 from aqpgen.report.figures import pyplot, save_png
 from aqpgen.report.markdown import md_table, sci
 from aqpgen.store import tablefile
+from aqpgen.targets import LOG, parse_target
 
-__all__ = ["FREE", "MONO", "POW_PAIR", "SOLVED_KS", "SOLVED_KS_QUICK", "SOLVED_RHOS", "decreasing_steps",
+__all__ = ["FREE", "MONO", "POW_PAIR", "POW_TARGET", "SOLVED_KS", "SOLVED_KS_QUICK", "SOLVED_RHOS", "decreasing_steps",
            "shape_figure", "shape_markdown", "shape_note", "shape_sentence", "shipped_data",
            "solved_data"]
 
@@ -46,8 +48,9 @@ SOLVED_KS_QUICK = (8, 16)
 SOLVED_RHOS = (1, 2, 4, 8)
 #: The shipped pair compared at every K (and the ρ = 8 table for the unconstrained-V optimum).
 FREE, MONO, FREE8 = "kl-aqp-rho4", "kl-aqp-rho4-mono", "kl-aqp-rho8"
-#: The shipped p^-0.5 pair (free, mono).
+#: The shipped p^-0.5 pair (free, mono) and its target.
 POW_PAIR = ("pow-0.5-aqp-rho8", "pow-0.5-aqp-rho8-mono")
+POW_TARGET = "p^-0.5"
 #: Relative margin below ρ·V∞(plug-in) under which the variance budget counts as unused.
 UNUSED = 0.01
 _SHOWN_KS = (8, 16, 32, 64, 128, 256, 512, 1024)
@@ -213,20 +216,26 @@ def shape_sentence(tables_dir: str) -> str:
 
 def shape_note(table, K: int | None, tables_dir: str) -> str:
     """One sentence for ``aqpgen show`` of an AQP table ``table`` (a TableData): this row's (or
-    every row's) decreasing steps, and the cost of the shape from the shipped pair when present."""
+    every row's) steps against the target's direction (falling for log p and p^a, a >= 0;
+    rising for a < 0), and the cost of the shape from the shipped pair of that target."""
     rows = _ok_rows(table)
+    target = parse_target("log" if table.target == "log p" else table.target)
+    d = aqp_shape.target_shape(target).direction
+    against = lambda v: decreasing_steps(d * np.asarray(v, dtype=np.float64))
+    word = "falls" if d > 0 else "rises"
     if K is not None and K not in rows:
         seen = f"row K = {K} unavailable"
     elif K is not None:
-        seen = f"this row falls at {decreasing_steps(table.rows[K].values)} of {K - 1} steps"
+        seen = f"this row {word} at {against(table.rows[K].values)} of {K - 1} steps"
     else:
-        seen = (f"{sum(decreasing_steps(r.values) > 0 for r in rows.values())} of {len(rows)} ok "
-                "rows fall somewhere")
+        n_bad = sum(against(r.values) > 0 for r in rows.values())
+        seen = f"{n_bad} of {len(rows)} ok rows {word[:-1]} somewhere"
     if table.params.get("shape", "none") != "none":
         return f"shape {table.params['shape']!r}: c_K[n] follows the target ({seen})."
+    pair = {LOG: (FREE, MONO), parse_target(POW_TARGET): POW_PAIR}.get(target)
     cost = ""
-    if all(os.path.exists(os.path.join(tables_dir, n + ".h5")) for n in (FREE, MONO)):
-        lo, hi = _range(shipped_data(tables_dir), "ratio")
-        cost = f"; `{MONO}` keeps the shape for β ×{lo:.2f}–{hi:.2f} of `{FREE}`'s"
-    return (f"only the mean is constrained, so rewards may fall as the count rises ({seen})"
-            f"{cost} (docs/MATH.md §5b).")
+    if pair and all(os.path.exists(os.path.join(tables_dir, n + ".h5")) for n in pair):
+        lo, hi = _range(shipped_data(tables_dir, *pair, None), "ratio")
+        cost = f"; `{pair[1]}` keeps the shape for β ×{lo:.2f}–{hi:.2f} of `{pair[0]}`'s"
+    return (f"only the mean is constrained, so a reward may move against the target as the count "
+            f"rises ({seen}){cost} (docs/MATH.md §5b).")
