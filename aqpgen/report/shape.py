@@ -180,6 +180,9 @@ def shape_figure(solved: dict, shipped: list[dict], path, K_frontier: int = 64) 
     K8 = [d for d in shipped if math.isfinite(d["ratio8"])]
     ax.plot([d["K"] for d in K8], [d["ratio8"] for d in K8], "-", color="C3", lw=1,
             label=f"shipped {MONO} / {FREE8}")
+    top = max([d["ratio"] for d in shipped] + [d["ratio8"] for d in K8]
+              + [_ratio(v) for v in solved.values() if math.isfinite(_ratio(v))])
+    ax.set_ylim(0.95, top + 0.3)  # room for the legend above the data
     ax.set_xscale("log", base=2)
     ax.set_xlabel("K")
     ax.set_ylabel("β monotone / β unconstrained")
@@ -195,9 +198,9 @@ def shape_figure(solved: dict, shipped: list[dict], path, K_frontier: int = 64) 
     bx.set_xlabel("V∞ / V∞(plug-in)")
     bx.set_ylabel("β")
     bx.set_title(f"Frontiers at K = {Kf} (ρ = {', '.join(f'{r:g}' for r in rhos)})")
-    for a in (ax, bx):
+    for a, where in ((ax, "upper left"), (bx, "upper right")):
         a.grid(True, alpha=0.3)
-        a.legend(fontsize=8)
+        a.legend(fontsize=7, loc=where, ncol=2 if a is ax else 1)
     fig.tight_layout()
     return os.fspath(save_png(fig, path))
 
