@@ -27,6 +27,8 @@ ALLOW_DIRTY ?= 0
 ALLOW_UNLOCKED ?= 0
 DASK    ?=
 # Set WITH_TORCH=1 / WITH_JAX=1 to try installing torch / jax (their tests are skipped when absent).
+# `make test` ends by listing the groups of skipped tests and the switch that runs each;
+# AQPGEN_FAIL_ON_SKIP=1 (set by .ci/run) makes any skipped test fail the run.
 # WITH_TRL=1 installs trl (transformers, accelerate, datasets) for the real GRPOTrainer tests, only
 # once torch is importable (so pip never pulls a CUDA torch).
 WITH_TORCH ?= 0
@@ -59,7 +61,7 @@ all: test
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py aqpgen/runtime/cgather.c $(LOCK)
+$(STAMP): pyproject.toml setup.py $(LOCK)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@echo "installing aqpgen[dev] into $(VENV) from $(LOCK) (~1 min)"
 	@$(BIN)/python -m pip install --quiet $(PIN) -e '.[dev]' 2>&1 | $(PIPQUIET)
@@ -83,10 +85,10 @@ test: $(STAMP)
 	  || echo "note: trl $(TRL_VERSION) could not be installed (or torch is missing); the real GRPOTrainer tests will be skipped" >&2; \
 	fi
 	@if [ "$(WITH_VERL)" = "1" ]; then \
-	  $(BIN)/python -c "import verl.trainer.ppo.core_algos" 2>/dev/null \
+	  $(BIN)/python -c "import verl.trainer.ppo.core_algos, hydra" 2>/dev/null \
 	  || { $(BIN)/python -c "import torch" 2>/dev/null \
 	       && timeout 900 $(BIN)/python -m pip install --quiet $(PIN) --no-deps "verl==$(VERL_VERSION)" 2>&1 | $(PIPQUIET) \
-	       && timeout 900 $(BIN)/python -m pip install --quiet $(PIN) packaging ray "tensordict==0.10.0" omegaconf codetiming orjson 2>&1 | $(PIPQUIET); } \
+	       && timeout 900 $(BIN)/python -m pip install --quiet $(PIN) packaging ray "tensordict==0.10.0" omegaconf hydra-core aiohttp codetiming orjson 2>&1 | $(PIPQUIET); } \
 	  || echo "note: verl $(VERL_VERSION) could not be installed; the verl adapter tests will be skipped" >&2; \
 	fi
 	@if [ "$(WITH_OPENRLHF)" = "1" ]; then \
@@ -101,13 +103,14 @@ test: $(STAMP)
 	exit $$rc
 
 verify: $(STAMP)
-	$(BIN)/aqpgen verify tables/*.h5
+	$(BIN)/aqpgen verify tables/*.h5 --jobs $(JOBS)
 	@if [ -f tables/kl-minimax.h5 ]; then $(BIN)/aqpgen verify --rate tables/kl-minimax.h5; fi
 
-# The light wheel (numpy + h5py; runtime copies of every table as package data) in dist/.
+# The light wheel (numpy + h5py; runtime copies of every table as package data) in dist/: pure
+# Python, tagged py3-none-any (the ls fails on any other tag).
 wheel: $(STAMP)
 	@$(BIN)/python -m pip wheel . --no-deps --no-build-isolation --quiet -w dist 2>&1 | $(PIPQUIET)
-	@ls -l dist/aqpgen-*.whl
+	@ls -l dist/aqpgen-*-py3-none-any.whl
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
@@ -152,9 +155,7 @@ lock:
 report: $(STAMP)
 	$(BIN)/aqpgen report --out docs/report.md --readme README.md
 
-# Removes the virtual environment, caches and the compiled gather (rebuilt by make venv); never
-# the tables.
+# Removes the virtual environment, caches and build outputs; never the tables.
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build dist *.egg-info
 	find aqpgen tests bench -name __pycache__ -type d -prune -exec rm -rf {} +
-	rm -f aqpgen/runtime/cgather*.so

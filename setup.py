@@ -1,5 +1,5 @@
-"""Build hook: put the runtime copies of the committed tables/*.h5 into the wheel, and compile
-the runtime's optional C gather.
+"""Build hook: put the runtime copies of the committed tables/*.h5 into the wheel (a pure-Python
+wheel, ``py3-none-any``: nothing is compiled).
 
 Everything else is in pyproject.toml.  ``build_py`` writes ``aqpgen/store/shipped/<name>.h5`` in
 the build directory: each table without its high-precision strings, with its own content hash and
@@ -10,7 +10,7 @@ source checkout finds tables/ directly).
 import os
 import sys
 
-from setuptools import Extension, setup
+from setuptools import setup
 from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,11 +35,4 @@ class BuildPyWithTables(build_py):
             print(f"runtime copy {name}.h5: content hash {copy[:16]} (full table {full[:16]})")
 
 
-# The compiled checked gather behind Table.lookup (aqpgen/runtime/cgather.c, plain C and the
-# Python C API only).  optional=True: where it cannot be compiled the install goes on and
-# aqpgen.runtime.gather uses numpy, with the same results.
-CGATHER = Extension("aqpgen.runtime.cgather", ["aqpgen/runtime/cgather.c"], optional=True,
-                    extra_compile_args=[] if os.name == "nt" else ["-O3", "-pthread"],
-                    extra_link_args=[] if os.name == "nt" else ["-pthread"])
-
-setup(cmdclass={"build_py": BuildPyWithTables}, ext_modules=[CGATHER])
+setup(cmdclass={"build_py": BuildPyWithTables})

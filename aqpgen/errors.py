@@ -6,6 +6,8 @@ TableFormatError     -- a table file is corrupted, tampered with, or of an unkno
 InfeasibleError      -- a program has no feasible point (e.g. a preset out of reach at some K).
 """
 
+__all__ = ["AqpgenError", "ConvergenceError", "InfeasibleError", "TableFormatError"]
+
 
 class AqpgenError(Exception):
     """Base class of every aqpgen error."""

@@ -3,14 +3,16 @@
 Targets (issue 12 item 5; validation included, i.e. the default checked lookup):
 
 * one group per call (K = 16, 16 counts): lookup no slower than 1.5x ``np.log(counts / 16)``;
-* 10^6 counts per call: lookup at most 0.3x ``np.log(counts / K)`` (K = 64 and 1024).
+* 10^6 counts per call: lookup at most 0.3x ``np.log(counts / K)`` (K = 64 and 1024).  numpy's
+  ``take`` + ``min`` sits near 0.5x; a compiled loop that was shipped for this target gained too
+  little to keep (issue 23: it made the wheel platform-specific), so this target may print MISSED.
 
 Both sides are timed in this one process, interleaved (sample of lookup, sample of log, ...),
 best of N samples, so both see the same machine load; the ratio of the medians is printed too.
 A sample of the single-group case times a loop of ``--calls`` calls (per-call cost in µs); a
-sample of the large case times one call.  Also reported (information only): int32 counts, the
-numpy fallback (``row.take(counts)`` and ``counts.min()``, what the lookup runs where the
-compiled gather was not built), and torch CPU tensors when torch is importable.
+sample of the large case times one call.  Also reported (information only): int32 counts and
+torch CPU tensors when torch is importable.  The large-array lookup is numpy's ``take`` and one
+``min`` (``aqpgen.runtime.gather``).
 
 The allocator.  Each 10^6-count call allocates 8 MB arrays: the lookup one, the baseline two.
 glibc serves such a block either from memory it kept (fast) or from fresh pages the kernel must
@@ -101,16 +103,6 @@ def _line(label: str, K: int, n: int, a: float, b: float, med: float, base: str,
             f"   ratio {r:5.2f} (medians {med:5.2f})  {verdict}")
 
 
-def _numpy_fallback(t, c, K):
-    """``t.lookup(c, K)`` with the compiled gather switched off (the path of an install where it
-    was not built)."""
-    saved, G._cgather = G._cgather, None
-    try:
-        return t.lookup(c, K)
-    finally:
-        G._cgather = saved
-
-
 def _mallopt():
     """glibc's ``mallopt``, or None where this is not glibc."""
     try:
@@ -140,11 +132,6 @@ def _large_cases(t, args, judge: bool, missed: list) -> None:
                         "np.log(counts / K)", target))
             if target is not None and a / b > target:
                 missed.append(f"{args.size} counts K={K}: {a / b:.2f}")
-            if dt is np.int64 and G.COMPILED:  # the same lookup without the compiled gather
-                a0, b0, med0 = _best_pair(lambda c=c, K=K: _numpy_fallback(t, c, K),
-                                          lambda c=c, K=K: np.log(c / K), args.repeats)
-                print(_line("  numpy path", K, args.size, a0, b0, med0, "np.log(counts / K)",
-                            None) + " (take + min: no compiled gather)")
 
 
 def main(argv=None) -> int:
@@ -161,9 +148,7 @@ def main(argv=None) -> int:
         print(f"aqpgen lookup benchmark: lookup (checked) vs log(counts/K), same arrays, "
               f"interleaved, best of {args.repeats}")
         print(f"table: {source}, target {t.target}; numpy {np.__version__}")
-        print("gather: " + (f"compiled (aqpgen.runtime.cgather), {G.THREADS} thread(s) from "
-                            f"{G.PARALLEL_MIN} counts" if G.COMPILED
-                            else "numpy take + min (the compiled gather is not built)"))
+        print(f"gather: up to {G.SMALL} counts fancy indexing + Python min, above numpy take + min")
         K = K_GROUP
         for dt in (np.int64, np.int32):
             c = rng.integers(1, K + 1, size=K).astype(dt)

@@ -91,6 +91,7 @@ def run(cfg: dict) -> list[dict]:
                             "world": self.accelerator.num_processes,
                             "rows": [int(x["aqpgen_row"]) for x in inputs],
                             "completions": texts,
+                            "completion_ids": [[int(t) for t in ids] for ids in completion_ids_list],
                             "rewards": out[:, 0].cpu().tolist()})
             return out
 
@@ -151,6 +152,38 @@ def expected_rewards(answers, rows, K: int, table_path, scale: float = 1.0,
     c = read_table_row(table_path, K)
     want = [scale * c[n - 1] for n in recount(answers, rows, K)]
     return [float(np.float32(w)) for w in want] if float32 else want
+
+
+def check_dropped(records: list[dict], table_path, K: int, max_len: int, eos_id: int = 1,
+                  pad_id: int = 0) -> dict:
+    """Assert the rewards of ``trl_reward_func(drop_truncated=True, uneven="serve")``: a
+    completion that used all ``max_len`` tokens without ending in EOS (or the pad token, which
+    TRL's ``mask_truncated_completions`` also counts as an end) gets NaN; the others of its
+    row get float32(c_K'[n]), K' = the row's completions that ended, n recounted with Counter
+    among them, c_K' read with h5py.  Returns the K' seen (row sizes after dropping)."""
+    sizes = Counter()
+    for k, rec in enumerate(records):
+        groups: dict = {}
+        for i, row in enumerate(rec["rows"]):
+            groups.setdefault(row, []).append(i)
+        for row, idx in groups.items():
+            assert len(idx) == K, f"call {k}: row {row} has {len(idx)} completions, K={K}"
+            cut = {i for i in idx if len(rec["completion_ids"][i]) == max_len
+                   and rec["completion_ids"][i][-1] not in (eos_id, pad_id)}
+            ended = [i for i in idx if i not in cut]
+            sizes[len(ended)] += 1
+            freq = Counter(first_word(rec["completions"][i]) for i in ended)
+            c = read_table_row(table_path, len(ended)) if len(ended) >= 2 else None
+            for i in idx:
+                got = rec["rewards"][i]
+                if i in cut:
+                    assert got != got, f"call {k}, completion {i}: truncated but reward {got!r}"
+                    continue
+                a = first_word(rec["completions"][i])
+                want = float(np.float32(c[(1 if a is None else freq[a]) - 1]))
+                assert got == want, (f"call {k}, completion {i} (row {row}, K'={len(ended)}): "
+                                     f"TRL used {got!r}, expected {want!r}")
+    return dict(sizes)
 
 
 def merge_ranks(per_rank: list[list[dict]]) -> list[dict]:

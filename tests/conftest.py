@@ -6,10 +6,16 @@
   registry as family "fake" / method "lin" (tests of the build machinery must not depend on the
   real generators).
 * ``small_table``: a small TableData with metrics, NaN metrics, hp strings and a non-ok row.
+
+At the end of a run, the skipped tests are listed by group with the ``make test`` switch that
+runs them (``pytest_terminal_summary``); with ``AQPGEN_FAIL_ON_SKIP=1`` (set by ``.ci/run``) any
+skipped test fails the run.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 import types
 from fractions import Fraction
@@ -105,3 +111,68 @@ def small_table():
         name="small", family="fake", target="p", method="lin", params={"a": "1"},
         provenance={"aqpgen": "test"}, results=rs, inputs_hash="0" * 64,
     )
+
+
+#: a module a skipped test needed -> (the group of tests, the ``make test`` switch that installs it)
+SKIP_GROUPS = {
+    "torch": ("torch tests", "make test WITH_TORCH=1"),
+    "jax": ("jax tests", "make test WITH_JAX=1"),
+    "trl": ("real TRL GRPOTrainer tests", "make test WITH_TORCH=1 WITH_TRL=1"),
+    "transformers": ("real TRL GRPOTrainer tests", "make test WITH_TORCH=1 WITH_TRL=1"),
+    "datasets": ("real TRL GRPOTrainer tests", "make test WITH_TORCH=1 WITH_TRL=1"),
+    "accelerate": ("real TRL GRPOTrainer tests", "make test WITH_TORCH=1 WITH_TRL=1"),
+    "verl": ("verl adapter tests", "make test WITH_TORCH=1 WITH_VERL=1"),
+    "tensordict": ("verl adapter tests", "make test WITH_TORCH=1 WITH_VERL=1"),
+    "ray": ("verl / OpenRLHF adapter tests", "make test WITH_TORCH=1 WITH_VERL=1 WITH_OPENRLHF=1"),
+    "openrlhf": ("OpenRLHF adapter tests", "make test WITH_TORCH=1 WITH_OPENRLHF=1"),
+    "aiohttp": ("OpenRLHF adapter tests", "make test WITH_TORCH=1 WITH_OPENRLHF=1"),
+    "dask": ("Dask build tests", "make venv (installs the [dev] extra, dask included)"),
+    "distributed": ("Dask build tests", "make venv (installs the [dev] extra, dask included)"),
+}
+_MODULE = re.compile(r"could not import '([\w.]+)'|imports ([\w.]+), which is not installed")
+
+
+def skip_group(reason: str) -> tuple[str, str]:
+    """(group, switch) of a skip reason: a missing module of :data:`SKIP_GROUPS`, else the
+    reason itself and what it says (a reason should name its switch)."""
+    m = _MODULE.search(reason)
+    mod = (m.group(1) or m.group(2)).split(".")[0] if m else None
+    if mod in SKIP_GROUPS:
+        return SKIP_GROUPS[mod]
+    return reason, "see the reason"
+
+
+def _skip_reasons(terminalreporter) -> list[str]:
+    out = []
+    for rep in terminalreporter.stats.get("skipped", []):
+        lr = rep.longrepr
+        reason = lr[2] if isinstance(lr, tuple) and len(lr) == 3 else str(lr)
+        out.append(reason.removeprefix("Skipped: "))
+    return out
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Name every group of skipped tests and the switch that runs it."""
+    reasons = _skip_reasons(terminalreporter)
+    if not reasons:
+        return
+    groups: dict = {}
+    for r in reasons:
+        g = skip_group(r)
+        groups[g] = groups.get(g, 0) + 1
+    tr = terminalreporter
+    tr.section("skipped test groups (and the switch that runs each)")
+    for (group, switch), n in sorted(groups.items(), key=lambda kv: -kv[1]):
+        tr.write_line(f"{n:4d} skipped  {group}: {switch}")
+    if os.environ.get("AQPGEN_FAIL_ON_SKIP") == "1":
+        tr.write_line(f"error: {len(reasons)} test(s) skipped and AQPGEN_FAIL_ON_SKIP=1 (CI runs "
+                      "every test)", red=True, bold=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With ``AQPGEN_FAIL_ON_SKIP=1`` a run with skipped tests fails (exit status 1)."""
+    if os.environ.get("AQPGEN_FAIL_ON_SKIP") != "1" or exitstatus not in (0,):
+        return
+    rep = session.config.pluginmanager.get_plugin("terminalreporter")
+    if rep is not None and rep.stats.get("skipped"):
+        session.exitstatus = 1

@@ -24,6 +24,7 @@ from aqpgen.audit import files as audit_files_mod
 from aqpgen.cli import main
 from aqpgen.generators import peers, power
 from aqpgen.store import tablefile
+from aqpgen.store.manifest import update_manifest
 
 KL_KS = (4, 8, 12)
 
@@ -202,7 +203,7 @@ def test_truncated_random_and_future_schema(tmp_path):
 def test_manifest_sha256(tmp_path):
     p = tmp_path / "power-m2.h5"
     _power_table(p)
-    tablefile.update_manifest(tmp_path)
+    update_manifest(tmp_path)
     assert audit.audit_file(p).ok
     _rewrite(p, lambda K, r: r._replace(solver={**r.solver, "note": "edited"}) if K == 3 else r)
     a = audit.audit_file(p)
@@ -383,7 +384,7 @@ def test_one_ulp_change_named_through_manifest_row_digests(tmp_path):
     table = tablefile.TableData(name="t", family="kl", target="log p", method="peer", params={},
                                 provenance={}, Ks=(4, 5, 6), rows=rows, inputs_hash="x")
     tablefile.write_table(tmp_path / "t.h5", table)
-    tablefile.update_manifest(tmp_path)
+    update_manifest(tmp_path)
     assert t[2] != 0
     v = rows[5].values.copy()
     v[2] = np.nextafter(v[2], np.inf)

@@ -9,7 +9,6 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from aqpgen.records import standard_Ks
 from aqpgen.build.build import (
     BuildError,
     build,
@@ -18,7 +17,9 @@ from aqpgen.build.build import (
     load_spec,
     standard_kmin,
 )
-from aqpgen.store.tablefile import SCHEMA_VERSION, check_manifest, read_table
+from aqpgen.records import standard_Ks
+from aqpgen.store.manifest import check_manifest
+from aqpgen.store.tablefile import SCHEMA_VERSION, read_table
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -188,8 +189,15 @@ def test_failing_generator_writes_nothing(tmp_path, fake_generator, jobs):
     spec = _fake(tmp_path, Ks="[2, 3, 5, 8]", extra=", fail_at = 3")
     with pytest.raises(BuildError, match=r"table 'fake-a': build_K failed at K=3: RuntimeError"):
         build(spec, tmp_path / "o", jobs=jobs)
-    assert not os.path.exists(tmp_path / "o" / "fake-a.h5")
-    assert [f for f in os.listdir(tmp_path / "o") if ".tmp" in f] == []
+    # a failed first build leaves nothing: no table, no temporary file, no empty MANIFEST.json,
+    # no .build.lock, not even the output directory it created
+    assert not os.path.exists(tmp_path / "o")
+    out = tmp_path / "existing"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(BuildError, match="K=3"):
+        build(spec, out, jobs=jobs)
+    assert os.listdir(out) == ["notes.txt"]  # an existing directory is left as it was
 
 
 def test_non_ok_rows_are_recorded(tmp_path, fake_generator):
@@ -207,7 +215,7 @@ def test_only_and_order(tmp_path, fake_generator):
     spec = _spec(tmp_path, body)
     out = build(spec, tmp_path / "o", only=["fake-b"])
     assert [o.name for o in out] == ["fake-b"]
-    assert sorted(os.listdir(tmp_path / "o")) == [".build.lock", "MANIFEST.json", "fake-b.h5"]
+    assert sorted(os.listdir(tmp_path / "o")) == ["MANIFEST.json", "fake-b.h5"]  # no .build.lock left
     with pytest.raises(ValueError, match="unknown table name.*'fake-c'"):
         build(spec, tmp_path / "o", only=["fake-c"])
     with pytest.raises(ValueError, match="jobs must be a positive integer"):

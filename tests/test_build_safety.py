@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from aqpgen.store import atomic
 from aqpgen.build.lock import LOCK_NAME, build_lock
-from aqpgen.store.tablefile import MANIFEST_NAME, check_manifest, read_table
+from aqpgen.store import atomic
+from aqpgen.store.manifest import MANIFEST_NAME, check_manifest
+from aqpgen.store.tablefile import read_table
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and fork")
 
@@ -39,6 +40,9 @@ def kmin(params):
 
 def build_K(K, params, *, tables_dir=None):
     from aqpgen.records import KResult
+    if params.get("mark"):
+        with open(params["mark"], "a") as fh:
+            fh.write(f"{K}\\n")
     time.sleep(float(params.get("sleep", 0.0)))
     return KResult(K, np.arange(1, K + 1) / K, None, {"beta": 1.0 / K}, "ok", {"solver": "slow"})
 
@@ -72,8 +76,12 @@ def _setup(tmp_path: Path, sleep: float, Ks: str) -> tuple[Path, Path]:
     return spec, tmp_path / "out"
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 def _aqpgen(tmp_path: Path, *args: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    # this checkout's aqpgen (not whatever the environment installed) and the fake generator
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
     return subprocess.Popen([sys.executable, str(tmp_path / "slowgen.py"), *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -130,6 +138,37 @@ def test_kill9_during_jobs2_build_leaves_no_orphan_no_tmp_and_a_healable_manifes
     assert read_table(out / "slow-a.h5").Ks == tuple(range(2, 14))
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_sigint_stops_a_build_within_2s_leaving_nothing(tmp_path, jobs):
+    """Ctrl-C (SIGINT to the build process) while rows of 60 s run: the build exits within 2 s
+    (the pool's workers killed, not waited for), with one line and no traceback, and leaves
+    nothing: no table, temporary file, manifest, lock file or worker."""
+    spec, out = _setup(tmp_path, sleep=60, Ks="[2, 3, 4]")
+    mark = tmp_path / "started"
+    spec.write_text(spec.read_text().replace("sleep = 60", f"sleep = 60, mark = {str(mark)!r}"))
+    p = _aqpgen(tmp_path, "build", str(spec), "--out", str(out), "--jobs", str(jobs), "-q")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(mark.read_text().split() if mark.exists() else []) < jobs:
+        time.sleep(0.05)
+    if not mark.exists():
+        p.kill()
+        raise AssertionError(f"no row started: {p.communicate(timeout=10)}")
+    workers = _children(p.pid)
+    t0 = time.monotonic()
+    os.kill(p.pid, signal.SIGINT)
+    try:
+        so, se = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    elapsed = time.monotonic() - t0
+    print(f"--jobs {jobs}: SIGINT to exit {elapsed:.2f} s")
+    assert elapsed < 2.0, f"SIGINT took {elapsed:.1f} s to stop the build"
+    assert p.returncode == 1 and "Traceback" not in se and se.strip() == "Aborted!", se
+    assert not out.exists(), sorted(os.listdir(out))  # nothing half-written, no empty directory
+    time.sleep(0.5)
+    assert not any(_alive(w) for w in workers), "workers outlived the interrupted build"
+
+
 def test_stale_temp_files_are_removed_by_the_next_build(tmp_path):
     spec, out = _setup(tmp_path, sleep=0, Ks="[2, 3]")
     out.mkdir()
@@ -164,7 +203,10 @@ def test_stale_manifest_is_explained_by_verify_and_healed_by_the_next_build(tmp_
     assert len(bad) == 1 and "slow-a.h5" in bad[0].detail and "rerun `aqpgen build SPEC --out DIR`" in bad[0].detail
     q = _aqpgen(tmp_path, "build", str(spec), "--out", str(out))
     so, se = q.communicate(timeout=60)
-    assert q.returncode == 0 and "slow-a: up to date" in so, se
+    # a file the manifest does not record is never taken as up to date (it could be a tampered
+    # one): the heal is a rebuild, named in a note
+    assert q.returncode == 0 and "slow-a: built 3 K" in so, se
+    assert "slow-a.h5: sha256" in se and "not treated as up to date; rebuilding it" in se
     assert all(c.ok for c in check_manifest(out))
 
 
@@ -194,7 +236,30 @@ def test_build_lock_excludes_and_is_released_on_exit(tmp_path):
         assert events == []  # the other process is waiting
     t.join(timeout=30)
     assert events == ["locked"]
-    assert (tmp_path / LOCK_NAME).exists()
+    assert not (tmp_path / LOCK_NAME).exists()  # each holder removes the lock file on exit
+
+
+def test_build_lock_stays_exclusive_while_holders_remove_the_lock_file(tmp_path):
+    """Holders remove .build.lock on exit; a waiter that then holds the flock of a removed file
+    must start over, or two processes would be inside at once.  Oracle: 4 processes x 25 locked
+    read-sleep-write increments of a counter file end at exactly 100."""
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    code = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from aqpgen.build.lock import build_lock
+        c = Path({str(counter)!r})
+        for _ in range(25):
+            with build_lock({str(tmp_path)!r}):
+                n = int(c.read_text())
+                time.sleep(0.002)
+                c.write_text(str(n + 1))
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(4)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    assert counter.read_text() == "100"
+    assert not (tmp_path / LOCK_NAME).exists()
 
 
 def _locked_in_subprocess(d: Path, events: list) -> None:

@@ -78,7 +78,11 @@ def test_build_reports_non_ok_rows(tmp_path, fake_generator):
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC.replace("hp = true", "bad = [3]"))
     res = CliRunner().invoke(main, ["build", str(spec), "--out", str(tmp_path / "t")])
-    assert res.exit_code == 0 and "WARNING" in res.output and "1 unavailable: K 3 (out of reach (fake))" in res.output
+    assert res.exit_code == 0 and "1 unavailable: K 3 (out of reach (fake))" in res.output
+    # the end-of-build summary says this is the expected state and where the rows are listed
+    assert "WARNING" not in res.output
+    assert "1 row(s) are recorded as unavailable (status != ok), as expected" in res.output
+    assert "`aqpgen show NAME` lists each with its reason" in res.output
 
 
 def test_show(built):
@@ -121,7 +125,8 @@ def test_verify_ok_and_tampered(built):
 
 def test_verify_rowcheck_failure_detected(built, monkeypatch):
     """A wrong value written with a consistent hash (re-written file) fails the generator check."""
-    from aqpgen.store.tablefile import read_table, update_manifest, write_table
+    from aqpgen.store.manifest import update_manifest
+    from aqpgen.store.tablefile import read_table, write_table
 
     t = read_table(built)
     row = t.rows[3]

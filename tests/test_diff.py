@@ -9,10 +9,11 @@ from dataclasses import replace
 import numpy as np
 from click.testing import CliRunner
 
-from aqpgen.cli import main
 from aqpgen.build.diff import diff_tables, rel_diff
-from aqpgen.store.tablefile import Row, check_manifest, update_manifest, write_table
 from aqpgen.build.verify import verify_against
+from aqpgen.cli import main
+from aqpgen.store.manifest import check_manifest, update_manifest
+from aqpgen.store.tablefile import Row, write_table
 
 
 def _with_row(table, K, **changes):

@@ -16,7 +16,11 @@ import pytest
 from scipy.optimize import brentq
 from scipy.stats import binom
 
-from aqpgen.game import simulate as sm
+from aqpgen.game.alpha import game_alpha, game_target
+from aqpgen.game.dynamics import run_exact
+from aqpgen.game.estimators import ArrayEstimator, available_estimators, get_estimator
+from aqpgen.game.sampled import run_sampled
+from aqpgen.game.scenarios import SCENARIOS, get_scenario, tv_distance
 from aqpgen.game.alpha import alpha_optimum, kkt_residual, phi_prime, reward_affine
 from aqpgen.store import tablefile
 from aqpgen.targets import LOG, PowerTarget
@@ -57,7 +61,7 @@ def test_sparse_and_interior_regimes():
 @pytest.mark.parametrize("alpha", [0.5, 1.5])
 def test_optimum_matches_convex_solver(scenario, alpha):
     cp = pytest.importorskip("cvxpy")
-    sc = sm.get_scenario(scenario)
+    sc = get_scenario(scenario)
     R, tau = sc.rewards, sc.tau
     x = cp.Variable(sc.S, nonneg=True)
     if alpha == 0.5:  # phi = 4p - 4 sqrt(p)
@@ -86,21 +90,21 @@ def test_phi_prime_and_affine_map():
     assert reward_affine(1.0) == (1.0, 0.0)
     assert np.allclose(reward_affine(1.5), (2.0, -4 / 3), rtol=1e-15)
     assert np.allclose(reward_affine(0.5), (-2.0, 4.0), rtol=1e-15)
-    assert sm.game_alpha("p^0.5") == 1.5 and sm.game_alpha("log") == 1.0
-    assert sm.game_target(0.5) == PowerTarget(-0.5) and sm.game_target(1) == LOG
+    assert game_alpha("p^0.5") == 1.5 and game_alpha("log") == 1.0
+    assert game_target(0.5) == PowerTarget(-0.5) and game_target(1) == LOG
     with pytest.raises(ValueError, match="alpha"):
         alpha_optimum([1.0, 0.0], 0.5, -1.0)
     with pytest.raises(ValueError, match="tau"):
         alpha_optimum([1.0, 0.0], 0.0, 0.5)
     with pytest.raises(ValueError, match="p\\^0"):
-        sm.game_alpha("p^0")
+        game_alpha("p^0")
 
 
 # ----------------------------------------------------------------------------- exact dynamics
 @pytest.mark.parametrize("target", ["p^0.5", "p^-0.5"])
 @pytest.mark.parametrize("scenario", ["zipf", "head"])
 def test_exact_oracle_reproduces_optimum(scenario, target):
-    r = sm.run_exact(scenario, "oracle", 8, target=target)
+    r = run_exact(scenario, "oracle", 8, target=target)
     assert r.tv < 1e-12 and r.tv_dynamics < 1e-9 and r.agreement < 1e-9
     assert r.estimator == f"oracle-{target}" and r.alpha == PowerTarget(target[2:]).a + 1
 
@@ -121,13 +125,13 @@ def _water_filling(R, tau, a, b):
 @pytest.mark.parametrize("scenario", ["zipf", "head"])
 def test_K2_power_plugin_matches_water_filling(scenario, a):
     # c_2 = (2^-a, 1): g(p) = 2^-a (1 - p) + p; psi = A g + B is linear with slope A (1 - 2^-a) > 0
-    sc = sm.get_scenario(scenario)
+    sc = get_scenario(scenario)
     A, B = reward_affine(a + 1)
     c1 = 2.0 ** -a
     expect = _water_filling(sc.R, sc.tau, A * c1 + B, A * (1 - c1))
-    r = sm.run_exact(scenario, "plugin", 2, target=f"p^{a}")
-    assert sm.tv_distance(r.p, expect) < 1e-10
-    assert abs(r.tv - sm.tv_distance(expect, sc.optimum(a + 1))) < 1e-10
+    r = run_exact(scenario, "plugin", 2, target=f"p^{a}")
+    assert tv_distance(r.p, expect) < 1e-10
+    assert abs(r.tv - tv_distance(expect, sc.optimum(a + 1))) < 1e-10
 
 
 def _lp_minimax(K, a, M=3000):
@@ -145,17 +149,17 @@ def _lp_minimax(K, a, M=3000):
 def test_small_minimax_table_fixed_point(a):
     K = 6 if a > 0 else 4
     vals, _E = _lp_minimax(K, a)
-    est = sm.ArrayEstimator("lp-minimax", {K: vals}, target=f"p^{a}")
+    est = ArrayEstimator("lp-minimax", {K: vals}, target=f"p^{a}")
     assert est.alpha == a + 1
-    sc = sm.get_scenario("head")
-    r = sm.run_exact(sc, est, K)
+    sc = get_scenario("head")
+    r = run_exact(sc, est, K)
     # Lagrange system with psi evaluated by a direct float64 Bernstein sum (K small: no cancellation)
     A, B = reward_affine(a + 1)
     psi = A * (binom.pmf(np.arange(K)[None, :], K - 1, r.p[:, None]) @ np.array(vals)) + B
     F = sc.rewards - sc.tau * psi
     live = r.p > 1e-12
     assert np.abs(F[live] - r.lam).max() < 1e-9
-    plug = sm.run_exact(sc, "plugin", K, target=f"p^{a}")
+    plug = run_exact(sc, "plugin", K, target=f"p^{a}")
     # measured: a = 0.5, K = 6: 2.0e-3 vs 7.8e-2; a = -0.5, K = 4: 3.5e-2 vs 3.4e-1
     assert r.tv < plug.tv / 5
 
@@ -171,37 +175,37 @@ def test_power_table_file_through_runtime(tmp_path):
                                 params={}, provenance={}, results=res)
     path = tmp_path / "lin.h5"
     tablefile.write_table(path, data)
-    est = sm.get_estimator(str(path))
+    est = get_estimator(str(path))
     assert est.target == PowerTarget(1) and est.alpha == 2.0
     with pytest.raises(ValueError, match="estimates 'p\\^1'"):
-        sm.get_estimator(str(path), "log")
-    r = sm.run_exact("head", est, 8)
+        get_estimator(str(path), "log")
+    r = run_exact("head", est, 8)
     # (n/K) has mean (1 + (K-1) p)/K; alpha = 2: psi = g - 1/2 is linear
-    expect = _water_filling(sm.SCENARIOS["head"].R, 0.5, 1 / 8 - 0.5, 7 / 8)
-    assert sm.tv_distance(r.p, expect) < 1e-10
-    s = sm.run_sampled("head", est, 8, [0, 1], steps=5)
+    expect = _water_filling(SCENARIOS["head"].R, 0.5, 1 / 8 - 0.5, 7 / 8)
+    assert tv_distance(r.p, expect) < 1e-10
+    s = run_sampled("head", est, 8, [0, 1], steps=5)
     assert s.alpha == 2.0 and s.tv.shape == (2, 6)
 
 
 def test_estimator_target_errors():
     with pytest.raises(ValueError, match="not a peer of 'p\\^0.5'"):
-        sm.get_estimator("digamma", "p^0.5")
+        get_estimator("digamma", "p^0.5")
     with pytest.raises(ValueError, match="not a peer of 'log'"):
-        sm.get_estimator("series")
+        get_estimator("series")
     with pytest.raises(ValueError, match="oracle of 'p\\^0.5'"):
-        sm.get_estimator("oracle-p^0.5", "log")
-    assert sm.get_estimator("plugin", "p^0.5").values(4)[0] == 0.5
-    assert sm.available_estimators("p^0.25")[:5] == ["plugin", "laplace", "jackknife", "delta",
+        get_estimator("oracle-p^0.5", "log")
+    assert get_estimator("plugin", "p^0.5").values(4)[0] == 0.5
+    assert available_estimators("p^0.25")[:5] == ["plugin", "laplace", "jackknife", "delta",
                                                      "series"]
     # the series peer of an integer power is the exact U-statistic: the fixed point is the optimum
-    assert sm.run_exact("head", "series", 6, target="p^2").tv < 1e-12
-    assert sm.run_exact("head", "plugin", 6, target="p^2").tv > 1e-2
+    assert run_exact("head", "series", 6, target="p^2").tv < 1e-12
+    assert run_exact("head", "plugin", 6, target="p^2").tv > 1e-2
 
 
 # ----------------------------------------------------------------------------- sampled
 def test_sampled_alpha_game_oracle_and_plugin():
-    orc = sm.run_sampled("head", "oracle", 8, range(3), steps=300, target="p^-0.5")
+    orc = run_sampled("head", "oracle", 8, range(3), steps=300, target="p^-0.5")
     assert orc.final_mean < 1e-10  # uniform start; exact rewards: every live answer levels fast
-    plug = sm.run_sampled("head", "plugin", 8, range(4), steps=600, target="p^0.5")
-    fixed = sm.run_exact("head", "plugin", 8, target="p^0.5").tv
+    plug = run_sampled("head", "plugin", 8, range(4), steps=600, target="p^0.5")
+    fixed = run_exact("head", "plugin", 8, target="p^0.5").tv
     assert abs(plug.final_mean - fixed) < 0.03  # measured: 0.076 vs 0.074

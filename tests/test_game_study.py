@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
-from aqpgen.game import simulate as sm
+from aqpgen.game.dynamics import run_exact
+from aqpgen.game.estimators import ArrayEstimator
+from aqpgen.game.sampled import advantage_rms, run_sampled
+from aqpgen.game.scenarios import get_scenario
 from aqpgen.game import study
 
 
@@ -15,8 +18,8 @@ def test_alpha_study_tables_match_run_exact(tmp_path):
     res = d["alphas"][1.5]
     assert res["target"] == "p^0.5" and res["live"]["head"] == 3
     tv = res["exact"]["head"]["plugin"]["tv"]
-    assert tv == [sm.run_exact("head", "plugin", K, target="p^0.5").tv for K in (4, 8)]
-    assert res["exact"]["head"]["plugin"]["tv_rloo"][0] == sm.run_exact(
+    assert tv == [run_exact("head", "plugin", K, target="p^0.5").tv for K in (4, 8)]
+    assert res["exact"]["head"]["plugin"]["tv_rloo"][0] == run_exact(
         "head", "plugin", 4, target="p^0.5", baseline="rloo").tv
     assert math.isnan(res["exact"]["head"]["oracle-p^0.5"]["slope"])  # round-off, not a rate
     assert any("no-such" in n for n in d["notes"])
@@ -29,13 +32,13 @@ def test_conventions_study_recommendation_and_roundtrip(tmp_path):
     c = study.conventions_study(Ks=(4,), seeds=(0, 1), scenarios=("head",),
                                 estimators=("plugin", "kl-aqp-rho1"), conventions=convs, steps=5)
     cell = c["sampled"]["head"][4]["rloo/group"]["plugin"]
-    r = sm.run_sampled("head", "plugin", 4, (0, 1), steps=5, baseline="rloo", scale="group")
+    r = run_sampled("head", "plugin", 4, (0, 1), steps=5, baseline="rloo", scale="group")
     assert cell == [r.final_mean, r.final_std]
     ratio = c["rms"]["head"][4]["group/batch"]["kl-aqp-rho1"]
-    assert ratio == sm.advantage_rms("head", "kl-aqp-rho1", 4, "group", "batch") / \
-        sm.advantage_rms("head", "kl-aqp-rho1", 4)
-    r = sm.run_sampled("head", "kl-aqp-rho1", 4, (0, 1), steps=5, baseline="group", scale="batch",
-                       lr=sm.get_scenario("head").lr / ratio)
+    assert ratio == advantage_rms("head", "kl-aqp-rho1", 4, "group", "batch") / \
+        advantage_rms("head", "kl-aqp-rho1", 4)
+    r = run_sampled("head", "kl-aqp-rho1", 4, (0, 1), steps=5, baseline="group", scale="batch",
+                       lr=get_scenario("head").lr / ratio)
     assert c["sampled"]["head"][4]["group/batch@lr-matched"]["kl-aqp-rho1"] == [r.final_mean,
                                                                              r.final_std]
     assert "rloo/group@lr-matched" not in c["sampled"]["head"][4]  # would repeat group/group
@@ -72,7 +75,7 @@ def test_missing_power_tables_are_built_by_their_generators():
                           estimators=("pow0.25-minimax",), steps=3)
     row = d["alphas"][1.25]["exact"]["head"]["pow0.25-minimax"]
     hp = minimax.build_K(4, {"target": "p^0.25"}).values_hp
-    est = sm.ArrayEstimator("mm", {4: list(hp)}, "p^0.25")
-    assert row["tv"] == [sm.run_exact("head", est, 4).tv]
-    assert row["tv"][0] < sm.run_exact("head", "plugin", 4, target="p^0.25").tv / 3
+    est = ArrayEstimator("mm", {4: list(hp)}, "p^0.25")
+    assert row["tv"] == [run_exact("head", est, 4).tv]
+    assert row["tv"][0] < run_exact("head", "plugin", 4, target="p^0.25").tv / 3
     assert any("built here" in n for n in d["notes"])

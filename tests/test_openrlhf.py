@@ -106,7 +106,7 @@ def test_group_hook_adds_to_openrlhf_reward_func(tmp_path):
 
 
 def test_group_hook_refuses_partial_group_and_broken_precision():
-    with pytest.raises(ValueError, match=r"produced 8 responses but rollout.n_samples_per_prompt=4"):
+    with pytest.raises(ValueError, match=r"a group of 8 answers where rollout.n_samples_per_prompt=4"):
         _run(openrlhf_group_hook(h.first_word, TABLE, 4), TEXTS)
     with pytest.raises(ValueError, match=r"rollout.n_samples_per_prompt=32.*float32"):
         openrlhf_group_hook(h.first_word, "kl-minimax", 32)

@@ -21,9 +21,11 @@ def blocks() -> dict:
     code = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
     named = {}
     for c in code:
-        key = "trl" if "from trl" in c else "verl" if "integrations.verl" in c else "openrlhf"
+        key = ("trl_async" if "trl_async_reward_func" in c else "trl" if "from trl" in c
+               else "verl" if "integrations.verl" in c else "openrlhf")
+        assert key not in named, f"two {key} blocks: give the new one its own key and test"
         named[key] = c
-    assert set(named) == {"trl", "verl", "openrlhf"}, list(named)
+    assert set(named) == {"trl", "trl_async", "openrlhf"}, list(named)  # verl: docs/readme/verl.md, tests/test_verl.py
     return named
 
 
@@ -42,14 +44,15 @@ def test_snippets_use_the_recommended_table():
     code = blocks()
     named = {snippet_table(c) for c in code.values()}
     assert len(named) == 1, named
-    assert "num_generations=4" in code["trl"] and "n=4" in code["verl"]
+    assert "num_generations=4" in code["trl"]
     assert recommend(4).name == named.pop()
 
 
 def test_doc_has_the_three_sections():
     text = DOC.read_text()
     assert text.startswith("## Use with TRL / verl / OpenRLHF")
-    for word in ("**TRL**", "**verl**", "**OpenRLHF**", "allow_imprecise=True", "gather=True"):
+    for word in ("**TRL**", "**OpenRLHF**", "allow_imprecise=True", "gather=True",
+                 'uneven="serve"', "`failed=`", '"exclude"', "drop_truncated=True"):
         assert word in text
 
 
@@ -78,26 +81,6 @@ def test_trl_snippet_runs_a_real_trainer(monkeypatch, tmp_path):
     assert f"rewards/aqpgen_{table.replace('-', '_')}/mean" in logged
 
 
-def test_verl_snippet(tmp_path):
-    pytest.importorskip("verl")
-    pytest.importorskip("torch")
-    import _trl_harness as h
-    from test_verl import make_batch
-    from verl.trainer.ppo import core_algos
-    from verl.workers.reward_manager.batch import BatchRewardManager
-
-    from aqpgen.store.locate import find_table
-
-    ns = {"first_word": h.first_word}
-    exec(blocks()["verl"], ns)  # noqa: S102
-    tok = h.build_tokenizer()
-    data, chosen, lengths = make_batch(tok, n_rows=2, n=4, seed=7)
-    r = BatchRewardManager(tok, num_examine=0, compute_score=ns["compute_score"])(data)
-    rows = [x["index"] for x in data.non_tensor_batch["extra_info"]]
-    got = [float(r[i, lengths[i] - 1]) for i in range(len(data))]
-    assert got == h.expected_rewards(chosen, rows, 4, str(find_table(snippet_table(blocks()["verl"]))))
-    assert core_algos.get_adv_estimator_fn("aqpgen") is not None
-
 
 def test_openrlhf_snippet():
     pytest.importorskip("openrlhf")
@@ -116,3 +99,22 @@ def test_openrlhf_snippet():
         32, tok, num_samples=4))
     want = _expected([h.first_word(t) for t in texts], 4, table=snippet_table(blocks()["openrlhf"]))
     assert [r["reward"] for r in responses] == want
+
+
+def test_trl_async_snippet():
+    """The async snippet's reward scores a group through TRL's own async rollout loop
+    (``_score_group``; tests/test_trl_real.py builds it: the worker itself needs vLLM)."""
+    pytest.importorskip("trl")
+    pytest.importorskip("aiohttp")
+    import _trl_harness as h
+    from test_trl_real import ASYNC_TEXTS, _async_loop, _score
+
+    from aqpgen.store.locate import find_table
+
+    ns = {"first_word": h.first_word}  # a module-level extractor: the reward must pickle
+    exec(blocks()["trl_async"], ns)  # noqa: S102
+    samples = _score(_async_loop(ns["reward"], 4), ASYNC_TEXTS[:4])  # alpha, beta, None, alpha
+    path = find_table(snippet_table(blocks()["trl_async"]))
+    c3 = h.read_table_row(path, 3)  # failed="exclude": the 3 answers left use the K' = 3 row
+    got = [s.metrics["reward"] for s in samples]
+    assert got[0] == got[3] == c3[1] and got[1] == c3[0] and got[2] != got[2]

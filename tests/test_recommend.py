@@ -84,7 +84,7 @@ def test_large_noise_weight_picks_the_smallest_variance():
 @pytest.mark.parametrize("kw,match", [({"K": 1}, "K"), ({"K": 2.5}, "K"),
                                       ({"K": 16, "noise": -1}, "noise"),
                                       ({"K": 16, "noise": float("nan")}, "noise"),
-                                      ({"K": 16, "target": "p^0.25"}, "no shipped table"),
+                                      ({"K": 16, "target": "p^0.25"}, "no table for target"),
                                       ({"K": 16, "target": "q"}, "q")])
 def test_bad_input(kw, match):
     with pytest.raises((ValueError, TypeError), match=match):
@@ -115,3 +115,53 @@ def test_cli_text_and_json(tmp_path):
     assert "why:" in r.output
     r = CliRunner().invoke(main, ["recommend", "--K", "0"])
     assert r.exit_code == 2
+
+
+def test_integer_power_target_is_served_by_its_exact_table():
+    # power-m2 ships and is exactly unbiased (metric "exact" = 1 read with h5py): beta 0
+    m = _row_metrics("power-m2", 8)
+    assert m["status"] == "ok" and m["exact"] == 1.0
+    rec = recommend(8, target="p^2")
+    assert rec.name == "power-m2" and rec.candidates[0].beta_cert == 0.0
+    assert rec.candidates[0].V_inf == m["V_inf"] and rec.candidates[0].source == "shipped"
+    r = CliRunner().invoke(main, ["recommend", "--K", "8", "--target", "p^2"])
+    assert r.exit_code == 0 and r.output.splitlines()[0] == "power-m2"
+
+
+def test_no_table_at_K_exits_nonzero_with_largest_K_and_build_command():
+    with h5py.File(find_table("kl-aqp-rho2"), "r") as f:
+        largest = max(f["K"][()].tolist())
+    rec = recommend(2000)
+    assert rec.name is None and rec.largest_K == largest
+    assert "aqpgen build" in rec.build and "Ks = [2000]" in rec.build
+    r = CliRunner().invoke(main, ["recommend", "--K", "2000"])
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    assert f"largest K served is {largest}" in r.stderr and rec.build in r.stderr
+
+
+def test_build_command_builds_the_row_and_user_tables_are_named(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from aqpgen.build.build import build
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text('[[table]]\nname = "power-m2-tiny"\nfamily = "power"\nmethod = "ustat"\n'
+                    'params = { m = 2 }\nKs = [4, 5]\n')
+    build(str(spec), str(tmp_path / "t"))
+    tiny = str(tmp_path / "t" / "power-m2-tiny.h5")
+    rec = recommend(8, target="p^2", tables=[tiny])
+    assert rec.name is None and rec.largest_K == 5
+    bindir = os.path.dirname(sys.executable)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+    res = subprocess.run(["bash", "-c", rec.build], cwd=tmp_path, env=env, capture_output=True, check=False,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    with h5py.File(tmp_path / "my-tables" / "power-m2-tiny-K8.h5", "r") as f:
+        assert f["K"][()].tolist() == [8]
+    # tables found in $AQPGEN_TABLES are user-built, not "shipped"
+    monkeypatch.setenv("AQPGEN_TABLES", str(tmp_path / "t"))
+    cands = {c.name: c for c in recommend(5, target="p^2").candidates}
+    assert cands["power-m2-tiny"].source == f"user-built ({tmp_path / 't'})"
+    assert cands["power-m2"].source == "shipped"

@@ -164,7 +164,8 @@ def _toy_tables(tmp_path):
     """A tiny tables/ dir: a power table and a fake 'kl-minimax' with known E*_K = C/K^2 rows."""
     from aqpgen.generators import power
     from aqpgen.records import KResult
-    from aqpgen.store.tablefile import make_table, update_manifest, write_table
+    from aqpgen.store.manifest import update_manifest
+    from aqpgen.store.tablefile import make_table, write_table
 
     d = tmp_path / "tables"
     d.mkdir()
@@ -198,7 +199,7 @@ def test_sections_from_toy_tables(tmp_path):
     text = sections.f64_markdown(rd)
     assert "from K = 64" in text and "up to K = 32" in text
     usage = sections.usage_section(str(d))
-    assert "array([" in usage and "make bench" in usage and " ms" not in usage
+    assert "\n# [" in usage and ">>>" not in usage and "make bench" in usage and " ms" not in usage
 
 
 def test_report_compare_agrees_with_cli():
@@ -237,7 +238,8 @@ _TINY_KS = (4, 6, 8)
 def tiny_pow_tables(tmp_path_factory):
     """pow0.5 / pow-0.5 minimax and aqp-rho1 tables at K = 4, 6, 8, built here by the generators."""
     from aqpgen.generators import aqp, minimax
-    from aqpgen.store.tablefile import make_table, update_manifest, write_table
+    from aqpgen.store.manifest import update_manifest
+    from aqpgen.store.tablefile import make_table, write_table
 
     d = tmp_path_factory.mktemp("powtables")
     for tg in A.POWER_TARGETS:

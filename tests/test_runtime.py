@@ -210,7 +210,8 @@ def test_answers_to_counts():
     assert runtime.answers_to_counts(np.array(["x", "y", "x"])).tolist() == [2, 1, 2]
     assert runtime.answers_to_counts([]).tolist() == []
     assert runtime.answers_to_counts(["1", 1]).tolist() == [1, 1]
-    assert runtime.answers_to_counts([None, None, "a"]).tolist() == [2, 2, 1]
+    assert runtime.answers_to_counts([None, None, "a"]).tolist() == [1, 1, 1]  # failed: unique
+    assert runtime.answers_to_counts([None, None, "a"], failed="pool").tolist() == [2, 2, 1]
     with pytest.raises(TypeError, match="hashable"):
         runtime.answers_to_counts([[1], [1]])
     with pytest.raises(TypeError, match="single string"):

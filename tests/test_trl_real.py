@@ -131,3 +131,118 @@ def test_grpo_two_processes_split_groups_with_gather(tmp_path, table_path):
     merged = h.merge_ranks(per_rank)
     stats = h.check(merged, table_path, {"train": 4})
     assert stats["checked"] == 2 * 4
+
+
+# ------------------------------------------------------------------------ uneven groups
+DROP = {"G": 8, "batch": 8, "steps": 2, "seed": 0, "max_completion_length": 24,
+        "extra": {"temperature": 1.0}}
+
+
+def test_grpo_truncated_left_out_group_of_7_refused_by_default(tmp_path, table_path):
+    """drop_truncated=True: seed 0 truncates one completion in each of two rows, leaving groups
+    of 7 under GRPOConfig.num_generations=8, refused without uneven="serve"."""
+    with pytest.raises(ValueError, match=r"a group of 7 answers where GRPOConfig.num_generations=8 "
+                                         r"\(K=8\)\.  Uneven groups are refused by default.*"
+                                         r"uneven=\"serve\""):
+        _run(tmp_path, table_path, **DROP, factory={"drop_truncated": True})
+
+
+def test_grpo_truncated_left_out_group_of_7_served(tmp_path, table_path):
+    recs = _run(tmp_path, table_path, **DROP,
+                factory={"drop_truncated": True, "uneven": "serve"})
+    sizes = h.check_dropped(recs, table_path, 8, DROP["max_completion_length"])
+    assert sizes == {7: 2}, sizes  # both rows scored with the K' = 7 row
+
+
+# ------------------------------------------------------------------------ the async trainer
+def _async_loop(reward, num_generations=8):
+    """TRL's own rollout loop object (``_AsyncRolloutLoop``, what the async trainer's spawned
+    child runs), built by its constructor from kwargs that went through pickle as
+    ``AsyncRolloutWorker.start`` sends them (vLLM, which the worker class requires, is not
+    installable here, so the loop's HTTP generation is not run: groups are scored directly)."""
+    import multiprocessing as mp
+    import pickle
+
+    from accelerate.state import PartialState
+    from trl.experimental.async_grpo.async_rollout_worker import _AsyncRolloutLoop
+
+    PartialState()  # the child does this before building the loop
+    tok = h.build_tokenizer()
+    tok.response_schema = {"type": "object"}  # a template TRL does not know: no tool parsing
+    kw = pickle.loads(pickle.dumps({"model_name": "tiny", "dataset": h.make_dataset(2, conversational=True),
+                                    "reward_funcs": [reward], "processing_class": tok,
+                                    "eos_token_ids": [1], "num_generations": num_generations}))
+    ctx = mp.get_context("spawn")
+    return _AsyncRolloutLoop(**kw, rollout_buffer=ctx.Queue(), model_version_value=ctx.Value("i", 0),
+                             heartbeat_value=ctx.Value("d", 0.0), failed_event=ctx.Event(),
+                             exception_info_queue=ctx.Queue(maxsize=1), metrics_queue=ctx.Queue())
+
+
+def _score(loop, texts):
+    """One group through the loop's ``_score_group``, built as its ``_generate_loop`` builds it."""
+    import asyncio
+
+    from trl.experimental.async_grpo.async_rollout_worker import RolloutGroup, TrainingSequence
+
+    row = next(iter(loop.dataset))
+    n = len(texts)
+    seq = [[TrainingSequence(input_ids=[5, 6], completion_mask=[0, 1], old_log_probs=[0.0, 0.0],
+                             rollout_id=f"r{i}")] for i in range(n)]
+    group = RolloutGroup(
+        prompts=[row["prompt"]] * n,
+        reward_kwargs={k: [row[k]] * n for k in row if k not in {"prompt", "completion", "completion_ids"}},
+        completions=[[{"role": "assistant", "content": t}] for t in texts],
+        completions_ids=[[5]] * n, completions_sequences=seq, tool_call_counts=[0] * n,
+        tool_failure_counts=[0] * n, model_version=0, group_id=0, env_rewards=[],
+        rollout_rewards=[None] * n)
+    return asyncio.run(loop._score_group(group))
+
+
+ASYNC_TEXTS = ["alpha", "beta is", "", "alpha the", "gamma", "", "alpha", ""]
+
+
+def test_async_grpo_scores_one_group(table_path):
+    pytest.importorskip("aiohttp")
+    from aqpgen.integrations import trl_async_reward_func
+
+    reward = trl_async_reward_func(h.first_word, TABLE)
+    samples = _score(_async_loop(reward), ASYNC_TEXTS)
+    answers = [h.first_word(t) for t in ASYNC_TEXTS]
+    want = h.expected_rewards(answers, [0] * 8, 8, table_path, float32=False)
+    assert [s.metrics["reward"] for s in samples] == want
+    assert [s.metrics["rewards/aqpgen_kl_aqp_rho1"] for s in samples] == want
+
+
+def test_async_grpo_exclude_gives_nan_and_zero_advantage(table_path):
+    pytest.importorskip("aiohttp")
+    from collections import Counter
+
+    from aqpgen.integrations import trl_async_reward_func
+
+    reward = trl_async_reward_func(h.first_word, TABLE, failed="exclude")
+    samples = _score(_async_loop(reward), ASYNC_TEXTS)
+    answers = [h.first_word(t) for t in ASYNC_TEXTS]
+    ok = [a for a in answers if a is not None]
+    c = h.read_table_row(table_path, len(ok))  # K' = 5
+    freq = Counter(ok)
+    for s, a in zip(samples, answers):
+        if a is None:  # TRL's worker leaves NaN out of the group's mean / std: advantage 0
+            assert s.metrics["reward"] != s.metrics["reward"] and s.advantage == 0.0
+        else:
+            assert s.metrics["reward"] == c[freq[a] - 1] and s.advantage != 0.0
+
+
+def test_async_grpo_group_of_7_under_8(table_path):
+    pytest.importorskip("aiohttp")
+    from aqpgen.integrations import trl_async_reward_func
+
+    texts = ASYNC_TEXTS[:7]
+    loop = _async_loop(trl_async_reward_func(h.first_word, TABLE, num_generations=8), 7)
+    with pytest.raises(ValueError, match=r"a group of 7 answers where AsyncGRPOConfig.num_generations"
+                                         r"=8 \(K=8\).*uneven=\"serve\""):
+        _score(loop, texts)
+    served = trl_async_reward_func(h.first_word, TABLE, num_generations=8, uneven="serve")
+    samples = _score(_async_loop(served, 7), texts)
+    answers = [h.first_word(t) for t in texts]
+    assert [s.metrics["reward"] for s in samples] == h.expected_rewards(
+        answers, [0] * 7, 7, table_path, float32=False)

@@ -24,9 +24,11 @@ from aqpgen.audit.rowpoly import LOG_TARGET, AuditTarget, parse_audit_target
 from aqpgen.audit.rows import RowTask, audit_row
 from aqpgen.errors import TableFormatError
 from aqpgen.store import tablefile
+from aqpgen.store.manifest import MANIFEST_NAME, load_manifest, row_digests
 
-__all__ = ["audit_file", "audit_files", "default_minimax_path", "manifest_findings", "rate_findings"]
+__all__ = ["RATE_RANGE", "audit_file", "audit_files", "default_minimax_path", "manifest_findings", "rate_findings"]
 
+#: K range of the rate audit, here and in the report (the fit uses every ok row in it).
 RATE_RANGE = (16, 1024)
 
 _EXACT_METRICS = {"exact", "err_f64", "max_abs_c", "V_inf", "V1"}
@@ -54,14 +56,14 @@ def manifest_findings(path: str, fname: str, manifest: str | None, chash: str | 
     """Findings of the file against its MANIFEST.json entry (default: the one beside the file)."""
     mpath = manifest
     if mpath is None:
-        cand = os.path.join(os.path.dirname(os.path.abspath(path)), tablefile.MANIFEST_NAME)
+        cand = os.path.join(os.path.dirname(os.path.abspath(path)), MANIFEST_NAME)
         if not os.path.exists(cand):
             return [file_finding(fname, "manifest", True,
                                  "no MANIFEST.json beside the file and none given (--manifest): not checked",
                                  tol="sha256")]
         mpath = cand
     try:
-        files = tablefile.load_manifest(mpath)["files"]
+        files = load_manifest(mpath)["files"]
     except Exception as exc:  # noqa: BLE001 - a malformed manifest is a failure of this check
         return [file_finding(fname, "manifest", False, f"{mpath}: {exc}")]
     base = os.path.basename(path)
@@ -88,7 +90,7 @@ def manifest_findings(path: str, fname: str, manifest: str | None, chash: str | 
                                 recomputed=chash, tol="equal"))
     rows = want.get("rows")
     if table is not None and isinstance(rows, dict):
-        got = tablefile.row_digests(table)
+        got = row_digests(table)
         bad = sorted(int(k) for k in set(got) | set(rows) if got.get(k) != rows.get(k))
         out.append(file_finding(fname, "manifest.rows", not bad,
                                 f"all {len(got)} row digests match the manifest" if not bad else
@@ -158,41 +160,77 @@ def _approx_target(fname, t, F) -> AuditTarget | None:
 
 def _prepare(path: str, manifest: str | None, minimax: str | None) -> _Prepared:
     """File-level checks and the row tasks of one file."""
-    import h5py
-
     fname = os.path.basename(path)
     F: list[Finding] = []
+    attrs = _readable(path, fname, F)
+    if attrs is None or not _schema_ok(path, fname, attrs, F):
+        return _Prepared(path, F, [], {})
+    t = _checked_table(path, fname, manifest, F)
+    if t is None:
+        return _Prepared(path, F, [], {})
+    header = {"name": t.name, "family": t.family, "method": t.method, "target": t.target,
+              "params": t.params, "Ks": t.Ks}
+    kind = _file_target(fname, t, F)
+    if kind is None:
+        return _Prepared(path, F, [], header)
+    tc, T, known = kind
+    if T is not None:
+        header["audit_target"] = T
+    T = T or LOG_TARGET
+    unknown = sorted(set(t.metric_names) - known)
+    if unknown:
+        F.append(file_finding(fname, "metrics.unaudited", True,
+                              f"stored metrics not recomputed (solver bookkeeping): {', '.join(unknown)}"))
+    E_ref = _E_star_reference(path, fname, t, T, minimax, F)
+    return _Prepared(path, F, _row_tasks(fname, t, tc, T, E_ref), header)
+
+
+def _readable(path: str, fname: str, F: list) -> dict | None:
+    """The root attributes of the file (finding "readable"), or None when it does not open."""
+    import h5py
+
     if not os.path.exists(path):
-        return _Prepared(path, [file_finding(fname, "readable", False, f"{path}: no such file")], [], {})
+        F.append(file_finding(fname, "readable", False, f"{path}: no such file"))
+        return None
     try:
         with h5py.File(path, "r") as f:
             attrs = dict(f.attrs)
     except OSError as exc:
-        return _Prepared(path, [file_finding(
+        F.append(file_finding(
             fname, "readable", False,
             f"{path}: not a readable HDF5 table ({os.path.getsize(path)} bytes; truncated, corrupted "
-            f"or not HDF5): {exc}")], [], {})
+            f"or not HDF5): {exc}"))
+        return None
     F.append(file_finding(fname, "readable", True, "HDF5 file opens"))
-    schema = attrs.get("schema", "")
-    schema = schema.decode() if isinstance(schema, bytes) else str(schema)
+    return attrs
+
+
+def _schema_ok(path: str, fname: str, attrs: dict, F: list) -> bool:
+    """Finding "schema": the reader's own check (``tablefile.check_schema``), so the audit
+    accepts exactly the versions ``read_table`` serves."""
+    supported = f"{tablefile.SCHEMA} v1..v{tablefile.SCHEMA_VERSION}"
     try:
-        version = int(np.asarray(attrs.get("schema_version", -1)).reshape(()))
-    except (TypeError, ValueError):
-        version = -1
-    if schema != tablefile.SCHEMA or version != tablefile.SCHEMA_VERSION:
-        why = (f"schema {schema!r} is not {tablefile.SCHEMA!r}" if schema != tablefile.SCHEMA else
-               f"schema_version {version} is newer than the supported {tablefile.SCHEMA_VERSION} "
-               f"(written by a newer aqpgen; upgrade aqpgen)" if version > tablefile.SCHEMA_VERSION else
-               f"schema_version {version} is invalid (supported: {tablefile.SCHEMA_VERSION})")
-        F.append(file_finding(fname, "schema", False, f"{path}: {why}", stored=f"{schema} v{version}",
-                              recomputed=f"{tablefile.SCHEMA} v{tablefile.SCHEMA_VERSION}", tol="equal"))
-        return _Prepared(path, F, [], {})
+        schema, version = tablefile.check_schema(attrs)
+    except TableFormatError as exc:
+        schema = attrs.get("schema", "")
+        schema = schema.decode("utf-8", "replace") if isinstance(schema, bytes) else str(schema)
+        stored = f"{schema} v{attrs.get('schema_version', '(none)')}"
+        F.append(file_finding(fname, "schema", False, f"{path}: {exc}", stored=stored,
+                              recomputed=supported, tol="equal"))
+        return False
     F.append(file_finding(fname, "schema", True, f"{schema} v{version}", tol="equal"))
+    return True
+
+
+def _checked_table(path: str, fname: str, manifest: str | None, F: list):
+    """The table read without the reader's hash check (findings "layout"), its content hash
+    recomputed here ("content_hash") and the manifest's record ("manifest.*"); None when the
+    layout is unreadable."""
     try:
         t = tablefile.read_table(path, check_hash=False)
     except (TableFormatError, OSError, ValueError, KeyError, TypeError) as exc:
         F.append(file_finding(fname, "layout", False, f"{path}: {exc}"))
-        return _Prepared(path, F, [], {})
+        return None
     F.append(file_finding(fname, "layout", True, f"{len(t.Ks)} rows, K {t.Ks[0] if t.Ks else '-'}.."
                           f"{t.Ks[-1] if t.Ks else '-'}"))
     stored_hash = t.content_hash
@@ -203,11 +241,13 @@ def _prepare(path: str, manifest: str | None, minimax: str | None) -> _Prepared:
                           f"{chash[:16]}...: the file was modified after it was written",
                           stored=stored_hash, recomputed=chash, tol="equal"))
     F.extend(manifest_findings(path, fname, manifest, chash, t))
+    return t
 
-    header = {"name": t.name, "family": t.family, "method": t.method, "target": t.target,
-              "params": t.params, "Ks": t.Ks}
-    tc = None
-    T = LOG_TARGET
+
+def _file_target(fname: str, t, F: list):
+    """(exact target coefficients or None, AuditTarget or None, the metric names the audit
+    recomputes) by the file's method, with finding "target" (or "method"); None when the rows
+    cannot be audited."""
     if t.method == "ustat":
         try:
             tc = exact.trim(exact.parse_poly_target(t.target))
@@ -218,37 +258,35 @@ def _prepare(path: str, manifest: str | None, minimax: str | None) -> _Prepared:
                                   f"{t.params!r} give {[str(c) for c in pc]}"))
         except Exception as exc:  # noqa: BLE001 - isolate one part's failure
             F.append(file_finding(fname, "target", False, f"cannot parse header target {t.target!r}: {exc}"))
-            return _Prepared(path, F, [], header)
-        known = _EXACT_METRICS
-    elif t.method in ("minimax", "aqp"):
+            return None
+        return tc, None, _EXACT_METRICS
+    if t.method in ("minimax", "aqp"):
         T = _approx_target(fname, t, F)
-        if T is None:
-            return _Prepared(path, F, [], header)
-        header["audit_target"] = T
-        known = _APPROX_METRICS
-    else:
-        F.append(file_finding(fname, "method", False, f"unknown method {t.method!r} (family {t.family!r}): "
-                              "the audit knows ustat, minimax and aqp"))
-        return _Prepared(path, F, [], header)
+        return None if T is None else (None, T, _APPROX_METRICS)
+    F.append(file_finding(fname, "method", False, f"unknown method {t.method!r} (family {t.family!r}): "
+                          "the audit knows ustat, minimax and aqp"))
+    return None
 
-    unknown = sorted(set(t.metric_names) - known)
-    if unknown:
-        F.append(file_finding(fname, "metrics.unaudited", True,
-                              f"stored metrics not recomputed (solver bookkeeping): {', '.join(unknown)}"))
 
-    E_ref: dict = {}
-    if t.method == "aqp" and "eta" in t.params:
-        mm = minimax or default_minimax_path(path, T)
-        try:
-            mt = tablefile.read_table(mm)
-            same = parse_audit_target(mt.target) == T
-            E_ref = {K: mt.metrics(K).get("E_star") for K in mt.Ks if mt.status(K) == "ok"} if same else {}
-            F.append(file_finding(fname, "E_star.source", same, f"E*_K from {mm} (content hash checked)"
-                                  if same else f"{mm} has target {mt.target!r}, not {t.target!r}"))
-        except (OSError, TableFormatError, ValueError) as exc:
-            F.append(file_finding(fname, "E_star.source", False,
-                                  f"cannot read the minimax table for E*_K ({mm}): {exc}; pass --minimax"))
+def _E_star_reference(path: str, fname: str, t, T: AuditTarget, minimax: str | None, F: list) -> dict:
+    """{K: E*_K} from the minimax table of an AQP η file (finding "E_star.source"); {} otherwise."""
+    if not (t.method == "aqp" and "eta" in t.params):
+        return {}
+    mm = minimax or default_minimax_path(path, T)
+    try:
+        mt = tablefile.read_table(mm)
+        same = parse_audit_target(mt.target) == T
+    except (OSError, TableFormatError, ValueError) as exc:
+        F.append(file_finding(fname, "E_star.source", False,
+                              f"cannot read the minimax table for E*_K ({mm}): {exc}; pass --minimax"))
+        return {}
+    F.append(file_finding(fname, "E_star.source", same, f"E*_K from {mm} (content hash checked)"
+                          if same else f"{mm} has target {mt.target!r}, not {t.target!r}"))
+    return {K: mt.metrics(K).get("E_star") for K in mt.Ks if mt.status(K) == "ok"} if same else {}
 
+
+def _row_tasks(fname: str, t, tc, T: AuditTarget, E_ref: dict) -> list:
+    """One RowTask per row of the table (the process-pool unit)."""
     tasks = []
     for K in t.Ks:
         r = t.row(K)
@@ -257,7 +295,7 @@ def _prepare(path: str, manifest: str | None, minimax: str | None) -> _Prepared:
             target_coeffs=None if tc is None else tuple((q.numerator, q.denominator) for q in tc),
             K=K, values=r.values, values_hp=r.values_hp, metrics=dict(r.metrics), status=r.status,
             E_star_ref=E_ref.get(K), target=T, target_text=t.target))
-    return _Prepared(path, F, tasks, header)
+    return tasks
 
 
 def rate_findings(fname: str, Ks, E, target: AuditTarget = LOG_TARGET) -> tuple[list[Finding], dict]:

@@ -38,31 +38,40 @@ match ``constraints.txt`` (``allow_unlocked=True`` / ``--allow-unlocked`` overri
 
 No debris (a build may be killed at any instant, ``kill -9`` included)
 -------------------------------------------------------------------
+* ``--out`` is checked writable before anything is computed (``aqpgen.store.atomic.check_writable``).
 * One build per directory: ``out_dir/.build.lock`` (``aqpgen.build.lock``); a second build waits.
+  The lock file is removed when the build ends, failed or not; a build that wrote no table leaves
+  no manifest either (and removes the output directory it created, if still empty).
 * Files are written with ``aqpgen.store.atomic`` (temporary file, fsync, rename): a table file is
-  the old one or the new one, never partial.  Temporary files of a killed build are removed by
+  the old one or the new one, never partial.  A table's bytes are built in memory first, so a
+  full disk is an ordinary error of that write (BuildError naming the file; exit 1 from the CLI).  Temporary files of a killed build are removed by
   the next build of the directory (under the lock).
 * The manifest is rewritten after every table and at the end of every build, so the next build
   heals a manifest left stale by a kill between a table's rename and the manifest's rename;
   ``aqpgen verify`` says so when it finds one.
-* Pool workers die with the build (``aqpgen.build.runner.die_with_parent``).
+* Pool workers die with the build (``aqpgen.build.runner.die_with_parent``); on Ctrl-C (SIGINT)
+  or any failure the build kills them at once instead of waiting for the rows in progress.
+
+Tamper resistance
+-----------------
+A current file is skipped only if it is also the file the directory's MANIFEST.json records
+(``aqpgen.store.manifest.manifest_mismatch``: same sha256 and content hash).  Otherwise -- a
+value edited and the file's own content hash recomputed, a file not listed, no manifest, or a
+manifest left stale by a kill -- the table is rebuilt (a note names the file and both hashes), so
+a build never rewrites the manifest to list a file it did not write.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from aqpgen.errors import AqpgenError, TableFormatError
-from aqpgen.numerics.precision import single_thread_blas
-from aqpgen.records import KResult
-from aqpgen.store.atomic import remove_stale_temp_files
 from aqpgen.build.buildenv import UNLOCKED, describe, env_key
-from aqpgen.store.locate import source_tables_dir
 from aqpgen.build.lock import build_lock
 from aqpgen.build.runner import RowFailed, make_runner
 from aqpgen.build.spec import (
@@ -75,13 +84,22 @@ from aqpgen.build.spec import (
     missing_extra,
     standard_kmin,
 )
+from aqpgen.errors import AqpgenError, TableFormatError
+from aqpgen.numerics.precision import single_thread_blas
+from aqpgen.records import KResult
+from aqpgen.store.atomic import (
+    NotWritableError,
+    check_writable,
+    remove_stale_temp_files,
+)
+from aqpgen.store.locate import source_tables_dir
+from aqpgen.store.manifest import MANIFEST_NAME, manifest_mismatch, update_manifest
 from aqpgen.store.tablefile import (
     SCHEMA_VERSION,
     canonical_json,
     make_table,
     read_attrs,
     read_table,
-    update_manifest,
     write_table,
 )
 
@@ -317,7 +335,8 @@ def build(
     out_dir : path-like, optional
         Where ``<name>.h5`` and ``MANIFEST.json`` go; default: the spec file's directory.
     jobs : int
-        Worker processes for the per-K ``build_K`` calls (1 = in process); with ``dask="local"``
+        Worker processes for the per-K ``build_K`` calls (1: one worker, so Ctrl-C stops a row
+        at once; in process where processes cannot fork); with ``dask="local"``
         the number of Dask workers.
     only : iterable of str, optional
         Build only these table names (ValueError for an unknown name).
@@ -351,7 +370,9 @@ def build(
         A ``build_K`` raised, or a table has no usable row: nothing is written for that table;
         the message names table and K.  Tables finished before it are kept (and listed in the
         manifest).  Also a dirty source tree (see ``allow_dirty``) or an unlocked environment
-        (see ``allow_unlocked``).
+        (see ``allow_unlocked``).  Also ``--out`` not writable (checked before any row is
+        computed), and a write that fails (full disk, read-only, I/O error): one line naming the
+        path; the previous files are unchanged.
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, received {jobs!r}")
@@ -359,63 +380,159 @@ def build(
     specs = _select(load_spec(spec_path), only, spec_path)
     out_dir = os.fspath(out_dir) if out_dir is not None else os.path.dirname(os.path.abspath(spec_path))
     mods = {s.name: generator(s) for s in specs}
-    emit = progress or (lambda ev: None)
-    os.makedirs(out_dir, exist_ok=True)
-    tables_dir = os.path.abspath(out_dir)
+    created = _prepare_out_dir(out_dir)
+    run = _Run(spec_path, out_dir, mods, progress or (lambda ev: None), force=force, command=command,
+               allow_dirty=allow_dirty, allow_unlocked=allow_unlocked, jobs=jobs, dask=dask)
+    try:
+        return _locked(run, specs)
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(out_dir)  # only if empty: a failed first build leaves no empty directory
 
-    runner = None
-    tree_checked = False
-    outcomes: list[TableOutcome] = []
-    with build_lock(out_dir, on_wait=lambda msg: emit(Progress("note", msg))):
-        removed = remove_stale_temp_files(out_dir)
-        if removed:
-            emit(Progress("note", f"removed {len(removed)} temporary file(s) left by an interrupted build: "
-                          + ", ".join(p.name for p in removed)))
-        try:
-            for spec in specs:
-                mod = mods[spec.name]
-                path = os.path.join(out_dir, spec.filename)
-                current = None if force else current_table(spec, path, mod.GENERATOR_VERSION)
-                if current is not None:
-                    emit(Progress("skip", spec.name, total=len(spec.Ks)))
-                    outcomes.append(TableOutcome(spec.name, path, "up-to-date", _not_ok(current),
-                                                 current.content_hash, current.Ks))
-                    continue
-                if not tree_checked:  # before the first solve, once per build
-                    if not allow_dirty:
-                        _check_clean_tree(out_dir)
-                    if not allow_unlocked:
-                        _check_locked_env(out_dir)
-                    tree_checked = True
-                emit(Progress("start", spec.name, total=len(spec.Ks)))
-                if runner is None:
-                    runner = make_runner(jobs, dask)
-                # the limit is set here, in the calling thread, and held while rows run: OpenBLAS
-                # may ignore a limit set from another thread (a threaded Dask worker), so the
-                # rows' own single_thread_blas then only joins this one
-                with single_thread_blas():
-                    results = _build_rows(spec, mod, runner, emit, tables_dir)
-                table = make_table(
-                    name=spec.name, family=spec.family, target=str(mod.target_name(dict(spec.params))),
-                    method=spec.method, params=spec.params,
-                    provenance=provenance_for(spec, spec_path, mod, command),
-                    results=results, inputs_hash=inputs_hash(spec, mod.GENERATOR_VERSION),
-                )
-                written = write_table(path, table)
-                update_manifest(out_dir)
-                emit(Progress("written", spec.name, done=len(spec.Ks), total=len(spec.Ks)))
-                outcomes.append(TableOutcome(spec.name, path, "built", _not_ok(written),
-                                             written.content_hash, written.Ks))
-        except BaseException:
-            with contextlib.suppress(Exception):  # never mask the error that stopped the build
-                update_manifest(out_dir)
+
+def _locked(run: _Run, specs: list) -> list[TableOutcome]:
+    """``run`` the tables holding the directory's lock; a failed write is a one-line BuildError."""
+    try:
+        with build_lock(run.out_dir, on_wait=lambda msg: run.emit(Progress("note", msg))):
+            return run.tables(specs)
+    except OSError as e:
+        if e.errno not in _WRITE_ERRNOS:
             raise
-        else:
-            update_manifest(out_dir)  # also heals a manifest left stale by a killed build
+        raise BuildError(f"cannot write in {run.out_dir}: {e.strerror or e} ({e.filename or run.out_dir}); "
+                         "the directory keeps its previous files, nothing is half-written") from None
+
+
+#: errno values of a write that cannot be done (full, read-only, forbidden, quota, I/O error).
+_WRITE_ERRNOS = frozenset(getattr(errno, n) for n in ("ENOSPC", "EROFS", "EACCES", "EPERM", "EDQUOT",
+                                                      "EIO", "EFBIG") if hasattr(errno, n))
+
+
+def _prepare_out_dir(out_dir: str) -> bool:
+    """Check, before any row is computed, that files can be created in ``out_dir`` (the lock file
+    and the tables); create it.  Returns whether it was created.  BuildError (one line) if not."""
+    try:
+        check_writable(out_dir, "--out", directory=True)
+        created = not os.path.isdir(out_dir)
+        os.makedirs(out_dir, exist_ok=True)
+    except NotWritableError as e:
+        raise BuildError(f"{e}; nothing was computed") from None
+    except OSError as e:
+        raise BuildError(f"cannot create --out {out_dir}: {e.strerror or e}; nothing was computed") from None
+    return created
+
+
+class _Run:
+    """One build of a directory, its steps in order: remove debris, for each table skip it (up
+    to date and recorded by the manifest) or build and write it, then rewrite the manifest and
+    release the workers (killed, on a failure or Ctrl-C)."""
+
+    def __init__(self, spec_path, out_dir, mods, emit, *, force, command, allow_dirty, allow_unlocked,
+                 jobs, dask):
+        self.spec_path, self.out_dir, self.mods, self.emit = spec_path, out_dir, mods, emit
+        self.force, self.command, self.jobs, self.dask = force, command, jobs, dask
+        self.allow_dirty, self.allow_unlocked = allow_dirty, allow_unlocked
+        self.tables_dir = os.path.abspath(out_dir)
+        self.runner = None
+        self.tree_checked = False
+
+    def tables(self, specs: list) -> list[TableOutcome]:
+        """Every table of ``specs`` (called holding the directory's lock)."""
+        removed = remove_stale_temp_files(self.out_dir)
+        if removed:
+            self.emit(Progress("note", f"removed {len(removed)} temporary file(s) left by an interrupted "
+                               "build: " + ", ".join(p.name for p in removed)))
+        failed = True
+        try:
+            outcomes = [self.table(spec) for spec in specs]
+            failed = False
         finally:
-            if runner is not None:
-                runner.close()
-    return outcomes
+            self.finish(failed)
+        return outcomes
+
+    def table(self, spec: TableSpec) -> TableOutcome:
+        mod = self.mods[spec.name]
+        path = os.path.join(self.out_dir, spec.filename)
+        current = None if self.force else self.current(spec, mod, path)
+        if current is not None:
+            self.emit(Progress("skip", spec.name, total=len(spec.Ks)))
+            return TableOutcome(spec.name, path, "up-to-date", _not_ok(current), current.content_hash,
+                                current.Ks)
+        self.check_once()
+        self.emit(Progress("start", spec.name, total=len(spec.Ks)))
+        if self.runner is None:
+            self.runner = make_runner(self.jobs, self.dask)
+        # the limit is set here, in the calling thread, and held while rows run: OpenBLAS may
+        # ignore a limit set from another thread (a threaded Dask worker), so the rows' own
+        # single_thread_blas then only joins this one
+        with single_thread_blas():
+            results = _build_rows(spec, mod, self.runner, self.emit, self.tables_dir)
+        written = self.write(spec, mod, path, results)
+        self.emit(Progress("written", spec.name, done=len(spec.Ks), total=len(spec.Ks)))
+        return TableOutcome(spec.name, path, "built", _not_ok(written), written.content_hash, written.Ks)
+
+    def current(self, spec: TableSpec, mod, path: str):
+        """The table at ``path`` if it is current (``current_table``) and is the file the
+        directory's manifest records; a file that differs from its record (edited, even with its
+        own content hash recomputed; or left by a build killed before the manifest was written)
+        is rebuilt, with a note naming the file and both hashes."""
+        t = current_table(spec, path, mod.GENERATOR_VERSION)
+        if t is None:
+            return None
+        why = manifest_mismatch(path)
+        if why is not None:
+            self.emit(Progress("note", f"{why}: not treated as up to date; rebuilding it"))
+            return None
+        return t
+
+    def check_once(self) -> None:
+        """Before the first solve, once per build: the source tree and environment checks."""
+        if self.tree_checked:
+            return
+        if not self.allow_dirty:
+            _check_clean_tree(self.out_dir)
+        if not self.allow_unlocked:
+            _check_locked_env(self.out_dir)
+        self.tree_checked = True
+
+    def write(self, spec: TableSpec, mod, path: str, results: list):
+        table = make_table(
+            name=spec.name, family=spec.family, target=str(mod.target_name(dict(spec.params))),
+            method=spec.method, params=spec.params,
+            provenance=provenance_for(spec, self.spec_path, mod, self.command),
+            results=results, inputs_hash=inputs_hash(spec, mod.GENERATOR_VERSION),
+        )
+        try:
+            written = write_table(path, table)
+        except OSError as e:
+            if e.errno not in _WRITE_ERRNOS:
+                raise
+            raise BuildError(f"table {spec.name!r}: cannot write {path}: {e.strerror or e}; the "
+                             "previous file (if any) is unchanged") from None
+        _write_manifest(self.out_dir)
+        return written
+
+    def finish(self, failed: bool) -> None:
+        """Release the workers (killed at once on a failure or Ctrl-C), then rewrite the manifest
+        (it also heals a manifest left stale by a killed build); on a failure the manifest is
+        best effort, never masking the error that stopped the build."""
+        try:
+            if self.runner is not None:
+                self.runner.abort() if failed else self.runner.close()
+        finally:
+            if failed:
+                with contextlib.suppress(Exception):
+                    _write_manifest(self.out_dir)
+            else:
+                _write_manifest(self.out_dir)
+
+
+def _write_manifest(out_dir: str) -> None:
+    """``update_manifest(out_dir)`` unless the directory has neither a manifest nor a table (a
+    build that wrote nothing leaves no empty manifest)."""
+    if os.path.exists(os.path.join(out_dir, MANIFEST_NAME)) or any(
+            fn.endswith(".h5") for fn in os.listdir(out_dir)):
+        update_manifest(out_dir)
 
 
 def _not_ok(t) -> tuple:

@@ -20,10 +20,11 @@ import sys
 from dataclasses import replace
 
 from aqpgen.build.build import current_table, generator, provenance_for
-from aqpgen.store.content import section_hashes, to_raw
 from aqpgen.build.lock import build_lock
 from aqpgen.build.spec import DEFAULT_SPEC, load_spec
-from aqpgen.store.tablefile import update_manifest, write_table
+from aqpgen.store.content import section_hashes, to_raw
+from aqpgen.store.manifest import manifest_mismatch, update_manifest
+from aqpgen.store.tablefile import write_table
 
 __all__ = ["normalise_provenance"]
 
@@ -34,6 +35,11 @@ def normalise_provenance(spec_path: str, out_dir: str | None = None) -> list[tup
     out_dir = out_dir or os.path.dirname(os.path.abspath(spec_path))
     report = []
     with build_lock(out_dir):
+        # update_manifest lists every file as it is: never run it over a file it does not record
+        bad = [why for s in load_spec(spec_path) if os.path.exists(p := os.path.join(out_dir, s.filename))
+               and (why := manifest_mismatch(p)) is not None]
+        if bad:
+            raise RuntimeError(f"refusing to migrate {out_dir}: {'; '.join(bad)}; rebuild with `aqpgen build`")
         for spec in load_spec(spec_path):
             mod = generator(spec)
             path = os.path.join(out_dir, spec.filename)

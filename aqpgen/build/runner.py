@@ -7,7 +7,8 @@ run_K(modname, K, params, tables_dir) -- one row: ``import_module(modname).build
 RowFailed                  -- a ``build_K`` raised; carries ``K`` and the original exception.
 LocalRunner, PoolRunner, DaskRunner -- ``run(modname, Ks, params, tables_dir)`` yields
                               ``(K, KResult)`` as rows finish (largest K submitted first);
-                              ``close()`` releases workers.
+                              ``close()`` releases workers; ``abort()`` stops them at once
+                              (a failed or interrupted build).
 make_runner(jobs, dask)    -- the runner for ``aqpgen build --jobs J [--dask ADDRESS|local]``.
 die_with_parent(parent_pid) -- pool worker initializer: the worker dies when the build dies.
 
@@ -21,6 +22,10 @@ kernel kills the worker when the build process dies, ``kill -9`` included), plus
 thread that exits when the parent pid changes (other POSIX systems, and the race where the parent
 died before ``prctl``).  Dask workers belong to their cluster; ``--dask local`` starts a
 ``LocalCluster`` that is closed with the build (its nanny processes watch their parent too).
+
+SIGINT (Ctrl-C) is the build process's to handle: pool workers ignore it, and on
+``KeyboardInterrupt`` the build calls ``abort()``, which kills the workers instead of waiting for
+the rows in progress, so an interrupted build stops within a second.
 
 Dask (``pip install 'aqpgen[dask]'``) is imported only by :class:`DaskRunner`.
 """
@@ -84,6 +89,13 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="aqpgen-parent-watch").start()
 
 
+def _pool_worker_init(parent_pid: int) -> None:
+    """Pool worker initializer: die with the build (:func:`die_with_parent`) and leave SIGINT to
+    the build process (a Ctrl-C reaches the whole process group; the build aborts the pool)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent_pid)
+
+
 def _order(Ks) -> list[int]:
     return sorted(Ks, reverse=True)  # largest first: better load balance
 
@@ -102,6 +114,9 @@ class LocalRunner:
     def close(self) -> None:
         pass
 
+    def abort(self) -> None:
+        pass
+
 
 class PoolRunner:
     """Rows in a ``ProcessPoolExecutor`` of ``jobs`` workers that die with this process."""
@@ -116,7 +131,7 @@ class PoolRunner:
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
             self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx,
-                                             initializer=die_with_parent, initargs=(os.getpid(),))
+                                             initializer=_pool_worker_init, initargs=(os.getpid(),))
         return self._pool
 
     def run(self, modname: str, Ks, params: dict, tables_dir: str) -> Iterator[tuple[int, object]]:
@@ -139,6 +154,20 @@ class PoolRunner:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def abort(self) -> None:
+        """Kill the workers (rows in progress are dropped) and release the pool without waiting."""
+        if self._pool is None:
+            return
+        procs = list((getattr(self._pool, "_processes", None) or {}).values())
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.kill()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.join(timeout=5)
+        self._pool = None
 
 
 class DaskRunner:
@@ -194,9 +223,20 @@ class DaskRunner:
             with contextlib.suppress(Exception):
                 self._cluster.close()
 
+    def abort(self) -> None:
+        self.close()
+
 
 def make_runner(jobs: int = 1, dask=None):
-    """``DaskRunner(dask, jobs)`` when ``dask`` is given, else a pool for ``jobs > 1``, else local."""
+    """``DaskRunner(dask, jobs)`` when ``dask`` is given, else a pool of ``jobs`` workers.
+
+    ``jobs = 1`` is a pool of one worker too where processes fork (a row's solver may sit in
+    one C call for seconds, where Ctrl-C cannot reach it in process; a worker is killed at
+    once), and rows run in this process only where they cannot (no ``fork``, or this process is
+    a daemon that may not have children)."""
     if dask is not None:
         return DaskRunner(dask, jobs)
-    return PoolRunner(jobs) if jobs > 1 else LocalRunner()
+    if jobs > 1:
+        return PoolRunner(jobs)
+    can_fork = "fork" in multiprocessing.get_all_start_methods()
+    return PoolRunner(1) if can_fork and not multiprocessing.current_process().daemon else LocalRunner()

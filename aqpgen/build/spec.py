@@ -23,8 +23,9 @@ defines one, else its ``target_name(params)`` (which rejects unknown keys and co
 * ``rho``  -- a finite real > 0 (V∞ budget as a multiple of the plug-in's V∞).
 * ``eta``  -- a finite real >= 0 (bias budget (1+η)·E*_K).
 * ``objective`` -- ``"Vinf"`` or ``"V1"``.
-* ``m``    -- an integer >= 0 (target p^m).
-* ``coeffs`` -- a non-empty list of rationals written as strings (``"1/3"``).
+* ``m``    -- an integer 1 <= m < MAX_K (target p^m; p^0 = 1 is a constant, nothing to build).
+* ``coeffs`` -- a non-empty list of rationals written as strings (``"1/3"``), each representable
+  in float64, the sum of their magnitudes finite, of degree >= 1 (a constant needs no table).
 * ``target`` -- a target string accepted by ``aqpgen.targets.parse_target`` (``"log"``, ``"p^0.5"``).
 * ``shape``  -- ``"none"`` (default) or ``"monotone"`` (AQP only: c follows the target's
   monotonicity and sign, docs/MATH.md §5b).
@@ -40,6 +41,7 @@ import importlib
 import math
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -176,15 +178,40 @@ def _rule_objective(x) -> None:
 def _rule_m(x) -> None:
     if isinstance(x, bool) or not isinstance(x, int) or x < 0:
         raise ValueError(f"params 'm' must be a non-negative integer, received {x!r}")
+    if x == 0:
+        raise ValueError("params 'm' = 0 is the constant target p^0 = 1: its table is 1 at every n "
+                         "(no estimator to build); give m >= 1")
+    if x >= MAX_K:
+        raise ValueError(f"params 'm' = {x} needs K >= m+1 = {x + 1}, above the maximum K = {MAX_K} "
+                         "(aqpgen.build.spec.MAX_K)")
 
 
 def _rule_coeffs(x) -> None:
     if not isinstance(x, list) or not x or not all(isinstance(c, str) for c in x):
         raise ValueError(f"params 'coeffs' must be a non-empty list of rationals as strings, received {x!r}")
     try:
-        [Fraction(c) for c in x]
+        qs = [Fraction(c) for c in x]
     except (ValueError, ZeroDivisionError):
         raise ValueError(f"params 'coeffs' must be rationals as strings such as \"1/3\", received {x!r}") from None
+    for c, q in zip(x, qs):
+        if q != 0 and _as_float(q) in (0.0, math.inf):
+            raise ValueError(f"params 'coeffs': {c!r} is not representable in float64 (it rounds to "
+                             f"{_as_float(q):g}; |c| must lie in 5e-324..{sys.float_info.max:.3g}), "
+                             f"received {x!r}")
+    if _as_float(sum(abs(q) for q in qs)) == math.inf:
+        raise ValueError(f"params 'coeffs': the sum of |coefficients| (a bound on the table's values) "
+                         f"overflows float64, received {x!r}")
+    if _poly_degree(x) == 0:
+        raise ValueError(f"params 'coeffs' {x!r} is a constant target: its table is that constant "
+                         "at every n (no estimator to build); give a polynomial of degree >= 1")
+
+
+def _as_float(q: Fraction) -> float:
+    """``float(q)``, with inf where it overflows float64."""
+    try:
+        return abs(float(q))
+    except OverflowError:
+        return math.inf
 
 
 def _rule_target(x) -> None:
@@ -344,6 +371,10 @@ def _validate_entry(i: int, entry, path: str) -> TableSpec:
     Ks_spec = entry.get("Ks", "standard")
     if Ks_spec == "standard":
         Ks = standard_Ks(kmin)
+        if not Ks:
+            raise ValueError(f"{where}: 'Ks' = \"standard\" has no K >= {kmin} (the smallest valid K "
+                             f"for params {canonical_json(params)}); the standard grid stops at "
+                             f"{standard_Ks(2)[-1]}: give an explicit list, e.g. Ks = [{kmin}]")
     elif isinstance(Ks_spec, list) and Ks_spec:
         try:
             Ks = check_Ks(Ks_spec, kmin, "'Ks'")

@@ -5,8 +5,12 @@ Public names
 verify_file(path, manifest=True) -- schema, content hash, manifest entry, and per-row checks by
                                     the table's generator (``module.verify_row``; AQP tables whose
                                     params say shape = "monotone" also check the shape exactly).
+verify_files(paths, jobs=1, progress=None) -- the same for many files, one process pool over
+                                    their rows (``aqpgen verify --jobs``).
+verify_row_task(task)            -- the checks of one row (what a pool worker runs).
+count_rows(paths)                -- rows of the readable files (the progress bar's length).
 verify_rate(table)               -- the E*_K = Θ(1/K²) rate audit of a KL minimax table,
-                                    delegated to ``aqpgen.minimax.rate_audit``.
+                                    delegated to ``aqpgen.generators.minimax.rate_audit``.
 verify_against(path, ref)        -- the file against a reference build of the same table
                                     (``aqpgen.build.diff``): identical rows, or what differs --
                                     values (served rewards) or metrics in the last bits.
@@ -20,43 +24,142 @@ values alone, with rigorous bounds); this module is the fast gate run by ``make 
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import importlib
 import os
 from collections.abc import Iterable
 
 import numpy as np
 
-from aqpgen.errors import TableFormatError
-from aqpgen.generators.minimax import rate_audit
-from aqpgen.records import Check
-from aqpgen.store.atomic import stale_temp_files
 from aqpgen.build.build import GENERATORS
 from aqpgen.build.diff import diff_tables
-from aqpgen.store.tablefile import MANIFEST_NAME, TableData, check_manifest, read_table
+from aqpgen.errors import TableFormatError
+from aqpgen.generators.minimax import rate_audit
+from aqpgen.records import Check, as_K
+from aqpgen.store.atomic import stale_temp_files
+from aqpgen.store.manifest import MANIFEST_NAME, check_manifest
+from aqpgen.store.tablefile import TableData, read_table
 from aqpgen.store.wheeldata import runtime_copy_of
 
-__all__ = ["summarize", "verify_against", "verify_file", "verify_rate"]
+__all__ = ["count_rows", "summarize", "verify_against", "verify_file", "verify_files", "verify_rate",
+           "verify_row_task"]
 
 
-def _row_checks(table: TableData, mod) -> list:
-    checks = []
-    for K in table.Ks:
-        row = table.rows[K]
-        if row.status != "ok":
-            # recorded on purpose (infeasible / out of reach); the runtime refuses to serve it
-            checks.append(Check("row.status", True, f"not served: {row.status}", K))
-            continue
-        finite = bool(np.all(np.isfinite(row.values)))
-        checks.append(Check("row.finite", finite, "all values finite" if finite else "non-finite values in an ok row", K))
-        if mod is None:
-            continue
-        try:
-            out = mod.verify_row(K, row.values, row.values_hp, dict(row.metrics), dict(table.params))
-        except Exception as e:  # noqa: BLE001 - a crash in a verifier is a failed check, not a crash of verify
-            checks.append(Check("row.verify", False, f"verify_row raised {type(e).__name__}: {e}", K))
-            continue
-        checks.extend(out)
+def _row_tasks(table: TableData, modname: str | None) -> list:
+    """One picklable task per row: (modname, K, status, values, values_hp, metrics, params)."""
+    return [(modname, K, table.rows[K].status, table.rows[K].values, table.rows[K].values_hp,
+             dict(table.rows[K].metrics), dict(table.params)) for K in table.Ks]
+
+
+def verify_row_task(task) -> list:
+    """The checks of one row (a task of :func:`_row_tasks`; runs in a worker process)."""
+    modname, K, status, values, values_hp, metrics, params = task
+    if status != "ok":
+        # recorded on purpose (infeasible / out of reach); the runtime refuses to serve it
+        return [Check("row.status", True, f"not served: {status}", K)]
+    finite = bool(np.all(np.isfinite(values)))
+    checks = [Check("row.finite", finite, "all values finite" if finite else "non-finite values in an ok row", K)]
+    if modname is None:
+        return checks
+    try:
+        checks.extend(importlib.import_module(modname).verify_row(K, values, values_hp, metrics, params))
+    except Exception as e:  # noqa: BLE001 - a crash in a verifier is a failed check, not a crash of verify
+        checks.append(Check("row.verify", False, f"verify_row raised {type(e).__name__}: {e}", K))
     return checks
+
+
+def _generator_check(table: TableData) -> tuple[Check, str | None]:
+    """(the ``generator`` check, the importable module name or None)."""
+    modname = GENERATORS.get((table.family, table.method))
+    if modname is None:
+        return Check("generator", False, f"no generator registered for ({table.family!r}, {table.method!r})"), None
+    try:
+        mod = importlib.import_module(modname)
+    except ImportError as e:
+        return Check("generator", False, f"{modname} cannot be imported: {e}"), None
+    stored = table.provenance.get("generator_version")
+    now = getattr(mod, "GENERATOR_VERSION", None)
+    note = "" if stored == now else f" (file written by generator version {stored}, now {now})"
+    return Check("generator", True, f"{modname}{note}"), modname
+
+
+def _file_checks(path: str, manifest: bool) -> tuple[list, list]:
+    """(the file-level checks, the row tasks) of one table file."""
+    try:
+        table = read_table(path, check_hash=True)
+    except (TableFormatError, FileNotFoundError) as e:
+        return [Check("file", False, str(e))], []
+    checks = [Check("file", True, f"schema ok, content hash {table.content_hash[:16]}... ok")]
+    d = os.path.dirname(os.path.abspath(path))
+    debris = stale_temp_files(d)
+    if debris:
+        checks.append(Check("debris", False, f"{len(debris)} temporary file(s) in {d} left by an interrupted "
+                            f"build ({', '.join(f.name for f in debris[:3])}...): the next `aqpgen build` "
+                            "of this directory removes them (unless a build is running right now)"))
+    ref = runtime_copy_of(table)
+    if ref is not None:
+        checks.append(Check("runtime_copy", True, f"runtime copy of the table with content hash "
+                            f"{str(ref.get('content_hash'))[:16]}... (without {', '.join(ref.get('dropped', []))}); "
+                            "the generator's checks need the full table: run `aqpgen verify` on the "
+                            f"repository's tables/{os.path.basename(path)}"))
+        return checks, _row_tasks(table, None)
+    if manifest and os.path.exists(os.path.join(d, MANIFEST_NAME)):
+        checks.extend(check_manifest(path))
+    gen, modname = _generator_check(table)
+    checks.append(gen)
+    return checks, _row_tasks(table, modname)
+
+
+def verify_files(paths, *, manifest: bool = True, jobs: int = 1, progress=None) -> dict:
+    """Verify several table files with one process pool over their rows (largest K first).
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+    manifest : bool
+        Also check each file's entry in the ``MANIFEST.json`` beside it.
+    jobs : int
+        Worker processes (1: in this process).
+    progress : callable, optional
+        ``progress(n)`` after every n rows verified (for a progress bar).
+
+    Returns
+    -------
+    dict
+        ``{path: [Check, ...]}`` in the given order (the checks of :func:`verify_file`).
+    """
+    jobs = as_K(jobs, "jobs", minimum=1)
+    files = {os.fspath(p): _file_checks(os.fspath(p), manifest) for p in paths}
+    tasks = [(p, t) for p, (_, ts) in files.items() for t in ts]
+    order = sorted(range(len(tasks)), key=lambda i: -tasks[i][1][1])
+    done: dict = {}
+    if jobs == 1 or len(tasks) <= 1:
+        for i in order:
+            done[i] = verify_row_task(tasks[i][1])
+            if progress:
+                progress(1)
+    else:
+        with cf.ProcessPoolExecutor(max_workers=jobs) as ex:
+            futs = {ex.submit(verify_row_task, tasks[i][1]): i for i in order}
+            for fut in cf.as_completed(futs):
+                done[futs[fut]] = fut.result()
+                if progress:
+                    progress(1)
+    out = {p: list(checks) for p, (checks, _) in files.items()}
+    for i, (p, _) in enumerate(tasks):  # tasks are in file, then K order
+        out[p].extend(done[i])
+    return out
+
+
+def count_rows(paths) -> int:
+    """The number of rows of the readable table files among ``paths`` (for a progress bar)."""
+    n = 0
+    for p in paths:
+        try:
+            n += len(read_table(p).Ks)
+        except (TableFormatError, OSError):
+            pass
+    return n
 
 
 def verify_file(path: str | os.PathLike, *, manifest: bool = True) -> list:
@@ -72,7 +175,7 @@ def verify_file(path: str | os.PathLike, *, manifest: bool = True) -> list:
     Returns
     -------
     list of Check
-        ``file`` (schema, structure and content hash: from :func:`aqpgen.tablefile.read_table`),
+        ``file`` (schema, structure and content hash: from :func:`aqpgen.store.tablefile.read_table`),
         ``manifest`` (sha256/size/content hash vs the sibling manifest), ``generator`` (the
         table's generator module is importable), then per row ``row.finite`` and the generator's
         own checks (e.g. ``power.unbiased``: exact unbiasedness in rational arithmetic), or
@@ -81,51 +184,14 @@ def verify_file(path: str | os.PathLike, *, manifest: bool = True) -> list:
         ``aqpgen.store.wheeldata``) gets ``runtime_copy`` and ``row.finite`` only.
     """
     path = os.fspath(path)
-    checks = []
-    try:
-        table = read_table(path, check_hash=True)
-    except (TableFormatError, FileNotFoundError) as e:
-        return [Check("file", False, str(e))]
-    checks.append(Check("file", True, f"schema ok, content hash {table.content_hash[:16]}... ok"))
-    d = os.path.dirname(os.path.abspath(path))
-    debris = stale_temp_files(d)
-    if debris:
-        checks.append(Check("debris", False, f"{len(debris)} temporary file(s) in {d} left by an interrupted "
-                            f"build ({', '.join(f.name for f in debris[:3])}...): the next `aqpgen build` "
-                            "of this directory removes them (unless a build is running right now)"))
-    ref = runtime_copy_of(table)
-    if ref is not None:
-        checks.append(Check("runtime_copy", True, f"runtime copy of the table with content hash "
-                            f"{str(ref.get('content_hash'))[:16]}... (without {', '.join(ref.get('dropped', []))}); "
-                            "the generator's checks need the full table: run `aqpgen verify` on the "
-                            f"repository's tables/{os.path.basename(path)}"))
-        checks.extend(_row_checks(table, None))
-        return checks
-    if manifest and os.path.exists(os.path.join(os.path.dirname(os.path.abspath(path)), MANIFEST_NAME)):
-        checks.extend(check_manifest(path))
-    modname = GENERATORS.get((table.family, table.method))
-    mod = None
-    if modname is None:
-        checks.append(Check("generator", False, f"no generator registered for ({table.family!r}, {table.method!r})"))
-    else:
-        try:
-            mod = importlib.import_module(modname)
-        except ImportError as e:
-            checks.append(Check("generator", False, f"{modname} cannot be imported: {e}"))
-        else:
-            stored = table.provenance.get("generator_version")
-            now = getattr(mod, "GENERATOR_VERSION", None)
-            note = "" if stored == now else f" (file written by generator version {stored}, now {now})"
-            checks.append(Check("generator", True, f"{modname}{note}"))
-    checks.extend(_row_checks(table, mod))
-    return checks
+    return verify_files([path], manifest=manifest)[path]
 
 
 def verify_rate(table: TableData | str | os.PathLike) -> list:
     """Rate audit of a minimax table: K^r·E*_K settles and the log-log slope is −r ± 0.01, r the
     target's rate exponent (2 for log p, 2(a+1) for p^a).
 
-    Delegates to ``aqpgen.minimax.rate_audit(Ks, E_star)`` on the table's ``ok`` rows (docs/MATH.md §4).
+    Delegates to ``aqpgen.generators.minimax.rate_audit(Ks, E_star)`` on the table's ``ok`` rows (docs/MATH.md §4).
 
     Returns
     -------

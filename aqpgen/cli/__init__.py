@@ -18,9 +18,11 @@ missing (e.g. cvxpy for ``solve``/``build``) says the same instead of a tracebac
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import sys
+import time
 
 from aqpgen import __version__
 from aqpgen.build.spec import MAX_K, missing_extra, parse_K_list
@@ -57,6 +59,34 @@ def jsonable(obj):
     if isinstance(obj, (list, tuple)):
         return [jsonable(v) for v in obj]
     return obj
+
+
+class _LineProgress:
+    """``update(n)`` prints "LABEL: done/total" every ``every`` seconds, and at the end once it
+    has printed (the progress of a long command when stderr is not a terminal; a short one
+    prints nothing)."""
+
+    def __init__(self, total: int, label: str, every: float = 10.0):
+        self.total, self.label, self.every, self.done = total, label, every, 0
+        self._clock = time.monotonic
+        self._last = self._clock()
+        self._printed = False
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        now = self._clock()
+        if now - self._last >= self.every or (self._printed and self.done >= self.total):
+            self._last, self._printed = now, True
+            sys.stderr.write(f"{self.label}: {self.done}/{self.total}\n")
+            sys.stderr.flush()
+
+
+def progress_bar(total: int, label: str):
+    """A context manager yielding an object with ``update(n)``: click's progress bar on a
+    terminal, else a line on stderr every 10 s (and when done)."""
+    if sys.stderr.isatty():
+        return click.progressbar(length=total, label=label, file=sys.stderr)
+    return contextlib.nullcontext(_LineProgress(total, label))
 
 
 def k_list(ctx, param, value):

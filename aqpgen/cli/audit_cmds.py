@@ -14,11 +14,11 @@ import click
 
 from aqpgen import audit as A
 from aqpgen.audit import TOLERANCE_HELP
-from aqpgen.cli import CONVENTIONS
+from aqpgen.cli import CONVENTIONS, progress_bar
 from aqpgen.cli.build_cmds import resolve_table
 from aqpgen.report import readme as R
 from aqpgen.report import write as W
-from aqpgen.store.atomic import write_text_atomic
+from aqpgen.store.atomic import NotWritableError, check_writable, write_text_atomic
 
 _AUDIT_HELP = """\
 Independently audit table files: recompute every claim from the stored values alone.
@@ -38,90 +38,112 @@ rel diff, tolerance) and every failure with its K; exits 1 on any failure.
 """
 
 
+@click.command("audit", help=_AUDIT_HELP + "\n" + TOLERANCE_HELP + "\n\n" + CONVENTIONS)
+@click.argument("tables", nargs=-1, required=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the full audit (every finding) as JSON to this file ('-' = stdout).")
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a Markdown report to this file.")
+@click.option("--manifest", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="MANIFEST.json to check file sha256 against (default: the one beside each file).")
+@click.option("--minimax", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Minimax table supplying E*_K for AQP eta presets (default: kl-minimax.h5 beside the file).")
+@click.option("--jobs", "-j", type=int, default=2, show_default=True,
+              help="Worker processes over (file, K) rows.")
+@click.option("--all", "all_rows", is_flag=True, help="Print every finding, not only failures.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def audit_cmd(tables, json_path, md_path, manifest, minimax, jobs, all_rows, quiet):
+    if jobs < 1:
+        raise click.BadParameter(f"must be >= 1, received {jobs}", param_hint="--jobs")
+    for opt, target in (("--json", json_path), ("--markdown", md_path)):
+        if target and target != "-":
+            _check_writable(target, opt)
+    paths = [resolve_table(t) for t in tables]
+    total = _count_rows(paths)
+    if quiet or total == 0:
+        audits = A.audit_files(paths, manifest=manifest, minimax=minimax, jobs=jobs)
+    else:
+        with progress_bar(total, "auditing rows") as bar:
+            audits = A.audit_files(paths, manifest=manifest, minimax=minimax, jobs=jobs,
+                                   progress=bar.update)
+    click.echo(A.format_text(audits, all_rows=all_rows))
+    if json_path:
+        text = json.dumps(A.to_json(audits), indent=1, sort_keys=True) + "\n"
+        if json_path == "-":
+            click.echo(text)
+        else:
+            write_text_atomic(json_path, text)
+    if md_path:
+        write_text_atomic(md_path, A.to_markdown(audits))
+    if not all(a.ok for a in audits):
+        sys.exit(1)
+
+
+def _check_writable(path: str, option: str) -> None:
+    """A usage error, before any work, when ``path`` cannot be written (the one check:
+    ``aqpgen.store.atomic.check_writable``)."""
+    try:
+        check_writable(path, option)
+    except NotWritableError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+@click.command("report", help="Write docs/report.md and its figures (docs/figures/*.png) from "
+               "the shipped tables, and optionally assemble README.md from docs/readme/*.md with "
+               "its generated blocks filled. Fails (exit 1, naming every part) when any section "
+               "cannot be produced; nothing is written then.\n\n" + CONVENTIONS)
+@click.option("--out", type=click.Path(dir_okay=False), default="docs/report.md", show_default=True,
+              help="Report file (figures go to figures/ beside it).")
+@click.option("--tables", "tables_dir", type=click.Path(file_okay=False), default="tables",
+              show_default=True, help="Directory of the shipped tables.")
+@click.option("--quick", is_flag=True, help="Fewer K values and seeds (for tests / previews).")
+@click.option("--readme", type=click.Path(dir_okay=False), default=None,
+              help="Also assemble this README from the fragments (see --fragments).")
+@click.option("--fragments", type=click.Path(file_okay=False, exists=True), default=None,
+              help="README fragments directory (default: docs/readme beside --readme's directory).")
+@click.option("--readme-only", is_flag=True,
+              help="Only re-assemble --readme from the fragments, reusing the generated blocks "
+                   "already in it (no tables read, no figures).")
+@click.option("--K", "K", type=click.IntRange(min=2), default=64, show_default=True,
+              help="K of the bias-curve and frontier figures.")
+@click.pass_context
+def report_cmd(ctx, out, tables_dir, quick, readme, fragments, readme_only, K):
+    frag = fragments or os.path.join(os.path.dirname(os.path.abspath(readme or "README.md")),
+                                     R.FRAGMENTS_DIR)
+    if readme_only:
+        _readme_only(readme, frag)
+        return
+    try:
+        res = W.write_report(out, tables_dir=tables_dir, quick=quick, K=K, readme_path=readme,
+                             cli_group=ctx.find_root().command)
+    except W.ReportError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {out} ({len(res.figures)} figures)")
+    if readme:
+        try:
+            changed = R.write_readme(readme, frag, res.sections)
+        except (ValueError, FileNotFoundError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{readme}: {'assembled' if changed else 'unchanged'} from {frag}")
+
+
+def _readme_only(readme, frag) -> None:
+    """``report --readme-only``: re-assemble the README, reusing its generated blocks."""
+    if not readme:
+        raise click.UsageError("--readme-only needs --readme PATH")
+    with open(readme, encoding="utf-8") as fh:
+        old = R.extract_generated(fh.read())
+    try:
+        changed = R.write_readme(readme, frag, old)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(f"{exc} (run `make report` to generate every block)") from None
+    click.echo(f"{readme}: {'re-assembled' if changed else 'unchanged'}")
+
+
 def register(group):
     """Add ``audit`` and ``report`` to ``group``."""
-    @group.command("audit", help=_AUDIT_HELP + "\n" + TOLERANCE_HELP + "\n\n" + CONVENTIONS)
-    @click.argument("tables", nargs=-1, required=True)
-    @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
-                  help="Write the full audit (every finding) as JSON to this file ('-' = stdout).")
-    @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None,
-                  help="Write a Markdown report to this file.")
-    @click.option("--manifest", type=click.Path(dir_okay=False, exists=True), default=None,
-                  help="MANIFEST.json to check file sha256 against (default: the one beside each file).")
-    @click.option("--minimax", type=click.Path(dir_okay=False, exists=True), default=None,
-                  help="Minimax table supplying E*_K for AQP eta presets (default: kl-minimax.h5 beside the file).")
-    @click.option("--jobs", "-j", type=int, default=2, show_default=True,
-                  help="Worker processes over (file, K) rows.")
-    @click.option("--all", "all_rows", is_flag=True, help="Print every finding, not only failures.")
-    @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-    def audit_cmd(tables, json_path, md_path, manifest, minimax, jobs, all_rows, quiet):
-        if jobs < 1:
-            raise click.BadParameter(f"must be >= 1, received {jobs}", param_hint="--jobs")
-        paths = [resolve_table(t) for t in tables]
-        total = _count_rows(paths)
-        if quiet or total == 0:
-            audits = A.audit_files(paths, manifest=manifest, minimax=minimax, jobs=jobs)
-        else:
-            with click.progressbar(length=total, label="auditing rows", file=sys.stderr) as bar:
-                audits = A.audit_files(paths, manifest=manifest, minimax=minimax, jobs=jobs,
-                                       progress=bar.update)
-        click.echo(A.format_text(audits, all_rows=all_rows))
-        if json_path:
-            text = json.dumps(A.to_json(audits), indent=1, sort_keys=True) + "\n"
-            if json_path == "-":
-                click.echo(text)
-            else:
-                write_text_atomic(json_path, text)
-        if md_path:
-            write_text_atomic(md_path, A.to_markdown(audits))
-        if not all(a.ok for a in audits):
-            sys.exit(1)
-
-    @group.command("report", help="Write docs/report.md and its figures (docs/figures/*.png) from "
-                   "the shipped tables, and optionally assemble README.md from docs/readme/*.md with "
-                   "its generated blocks filled. Fails (exit 1, naming every part) when any section "
-                   "cannot be produced; nothing is written then.\n\n" + CONVENTIONS)
-    @click.option("--out", type=click.Path(dir_okay=False), default="docs/report.md", show_default=True,
-                  help="Report file (figures go to figures/ beside it).")
-    @click.option("--tables", "tables_dir", type=click.Path(file_okay=False), default="tables",
-                  show_default=True, help="Directory of the shipped tables.")
-    @click.option("--quick", is_flag=True, help="Fewer K values and seeds (for tests / previews).")
-    @click.option("--readme", type=click.Path(dir_okay=False), default=None,
-                  help="Also assemble this README from the fragments (see --fragments).")
-    @click.option("--fragments", type=click.Path(file_okay=False, exists=True), default=None,
-                  help="README fragments directory (default: docs/readme beside --readme's directory).")
-    @click.option("--readme-only", is_flag=True,
-                  help="Only re-assemble --readme from the fragments, reusing the generated blocks "
-                       "already in it (no tables read, no figures).")
-    @click.option("--K", "K", type=click.IntRange(min=2), default=64, show_default=True,
-                  help="K of the bias-curve and frontier figures.")
-    @click.pass_context
-    def report_cmd(ctx, out, tables_dir, quick, readme, fragments, readme_only, K):
-        frag = fragments or os.path.join(os.path.dirname(os.path.abspath(readme or "README.md")),
-                                         R.FRAGMENTS_DIR)
-        if readme_only:
-            if not readme:
-                raise click.UsageError("--readme-only needs --readme PATH")
-            with open(readme, encoding="utf-8") as fh:
-                old = R.extract_generated(fh.read())
-            try:
-                changed = R.write_readme(readme, frag, old)
-            except (ValueError, FileNotFoundError) as exc:
-                raise click.ClickException(f"{exc} (run `make report` to generate every block)") from None
-            click.echo(f"{readme}: {'re-assembled' if changed else 'unchanged'}")
-            return
-        try:
-            res = W.write_report(out, tables_dir=tables_dir, quick=quick, K=K, readme_path=readme,
-                                 cli_group=ctx.find_root().command)
-        except W.ReportError as exc:
-            raise click.ClickException(str(exc)) from None
-        click.echo(f"wrote {out} ({len(res.figures)} figures)")
-        if readme:
-            try:
-                changed = R.write_readme(readme, frag, res.sections)
-            except (ValueError, FileNotFoundError) as exc:
-                raise click.ClickException(str(exc)) from None
-            click.echo(f"{readme}: {'assembled' if changed else 'unchanged'} from {frag}")
+    group.add_command(audit_cmd)
+    group.add_command(report_cmd)
 
 
 def _count_rows(paths) -> int:

@@ -13,14 +13,20 @@ import time
 
 import click
 
-from aqpgen.cli import CONVENTIONS
-from aqpgen.errors import TableFormatError
 from aqpgen.build.build import DEFAULT_SPEC, BuildError, build
-from aqpgen.store.locate import find_table
 from aqpgen.build.spec import missing_extra
-from aqpgen.store.tablefile import read_table
+from aqpgen.build.verify import (
+    count_rows,
+    summarize,
+    verify_against,
+    verify_files,
+    verify_rate,
+)
+from aqpgen.cli import CONVENTIONS, progress_bar
+from aqpgen.errors import TableFormatError
 from aqpgen.report.shape import shape_note
-from aqpgen.build.verify import summarize, verify_against, verify_file, verify_rate
+from aqpgen.store.locate import find_table, packaged_tables_dir, source_tables_dir
+from aqpgen.store.tablefile import read_table
 
 TABLE_HELP = """\
 A table file (tables/<name>.h5, HDF5 schema 'aqpgen.table' v1) holds, for every K it covers,
@@ -160,6 +166,8 @@ class _Reporter:
     "provenance records the lock's hash; `make venv` installs from it; a table built by other "
     "versions counts as out of date).\n\n"
     "Prints one line per table (unavailable K ranges compressed); -v for every K.\n\n"
+    "The spec keys (name, family, method, params, Ks) and every family's params: docs/BUILDING.md; "
+    "an example to copy: README.md, section 'Build your own table'.\n\n"
     "\b\nExamples:\n  aqpgen build                       # everything, in spec order\n"
     "  aqpgen build --only power-m2 --jobs 2\n  aqpgen build my.toml --out /tmp/t --force\n"
     "  aqpgen build my.toml --out /tmp/t --dask local --jobs 2\n"
@@ -211,8 +219,9 @@ def build_cmd(spec, jobs, only, force, out_dir, dask, allow_dirty, allow_unlocke
     click.echo(f"{len(built)} built, {len(outcomes) - len(built)} up to date")
     n_bad = sum(len(o.not_ok) for o in outcomes)
     if n_bad:
-        click.secho(f"WARNING: {n_bad} row(s) are recorded as unavailable (status != ok; listed above, "
-                    "-v for each); the runtime refuses to serve them", fg="yellow", bold=True)
+        click.echo(f"note: {n_bad} row(s) are recorded as unavailable (status != ok), as expected where a "
+                   "preset is out of numerical reach at that K: not a build failure; the runtime refuses "
+                   "to serve them; `aqpgen show NAME` lists each with its reason (-v here)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,7 +231,9 @@ def build_cmd(spec, jobs, only, force, out_dir, dask, allow_dirty, allow_unlocke
 
 @click.command(
     "show",
-    help="Show a table's metadata, or one row with --K.\n\n" + TABLE_HELP
+    help="Show a table's metadata, or one row with --K.  A row recorded as unavailable (status "
+    "not ok: infeasible, out of numerical reach) prints its status and reason instead of values "
+    "and exits 1 (with --json too: \"values\" is null).\n\n" + TABLE_HELP
     + "\n\b\nExamples:\n  aqpgen show power-m2\n  aqpgen show power-m2 --K 8\n"
     "  aqpgen show tables/kl-minimax.h5 --K 16 --json\n\n" + CONVENTIONS,
 )
@@ -237,38 +248,63 @@ def show_cmd(table, K, as_json):
         raise click.ClickException(str(e)) from None
     if K is not None and K not in t.rows:
         raise click.BadParameter(f"K={K} is not in {t.name} (Ks {_Ks_text(t.Ks)})", param_hint="--K")
+    doc = _show_doc(path, t, K)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        _show_header(path, t)
+        if t.method == "aqp":  # why rows may fall as n rises, and what the shape costs (MATH §5b)
+            click.echo(f"  shape         {shape_note(t, K, os.path.dirname(path))}")
+        if K is None:
+            _show_summary(t, doc)
+        else:
+            _show_row(t, K)
+    if K is not None and t.rows[K].status != "ok":
+        raise SystemExit(1)
+
+
+def _show_doc(path: str, t, K) -> dict:
+    """The JSON document of ``aqpgen show`` (a row's values are null when it is unavailable)."""
     head = {
         "file": path, "name": t.name, "family": t.family, "target": t.target, "method": t.method,
         "params": t.params, "provenance": t.provenance, "content_hash": t.content_hash,
         "inputs_hash": t.inputs_hash,
     }
-    if K is not None:
-        r = t.rows[K]
-        doc = {**head, "K": K, "status": r.status, "values": [_json_float(float(v)) for v in r.values],
-               "values_hp": list(r.values_hp) if r.values_hp is not None else None,
-               "metrics": {k: _json_float(v) for k, v in r.metrics.items()}, "solver": r.solver}
-    else:
-        doc = {**head, "Ks": list(t.Ks), "metric_names": list(t.metric_names),
-               "not_ok": {str(k): t.rows[k].status for k in t.Ks if t.rows[k].status != "ok"},
-               "metrics": {str(k): {m: _json_float(v) for m, v in t.rows[k].metrics.items()} for k in t.Ks}}
-    if as_json:
-        click.echo(json.dumps(doc, indent=2, sort_keys=True))
-        return
+    if K is None:
+        return {**head, "Ks": list(t.Ks), "metric_names": list(t.metric_names),
+                "not_ok": {str(k): t.rows[k].status for k in t.Ks if t.rows[k].status != "ok"},
+                "metrics": {str(k): {m: _json_float(v) for m, v in t.rows[k].metrics.items()} for k in t.Ks}}
+    r = t.rows[K]
+    ok = r.status == "ok"
+    return {**head, "K": K, "status": r.status,
+            "values": [_json_float(float(v)) for v in r.values] if ok else None,
+            "values_hp": list(r.values_hp) if ok and r.values_hp is not None else None,
+            "metrics": {k: _json_float(v) for k, v in r.metrics.items()}, "solver": r.solver}
+
+
+def _show_header(path: str, t) -> None:
     click.echo(f"{t.name}: target {t.target}  (family {t.family}, method {t.method}, params {json.dumps(t.params)})")
     click.echo(f"  file          {path}")
     click.echo(f"  Ks            {_Ks_text(t.Ks)}")
     click.echo(f"  content hash  {t.content_hash}")
     for k, v in sorted(t.provenance.items()):
         click.echo(f"  {k:<13} {v}")
-    if t.method == "aqp":  # why rows may fall as n rises, and what the shape costs (MATH §5b)
-        click.echo(f"  shape         {shape_note(t, K, os.path.dirname(path))}")
-    if K is None:
-        click.echo(f"  metrics       {', '.join(t.metric_names) or '-'}")
-        bad = doc["not_ok"]
-        click.echo(f"  rows not ok   {len(bad)}" + "".join(f"\n    K={k}: {s}" for k, s in bad.items()))
-        click.echo("Use --K K to print a row: c_K[n] is the reward of a completion whose answer is shared by n of the K.")
-        return
+
+
+def _show_summary(t, doc) -> None:
+    click.echo(f"  metrics       {', '.join(t.metric_names) or '-'}")
+    bad = doc["not_ok"]
+    click.echo(f"  rows not ok   {len(bad)}" + "".join(f"\n    K={k}: {s}" for k, s in bad.items()))
+    click.echo("Use --K K to print a row: c_K[n] is the reward of a completion whose answer is shared by n of the K.")
+
+
+def _show_row(t, K) -> None:
     r = t.rows[K]
+    if r.status != "ok":
+        click.echo(f"K = {K}: unavailable (status: {r.status}); solver {json.dumps(r.solver, sort_keys=True)}")
+        click.echo(f"The runtime refuses to serve this row; `aqpgen show {t.name}` lists every row "
+                   "that is not ok.", err=True)
+        return
     click.echo(f"K = {K}: status {r.status}; solver {json.dumps(r.solver, sort_keys=True)}")
     for k, v in r.metrics.items():
         click.echo(f"  {k:<13} {_fmt(v)}")
@@ -291,15 +327,21 @@ def show_cmd(table, K, as_json):
     "verify",
     help="Re-verify table files: schema, content hash, manifest entry and, per K, the "
     "generator's own checks from the stored values (for power tables: exact unbiasedness in "
-    "rational arithmetic).  Exits non-zero if any check fails.\n\n" + TABLE_HELP
+    "rational arithmetic).  Exits non-zero if any check fails.  With no TABLES: every table of "
+    "the tables directory (the checkout's tables/, else the tables installed with the package). "
+    "Rows are verified by --jobs worker processes, largest K first, with a progress bar on "
+    "stderr.\n\n" + TABLE_HELP
     + "\n\nWith --against REF (a table file, or a directory holding a file of the same name) each "
     "file is also compared row by row with that reference build: 'values differ' (the served "
     "rewards change) and 'metrics differ in the last bits' are reported separately, with the K "
     "and the largest relative difference."
-    + "\n\b\nExamples:\n  aqpgen verify tables/*.h5\n  aqpgen verify kl-minimax --rate\n"
+    + "\n\b\nExamples:\n  aqpgen verify --jobs 2\n  aqpgen verify tables/*.h5\n"
+    "  aqpgen verify kl-minimax --rate\n"
     "  aqpgen verify /tmp/rebuilt/power-m1.h5 --against tables/\n\n" + CONVENTIONS,
 )
-@click.argument("tables", nargs=-1, required=True)
+@click.argument("tables", nargs=-1)
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes over the (file, K) rows.")
 @click.option("--rate", is_flag=True, help="Also audit the rate: K^2*E*_K settles, log-log slope -2 +- 0.01 "
               "(KL minimax tables).")
 @click.option("--against", "against", metavar="REF", default=None,
@@ -308,38 +350,62 @@ def show_cmd(table, K, as_json):
               "the same name).")
 @click.option("--json", "as_json", is_flag=True, help="Every check as JSON.")
 @click.option("--all", "show_all", is_flag=True, help="Print every check, not only a summary and the failures.")
-def verify_cmd(tables, rate, against, as_json, show_all):
-    results = {}
-    for ref in tables:
-        path = resolve_table(ref)
-        checks = verify_file(path)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def verify_cmd(tables, jobs, rate, against, as_json, show_all, quiet):
+    paths = [resolve_table(ref) for ref in tables] if tables else _default_tables()
+    refs = {p: _against_ref(p, against) for p in paths} if against is not None else {}
+    total = 0 if quiet else count_rows(paths)
+    if total:
+        with progress_bar(total, "verifying rows") as bar:
+            results = verify_files(paths, jobs=jobs, progress=bar.update)
+    else:
+        results = verify_files(paths, jobs=jobs)
+    for path in paths:
         if rate:
-            checks = checks + verify_rate(path)
-        if against is not None:
-            other = (os.path.join(against, os.path.basename(path)) if os.path.isdir(against)
-                     else against)
-            if not os.path.isfile(other):
-                raise click.BadParameter(f"no reference {other!r} for {path}", param_hint="--against")
-            checks = checks + verify_against(path, other)
-        results[path] = checks
+            results[path] += verify_rate(path)
+        if path in refs:
+            results[path] += verify_against(path, refs[path])
     failed = sum(not c.ok for cs in results.values() for c in cs)
     if as_json:
         doc = {p: [{"name": c.name, "ok": c.ok, "K": c.K, "detail": c.detail} for c in cs] for p, cs in results.items()}
         click.echo(json.dumps({"failed": failed, "files": doc}, indent=2, sort_keys=True))
     else:
         for path, cs in results.items():
-            nbad = sum(not c.ok for c in cs)
-            click.secho(f"{path}: {'OK' if nbad == 0 else f'{nbad} FAILED'} ({len(cs)} checks)",
-                        fg="green" if nbad == 0 else "red", bold=True)
-            click.echo(f"  {'check':<22} {'passed':>7} {'failed':>7}")
-            for name, (p, f) in summarize(cs).items():
-                click.echo(f"  {name:<22} {p:>7} {f:>7}")
-            for c in cs:
-                if show_all or not c.ok or c.K is None:
-                    where = f"K={c.K}: " if c.K is not None else ""
-                    click.echo(f"  {'ok  ' if c.ok else 'FAIL'} {c.name}: {where}{c.detail}")
+            _print_checks(path, cs, show_all)
     if failed:
         raise SystemExit(1)
+
+
+def _default_tables() -> list:
+    """Every ``*.h5`` of the tables directory (the checkout's ``tables/``, else the installed
+    tables); a usage error when there is none."""
+    d = source_tables_dir() or packaged_tables_dir()
+    files = sorted(str(f) for f in d.glob("*.h5")) if d is not None else []
+    if not files:
+        raise click.UsageError("no TABLES given and no tables directory with *.h5 files found "
+                               "(neither a checkout's tables/ nor installed tables)")
+    return files
+
+
+def _against_ref(path: str, against: str) -> str:
+    other = os.path.join(against, os.path.basename(path)) if os.path.isdir(against) else against
+    if not os.path.isfile(other):
+        raise click.BadParameter(f"no reference {other!r} for {path}", param_hint="--against")
+    return other
+
+
+def _print_checks(path: str, cs, show_all: bool) -> None:
+    """One file's summary table and its failures (every check with ``show_all``)."""
+    nbad = sum(not c.ok for c in cs)
+    click.secho(f"{path}: {'OK' if nbad == 0 else f'{nbad} FAILED'} ({len(cs)} checks)",
+                fg="green" if nbad == 0 else "red", bold=True)
+    click.echo(f"  {'check':<22} {'passed':>7} {'failed':>7}")
+    for name, (p, f) in summarize(cs).items():
+        click.echo(f"  {name:<22} {p:>7} {f:>7}")
+    for c in cs:
+        if show_all or not c.ok or c.K is None:
+            where = f"K={c.K}: " if c.K is not None else ""
+            click.echo(f"  {'ok  ' if c.ok else 'FAIL'} {c.name}: {where}{c.detail}")
 
 
 def register(group):

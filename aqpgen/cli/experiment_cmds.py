@@ -4,6 +4,7 @@ and :mod:`aqpgen.recommend`."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 
@@ -47,23 +48,28 @@ Examples:
 """
 
 RECOMMEND_HELP = """\
-Name the shipped table to use at batch size K, and say why.
+Name the table to use at batch size K, and say why.
 
 \b
-Rule: among the shipped tables for the target whose row K is served in the trainer's dtype
-(float32 for TRL / verl / OpenRLHF: the precision guard), take the one with the lowest
+Rule: among the tables for the target on the table search path (shipped, or built by you into
+a directory of $AQPGEN_TABLES; each is named by where it was found) whose row K is served in
+the trainer's dtype (float32 for TRL / verl / OpenRLHF: the precision guard), take the one with
+the lowest
 beta_cert + NOISE * sqrt(V_inf): its certified bias plus NOISE times the reward's worst
 standard deviation, the two things that set how far a run ends from the optimum.  The default
 NOISE is inside the range the trainer experiment (aqpgen experiment, docs/experiments.md)
 validated; with its results file present (--results, default docs/experiments.json), the
 command also prints what the experiment measured at K.  Long runs / large batches average
-more noise away: a smaller NOISE favours lower bias.
+more noise away: a smaller NOISE favours lower bias.  An integer power target p^A is
+served by power-m<A> (exactly unbiased).  When no table serves K the command exits 1 with the
+largest K served and the command that builds row K.
 
 \b
 Examples:
   aqpgen recommend --K 16
   aqpgen recommend --K 64 --json
   aqpgen recommend --K 16 --target p^-0.5
+  aqpgen recommend --K 8 --target p^2       # power-m2
 """
 
 
@@ -71,80 +77,98 @@ def _default_results() -> str:
     return os.path.join("docs", "experiments.json")
 
 
+@click.command("experiment", help=EXPERIMENT_HELP)
+@click.option("--quick", is_flag=True, help="A minutes-long plan (oracle vs plug-in, K = 8, 2 seeds, 60 steps).")
+@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Worker processes (one torch thread each).")
+@click.option("--out", type=click.Path(dir_okay=False), default=_default_results(),
+              show_default=True, help="Results file (JSON).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              default=os.path.join("docs", "experiments.md"), show_default=True,
+              help="Markdown report; its figures go to a 'figures' directory beside it.")
+@click.option("--report-only", is_flag=True, help="Do not train: rewrite the report from --out.")
+def experiment_cmd(quick, jobs, out, report_path, report_only):
+    if report_only:
+        if not os.path.exists(out):
+            raise click.BadParameter(f"{out!r} does not exist; run `aqpgen experiment` first",
+                                     param_hint="--out")
+        try:
+            results = pl.read_results(out)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--out") from None
+    else:
+        plan = pl.quick_plan() if quick else pl.default_plan()
+        t0 = time.perf_counter()
+        results = pl.run_plan(plan, jobs, echo=click.echo)
+        pl.write_results(out, results)
+        click.echo(f"wrote {out}: {len(results['runs'])} runs in "
+                   f"{time.perf_counter() - t0:.0f} s wall with --jobs {jobs}")
+    written = write_experiment_report(results, report_path)
+    for p in written:
+        click.echo(f"wrote {p}")
+
+
+@click.command("recommend", help=RECOMMEND_HELP + "\n" + CONVENTIONS)
+@click.option("--K", "K", callback=k_value, required=True, help="Batch size K (num_generations).")
+@target_option()
+@click.option("--dtype", type=click.Choice(["float32", "float64", "bfloat16", "float16"]),
+              default="float32", show_default=True, help="The dtype the trainer keeps rewards in.")
+@click.option("--noise", type=click.FloatRange(min=0), default=None,
+              help="Noise weight lambda of the rule (0: the smallest certified bias served); "
+                   "default: the value the experiment measured for the target ("
+                   + ", ".join(f"{k}: {v:g}" for k, v in NOISE_WEIGHTS.items())
+                   + "; other targets: that of log).")
+@click.option("--results", type=click.Path(dir_okay=False), default=None,
+              help=f"Experiment results to report against (default {_default_results()} when present).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def recommend_cmd(K, target, dtype, noise, results, as_json):
+    try:
+        rec = recommend(K, target, dtype=dtype, noise=noise)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    measured = _measured(rec, results) if rec.name is not None else None
+    if as_json:
+        click.echo(json.dumps(jsonable({
+            "K": rec.K, "target": rec.target, "dtype": rec.dtype, "noise": rec.noise,
+            "noise_validated": rec.validated,
+            "table": rec.name, "reason": rec.reason, "plugin_V_inf": rec.plugin_V_inf,
+            "largest_K": rec.largest_K, "build": rec.build,
+            "candidates": [c.__dict__ for c in rec.candidates], "experiment": measured},
+        ), indent=1))
+    else:
+        _print_recommendation(rec, measured)
+    if rec.name is None:
+        raise SystemExit(1)
+
+
+def _print_recommendation(rec, measured) -> None:
+    """The text form of ``aqpgen recommend`` (no table: the reason and the build command)."""
+    if rec.name is None:
+        click.echo(f"no table serves K={rec.K}", err=True)
+        click.echo(rec.reason.split("; to build")[0] + ".", err=True)
+        if rec.build:
+            click.echo(f"build row K={rec.K}:\n  {rec.build}", err=True)
+    else:
+        click.echo(rec.name)
+        click.echo(f"why: {rec.reason}.")
+    ref = "" if math.isnan(rec.plugin_V_inf) else f" (V_inf ratio to the plug-in's {rec.plugin_V_inf:.3g})"
+    click.echo(f"candidates at K={rec.K}{ref}:", err=rec.name is None)
+    for c in rec.candidates:
+        if c.usable == "ok":
+            mark = "*" if c.name == rec.name else " "
+            v = f"V_inf {c.V_inf:.3e}" if math.isnan(c.ratio) else f"V_inf {c.ratio:9.3g} x plug-in"
+            line = f"  {mark} {c.name:24s} score {c.score:.3e}  beta_cert {c.beta_cert:.3e}  {v}"
+        else:
+            line = f"    {c.name:24s} {c.usable}"
+        click.echo(f"{line}  [{c.source}]", err=rec.name is None)
+    if measured is not None:
+        click.echo(measured["text"])
+
+
 def register(group):
     """Add ``experiment`` and ``recommend`` to ``group``."""
-
-    @group.command("experiment", help=EXPERIMENT_HELP)
-    @click.option("--quick", is_flag=True, help="A minutes-long plan (oracle vs plug-in, K = 8, 2 seeds, 60 steps).")
-    @click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True,
-                  help="Worker processes (one torch thread each).")
-    @click.option("--out", type=click.Path(dir_okay=False), default=_default_results(),
-                  show_default=True, help="Results file (JSON).")
-    @click.option("--report", "report_path", type=click.Path(dir_okay=False),
-                  default=os.path.join("docs", "experiments.md"), show_default=True,
-                  help="Markdown report; its figures go to a 'figures' directory beside it.")
-    @click.option("--report-only", is_flag=True, help="Do not train: rewrite the report from --out.")
-    def experiment_cmd(quick, jobs, out, report_path, report_only):
-        if report_only:
-            if not os.path.exists(out):
-                raise click.BadParameter(f"{out!r} does not exist; run `aqpgen experiment` first",
-                                         param_hint="--out")
-            try:
-                results = pl.read_results(out)
-            except ValueError as exc:
-                raise click.BadParameter(str(exc), param_hint="--out") from None
-        else:
-            plan = pl.quick_plan() if quick else pl.default_plan()
-            t0 = time.perf_counter()
-            results = pl.run_plan(plan, jobs, echo=click.echo)
-            pl.write_results(out, results)
-            click.echo(f"wrote {out}: {len(results['runs'])} runs in "
-                       f"{time.perf_counter() - t0:.0f} s wall with --jobs {jobs}")
-        written = write_experiment_report(results, report_path)
-        for p in written:
-            click.echo(f"wrote {p}")
-
-    @group.command("recommend", help=RECOMMEND_HELP + "\n" + CONVENTIONS)
-    @click.option("--K", "K", callback=k_value, required=True, help="Batch size K (num_generations).")
-    @target_option()
-    @click.option("--dtype", type=click.Choice(["float32", "float64", "bfloat16", "float16"]),
-                  default="float32", show_default=True, help="The dtype the trainer keeps rewards in.")
-    @click.option("--noise", type=click.FloatRange(min=0), default=None,
-                  help="Noise weight lambda of the rule (0: the smallest certified bias served); "
-                       "default: the value the experiment measured for the target ("
-                       + ", ".join(f"{k}: {v:g}" for k, v in NOISE_WEIGHTS.items())
-                       + "; other targets: that of log).")
-    @click.option("--results", type=click.Path(dir_okay=False), default=None,
-                  help=f"Experiment results to report against (default {_default_results()} when present).")
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    def recommend_cmd(K, target, dtype, noise, results, as_json):
-        try:
-            rec = recommend(K, target, dtype=dtype, noise=noise)
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
-        measured = _measured(rec, results)
-        if as_json:
-            click.echo(json.dumps(jsonable({
-                "K": rec.K, "target": rec.target, "dtype": rec.dtype, "noise": rec.noise,
-                "noise_validated": rec.validated,
-                "table": rec.name, "reason": rec.reason, "plugin_V_inf": rec.plugin_V_inf,
-                "candidates": [c.__dict__ for c in rec.candidates], "experiment": measured},
-            ), indent=1))
-            return
-        click.echo(rec.name or "no table")
-        click.echo(f"why: {rec.reason}.")
-        click.echo(f"candidates at K={rec.K} (V_inf ratio to the plug-in's {rec.plugin_V_inf:.3g}):")
-        for c in rec.candidates:
-            if c.usable == "ok":
-                mark = "*" if c.name == rec.name else " "
-                click.echo(f"  {mark} {c.name:24s} score {c.score:.3e}  beta_cert {c.beta_cert:.3e}  "
-                           f"V_inf {c.ratio:9.3g} x plug-in")
-            else:
-                click.echo(f"    {c.name:24s} {c.usable}")
-        if measured is not None:
-            click.echo(measured["text"])
-
-    return experiment_cmd, recommend_cmd
+    group.add_command(experiment_cmd)
+    group.add_command(recommend_cmd)
 
 
 def _measured(rec, results) -> dict | None:

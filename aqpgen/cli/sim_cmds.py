@@ -1,5 +1,5 @@
 """``aqpgen simulate``: the toy alignment game of docs/MATH.md §8 (thin layer over
-:mod:`aqpgen.game.simulate`)."""
+the modules of :mod:`aqpgen.game`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ import click
 from aqpgen.cli import jsonable, k_list
 from aqpgen.cli.options import target_option
 from aqpgen.errors import ConvergenceError
-from aqpgen.game import simulate as sm
+from aqpgen.game.alpha import game_alpha
+from aqpgen.game.dynamics import exact_sweep
+from aqpgen.game.estimators import available_estimators, get_estimator
+from aqpgen.game.sampled import sampled_sweep
+from aqpgen.game.scenarios import SCENARIOS, get_scenario
 from aqpgen.report import figures
 
 _HELP = """Play the entropy-regularised alignment game with each estimator's log-p reward.
@@ -49,107 +53,121 @@ Examples:
 """
 
 
+@click.command("simulate", help=_HELP)
+@click.option("--scenario", type=click.Choice(sorted(SCENARIOS)), default="zipf",
+              show_default=True, help="Which game.")
+@click.option("--exact", is_flag=True, help="Fixed point of the expected dynamics (no sampling).")
+@click.option("--K", "K", callback=k_list, default="4,8,16,32,64,128", show_default=True,
+              help="Comma-separated batch sizes K.")
+@click.option("--estimators", default=None,
+              help="Comma-separated estimator names (default: all peers and shipped tables found).")
+@click.option("--seeds", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Sampled mode: number of seeds (0..N-1).")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Sampled mode: policy-gradient steps (default per scenario: zipf 5000, head 2000).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Sampled mode: learning rate (default per scenario: zipf 5, head 2).")
+@click.option("--groups", type=click.IntRange(min=2), default=None,
+              help="Sampled mode: groups of K completions per step (default 4).")
+@click.option("--init", type=click.Choice(["uniform", "optimum"]), default=None,
+              help="Sampled mode: initial policy (default: zipf optimum, head uniform).")
+@click.option("--float64-values", "float64_values", is_flag=True,
+              help="--exact: use the float64 values the runtime serves instead of the "
+                   "tables' high-precision strings.")
+@target_option()
+@click.option("--baseline", type=click.Choice(["others", "group", "rloo", "none"]),
+              default="others", show_default=True,
+              help="Advantage baseline: other groups' mean (exact policy gradient), group "
+                   "mean (GRPO), leave-one-out (RLOO), none.  --exact: group/rloo follow "
+                   "their effective table.")
+@click.option("--scale", type=click.Choice(["none", "group", "batch"]), default="none",
+              show_default=True,
+              help="Sampled mode: divide advantages by the group / batch reward std + 1e-4 "
+                   "(TRL scale_rewards).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--plot", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write a PNG: TV against K (--exact) or learning curves (sampled).")
+def simulate_cmd(scenario, exact, K, estimators, seeds, steps, lr, groups, init,
+                 float64_values, target, baseline, scale, as_json, plot):
+    try:
+        game_alpha(target)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--target") from None
+    if exact and scale != "none":
+        raise click.BadParameter("std scaling has no exact (expected) dynamics; use it "
+                                 "without --exact", param_hint="--scale")
+    ests = _estimators(estimators, target, K)
+
+    try:
+        if exact:
+            out = exact_sweep(scenario, ests, K, use_hp=not float64_values,
+                                 baseline=baseline)
+            results = None
+        else:
+            out, results = sampled_sweep(scenario, ests, K, range(seeds), steps=steps,
+                                            lr=lr, groups=groups, init=init,
+                                            baseline=baseline, scale=scale)
+    except (ValueError, ConvergenceError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+    if plot:
+        if exact:
+            figures.plot_fixed_point_tv({scenario: out}, plot)
+        else:
+            curves = {k: {name: res[k] for name, res in results.items()} for k in K}
+            figures.plot_learning_curves(curves, plot, title=f"scenario {scenario}")
+
+    if as_json:
+        click.echo(json.dumps(jsonable(out), indent=1, sort_keys=False))
+        return
+    _print_table(scenario, exact, seeds, K, out)
+    if plot:
+        click.echo(f"wrote {plot}")
+
+
+def _estimators(estimators, target, K) -> list:
+    """The estimators named by ``--estimators`` (default: every peer and table found), each
+    checked at every K."""
+    if estimators is None:
+        names = available_estimators(target)
+        if not names:
+            raise click.UsageError("no estimators available (aqpgen.peers missing and no "
+                                   "tables found); pass --estimators oracle-log")
+    else:
+        names = [s.strip() for s in estimators.split(",") if s.strip()]
+        if not names:
+            raise click.BadParameter(f"no estimator names in {estimators!r}",
+                                     param_hint="--estimators")
+    ests = []
+    for name in names:
+        try:
+            est = get_estimator(name, target)
+            if not est.is_oracle:
+                for k in K:
+                    est.check_K(k)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--estimators / --K") from None
+        ests.append(est)
+    return ests
+
+
+def _print_table(scenario, exact, seeds, K, out) -> None:
+    """The text form: TV per estimator and K, and the log-log slope."""
+    sc = get_scenario(scenario)
+    mode = "exact fixed point" if exact else f"sampled, {seeds} seeds, final TV mean (std)"
+    click.echo(f"scenario {sc.name}: {sc.description}")
+    click.echo(f"TV(p, p*) -- {mode}")
+    width = max(len(n) for n in out) + 2
+    click.echo("estimator".ljust(width) + "".join(f"{'K=' + str(k):>20}" for k in K) + "   slope")
+    for name, row in out.items():
+        if exact:
+            cells = [f"{v:20.4e}" for v in row["tv"]]
+        else:
+            cells = [f"{m:>11.4e} ({s:.1e})" for m, s in zip(row["tv"], row["tv_std"])]
+        slope = "nan" if not math.isfinite(row["slope"]) else f"{row['slope']:.3f}"
+        click.echo(name.ljust(width) + "".join(cells) + f"   {slope}")
+
+
 def register(group):
     """Add ``simulate`` to ``group``."""
-
-    @group.command("simulate", help=_HELP)
-    @click.option("--scenario", type=click.Choice(sorted(sm.SCENARIOS)), default="zipf",
-                  show_default=True, help="Which game.")
-    @click.option("--exact", is_flag=True, help="Fixed point of the expected dynamics (no sampling).")
-    @click.option("--K", "K", callback=k_list, default="4,8,16,32,64,128", show_default=True,
-                  help="Comma-separated batch sizes K.")
-    @click.option("--estimators", default=None,
-                  help="Comma-separated estimator names (default: all peers and shipped tables found).")
-    @click.option("--seeds", type=click.IntRange(min=1), default=20, show_default=True,
-                  help="Sampled mode: number of seeds (0..N-1).")
-    @click.option("--steps", type=click.IntRange(min=1), default=None,
-                  help="Sampled mode: policy-gradient steps (default per scenario: zipf 5000, head 2000).")
-    @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
-                  help="Sampled mode: learning rate (default per scenario: zipf 5, head 2).")
-    @click.option("--groups", type=click.IntRange(min=2), default=None,
-                  help="Sampled mode: groups of K completions per step (default 4).")
-    @click.option("--init", type=click.Choice(["uniform", "optimum"]), default=None,
-                  help="Sampled mode: initial policy (default: zipf optimum, head uniform).")
-    @click.option("--float64-values", "float64_values", is_flag=True,
-                  help="--exact: use the float64 values the runtime serves instead of the "
-                       "tables' high-precision strings.")
-    @target_option()
-    @click.option("--baseline", type=click.Choice(["others", "group", "rloo", "none"]),
-                  default="others", show_default=True,
-                  help="Advantage baseline: other groups' mean (exact policy gradient), group "
-                       "mean (GRPO), leave-one-out (RLOO), none.  --exact: group/rloo follow "
-                       "their effective table.")
-    @click.option("--scale", type=click.Choice(["none", "group", "batch"]), default="none",
-                  show_default=True,
-                  help="Sampled mode: divide advantages by the group / batch reward std + 1e-4 "
-                       "(TRL scale_rewards).")
-    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-    @click.option("--plot", type=click.Path(dir_okay=False, writable=True), default=None,
-                  help="Write a PNG: TV against K (--exact) or learning curves (sampled).")
-    def simulate_cmd(scenario, exact, K, estimators, seeds, steps, lr, groups, init,
-                     float64_values, target, baseline, scale, as_json, plot):
-        try:
-            sm.game_alpha(target)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--target") from None
-        if exact and scale != "none":
-            raise click.BadParameter("std scaling has no exact (expected) dynamics; use it "
-                                     "without --exact", param_hint="--scale")
-        if estimators is None:
-            names = sm.available_estimators(target)
-            if not names:
-                raise click.UsageError("no estimators available (aqpgen.peers missing and no "
-                                       "tables found); pass --estimators oracle-log")
-        else:
-            names = [s.strip() for s in estimators.split(",") if s.strip()]
-            if not names:
-                raise click.BadParameter(f"no estimator names in {estimators!r}",
-                                         param_hint="--estimators")
-        ests = []
-        for name in names:
-            try:
-                est = sm.get_estimator(name, target)
-                if not est.is_oracle:
-                    for k in K:
-                        est.check_K(k)
-            except ValueError as exc:
-                raise click.BadParameter(str(exc), param_hint="--estimators / --K") from None
-            ests.append(est)
-
-        try:
-            if exact:
-                out = sm.exact_sweep(scenario, ests, K, use_hp=not float64_values,
-                                     baseline=baseline)
-                results = None
-            else:
-                out, results = sm.sampled_sweep(scenario, ests, K, range(seeds), steps=steps,
-                                                lr=lr, groups=groups, init=init,
-                                                baseline=baseline, scale=scale)
-        except (ValueError, ConvergenceError) as exc:
-            raise click.ClickException(str(exc)) from None
-
-        if plot:
-            if exact:
-                figures.plot_fixed_point_tv({scenario: out}, plot)
-            else:
-                curves = {k: {name: res[k] for name, res in results.items()} for k in K}
-                figures.plot_learning_curves(curves, plot, title=f"scenario {scenario}")
-
-        if as_json:
-            click.echo(json.dumps(jsonable(out), indent=1, sort_keys=False))
-            return
-        sc = sm.get_scenario(scenario)
-        mode = "exact fixed point" if exact else f"sampled, {seeds} seeds, final TV mean (std)"
-        click.echo(f"scenario {sc.name}: {sc.description}")
-        click.echo(f"TV(p, p*) -- {mode}")
-        width = max(len(n) for n in out) + 2
-        click.echo("estimator".ljust(width) + "".join(f"{'K=' + str(k):>20}" for k in K) + "   slope")
-        for name, row in out.items():
-            if exact:
-                cells = [f"{v:20.4e}" for v in row["tv"]]
-            else:
-                cells = [f"{m:>11.4e} ({s:.1e})" for m, s in zip(row["tv"], row["tv_std"])]
-            slope = "nan" if not math.isfinite(row["slope"]) else f"{row['slope']:.3f}"
-            click.echo(name.ljust(width) + "".join(cells) + f"   {slope}")
-        if plot:
-            click.echo(f"wrote {plot}")
+    group.add_command(simulate_cmd)

@@ -53,7 +53,7 @@ import numpy as np
 from aqpgen.errors import ConvergenceError
 from aqpgen.game.estimators import as_estimator
 from aqpgen.game.meanfn import game_function
-from aqpgen.game.scenarios import get_scenario, loglog_slope, tv_distance
+from aqpgen.game.scenarios import get_scenario, tv_distance, tv_slope
 
 __all__ = ["DynamicsResult", "ExactResult", "SolveResult", "exact_sweep",
            "fixed_point_dynamics", "fixed_point_solve", "run_exact", "softmax"]
@@ -234,6 +234,6 @@ def exact_sweep(scenario, estimators: Sequence, Ks: Sequence[int], *, use_hp: bo
     for e in estimators:
         est = as_estimator(e, target)
         tvs = [run_exact(scenario, est, K, use_hp=use_hp, baseline=baseline).tv for K in Ks]
-        slope, used = loglog_slope(Ks, tvs, slope_kmin)
+        slope, used = tv_slope(Ks, tvs, slope_kmin)
         out[est.name] = {"K": [int(k) for k in Ks], "tv": tvs, "slope": slope, "slope_K": used}
     return out

@@ -48,7 +48,7 @@ import numpy as np
 from aqpgen.game.dynamics import softmax
 from aqpgen.game.estimators import as_estimator
 from aqpgen.game.meanfn import BASELINES
-from aqpgen.game.scenarios import get_scenario, loglog_slope
+from aqpgen.game.scenarios import get_scenario, tv_slope
 from aqpgen.targets import alpha_reward
 
 __all__ = ["SCALES", "STD_EPS", "SampledResult", "advantage_rms", "advantages", "game_reward",
@@ -279,7 +279,7 @@ def sampled_sweep(scenario, estimators: Sequence, Ks: Sequence[int],
         est = as_estimator(e, target)
         res = {int(K): run_sampled(scenario, est, K, seeds, **kwargs) for K in Ks}
         tvs = [res[int(K)].final_mean for K in Ks]
-        slope, used = loglog_slope(Ks, tvs, slope_kmin)
+        slope, used = tv_slope(Ks, tvs, slope_kmin)
         summary[est.name] = {"K": [int(k) for k in Ks], "tv": tvs,
                              "tv_std": [res[int(K)].final_std for K in Ks],
                              "slope": slope, "slope_K": used}

@@ -14,7 +14,8 @@ Scenario, SCENARIOS, get_scenario(name)  -- the documented games: ``zipf``, ``he
                                             prompt each of the trainer experiment,
                                             ``aqpgen.experiments``).
 tv_distance(p, q)                          -- total variation, the reported distance.
-loglog_slope(Ks, ys, kmin)                 -- least-squares slope of log y against log K.
+tv_slope(Ks, tv, kmin)                     -- the decay rate of the TV distance in K: the points
+                                            it uses, fitted by ``numerics.fit.loglog_slope``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from aqpgen.game.alpha import alpha_optimum
 from aqpgen.numerics import fit
 
-__all__ = ["GRPO_ANSWERS", "GRPO_WRONG", "SCENARIOS", "Scenario", "get_scenario", "loglog_slope", "tv_distance"]
+__all__ = ["GRPO_ANSWERS", "GRPO_WRONG", "SCENARIOS", "Scenario", "get_scenario", "tv_distance", "tv_slope"]
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def tv_distance(p, q) -> float:
     return 0.5 * float(np.abs(np.asarray(p, np.float64) - np.asarray(q, np.float64)).sum())
 
 
-def loglog_slope(Ks: Sequence[int], tv: Sequence[float], kmin: int = 16) -> tuple[float, list[int]]:
+def tv_slope(Ks: Sequence[int], tv: Sequence[float], kmin: int = 16) -> tuple[float, list[int]]:
     """Least-squares slope of log(tv) against log(K) over K >= ``kmin`` (the fit is
     ``aqpgen.numerics.fit.loglog_slope``; this wrapper only chooses the points).
 

@@ -35,7 +35,7 @@ from aqpgen.game.dynamics import run_exact
 from aqpgen.game.estimators import ArrayEstimator, get_estimator, table_names
 from aqpgen.game.meanfn import loo_compensated_table
 from aqpgen.game.sampled import advantage_rms, run_sampled
-from aqpgen.game.scenarios import get_scenario, loglog_slope
+from aqpgen.game.scenarios import get_scenario, tv_slope
 from aqpgen.generators import aqp, minimax
 from aqpgen.store.atomic import write_text_atomic
 
@@ -183,7 +183,7 @@ def alpha_study(alphas: Sequence[float] = ALPHAS, Ks: Sequence[int] = (4, 8, 16,
                        _exact_tv(sc, _compensated(est, K), K, "rloo", notes) for K in Ks]
                 # a slope of round-off (the oracle, TV ~ 1e-17) is not a rate: n/a
                 fin = [(k, v) for k, v in zip(Ks, tv) if math.isfinite(v) and v > 1e-12]
-                slope = loglog_slope([k for k, _ in fin], [v for _, v in fin])[0] \
+                slope = tv_slope([k for k, _ in fin], [v for _, v in fin])[0] \
                     if len(fin) >= 2 else math.nan
                 res["exact"][sc][est.name] = {"K": list(Ks), "tv": tv, "tv_rloo": tvr,
                                               "tv_rloo_comp": tvc, "slope": slope}

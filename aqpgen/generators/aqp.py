@@ -166,7 +166,7 @@ def _E_star(K: int, tables_dir=None, target: Target = LOG) -> float:
 
 
 def _certify(values: np.ndarray, target: Target = LOG):
-    """Rigorous enclosure of β (``aqpgen.certify.certify_beta``): the Certificate."""
+    """Rigorous enclosure of β (``aqpgen.numerics.certify.certify_beta``): the Certificate."""
 
 
     c = np.asarray(values, dtype=np.float64)
@@ -218,7 +218,7 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, target: Target = L
     target : Target or str
         The target g (default log p).
     E_star : float, optional
-        E*_K; default ``aqpgen.minimax.E_star(K)``.
+        E*_K; default ``aqpgen.generators.minimax.E_star(K)``.
     c_ref : array, optional
         Reference table for the correction δ (default: the digamma table).
     max_rounds : int
@@ -283,9 +283,10 @@ def solve_rho(K: int, rho: float, *, target: Target = LOG, E_star: float | None 
     """Minimise β(c) subject to V∞(c) <= ρ·V∞(plug-in at K) (docs/MATH.md §5).
 
     ``status == "ok"`` iff every solve was "optimal", V∞ verified on the fine grid is <= ρ·V∞(plug-in)
-    and β is below the plug-in's β.  ``E_star`` (default ``aqpgen.minimax.E_star``) only feeds the
-    reported metric; pass NaN to skip it.  ``shape="monotone"`` adds the target's monotonicity
-    and sign (docs/MATH.md §5b; still feasible: a constant table has the shape and V = 0).
+    and β is below the plug-in's β.  ``E_star`` (default
+    ``aqpgen.generators.minimax.E_star``) only feeds the reported metric; pass NaN to skip it.
+    ``shape="monotone"`` adds the target's monotonicity and sign (docs/MATH.md §5b; still
+    feasible: a constant table has the shape and V = 0).
 
     Raises
     ------
@@ -511,10 +512,11 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
 
     Checks
     ------
-    ``aqp.beta_cert``  -- the rigorous β̄ recomputed from ``values`` (``aqpgen.certify``) is >= the
-                          stored ``beta`` and <= 1.01·(its own lower end).
-    ``aqp.eta_budget`` -- (eta presets) recomputed β̄ <= (1+η)·E*_K, E*_K from ``aqpgen.minimax``.
-    ``aqp.rho_budget`` -- (rho presets) V∞ recomputed by ``aqpgen.metrics.variance_sup`` <=
+    ``aqp.beta_cert``  -- the rigorous β̄ recomputed from ``values``
+                          (``aqpgen.numerics.certify``) is >= the stored ``beta`` and
+                          <= 1.01·(its own lower end).
+    ``aqp.eta_budget`` -- (eta presets) recomputed β̄ <= (1+η)·E*_K, E*_K from ``aqpgen.generators.minimax``.
+    ``aqp.rho_budget`` -- (rho presets) V∞ recomputed by ``aqpgen.numerics.metrics.variance_sup`` <=
                           ρ·V∞(plug-in) (same routine), and β̄ < the plug-in's β lower bound.
     ``aqp.shape``      -- (params shape = "monotone") the stored floats follow the target's
                           monotonicity and sign exactly (``aqp_shape.violations``; docs/MATH.md §5b).

@@ -206,7 +206,7 @@ def E_star(K: int, *, target: Target = LOG, path: str | os.PathLike | None = Non
         Minimax table file.  Default: the table named ``kl-minimax`` on the table search path
         (``aqpgen.store.locate``); the build passes the file of the directory it writes.  A file's ``E_star`` metric is used when the
         file exists, reads cleanly (schema and content hash checked by
-        ``aqpgen.tablefile.read_table``) and has an ``ok`` row for K.
+        ``aqpgen.store.tablefile.read_table``) and has an ``ok`` row for K.
     """
     K = as_K(K)
     target = parse_target(target)

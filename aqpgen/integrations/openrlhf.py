@@ -30,13 +30,14 @@ checks float32.
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
-from aqpgen.integrations.grouping import (
-    group_counts,
-    served_table,
-)
+import numpy as np
+
+from aqpgen.integrations.grouping import finite_scale, group_counts, group_values, served_table
 
 __all__ = ["openrlhf_group_hook", "wrap_generate_responses"]
 
@@ -49,41 +50,67 @@ def _action_text(response: dict, tokenizer) -> str:
     return tokenizer.decode(ids, skip_special_tokens=True)
 
 
+def _base_reward(response: dict, i: int) -> float:
+    """The reward a reward function / remote RM already set (``add=True``): a real number or a
+    one-element tensor, finite; 0 when absent."""
+    base = response.get("reward")
+    if base is None:
+        return 0.0
+    if hasattr(base, "numel") and base.numel() == 1:
+        base = base.item()
+    if isinstance(base, (bool, np.bool_)) or not isinstance(base, numbers.Real):
+        raise TypeError(f"openrlhf_group_hook(add=True): responses[{i}]['reward'] must be a real "
+                        f"number or a one-element tensor, received {base!r:.80}")
+    if not math.isfinite(float(base)):
+        raise ValueError(f"openrlhf_group_hook(add=True): responses[{i}]['reward'] = {base!r}")
+    return float(base)
+
+
 def openrlhf_group_hook(extract_answer: Callable[[str], Any], table, n: int, *, scale: float = 1.0,
-                        add: bool = False, on_none: str = "unique",
+                        add: bool = False, failed: str = "unique", uneven: str = "refuse",
                         allow_imprecise: bool = False) -> Callable[[list, Any], list]:
     """A hook ``hook(responses, tokenizer) -> responses`` for the n responses of one prompt.
 
     Parameters
     ----------
     extract_answer : callable
-        ``response text -> answer`` (hashable) or ``None``.
+        ``response text -> answer`` (hashable) or ``None`` / NaN when none can be extracted.
     table : Table, path or table name
     n : int
-        ``--rollout.n_samples_per_prompt`` (the group size K).
+        ``--rollout.n_samples_per_prompt`` (the group size K; numpy integers accepted).
     scale : float
-        Multiplier of the table reward.
+        Finite multiplier of the table reward.
     add : bool
         Add to the ``reward`` already set by a reward function / remote RM (else replace it).
+    failed : {"unique", "pool", "raise"}
+        Policy for failed answers (``aqpgen.integrations.grouping``).  ``"exclude"`` is refused:
+        it gives NaN rewards, and OpenRLHF's advantage step averages each prompt's rewards
+        (``rewards.reshape(-1, n_samples_per_prompt).mean(-1)``) without skipping NaN.
+    uneven : {"refuse", "serve"}
+        A prompt with K' < n responses: refused (default) or scored with the K' row.  OpenRLHF's
+        advantage step reshapes rewards by ``n_samples_per_prompt``, so serve short groups only
+        where your OpenRLHF set-up itself handles them.
     """
+    if failed == "exclude":
+        raise ValueError("openrlhf_group_hook: failed=\"exclude\" would give NaN rewards, which "
+                         "OpenRLHF's advantage step (a mean over each prompt's n rewards) does not "
+                         "skip; use failed=\"unique\", \"pool\" or \"raise\"")
     t = served_table(table, n, OPENRLHF_REWARD_DTYPE, setting="rollout.n_samples_per_prompt",
-                     on_none=on_none, allow_imprecise=allow_imprecise,
+                     failed=failed, uneven=uneven, allow_imprecise=allow_imprecise,
                      consumer="OpenRLHF keeps rewards in float32")
-    scale = float(scale)
+    n, scale = int(n), finite_scale(scale)
 
     def hook(responses: list, tokenizer) -> list:
-        if len(responses) != n:
-            raise ValueError(
-                f"openrlhf_group_hook: one prompt produced {len(responses)} responses but "
-                f"rollout.n_samples_per_prompt={n}: the hook must see one prompt's whole group")
-        # one group of n: its counts (None answers count 1) and their rewards; the precision of
-        # the served dtype was checked once by served_table
-        counts = group_counts([extract_answer(_action_text(r, tokenizer)) for r in responses],
-                              on_none)
-        rewards = (scale * t.lookup(counts, n, allow_imprecise=allow_imprecise)).tolist()
-        for r, value, count in zip(responses, rewards, counts.tolist()):
-            base = r.get("reward") if add else None
-            total = value + (float(base) if base is not None else 0.0)
+        answers = [extract_answer(_action_text(r, tokenizer)) for r in responses]
+        try:
+            values = group_values(answers, t, n, failed=failed, uneven=uneven,
+                                  dtype=OPENRLHF_REWARD_DTYPE, allow_imprecise=allow_imprecise,
+                                  setting=f"rollout.n_samples_per_prompt={n}")
+        except ValueError as exc:
+            raise ValueError(f"openrlhf_group_hook (one prompt's responses): {exc}") from None
+        counts = group_counts(answers, failed).tolist()
+        for i, (r, value, count) in enumerate(zip(responses, values.tolist(), counts)):
+            total = scale * value + (_base_reward(r, i) if add else 0.0)
             r["reward"] = r["scores"] = total
             r["extra_logs"] = {**(r.get("extra_logs") or {}), "aqpgen_count": count}
         return responses

@@ -20,7 +20,7 @@ The quantity
 ------------
 For a table c_K[1..K] the weighted error is e(p) = p (g_c(p) - log p) = P(p) - p log p with
 P(p) = p g_c(p) = sum_{j=0}^K a_j T_j(2p - 1) (exact Chebyshev coefficients from
-`aqpgen.bernstein.to_chebyshev_exact`, computed in rational arithmetic from the exact table:
+`aqpgen.numerics.bernstein.to_chebyshev_exact`, computed in rational arithmetic from the exact table:
 floats are exact dyadics, ``values_hp`` strings are exact decimals).  beta = sup_{[0,1]} |e|.
 
 Method (derivation of the bound)

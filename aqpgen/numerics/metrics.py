@@ -165,7 +165,7 @@ def weighted_bias(values, K, *, target: Target = LOG, grid=None, values_hp=None)
     -------
     float
         The sampled maximum, a lower bound on beta up to ~1e-12 rounding (use
-        `aqpgen.certify.certify_beta` for the rigorous upper bound).
+        `aqpgen.numerics.certify.certify_beta` for the rigorous upper bound).
     """
     K, src = _source(values, values_hp, K)
     a, _ = to_chebyshev_f64(src)
@@ -382,7 +382,7 @@ def table_metrics(K, values, values_hp=None, *, target: Target = LOG,
     target : Target or str
         The target g the table estimates (beta and beta_cert depend on it; V_inf, V1 do not).
     rel_slack : float
-        Passed to `aqpgen.certify.certify_beta`.
+        Passed to `aqpgen.numerics.certify.certify_beta`.
 
     Returns
     -------

@@ -19,15 +19,16 @@ finds (the compare rows are read through ``aqpgen.store.locate``); otherwise the
 
 Public names
 ------------
-POWER_TARGETS, ALPHA_COMPARE_KS, FRONTIER_RHOS, SLOPE_TOL, RATE_RANGE, RATE_SHOW_KS
+POWER_TARGETS, ALPHA_COMPARE_KS, FRONTIER_RHOS, SLOPE_TOL (the K range of the rate audit is
+``aqpgen.audit.files.RATE_RANGE``, the K shown ``aqpgen.report.sections.RATE_SHOW_KS``)
 declared_tables(target)                 -- (minimax, rho1) table names of a target.
 check_tables(tables_dir, target)        -- the declared files, checked (raises when missing).
-rate_data(tables_dir, target, ...)      -- the rate audit (dict) of the target's minimax table.
-rate_markdown(d)                        -- its Markdown.
-compare_markdown(target, Ks)            -- what ``aqpgen compare --target ... --markdown`` prints.
+power_rate_data(tables_dir, target, ...) -- the rate audit (dict) of the target's minimax table.
+power_rate_markdown(d)                  -- its Markdown.
+power_compare_markdown(target, Ks)      -- what ``aqpgen compare --target ... --markdown`` prints.
 frontier_data(K, target, rhos)          -- frontier points and peers' numbers at K.
 frontier_markdown(d), frontier_figure(d, path)
-game_alpha(path)                        -- the α part of game.json (raises when absent).
+alpha_game_results(path)                -- the α part of game.json (raises when absent).
 game_summary(alpha_data, target, K)     -- one line per scenario: TV at K of plug-in and tables.
 target_sections(tables_dir, target, ...) -- all of the above for one target (what the report uses).
 alpha_of(target), heading(target), figure_name(target, K) -- small naming helpers.
@@ -38,6 +39,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from aqpgen.audit.files import RATE_RANGE
 from aqpgen.game import alpha as game_alphas
 from aqpgen.game import study
 from aqpgen.generators import aqp, compare, minimax
@@ -50,29 +52,28 @@ from aqpgen.report.markdown import (
     sci,
     table_path,
 )
+from aqpgen.report.sections import RATE_SHOW_KS
 from aqpgen.store.locate import find_table
 from aqpgen.targets import PowerTarget, parse_target, table_prefix
 
 __all__ = [
     "ALPHA_COMPARE_KS",
+    "alpha_game_results",
     "FRONTIER_RHOS",
     "POWER_TARGETS",
-    "RATE_RANGE",
-    "RATE_SHOW_KS",
     "SLOPE_TOL",
     "alpha_of",
     "check_tables",
-    "compare_markdown",
     "declared_tables",
     "figure_name",
     "frontier_data",
     "frontier_figure",
     "frontier_markdown",
-    "game_alpha",
     "game_summary",
     "heading",
-    "rate_data",
-    "rate_markdown",
+    "power_compare_markdown",
+    "power_rate_data",
+    "power_rate_markdown",
     "target_sections",
 ]
 
@@ -84,9 +85,6 @@ ALPHA_COMPARE_KS = (8, 16, 64)
 FRONTIER_RHOS = (0.5, 0.75, 1.0, 1.02, 1.05, 1.1, 1.25, 1.5, 2.0, 3.0, 4.0)
 #: the fitted slope must equal -2(a+1) within this (issue 10, rate audit).
 SLOPE_TOL = 0.02
-RATE_SHOW_KS = (16, 32, 64, 128, 256, 512, 1024)
-#: K range of the rate audit (the fit uses every ok row in it; both ends must be ok rows).
-RATE_RANGE = (16, 1024)
 
 
 def _power(target) -> PowerTarget:
@@ -128,7 +126,7 @@ def check_tables(tables_dir, target) -> dict:
     return out
 
 
-def rate_data(tables_dir, target, *, kmin: int | None = None, kmax: int | None = None,
+def power_rate_data(tables_dir, target, *, kmin: int | None = None, kmax: int | None = None,
               table=None) -> dict:
     """Rate audit of ``pow<a>-minimax`` over its ok rows K <= kmax (fit over K >= kmin;
     default ``RATE_RANGE``).  ``table``: that file's TableData when already read (else it is
@@ -155,7 +153,7 @@ def _scaled(r: float) -> str:
     return "K·E*_K" if r == 1 else f"K^{r:g}·E*_K"
 
 
-def rate_markdown(d: dict) -> str:
+def power_rate_markdown(d: dict) -> str:
     t, ra, m = d["target"], d["audit"], d["metrics"]
     r = _scaled(t.rate_exponent)
     show = [K for K in RATE_SHOW_KS if K in m] or d["Ks"][-4:]
@@ -168,7 +166,7 @@ def rate_markdown(d: dict) -> str:
             + md_table(["K", "E*_K", r, "Remez spread"], rows))
 
 
-def compare_markdown(target, Ks: Sequence[int] = ALPHA_COMPARE_KS) -> str:
+def power_compare_markdown(target, Ks: Sequence[int] = ALPHA_COMPARE_KS) -> str:
     """``compare.to_markdown(compare.compare(Ks, target=target))``: what
     ``aqpgen compare --target p^A --K ... --markdown`` prints."""
     return compare.to_markdown(compare.compare(list(Ks), target=_power(target))).strip("\n")
@@ -208,7 +206,7 @@ def frontier_figure(d: dict, path) -> str:
         label="AQP (ρ sweep)", figsize=(6.4, 4.2), dpi=110, peer_vmax=1e3))
 
 
-def game_alpha(path) -> dict:
+def alpha_game_results(path) -> dict:
     """The α part of the game study's data (``docs/game.json``); raises FileNotFoundError
     or ValueError when it is absent or does not cover ``POWER_TARGETS``."""
     if not os.path.exists(path):
@@ -255,12 +253,12 @@ def target_sections(tables_dir, target, *, K: int = 64, quick: bool = False, gam
                     fig_path=None) -> dict:
     """Every part of one target's section: {"rate", "compare", "frontier", "frontier_fig",
     "game"} (Markdown; "frontier_fig" the PNG written to ``fig_path``).  ``game``: the data of
-    :func:`game_alpha` (None: no game part).  Raises on any failure (a missing table, a
+    :func:`alpha_game_results` (None: no game part).  Raises on any failure (a missing table, a
     solver error)."""
     t = _power(target)
     tabs = check_tables(tables_dir, t)
-    out = {"rate": rate_markdown(rate_data(tables_dir, t, table=tabs[minimax.table_name(t)])),
-           "compare": compare_markdown(t, (8,) if quick else ALPHA_COMPARE_KS)}
+    out = {"rate": power_rate_markdown(power_rate_data(tables_dir, t, table=tabs[minimax.table_name(t)])),
+           "compare": power_compare_markdown(t, (8,) if quick else ALPHA_COMPARE_KS)}
     fd = frontier_data(K, t, (1.0, 2.0) if quick else FRONTIER_RHOS)
     out["frontier"] = frontier_markdown(fd)
     if fig_path is not None:

@@ -14,7 +14,7 @@ peer_beta(name, K)                 -- β of a peer table (the audit's refined su
 
 Every figure has a fixed size and dpi and is saved with ``metadata={"Software": None}`` so the
 same data gives byte-identical PNG files.  The minimax table is evaluated through its exact
-Chebyshev coefficients (:func:`aqpgen.bernstein.to_chebyshev_f64`, Clenshaw): its float64
+Chebyshev coefficients (:func:`aqpgen.numerics.bernstein.to_chebyshev_f64`, Clenshaw): its float64
 Bernstein sum cancels catastrophically.  Each function returns the path written, or raises
 FileNotFoundError naming the missing table.
 """
@@ -176,7 +176,7 @@ def frontier(K: int, path, points=None) -> str:
     """Figure: the AQP frontier (β against V∞) at one K with the peers on the same axes.
 
     ``points``: the frontier as a list of objects/dicts with ``beta`` and ``V_inf`` (default:
-    :func:`aqpgen.aqp.frontier` at K).
+    :func:`aqpgen.generators.aqp.frontier` at K).
     """
     if points is None:
         points = aqp.frontier(K)

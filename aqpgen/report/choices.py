@@ -3,9 +3,12 @@
 Public names
 ------------
 DEPENDENCIES                              -- (distribution, import name, reason) of each dependency.
-choices_section(tables_dir, reach, f64)   -- the Markdown block: the dependency table and the
-                                           measured numbers behind the choices (the prose
-                                           is docs/readme/choices.md).
+choices_section(tables_dir, reach, f64)   -- docs/report.md's block: the dependency table and the
+                                           measured numbers behind the choices.
+choices_readme(tables_dir, reach, f64)    -- the README's block (the prose is docs/readme/choices.md):
+                                           the numbers and a link to the dependency table.
+dependencies_markdown()                   -- the dependency table alone.
+choices_numbers(tables_dir, reach, f64)   -- the numbers alone.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ try:
 except ImportError:  # python < 3.11
     import tomli as tomllib
 
+from aqpgen.build import build
 from aqpgen.report.markdown import md_table, ok_Ks, read_named, table_path
 from aqpgen.report.sections import PRESET_TABLES
-from aqpgen.build import build
 
-__all__ = ["DEPENDENCIES", "choices_section"]
+__all__ = ["DEPENDENCIES", "choices_numbers", "choices_readme", "choices_section", "dependencies_markdown"]
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: Dependencies: (distribution, import name, reason).
@@ -47,6 +50,8 @@ DEPENDENCIES = (
     ("scipy", "scipy", ("sparse matrices for the AQP programs, FFT / dense linear algebra in the "
      "Remez solve, Gauss–Legendre nodes for V1, the simulator's root finding")),
     ("matplotlib", "matplotlib", "the report's PNG figures (Agg backend, no metadata)"),
+    ("threadpoolctl", "threadpoolctl", ("every BLAS on one thread while a row is solved (a row must "
+     "not depend on the core count)")),
 )
 
 
@@ -73,14 +78,36 @@ def _imports(root: str, sub: str) -> dict:
     return {k: sorted(v) for k, v in found.items()}
 
 
-def _declared_deps(root: str) -> set:
+def _declared_deps(root: str) -> dict:
+    """{distribution (lower case): where pyproject.toml declares it} -- ``"required"`` for the
+    light install's dependencies, ``"[extra]"`` for the first optional extra listing it."""
     with open(os.path.join(root, "pyproject.toml"), "rb") as fh:
-        deps = tomllib.load(fh)["project"]["dependencies"]
-    return {re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0].strip().lower() for d in deps}
+        proj = tomllib.load(fh)["project"]
+    out: dict = {}
+    groups = [("required", proj.get("dependencies", []))] + [
+        (f"[{k}]", v) for k, v in proj.get("optional-dependencies", {}).items()]
+    for where, deps in groups:
+        for d in deps:
+            out.setdefault(re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0].strip().lower(), where)
+    return out
 
 
 def choices_section(tables_dir: str = "tables", reach: dict | None = None, f64: dict | None = None) -> str:
-    """Markdown: dependencies (reason, where imported, version) and design decisions."""
+    """Markdown for docs/report.md: dependencies (reason, where imported, version) and the numbers
+    behind the design decisions."""
+    return dependencies_markdown() + "\n\n" + choices_numbers(tables_dir, reach, f64)
+
+
+def choices_readme(tables_dir: str = "tables", reach: dict | None = None, f64: dict | None = None) -> str:
+    """The README's shorter block: the numbers behind the choices and a link to the dependency
+    table of docs/report.md (the README stays under 300 lines)."""
+    return (choices_numbers(tables_dir, reach, f64) + "\n\nEvery dependency, with its reason, where "
+            "it is declared and where it is imported: [docs/report.md](docs/report.md#choices).")
+
+
+def dependencies_markdown() -> str:
+    """Markdown table: each dependency, its version, where pyproject.toml declares it, why, and
+    which modules import it."""
     root = _ROOT
     lib, tst = _imports(root, "aqpgen"), _imports(root, "tests")
     declared = _declared_deps(root)
@@ -93,13 +120,18 @@ def choices_section(tables_dir: str = "tables", reach: dict | None = None, f64: 
         where = [f"`{f[:-3].replace(os.sep, '.')}`" for f in lib.get(mod, [])]
         nt = len(tst.get(mod, []))
         used = (", ".join(where) or "—") + (f"; {nt} test file{'s' if nt != 1 else ''}" if nt else "")
-        decl = "" if dist.lower() in declared else " (not declared in pyproject.toml: installed as a dependency of another package)"
-        rows.append([f"{dist} {ver}", why + decl, used])
-    deps = ("**Dependencies** (imports found by parsing `aqpgen/` and `tests/`; versions installed "
-            "in the build environment):\n\n" + md_table(["package", "why", "imported in"], rows, "---|---|---|"))
+        decl = declared.get(dist.lower(), "not declared in pyproject.toml")
+        rows.append([f"{dist} {ver}", decl, why, used])
+    return ("**Dependencies** (imports found by parsing `aqpgen/` and `tests/`; versions installed "
+            "in the build environment; declared in pyproject.toml as required or in an extra):\n\n"
+            + md_table(["package", "declared", "why", "imported in"], rows, "---|---|---|---|"))
+
+
+def choices_numbers(tables_dir: str = "tables", reach: dict | None = None, f64: dict | None = None) -> str:
+    """Markdown bullets: the numbers behind the design choices, computed from the shipped tables."""
     facts = [f for f in (_f64_stat(f64), _cert_stat(tables_dir), _reach_stat(reach),
                          _uptodate_stat(tables_dir)) if f]
-    return deps + "\n\n**Numbers behind the choices** (computed from the shipped tables):\n\n" + "\n".join(
+    return "**Numbers behind the choices** (computed from the shipped tables):\n\n" + "\n".join(
         f"* {f}" for f in facts)
 
 

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from aqpgen.game import simulate as sm
+from aqpgen.game.dynamics import exact_sweep
+from aqpgen.game.estimators import available_estimators
+from aqpgen.game.sampled import sampled_sweep
 
 __all__ = ["frontier_figure", "plot_fixed_point_tv", "plot_learning_curves", "pyplot", "save_png", "simulation_figures"]
 
@@ -69,7 +71,7 @@ def plot_fixed_point_tv(sweeps: Mapping[str, Mapping[str, Mapping]], path) -> Pa
     Parameters
     ----------
     sweeps : {scenario: {estimator: {"K": [...], "tv": [...], "slope": s}}}
-        E.g. ``{"zipf": aqpgen.simulate.exact_sweep("zipf", names, Ks)}``.
+        E.g. ``{"zipf": aqpgen.game.dynamics.exact_sweep("zipf", names, Ks)}``.
     path : output PNG path.
 
     Zero TVs (the oracle) cannot be drawn on a log axis and are skipped.
@@ -105,7 +107,7 @@ def plot_learning_curves(curves: Mapping[int, Mapping[str, object]], path, *,
 
     Parameters
     ----------
-    curves : {K: {estimator: aqpgen.simulate.SampledResult}}
+    curves : {K: {estimator: aqpgen.game.sampled.SampledResult}}
     path : output PNG path.
     title : figure title (e.g. the scenario).
 
@@ -148,12 +150,12 @@ def simulation_figures(outdir, *, estimators: Sequence[str] | None = None,
     """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    names = list(estimators) if estimators is not None else sm.available_estimators()
-    exact = {sc: sm.exact_sweep(sc, names, Ks) for sc in scenarios}
+    names = list(estimators) if estimators is not None else available_estimators()
+    exact = {sc: exact_sweep(sc, names, Ks) for sc in scenarios}
     out: dict = {"fixed_point": plot_fixed_point_tv(exact, outdir / "sim-fixed-point-tv.png")}
     sampled = {}
     for sc in scenarios:
-        summary, results = sm.sampled_sweep(sc, names, sampled_Ks, range(seeds))
+        summary, results = sampled_sweep(sc, names, sampled_Ks, range(seeds))
         sampled[sc] = summary
         curves = {k: {n: res[k] for n, res in results.items()} for k in sampled_Ks}
         out[f"curves_{sc}"] = plot_learning_curves(curves, outdir / f"sim-curves-{sc}.png",

@@ -48,8 +48,10 @@ __all__ = [
 
 #: Fragment order (file names in docs/readme/ without ".md").  Unlisted fragments follow,
 #: alphabetically.  which: the table choice (``aqpgen recommend``); trainers: the trainer
-#: integrations; results: the headline numbers and the experiment; alpha: the p^a targets.
-README_ORDER = ("intro", "install", "usage", "which", "trainers", "cli", "results", "alpha", "choices")
+#: integrations (verl: its own recipe); build: building your own table (the spec keys); results: the headline numbers
+#: and the experiment; alpha: the p^a targets.
+README_ORDER = ("intro", "install", "usage", "which", "trainers", "verl", "cli", "build", "results",
+                "alpha", "choices")
 FRAGMENTS_DIR = os.path.join("docs", "readme")
 HEADER = ("<!-- README.md is assembled by `make report` (or `aqpgen report --readme-only`) from "
           "docs/readme/*.md in the order of aqpgen/report/readme.py README_ORDER: edit those "

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from aqpgen.audit.files import RATE_RANGE
 from aqpgen.generators import aqp, compare, minimax, peers
 from aqpgen.numerics import metrics
 from aqpgen.recommend import noise_weight, recommend
@@ -41,6 +42,7 @@ from aqpgen.report.markdown import (
     table_path,
 )
 from aqpgen.store import tablefile
+from aqpgen.store.manifest import MANIFEST_NAME, load_manifest
 
 __all__ = [
     "COMPARE_KS",
@@ -78,7 +80,7 @@ VRATIO_KS = (8, 64, 128, 256, 512, 1024)
 
 def tables_section(tables_dir: str = "tables") -> str:
     """Markdown: every file of ``tables_dir/MANIFEST.json`` with its header and row counts."""
-    man = tablefile.load_manifest(os.path.join(tables_dir, tablefile.MANIFEST_NAME))
+    man = load_manifest(os.path.join(tables_dir, MANIFEST_NAME))
     rows = []
     for fname in sorted(man["files"]):
         ent = man["files"][fname]
@@ -101,12 +103,15 @@ from aqpgen.runtime import load_table, answers_to_counts
 
 t = load_table("{name}")
 answers = ["42", "42", "17", "42", "9", "17", "42", "42"]   # one group, K = 8"""
-_USAGE_EXPR = ("answers_to_counts(answers)", "t.lookup(answers_to_counts(answers), 8)",
-               "np.log(answers_to_counts(answers) / 8)   # plug-in, for comparison")
+#: (statement, what it computes; the value is shown in a comment below it)
+_USAGE_LINES = (("counts = answers_to_counts(answers)", "n_i"),
+                ("rewards = t.lookup(counts, 8)", "c_8[n_i]"),
+                ("plugin = np.log(counts / 8)", "log(n_i / 8), the plug-in, for comparison"))
 
 
 def usage_section(tables_dir: str = "tables") -> str:
-    """Markdown: the runtime example, run now (its output is real and deterministic).
+    """Markdown: the runtime example, run now (its output is real and deterministic); the block
+    pastes and runs as written (each value in a comment under its statement).
 
     Timings are not part of the README: the lookup overhead is measured by ``make bench``
     (``bench/bench_lookup.py``)."""
@@ -117,23 +122,25 @@ def usage_section(tables_dir: str = "tables") -> str:
     setup = _USAGE_SETUP.format(name=name)
     ns: dict = {}
     exec(setup.replace(f'load_table("{name}")', f'load_table({table_path(tables_dir, name)!r})'), ns)  # noqa: S102 - our own fixed snippet
-    with np.printoptions(precision=6, suppress=False, floatmode="maxprec"):
-        shown = [f">>> {e}\n{eval(e.split('#')[0], ns)!r}" for e in _USAGE_EXPR]
-    code = setup.replace("\n\n", "\n") + "\n" + "\n".join(shown)
+    lines = [setup]
+    with np.printoptions(precision=3, suppress=False, floatmode="maxprec", linewidth=200):
+        for stmt, what in _USAGE_LINES:
+            exec(stmt, ns)  # noqa: S102 - our own fixed snippet
+            lines += [f"{stmt:<38}# {what}:", f"# {ns[stmt.split(' =')[0]]}"]
     note = ("" if name == "kl-aqp-rho1" else
             f"\n\n*(kl-aqp-rho1 is not built in `{tables_dir}/`; the example uses `{name}`.)*")
-    return (f"Output computed when this README was generated (`{name}` at K = 8; the reward of "
-            "completion i is c_K[n_i]):\n\n```python\n" + code + "\n```" + note + "\n\n"
+    return (f"Values computed when this README was generated (`{name}` at K = 8; the reward of "
+            "completion i is c_K[n_i]):\n\n```python\n" + "\n".join(lines) + "\n```" + note + "\n\n"
             "The lookup is one gather; its overhead against `np.log(counts / K)` is measured by "
             "`make bench` (`bench/bench_lookup.py`), not recorded here.")
 
 
 def rate_data(tables_dir: str = "tables") -> dict:
-    """Rate audit of the shipped minimax table over K in [16, 1024] and the per-K metrics."""
+    """Rate audit of the shipped minimax table over K in ``RATE_RANGE`` and the per-K metrics."""
     t = read_named(tables_dir, "kl-minimax")
-    ks = [K for K in ok_Ks(t) if K <= 1024]
+    ks = [K for K in ok_Ks(t) if K <= RATE_RANGE[1]]
     m = {K: t.metrics(K) for K in ks}
-    ra = minimax.rate_audit(ks, [m[K]["E_star"] for K in ks], Kmin=16,
+    ra = minimax.rate_audit(ks, [m[K]["E_star"] for K in ks], Kmin=RATE_RANGE[0],
                             spread=[m[K].get("spread", 0.0) for K in ks])
     big = [K for K in ks if K >= 128]
     if len(big) < 2:  # few rows (tests, partial tables): the upper half
@@ -235,7 +242,7 @@ def reach_markdown(reach: dict) -> str:
 
 
 def compare_markdown(Ks: Sequence[int]) -> str:
-    """``aqpgen.compare.to_markdown(compare(Ks))`` -- what ``aqpgen compare --markdown`` prints."""
+    """``aqpgen.generators.compare.to_markdown(compare(Ks))`` -- what ``aqpgen compare --markdown`` prints."""
     return compare.to_markdown(compare.compare(list(Ks))).strip("\n")
 
 

@@ -15,7 +15,10 @@ import dataclasses
 import math
 import os
 
-from aqpgen.game import simulate
+from aqpgen.game.dynamics import run_exact
+from aqpgen.game.estimators import get_estimator
+from aqpgen.game.sampled import run_sampled
+from aqpgen.game.scenarios import tv_slope
 from aqpgen.report import figures as simfig
 from aqpgen.report.markdown import K_span, fmt, md_table
 from aqpgen.report.sections import PRESET_TABLES
@@ -46,7 +49,7 @@ def simulation_data(quick: bool = False) -> dict:
     Ks = SIM_KS_QUICK if quick else SIM_KS
     sKs = (8,) if quick else SAMPLED_KS
     seeds = tuple(range(3 if quick else SAMPLED_SEEDS))
-    ests = {n: simulate.get_estimator(n) for n in SIM_ESTIMATORS}
+    ests = {n: get_estimator(n) for n in SIM_ESTIMATORS}
     exact: dict = {}
     for sc in ("zipf", "head"):
         exact[sc] = {}
@@ -56,9 +59,9 @@ def simulation_data(quick: bool = False) -> dict:
                 if not _has_K(ests[n], K):
                     tv.append(math.nan)
                     continue
-                tv.append(float(simulate.run_exact(sc, ests[n], K).tv))
+                tv.append(float(run_exact(sc, ests[n], K).tv))
             fin = [(k, v) for k, v in zip(Ks, tv) if math.isfinite(v)]
-            slope, used = (simulate.loglog_slope([k for k, _ in fin], [v for _, v in fin], 16)
+            slope, used = (tv_slope([k for k, _ in fin], [v for _, v in fin], 16)
                            if len(fin) >= 2 else (math.nan, []))
             exact[sc][n] = {"K": list(Ks), "tv": tv, "slope": slope, "slope_K": list(used)}
     sampled: dict = {}
@@ -72,7 +75,7 @@ def simulation_data(quick: bool = False) -> dict:
                     mean.append(math.nan)
                     std.append(math.nan)
                     continue
-                r = simulate.run_sampled(sc, ests[n], K, seeds)
+                r = run_sampled(sc, ests[n], K, seeds)
                 curves[sc][K][n] = r
                 mean.append(r.final_mean)
                 std.append(r.final_std)

@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 
 from aqpgen.experiments.plan import read_results
 from aqpgen.game import study
-from aqpgen.report import alpha, choices, experiments, readme, sections, shape, simulation
+from aqpgen.report import (
+    alpha,
+    choices,
+    experiments,
+    readme,
+    sections,
+    shape,
+    simulation,
+)
 from aqpgen.report import audit_figures as F
 from aqpgen.store.atomic import write_text_atomic
 from aqpgen.targets import parse_target
@@ -76,9 +84,7 @@ def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False,
     figdir = os.path.join(os.path.dirname(os.path.abspath(out)), "figures")
     rdir = os.path.dirname(os.path.abspath(readme_path)) if readme_path else os.getcwd()
     odir = os.path.dirname(os.path.abspath(out))
-    figures: list = []
-    failures: list = []
-    sec: dict = {}
+    figures, failures, sec = [], [], {}
 
     attempt = attempt_into(failures)
 
@@ -135,7 +141,8 @@ def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False,
         sec["sim_figs"] = "\n\n".join(link(n[:-4], n, odir) for n in names)
     _alpha_sections(sec, attempt, figures, tables_dir=tables_dir, quick=quick, K=K, figdir=figdir,
                     odir=odir, game_json=game_json or GAME_JSON)
-    sec["choices"] = attempt("choices", lambda: choices.choices_section(tables_dir, reach, rd))
+    sec["choices_full"] = attempt("choices", lambda: choices.choices_section(tables_dir, reach, rd))
+    sec["choices"] = attempt("choices (README)", lambda: choices.choices_readme(tables_dir, reach, rd))
     _shape_sections(sec, attempt, figures, tables_dir=tables_dir, quick=quick, figdir=figdir, odir=odir)
     if failures:
         raise ReportError(failures)
@@ -150,7 +157,7 @@ def _fig_link(figdir, label, name, base) -> str:
 def _alpha_sections(sec, attempt, figures, *, tables_dir, quick, K, figdir, odir, game_json) -> None:
     """The power targets' report sections, ``sec["alpha_report"]``; every failure is recorded by
     ``attempt``."""
-    game = attempt(f"alpha-game results ({game_json})", lambda: alpha.game_alpha(game_json))
+    game = attempt(f"alpha-game results ({game_json})", lambda: alpha.alpha_game_results(game_json))
     rep = []
     for tg in alpha.POWER_TARGETS:
         fig = os.path.join(figdir, alpha.figure_name(tg, K))
@@ -246,7 +253,7 @@ def write_report(out: str = "docs/report.md", *, tables_dir: str = "tables", qui
     ]
     if "cli" in sec:
         parts += ["## Command line", sec["cli"]]
-    parts += ["## Choices", sec["choices"]]
+    parts += ["## Choices", sec["choices_full"]]
     text = "\n\n".join(p for p in parts if p) + "\n"
     write_text_atomic(out, text)
     return ReportResult(tuple(figures), sec, text)

@@ -30,9 +30,7 @@ precision within its certificate) and then does one gather from a contiguous row
 table; the row is padded at index 0 so that the count is the index (no ``counts - 1``
 temporary).  The per-K checks are done once and cached, so a repeated numpy call costs one dict
 look-up and the checked gather of :mod:`aqpgen.runtime.gather`: fancy indexing and a Python
-``min`` for one group; for larger arrays a compiled loop that checks each count as it gathers
-(on two threads from 2**18 counts), or numpy's ``take`` and one ``min`` where the optional
-extension was not built.  Nothing ever returns NaN silently on the checked paths.  ``make bench``
+``min`` for one group; for larger arrays numpy's ``take`` and one ``min``.  Nothing ever returns NaN silently on the checked paths.  ``make bench``
 (``bench/bench_lookup.py``) measures the cost against ``np.log(counts / K)`` on the same array.
 
 * numpy: always checked.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aqpgen.errors import TableFormatError
 from aqpgen.runtime.gather import gather
 from aqpgen.runtime.precision import (
     PRECISION_SLACK,
@@ -22,10 +23,12 @@ from aqpgen.runtime.precision import (
     needs_hp,
     row_precision,
 )
+from aqpgen.store import locate
 from aqpgen.store.locate import find_table
+from aqpgen.store.manifest import manifest_mismatch
 from aqpgen.store.tablefile import read_table  # numpy + lazy h5py
 
-__all__ = ["Table", "answers_to_counts", "load_table"]
+__all__ = ["FAILED", "Table", "answers_to_counts", "check_failed", "is_failed", "load_table"]
 
 
 def load_table(path_or_name, *, check_hash: bool = True) -> Table:
@@ -35,24 +38,74 @@ def load_table(path_or_name, *, check_hash: bool = True) -> Table:
     ----------
     path_or_name : str or path-like
         A ``.h5`` file, or the name of a shipped table (``"power-m2"``), looked up in
-        ``$AQPGEN_TABLES`` (``os.pathsep``-separated directories) and then the repository's
-        ``tables/`` directory.
+        ``$AQPGEN_TABLES`` (``os.pathsep``-separated directories), the repository's ``tables/``
+        directory, then the tables installed with the package (``aqpgen.store.locate``).
     check_hash : bool
-        Recompute and compare the file's content hash (default True; a few milliseconds).
+        Recompute and compare the file's content hash (default True; a few milliseconds); for a
+        table installed with the package, also check that it is the file the installed
+        ``MANIFEST.json`` records (its sha256), so an edited file whose own content hash was
+        recomputed is refused too.
 
     Raises
     ------
     FileNotFoundError
         Neither a file nor a known table name (the message lists the available names).
     aqpgen.errors.TableFormatError
-        Wrong schema or schema version, malformed file, content hash mismatch.
+        Wrong schema or schema version, malformed file, content hash mismatch; an installed
+        table that differs from the installed manifest's record (the message names the file and
+        both hashes).
     """
     path = find_table(path_or_name)
+    if check_hash:
+        _check_installed(path)
     return Table(read_table(path, check_hash=check_hash), path=path)
 
 
+def _check_installed(path: Path) -> None:
+    """A table of the installed package data must be the file its ``MANIFEST.json`` records."""
+    pkg = locate.packaged_tables_dir()
+    if pkg is None or not os.path.samefile(path.parent, pkg):
+        return
+    why = manifest_mismatch(path)
+    if why is not None:
+        raise TableFormatError(f"{path}: not the table installed with aqpgen ({why}); the file was "
+                               "changed after installation: reinstall aqpgen")
+
+
 # ----------------------------------------------------------------------------- counts
-def answers_to_counts(answers: Iterable) -> np.ndarray:
+#: the policies for failed answers (``None`` or NaN: no answer was extracted)
+FAILED = ("unique", "pool", "exclude", "raise")
+
+
+def is_failed(answer) -> bool:
+    """True for a failed answer: ``None`` or a float NaN (Python float or numpy floating)."""
+    if answer is None:
+        return True
+    return isinstance(answer, (float, np.floating)) and bool(np.isnan(answer))
+
+
+def check_failed(failed) -> str:
+    """``failed`` itself, after checking it is one of :data:`FAILED` (else ValueError)."""
+    if failed not in FAILED:
+        raise ValueError(f"failed must be one of {FAILED}, received {failed!r}")
+    return failed
+
+
+class _Unique:
+    """A stand-in for one failed answer: equal only to itself."""
+
+    __slots__ = ()
+
+
+def _failed_positions(answers, items: list) -> list[int]:
+    if isinstance(answers, np.ndarray) and answers.dtype.kind == "f":
+        return np.flatnonzero(np.isnan(answers)).tolist()
+    if isinstance(answers, np.ndarray) and answers.dtype.kind not in "OV":
+        return []  # str / bytes / datetime arrays hold no None and no NaN
+    return [i for i, a in enumerate(items) if is_failed(a)]
+
+
+def answers_to_counts(answers: Iterable, *, failed: str = "unique") -> np.ndarray:
     """Self-inclusive counts of one group of K answers.
 
     ``counts[i]`` = number of ``j`` with ``answers[j] == answers[i]`` (so 1 <= counts[i] <= K),
@@ -61,25 +114,56 @@ def answers_to_counts(answers: Iterable) -> np.ndarray:
     answers (strip, lowercase, canonical numbers) before calling.  A numpy integer array is
     counted with ``np.unique``.
 
+    A **failed** answer is ``None`` or a float NaN (Python float, numpy floating, a NaN in a float
+    array): all of them are the same "no answer", on every input.  ``failed`` says how they count:
+    ``"unique"`` (default) each is its own answer (count 1); ``"pool"`` all failed answers of the
+    group are one answer (count = their number); ``"exclude"`` they are left out (count 0; the
+    others are counted among the K' = K - #failed answers left); ``"raise"`` ValueError.
+
     Returns
     -------
     numpy.ndarray of int64, shape (K,)
+
+    Raises
+    ------
+    TypeError
+        A single string, unhashable answers, or a numpy masked array (its mask would be ignored:
+        pass ``a.compressed()``, or use ``aqpgen.integrations.group_rewards(..., mask=)``).
+    ValueError
+        ``failed`` not one of :data:`FAILED`; a failed answer with ``failed="raise"``; a
+        numpy array that is not 1-d.
     """
+    check_failed(failed)
+    if isinstance(answers, np.ma.MaskedArray):
+        raise TypeError("answers is a numpy masked array: its mask would be ignored.  Pass the "
+                        "unmasked answers (answers.compressed()), or use aqpgen.integrations."
+                        "group_rewards, which leaves masked slots out of the group")
+    if isinstance(answers, np.ndarray) and answers.ndim != 1:
+        raise ValueError(f"answers must be one group (1-d), received shape {answers.shape}")
     if isinstance(answers, np.ndarray) and answers.dtype.kind in "iub":
-        if answers.ndim != 1:
-            raise ValueError(f"answers must be one group (1-d), received shape {answers.shape}")
         _, inv, cnt = np.unique(answers, return_inverse=True, return_counts=True)
         return cnt[inv.reshape(-1)].astype(np.int64)
     if isinstance(answers, (str, bytes)):
         raise TypeError("answers must be a sequence of K answers, received a single string")
     items = answers.tolist() if isinstance(answers, np.ndarray) else list(answers)
+    bad = _failed_positions(answers, items)
+    if bad:
+        if failed == "raise":
+            raise ValueError(f"answers[{bad[0]}] = {items[bad[0]]!r} is a failed answer (no answer "
+                             f"extracted) and failed='raise'")
+        pooled = _Unique()
+        for i in bad:
+            items[i] = _Unique() if failed == "unique" else pooled
     freq: dict = {}
     try:
         for a in items:
             freq[a] = freq.get(a, 0) + 1
     except TypeError as exc:
         raise TypeError(f"answers must be hashable (str, int, tuple, ...): {exc}") from None
-    return np.fromiter((freq[a] for a in items), dtype=np.int64, count=len(items))
+    counts = np.fromiter((freq[a] for a in items), dtype=np.int64, count=len(items))
+    if bad and failed == "exclude":
+        counts[bad] = 0
+    return counts
 
 
 # ----------------------------------------------------------------------------- the table
@@ -151,7 +235,7 @@ class Table:
 
     @classmethod
     def from_data(cls, data) -> Table:
-        """A Table from an in-memory ``aqpgen.tablefile.TableData``."""
+        """A Table from an in-memory ``aqpgen.store.tablefile.TableData``."""
         return cls(data)
 
     def __repr__(self) -> str:
@@ -283,6 +367,9 @@ class Table:
                 out = gather(row, counts)
                 if out is not None:
                     return out
+        if isinstance(counts, np.ma.MaskedArray):
+            raise TypeError("counts is a numpy masked array: its mask would be ignored.  Look up "
+                            "the unmasked counts (counts.compressed()) instead")
         K, i = self._row_index(K)
         torch = sys.modules.get("torch")
         if torch is not None and isinstance(counts, torch.Tensor):
@@ -411,10 +498,22 @@ class Table:
         return dense[i, counts]
 
     # ------------------------------------------------------------------ groups
-    def rewards(self, answers, **kw):
-        """Rewards of one group of K answers: ``lookup(answers_to_counts(answers), K=len(answers))``.
+    def rewards(self, answers, *, failed: str = "unique", **kw):
+        """Rewards of one group of answers: ``lookup(answers_to_counts(answers, failed=failed), K)``.
 
-        Keyword arguments are passed to :meth:`lookup`.  Returns numpy float64, shape (K,).
+        K is the group's own size: ``len(answers)``, or with ``failed="exclude"`` the number K'
+        of answers that did not fail (failed answers, ``None`` or NaN, then get a NaN reward;
+        K' = 0 gives all NaN).  ``failed`` is as for :func:`answers_to_counts` (default
+        ``"unique"``: each failed answer its own answer).  Other keyword arguments go to
+        :meth:`lookup`.  Returns numpy float64, shape (len(answers),).
         """
-        counts = answers_to_counts(answers)
-        return self.lookup(counts, len(counts), **kw)
+        counts = answers_to_counts(answers, failed=failed)
+        kept = counts > 0
+        if kept.all():
+            return self.lookup(counts, len(counts), **kw)
+        if not kept.any():
+            return np.full(len(counts), np.nan, dtype=np.dtype(kw.get("dtype") or np.float64))
+        r = self.lookup(counts[kept], int(kept.sum()), **kw)
+        out = np.full(len(counts), np.nan, dtype=r.dtype)
+        out[kept] = r
+        return out

@@ -10,26 +10,38 @@ write_bytes_atomic(path, data) -- write bytes atomically.
 TMP_MARK                       -- ``".tmp-"``: temporary files are named ``<name>.tmp-<random>``.
 stale_temp_files(directory, suffixes) -- temporary files left in ``directory`` by a killed writer.
 remove_stale_temp_files(directory, suffixes) -- remove them; returns the removed paths.
+check_writable(path, what=..., directory=False) -- raise NotWritableError (one line naming
+                                  ``path`` and the reason) unless a file can be created there;
+                                  for a command to call before it does any work.
+NotWritableError               -- ``OSError`` + ``AqpgenError``: an output cannot be written.
 
 A reader never sees a half-written file: it sees the old file or the new one.  A process killed
 by SIGKILL inside ``atomic_path`` cannot clean up; the temporary file it leaves is named
 ``<name>.tmp-<random>`` and is removed by the next ``aqpgen build`` of that directory (which holds
 the directory's build lock, so it never removes another live build's file).
 
-Standard library only.
+Where a write fails for lack of space, the error is the ``OSError`` of the write (ENOSPC) and the
+temporary file is removed: a full disk leaves the target as it was.
+
+Standard library only (and ``aqpgen.errors``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from aqpgen.errors import AqpgenError
+
 __all__ = [
     "TMP_MARK",
+    "NotWritableError",
     "atomic_path",
+    "check_writable",
     "remove_stale_temp_files",
     "stale_temp_files",
     "write_bytes_atomic",
@@ -123,3 +135,66 @@ def remove_stale_temp_files(directory: str | os.PathLike,
             f.unlink()
             removed.append(f)
     return removed
+
+
+class NotWritableError(AqpgenError, OSError):
+    """An output path cannot be written (read-only file system, no permission, not a directory,
+    no space for a new file); the message is one line naming the path and the reason."""
+
+
+def _probe_directory(d: str) -> None:
+    """Create (and remove) a file in the existing directory ``d``; OSError if that fails.
+
+    An unnamed ``O_TMPFILE`` file where the system has it (nothing can be left behind), else a
+    named temporary file removed at once."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if flag:
+        try:
+            os.close(os.open(d, flag | os.O_WRONLY, 0o600))
+            return
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOTSUP):
+                raise
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".write-check.json" + TMP_MARK)
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def check_writable(path: str | os.PathLike, what: str = "output", *, directory: bool = False) -> None:
+    """Check, before any work, that a file can be written at ``path`` (``directory=True``: that
+    files can be created in the directory ``path``).
+
+    Missing directories count as writable when their nearest existing ancestor is (the writers
+    create them).  The check creates no file that stays (an unnamed or at once removed probe
+    file).  It cannot know whether the data will fit: a disk that fills up later still fails
+    the write itself, with the target left as it was (:func:`atomic_path`).
+
+    Parameters
+    ----------
+    path : path-like
+        The file to be written, or the directory (``directory=True``).
+    what : str
+        How the message names the path (e.g. ``"--out"``, ``"--json"``).
+
+    Raises
+    ------
+    NotWritableError
+        One line: ``cannot write <what> <path>: <reason>``.
+    """
+    p = os.path.abspath(os.fspath(path))
+    target_dir = p if directory else os.path.dirname(p)
+    try:
+        if not directory and os.path.isdir(p):
+            raise OSError(errno.EISDIR, "it is a directory")
+        d = target_dir
+        while not os.path.exists(d):  # the writers create missing directories
+            d = os.path.dirname(d)
+        if not os.path.isdir(d):
+            raise OSError(errno.ENOTDIR, f"{d} is not a directory")
+        _probe_directory(d)
+        if not directory and os.path.exists(p) and not os.access(p, os.W_OK):
+            raise OSError(errno.EACCES, "the file is read-only")
+    except OSError as e:
+        err = NotWritableError(f"cannot write {what} {os.fspath(path)}: {e.strerror or e}")
+        err.errno = e.errno
+        raise err from None

@@ -90,7 +90,7 @@ class TableData:
     rows : dict[int, Row]
         Per-K rows (a ``Row`` or any 5-tuple ``(values, values_hp, metrics, status, solver)``).
     inputs_hash : str
-        sha256 of the build inputs (see ``aqpgen.build.inputs_hash``); ``""`` if unknown.
+        sha256 of the build inputs (see ``aqpgen.build.build.inputs_hash``); ``""`` if unknown.
     content_hash : str or None
         Content hash; None before the table is written (``write_table`` computes it).
     """

@@ -14,7 +14,9 @@ packaged_tables_dir()      -- the installed package data holding the runtime cop
 Search order for a name: ``$AQPGEN_TABLES`` entries, then the source checkout's ``tables/`` (only
 when aqpgen runs from a checkout: the directory above the package holds ``pyproject.toml`` and
 ``tables/tables.toml``), then the installed package data ``aqpgen.store.shipped`` (read through
-``importlib.resources``; the wheel's runtime copies, see ``aqpgen.store.wheeldata``).  A name is
+``importlib.resources``; the wheel's runtime copies, see ``aqpgen.store.wheeldata``).  An
+``$AQPGEN_TABLES`` entry that is not a directory is skipped with a :class:`TablesPathWarning`
+naming it, once per process and entry.  A name is
 never looked up in ``site-packages/tables`` (that is PyTables' package).
 Every part of aqpgen (runtime, CLI, builder, report, simulator) locates tables through here.
 """
@@ -22,11 +24,13 @@ Every part of aqpgen (runtime, CLI, builder, report, simulator) locates tables t
 from __future__ import annotations
 
 import os
+import warnings
 from importlib import resources
 from pathlib import Path
 
 __all__ = [
     "TABLES_ENV",
+    "TablesPathWarning",
     "available_tables",
     "find_table",
     "packaged_tables_dir",
@@ -36,6 +40,29 @@ __all__ = [
 
 #: The environment variable holding extra table directories (``os.pathsep``-separated).
 TABLES_ENV = "AQPGEN_TABLES"
+
+
+#: The ``$AQPGEN_TABLES`` entries already reported as missing (each is reported once per process).
+_REPORTED: set[str] = set()
+
+
+class TablesPathWarning(UserWarning):
+    """An ``$AQPGEN_TABLES`` entry is not a directory (it is skipped)."""
+
+
+def _env_dirs() -> list[Path]:
+    """The ``$AQPGEN_TABLES`` entries, each that is not a directory reported once per process."""
+    dirs = []
+    for d in os.environ.get(TABLES_ENV, "").split(os.pathsep):
+        if not d:
+            continue
+        if not os.path.isdir(d) and d not in _REPORTED:
+            _REPORTED.add(d)
+            what = "is not a directory" if os.path.exists(d) else "does not exist"
+            warnings.warn(f"${TABLES_ENV} entry {d!r} {what}; no tables are looked up there",
+                          TablesPathWarning, stacklevel=3)
+        dirs.append(Path(d))
+    return dirs
 
 
 #: The package whose data files are the wheel's runtime copies (``aqpgen.store.wheeldata``).
@@ -68,7 +95,7 @@ def packaged_tables_dir() -> Path | None:
 def search_path() -> list[Path]:
     """Directories searched for a table given by name, in order: ``$AQPGEN_TABLES`` entries, the
     source checkout's ``tables/`` (when running from a checkout), the installed package data."""
-    dirs = [Path(d) for d in os.environ.get(TABLES_ENV, "").split(os.pathsep) if d]
+    dirs = _env_dirs()
     for d in (source_tables_dir(), packaged_tables_dir()):
         if d is not None:
             dirs.append(d)

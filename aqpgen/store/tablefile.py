@@ -1,16 +1,16 @@
-"""The table file format (HDF5, schema ``aqpgen.table`` version 1), hashing and the manifest.
+"""The table file format (HDF5, schema ``aqpgen.table`` version 1) and its hashing.
 
 Public names
 ------------
 SCHEMA, SCHEMA_VERSION, Row, TableData, make_table -- re-exported from ``aqpgen.store.content``.
-write_table(path, table)    -- write deterministically to a temp file, then ``os.replace``.
+write_table(path, table)    -- build the file image in memory, write it atomically (temp file, rename).
 read_table(path)            -- read and check schema, structure and content hash.
+check_schema(attrs)         -- (schema, version) of a file's root attributes, or TableFormatError.
 content_hash(table)         -- sha256 (hex) of the canonical serialisation of a table.
 canonical_json(obj)         -- the canonical JSON used for params, provenance, solver, hashes.
 file_sha256(path)           -- sha256 (hex) of a file's bytes.
-update_manifest(tables_dir) -- (re)write ``tables_dir/MANIFEST.json`` atomically.
-check_manifest(path)        -- check a table file (or a whole directory) against its manifest.
-read_attrs, load_manifest, manifest_entry, row_digest, row_digests -- see their docstrings.
+read_attrs(path)            -- the root attributes (hash not checked).
+The manifest (``MANIFEST.json``: every table's sha256 and row digests) is ``aqpgen.store.manifest``.
 
 The in-memory records and the canonical serialisation live in ``aqpgen.store.content`` (re-exported
 here: ``Row``, ``TableData``, ``make_table``, ``canonical_json``, ``content_hash``,
@@ -55,7 +55,6 @@ The runtime copies shipped in the wheel (``values_hp`` dropped) are described in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import replace
@@ -63,8 +62,7 @@ from dataclasses import replace
 import numpy as np
 
 from aqpgen.errors import TableFormatError
-from aqpgen.records import Check
-from aqpgen.store.atomic import atomic_path, write_text_atomic
+from aqpgen.store.atomic import write_bytes_atomic
 from aqpgen.store.content import (
     SCHEMA,
     SCHEMA_VERSION,
@@ -82,29 +80,19 @@ from aqpgen.store.content import (
 )
 
 __all__ = [
-    "MANIFEST_NAME",
     "SCHEMA",
     "SCHEMA_VERSION",
     "Row",
     "TableData",
     "canonical_json",
-    "check_manifest",
+    "check_schema",
     "content_hash",
     "file_sha256",
-    "load_manifest",
     "make_table",
-    "manifest_entry",
     "read_attrs",
     "read_table",
-    "row_digest",
-    "row_digests",
-    "update_manifest",
     "write_table",
 ]
-
-MANIFEST_NAME = "MANIFEST.json"
-MANIFEST_SCHEMA = "aqpgen.manifest"
-MANIFEST_VERSION = 1
 
 #: h5py ``libver`` bounds used for every file (pins the on-disk object formats).
 LIBVER = ("earliest", "v110")
@@ -147,11 +135,10 @@ def write_table(path: str | os.PathLike, table: TableData | None = None, **parts
 
     Notes
     -----
-    The file is written to a temporary file in the same directory and moved into place with
-    ``os.replace``; on any exception the temporary file is removed and ``path`` is untouched.
+    The file's bytes are built in memory, then written to a temporary file in the same
+    directory and moved into place with ``os.replace``; on any exception (a full disk: the
+    ``OSError`` of the write) the temporary file is removed and ``path`` is untouched.
     """
-    import h5py
-
     if table is None:
         table = TableData(**parts)
     elif parts:
@@ -161,7 +148,20 @@ def write_table(path: str | os.PathLike, table: TableData | None = None, **parts
     raw = to_raw(table)
     sections = section_hashes(raw)
     chash = combine_sections(sections)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w", libver=LIBVER, track_order=False) as f:
+    write_bytes_atomic(path, _file_image(raw, sections, chash))
+    return replace(table, content_hash=chash)
+
+
+def _file_image(raw: RawTable, sections: dict, chash: str) -> bytes:
+    """The bytes of the HDF5 file of ``raw``, built in memory (HDF5's core driver, no backing
+    file): the disk is touched only by the atomic write of these bytes, so a full disk is an
+    ordinary ``OSError`` of that write.  The image is the byte-for-byte file HDF5 writes to disk
+    for the same calls (tests/test_tablefile.py compares it with a committed table)."""
+    import h5py
+
+    f = h5py.File(f"aqpgen-image-{id(raw)}", "w", driver="core", backing_store=False, libver=LIBVER,
+                  track_order=False)
+    try:
         a = f.attrs
         for key in ("schema",):
             a.create(key, _str_attr(h5py, raw.attrs[key]))
@@ -186,7 +186,10 @@ def write_table(path: str | os.PathLike, table: TableData | None = None, **parts
             f.create_dataset("metrics", data=np.zeros((len(raw.K), 0), dtype="<f8"), **kw)
         f.create_dataset("status", data=_fixed_ascii(raw.status), **kw)
         f.create_dataset("solver", data=_fixed_ascii(raw.solver), **kw)
-    return replace(table, content_hash=chash)
+        f.flush()
+        return f.id.get_file_image()
+    finally:
+        f.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,23 +255,48 @@ def read_table(path: str | os.PathLike, *, check_hash: bool = True) -> TableData
         raise TableFormatError(f"{path}: unreadable table file ({type(e).__name__}: {e})") from None
 
 
-def _read_open(f, path: str, check_hash: bool) -> TableData:
-    a = f.attrs
-    if "schema" not in a:
-        raise TableFormatError(f"{path}: HDF5 file has no 'schema' attribute; not an aqpgen table")
-    schema = _as_str(a["schema"])
+def check_schema(attrs) -> tuple[str, int]:
+    """``(schema, schema_version)`` of a table file's root attributes (a mapping such as h5py's
+    ``File.attrs``) when this aqpgen reads that format, else TableFormatError saying why: no
+    ``schema`` attribute or another schema name; ``schema_version`` missing, not an integer, below
+    1, or above ``SCHEMA_VERSION`` (written by a newer aqpgen).  The one schema check:
+    ``read_table`` and the audit both use it."""
+    if "schema" not in attrs:
+        raise TableFormatError("HDF5 file has no 'schema' attribute; not an aqpgen table")
+    schema = _as_str(attrs["schema"])
     if schema != SCHEMA:
-        raise TableFormatError(f"{path}: schema is {schema!r}, expected {SCHEMA!r}; not an aqpgen table")
-    if "schema_version" not in a:
-        raise TableFormatError(f"{path}: missing attribute 'schema_version'")
-    version = int(np.asarray(a["schema_version"]).reshape(()))
+        raise TableFormatError(f"schema is {schema!r}, expected {SCHEMA!r}; not an aqpgen table")
+    if "schema_version" not in attrs:
+        raise TableFormatError("missing attribute 'schema_version'")
+    raw = np.asarray(attrs["schema_version"])
+    if raw.shape not in ((), (1,)) or raw.dtype.kind not in "iu":
+        raise TableFormatError(f"schema_version {raw!r} is not an integer")
+    version = int(raw.reshape(()))
     if version > SCHEMA_VERSION:
         raise TableFormatError(
-            f"{path}: schema_version {version} was written by a newer aqpgen (this aqpgen "
+            f"schema_version {version} was written by a newer aqpgen (this aqpgen "
             f"supports up to {SCHEMA_VERSION}); upgrade aqpgen"
         )
     if version < 1:
-        raise TableFormatError(f"{path}: invalid schema_version {version}")
+        raise TableFormatError(f"invalid schema_version {version}")
+    return schema, version
+
+
+def _read_open(f, path: str, check_hash: bool) -> TableData:
+    attrs, stored_hash, stored_sections = _read_header(f, path)
+    raw = _read_datasets(f, path, attrs)
+    computed = _checked_hash(raw, stored_hash, stored_sections, path, check_hash)
+    return _table_of(raw, computed if check_hash else stored_hash)
+
+
+def _read_header(f, path: str) -> tuple[dict, str, dict | None]:
+    """The root attributes (schema checked, every required attribute and dataset present, no
+    group), the stored content hash and the stored per-section hashes (None if unreadable)."""
+    a = f.attrs
+    try:
+        schema, version = check_schema(a)
+    except TableFormatError as e:
+        raise TableFormatError(f"{path}: {e}") from None
     missing_attrs = [k for k in _STR_ATTRS + ("content_hash",) if k not in a]
     if missing_attrs:
         raise TableFormatError(f"{path}: missing attribute(s) {missing_attrs}")
@@ -278,18 +306,20 @@ def _read_open(f, path: str, check_hash: bool) -> TableData:
     for k in f:
         if not isinstance(f[k], _h5py_dataset_type()):
             raise TableFormatError(f"{path}: unexpected group {k!r} (the format is flat)")
-
     attrs = {"schema": schema, "schema_version": version}
     for k in _STR_ATTRS[1:]:
         attrs[k] = _as_str(a[k])
-    stored_hash = _as_str(a["content_hash"])
     stored_sections = None
     if "content_sections" in a:
         try:
             stored_sections = json.loads(_as_str(a["content_sections"]))
         except json.JSONDecodeError:
             stored_sections = None
+    return attrs, _as_str(a["content_hash"]), stored_sections
 
+
+def _read_datasets(f, path: str, attrs: dict) -> RawTable:
+    """The datasets as a RawTable, their shapes checked against each other."""
     Ks = np.asarray(f["K"][()], dtype="<i8").reshape(-1)
     offsets = np.asarray(f["offsets"][()], dtype="<i8").reshape(-1)
     values = np.asarray(f["values"][()], dtype="<f8").reshape(-1)
@@ -308,7 +338,17 @@ def _read_open(f, path: str, check_hash: bool) -> TableData:
         hp = _strings(f["values_hp"])
         if len(hp) != len(values):
             raise TableFormatError(f"{path}: 'values_hp' has {len(hp)} entries, 'values' has {len(values)}")
-    mds = f["metrics"]
+    names, metrics = _read_metrics(f["metrics"], nK, path)
+    status = _strings(f["status"])
+    solver = _strings(f["solver"])
+    for nm, lst in (("status", status), ("solver", solver)):
+        if len(lst) != nK:
+            raise TableFormatError(f"{path}: '{nm}' has {len(lst)} entries, expected {nK}")
+    return RawTable(attrs, Ks, offsets, values, hp, names, f8_canonical(metrics), status, solver)
+
+
+def _read_metrics(mds, nK: int, path: str) -> tuple[tuple, np.ndarray]:
+    """(field names, (nK, len(names)) float64 array) of the compound ``metrics`` dataset."""
     if mds.dtype.names:
         names = tuple(mds.dtype.names)
         rec = mds[()]
@@ -318,13 +358,12 @@ def _read_open(f, path: str, check_hash: bool) -> TableData:
         metrics = np.zeros((nK, 0))
     if metrics.shape != (nK, len(names)):
         raise TableFormatError(f"{path}: 'metrics' has shape {mds.shape}, expected ({nK},)")
-    status = _strings(f["status"])
-    solver = _strings(f["solver"])
-    for nm, lst in (("status", status), ("solver", solver)):
-        if len(lst) != nK:
-            raise TableFormatError(f"{path}: '{nm}' has {len(lst)} entries, expected {nK}")
+    return names, metrics
 
-    raw = RawTable(attrs, Ks, offsets, values, hp, names, f8_canonical(metrics), status, solver)
+
+def _checked_hash(raw: RawTable, stored_hash: str, stored_sections, path: str, check_hash: bool) -> str:
+    """The recomputed content hash; with ``check_hash``, TableFormatError when it differs from
+    the stored one (naming the differing sections when the file records them)."""
     sections = section_hashes(raw)
     computed = combine_sections(sections)
     if check_hash and computed != stored_hash:
@@ -337,9 +376,14 @@ def _read_open(f, path: str, check_hash: bool) -> TableData:
             f"{path}: content hash mismatch ({what}); stored {stored_hash[:16]}..., computed "
             f"{computed[:16]}...; the file was modified after it was written"
         )
+    return computed
 
+
+def _table_of(raw: RawTable, chash: str) -> TableData:
+    """The TableData of checked raw sections, with content hash ``chash``."""
     rows = {}
-    for i, K in enumerate(Ks.tolist()):
+    offsets, hp, metrics, names = raw.offsets, raw.values_hp, raw.metrics, raw.metric_names
+    for i, K in enumerate(raw.K.tolist()):
         lo, hi = int(offsets[i]), int(offsets[i + 1])
         row_hp = None
         if hp is not None:
@@ -347,12 +391,12 @@ def _read_open(f, path: str, check_hash: bool) -> TableData:
             if any(s != "" for s in chunk):
                 row_hp = tuple(chunk)
         m = {n: float(metrics[i, j]) for j, n in enumerate(names)}
-        rows[K] = Row(values[lo:hi].copy(), row_hp, m, status[i], json.loads(solver[i]))
+        rows[K] = Row(raw.values[lo:hi].copy(), row_hp, m, raw.status[i], json.loads(raw.solver[i]))
+    attrs = raw.attrs
     return TableData(
         name=attrs["name"], family=attrs["family"], target=attrs["target"], method=attrs["method"],
         params=json.loads(attrs["params"]), provenance=json.loads(attrs["provenance"]),
-        Ks=tuple(Ks.tolist()), rows=rows, inputs_hash=attrs["inputs_hash"], content_hash=computed
-        if check_hash else stored_hash,
+        Ks=tuple(raw.K.tolist()), rows=rows, inputs_hash=attrs["inputs_hash"], content_hash=chash,
     )
 
 
@@ -372,179 +416,3 @@ def read_attrs(path: str | os.PathLike) -> dict:
                     for k, v in f.attrs.items()}
     except OSError as e:
         raise TableFormatError(f"{path}: not a readable HDF5 table file: {e}") from None
-
-
-# --------------------------------------------------------------------------------------------
-# manifest
-# --------------------------------------------------------------------------------------------
-
-
-def row_digest(values, values_hp, status) -> str:
-    """sha256 (hex, first 32 digits) of one row's canonical bytes: the float64 values
-    (little-endian), the high-precision strings (newline-joined) and the status."""
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(np.asarray(values, dtype="<f8")).tobytes())
-    h.update(b"\x00")
-    if values_hp is not None:
-        h.update("\n".join(s.decode("ascii") if isinstance(s, bytes) else str(s)
-                            for s in values_hp).encode("ascii"))
-    h.update(b"\x00")
-    h.update(str(status).encode("utf-8"))
-    return h.hexdigest()[:32]
-
-
-def row_digests(table: TableData) -> dict:
-    """``{str(K): row_digest(...)}`` for every row (the manifest records them, so an audit can
-    name the K of a changed row even when the file's own hash was recomputed)."""
-    return {str(K): row_digest(r.values, r.values_hp, r.status) for K, r in table.rows.items()}
-
-
-def manifest_entry(path: str | os.PathLike) -> dict:
-    """``{"sha256", "content_hash", "size", "rows", "sections"}`` for one table file (hash
-    attribute read, not checked; ``rows`` maps each K to its `row_digest`, ``sections`` is the
-    file's per-section content hashes, so a changed file says *what* changed)."""
-    attrs = read_attrs(path)
-    try:
-        sections = json.loads(attrs.get("content_sections") or "{}")
-    except ValueError:
-        sections = {}
-    return {
-        "sha256": file_sha256(path),
-        "content_hash": attrs.get("content_hash", ""),
-        "size": os.path.getsize(path),
-        "rows": row_digests(read_table(path, check_hash=False)),
-        "sections": sections,
-    }
-
-
-def _what_changed(fp: str, want: dict) -> str:
-    """Which part of a file differs from its manifest entry: the values (by row digest, naming K)
-    or only metrics / solver records / attributes (by section hash)."""
-    try:
-        have = manifest_entry(fp)
-    except (TableFormatError, OSError, ValueError) as e:
-        return f"unreadable: {e}"
-    rows_w, rows_h = want.get("rows") or {}, have["rows"]
-    changed = sorted(int(k) for k in set(rows_w) | set(rows_h) if rows_w.get(k) != rows_h.get(k))
-    if changed:
-        ks = ", ".join(map(str, changed[:5])) + (", ..." if len(changed) > 5 else "")
-        return f"VALUES differ from the manifest at {len(changed)} K ({ks})"
-    sec_w = want.get("sections") or {}
-    secs = sorted(k for k in set(sec_w) | set(have["sections"]) if sec_w.get(k) != have["sections"].get(k))
-    where = f" (sections: {', '.join(secs)})" if sec_w and secs else ""
-    return (f"values identical to the manifest's at all {len(rows_h)} K; the difference is in the "
-            f"metrics, solver records or attributes{where} -- `aqpgen verify FILE --against REF` "
-            "measures it")
-
-
-def update_manifest(tables_dir: str | os.PathLike) -> dict:
-    """(Re)write ``tables_dir/MANIFEST.json`` listing every ``*.h5`` file in ``tables_dir``.
-
-    The manifest is sorted JSON ``{"schema": "aqpgen.manifest", "version": 1, "files":
-    {"<file>.h5": {"sha256": ..., "content_hash": ..., "size": ..., "rows": {K: digest}}}}``,
-    written atomically.
-    An identical existing manifest is left untouched.  Returns the manifest dict.
-    """
-    d = os.fspath(tables_dir)
-    files = {}
-    for fn in sorted(os.listdir(d)):
-        p = os.path.join(d, fn)
-        if fn.endswith(".h5") and os.path.isfile(p):
-            files[fn] = manifest_entry(p)
-    manifest = {"schema": MANIFEST_SCHEMA, "version": MANIFEST_VERSION, "files": files}
-    text = json.dumps(manifest, sort_keys=True, indent=2) + "\n"
-    mpath = os.path.join(d, MANIFEST_NAME)
-    try:
-        with open(mpath, encoding="utf-8") as fh:
-            unchanged = fh.read() == text
-    except OSError:
-        unchanged = False
-    if not unchanged:  # leave an identical manifest untouched (no spurious mtime changes)
-        write_text_atomic(mpath, text)
-    return manifest
-
-
-def load_manifest(path: str | os.PathLike) -> dict:
-    """Load and validate a MANIFEST.json (TableFormatError on a malformed file)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            m = json.load(fh)
-    except json.JSONDecodeError as e:
-        raise TableFormatError(f"{path}: malformed manifest JSON: {e}") from None
-    if not isinstance(m, dict) or m.get("schema") != MANIFEST_SCHEMA or not isinstance(m.get("files"), dict):
-        raise TableFormatError(f"{path}: not an {MANIFEST_SCHEMA} file")
-    if int(m.get("version", 0)) > MANIFEST_VERSION:
-        raise TableFormatError(f"{path}: manifest version {m.get('version')} is newer than supported; upgrade aqpgen")
-    return m
-
-
-_HEAL = ("if a build was interrupted, rerun `aqpgen build SPEC --out DIR` for this directory: it re-checks "
-         "every table (rebuilding what is not current) and rewrites the manifest; otherwise the file "
-         "was changed after it was built")
-
-
-def check_manifest(path: str | os.PathLike) -> list:
-    """Check table files against the manifest in their directory.
-
-    Parameters
-    ----------
-    path : path-like
-        A ``.h5`` table file (its entry in the sibling ``MANIFEST.json`` is checked), or a
-        directory / a ``MANIFEST.json`` (every listed file is checked, and every ``.h5`` in the
-        directory must be listed).
-
-    Returns
-    -------
-    list of aqpgen.records.Check
-        One ``manifest`` check per file (``ok`` False with the reason when the file is not
-        listed, missing, or its sha256 / size / content hash differ).
-    """
-    p = os.fspath(path)
-    if os.path.isdir(p):
-        d, only = p, None
-    elif os.path.basename(p) == MANIFEST_NAME:
-        d, only = os.path.dirname(os.path.abspath(p)), None
-    else:
-        d, only = os.path.dirname(os.path.abspath(p)), os.path.basename(p)
-    mpath = os.path.join(d, MANIFEST_NAME)
-    if not os.path.exists(mpath):
-        return [Check("manifest", False, f"no {MANIFEST_NAME} in {d}")]
-    try:
-        files = load_manifest(mpath)["files"]
-    except TableFormatError as e:
-        return [Check("manifest", False, str(e))]
-    if only is not None:
-        names = [only]
-    else:
-        names = sorted(set(files) | {fn for fn in os.listdir(d) if fn.endswith(".h5")})
-    checks = []
-    for fn in names:
-        fp = os.path.join(d, fn)
-        if fn not in files:
-            checks.append(Check("manifest", False, f"{fn}: not listed in {MANIFEST_NAME}; {_HEAL}"))
-            continue
-        if not os.path.exists(fp):
-            checks.append(Check("manifest", False, f"{fn}: listed in {MANIFEST_NAME} but missing; {_HEAL}"))
-            continue
-        want = files[fn]
-        size = os.path.getsize(fp)
-        sha = file_sha256(fp)
-        problems = []
-        if want.get("size") != size:
-            problems.append(f"size {size} != manifest {want.get('size')}")
-        if want.get("sha256") != sha:
-            problems.append(f"sha256 {sha[:12]}... != manifest {str(want.get('sha256'))[:12]}...")
-        try:
-            ch = read_attrs(fp).get("content_hash")
-        except TableFormatError:
-            ch = None
-        if want.get("content_hash") != ch:
-            problems.append("content_hash differs from manifest")
-        if problems and want.get("rows"):
-            problems.append(_what_changed(fp, want))
-        if problems:
-            checks.append(Check("manifest", False, f"{fn}: " + "; ".join(problems) + "; " + _HEAL))
-        else:
-            checks.append(Check("manifest", True, f"{fn}: sha256 {sha[:12]}... matches"))
-    return checks
-

@@ -6,7 +6,8 @@ PACKAGE_DATA            -- ``"aqpgen.store.shipped"``: the package whose data fi
 DROPPED_SECTIONS        -- ``("values_hp",)``: what a runtime copy leaves out.
 runtime_copy(table)     -- the TableData of a runtime copy of a full table.
 runtime_copy_of(table)  -- the full table's reference recorded in a copy (None for a full table).
-write_runtime_tables(src_dir, dst_dir) -- write the copy of every ``*.h5`` of ``src_dir``.
+write_runtime_tables(src_dir, dst_dir) -- write the copy of every ``*.h5`` of ``src_dir``, and
+                          ``dst_dir/MANIFEST.json`` listing them.
 
 What a trainer needs
 --------------------
@@ -17,7 +18,9 @@ what ``aqpgen verify`` / ``aqpgen audit`` re-check rigorously; they are ~75 % of
 table bytes (12.7 MB of the 13 MB ``kl-minimax.h5``) and stay in the repository.
 
 A runtime copy is an ordinary table file (schema ``aqpgen.table`` v1, read by
-``aqpgen.store.tablefile.read_table`` with every check, its own content hash) whose provenance
+``aqpgen.store.tablefile.read_table`` with every check, its own content hash) listed in the
+installed ``MANIFEST.json`` (``load_table(name)`` refuses an installed file its manifest does not
+record: an edited file, even with its own content hash recomputed), whose provenance
 adds ``"runtime_copy_of": {"content_hash": <full table's content hash>, "dropped": ["values_hp"]}``,
 so a copy names the exact full table it was made from.  ``load_table(name)`` serves identical
 lookups from the copy and from the full table (tests/test_wheel.py checks every shipped table).
@@ -33,6 +36,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from aqpgen.store.manifest import update_manifest
 from aqpgen.store.tablefile import Row, TableData, read_table, write_table
 
 __all__ = ["DROPPED_SECTIONS", "PACKAGE_DATA", "runtime_copy", "runtime_copy_of", "write_runtime_tables"]
@@ -81,6 +85,9 @@ def write_runtime_tables(src_dir: str | os.PathLike, dst_dir: str | os.PathLike)
     Returns
     -------
     list of (name, full content hash, copy content hash)
+
+    ``dst_dir/MANIFEST.json`` is (re)written to list the copies (``load_table`` checks an
+    installed copy against it).
     """
     src, dst = Path(src_dir), Path(dst_dir)
     files = sorted(src.glob("*.h5"))
@@ -98,4 +105,5 @@ def write_runtime_tables(src_dir: str | os.PathLike, dst_dir: str | os.PathLike)
                     and a.metrics.keys() == b.metrics.keys()):
                 raise RuntimeError(f"runtime copy of {f.name} differs from the table at K={K}")
         out.append((full.name, full.content_hash, copy.content_hash))
+    update_manifest(dst)
     return out
