@@ -108,7 +108,7 @@ def test_report_section_assembles(tiny, tmp_path, monkeypatch):
                           figdir=str(tmp_path / "figures"), odir=str(tmp_path))
     assert failures == []
     assert "figures/shape_cost.png" in sec["shape_report"] and "ρ = 2" in sec["shape_report"]
-    assert sec["shape"].startswith("Only the mean")
+    assert sec["shape_report"].startswith("Only the mean")
     pw = shape.shipped_data(str(tiny), *shape.POW_PAIR, None)
     assert f"has β ratio {min(d['ratio'] for d in pw):.3f}" in sec["shape_report"]
     assert figs == [str(tmp_path / "figures" / "shape_cost.png")]

@@ -1,5 +1,5 @@
 """What the shape constraint costs (docs/MATH.md §5b): the report section, its figure, and the
-one sentence that ``aqpgen show`` and the README print.
+sentences that open the section (the README points to it) and that ``aqpgen show`` prints.
 
 Two sources, both computed here, never typed:
 
@@ -19,7 +19,7 @@ decreasing_steps(values)         -- number of n with c[n+1] < c[n].
 shape_markdown(solved, shipped)  -- the report section's Markdown.
 shape_figure(solved, shipped, path) -- β(monotone)/β(free) against K, one line per ρ; both
                                    frontiers (β against V∞) at K = 64.
-shape_sentence(tables_dir)       -- the README's sentence (why tables oscillate, the cost).
+shape_sentence(tables_dir)       -- the section's first sentence (why tables oscillate, the cost).
 shape_note(table, K, tables_dir) -- the same for ``aqpgen show`` of an AQP table (row K or all):
                                    steps against the target's direction, the cost for its target.
 """
@@ -214,7 +214,7 @@ def shape_sentence(tables_dir: str) -> str:
             f"seen more often less (`{FREE}` falls at {at16['steps_free']} of "
             f"{at16['K'] - 1} steps at K = {at16['K']}); `{MONO}` rises with the count, for a "
             f"β {lo:.2f}–{hi:.2f}× that of `{FREE}` over K = "
-            f"{sh[0]['K']}…{sh[-1]['K']} (docs/report.md, \"Shape-constrained presets\").")
+            f"{sh[0]['K']}…{sh[-1]['K']}.")
 
 
 def shape_note(table, K: int | None, tables_dir: str) -> str:

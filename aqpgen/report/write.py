@@ -41,7 +41,7 @@ __all__ = ["README_BLOCKS", "ReportError", "ReportResult", "attempt_into", "buil
            "write_report"]
 
 #: Generated blocks used by the README fragments (docs/readme/*.md).
-README_BLOCKS = ("tables", "usage", "recommend", "cli", "headline", "experiment", "choices", "shape")
+README_BLOCKS = ("tables", "usage", "recommend", "cli", "headline", "experiment", "choices")
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: the game study's data (``python -m aqpgen.game.study --save``), read for the α-game results.
 GAME_JSON = os.path.join(_ROOT, "docs", "game.json")
@@ -181,12 +181,12 @@ def _alpha_sections(sec, attempt, figures, *, tables_dir, quick, K, figdir, odir
 
 
 def _shape_sections(sec, attempt, figures, *, tables_dir, quick, figdir, odir) -> None:
-    """The shape constraint's cost (``aqpgen.report.shape``): ``sec["shape_report"]`` and the
-    README block ``sec["shape"]``; every failure is recorded by ``attempt``."""
+    """The shape constraint's cost (``aqpgen.report.shape``): ``sec["shape_report"]``, opening
+    with the sentence the README points to; every failure is recorded by ``attempt``."""
     Ks = shape.SOLVED_KS_QUICK if quick else shape.SOLVED_KS
     solved = attempt("shape: solved programs", lambda: shape.solved_data(Ks))
     shipped = attempt("shape: shipped tables", lambda: shape.shipped_data(tables_dir))
-    sec["shape"] = attempt("shape sentence", lambda: shape.shape_sentence(tables_dir))
+    sentence = attempt("shape sentence", lambda: shape.shape_sentence(tables_dir))
     if solved is None or shipped is None:
         return
     path = os.path.join(figdir, "shape_cost.png")
@@ -195,8 +195,9 @@ def _shape_sections(sec, attempt, figures, *, tables_dir, quick, figdir, odir) -
         figures.append(path)
     pow_pair = attempt("shape: p^-0.5 pair",
                        lambda: shape.shipped_data(tables_dir, *shape.POW_PAIR, None))
+    link = _fig_link(figdir, "cost of the shape constraint", drawn and "shape_cost.png", odir)
     sec["shape_report"] = "\n\n".join(p for p in (
-        _fig_link(figdir, "cost of the shape constraint", drawn and "shape_cost.png", odir),
+        sentence, link,
         attempt("shape section", lambda: shape.shape_markdown(solved, shipped, pow_pair))) if p)
 
 
