@@ -2,7 +2,9 @@
 
 Public names
 ------------
-as_K(K, name="K", minimum=1) -- the one validation of a batch size (or any integer count).
+as_int(x, name, *, minimum=None) -- the one validation of an integer argument (K, jobs, m, ...).
+as_K(K, name="K", minimum=1) -- a batch size: ``as_int`` with minimum 1.
+TableInput(table, metric) -- a generator's declared input: a metric of another table's row K.
 STATUS_OK          -- "ok": the status of a usable result; anything else is the reason why not.
 standard_Ks(kmin)  -- the standard K grid of docs/MATH.md §9 (every K from kmin to 256, then 320..1024).
 KResult            -- what a generator returns for one K (values, optional high-precision
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["STANDARD_TAIL", "STATUS_OK", "Check", "KResult", "as_K", "standard_Ks"]
+__all__ = ["STANDARD_TAIL", "STATUS_OK", "Check", "KResult", "TableInput", "as_K", "as_int", "standard_Ks"]
 
 #: the status of a usable result; any other status string is a human-readable reason why the
 #: result is not usable.  Used by KResult.status (table rows), AQPResult.status,
@@ -32,22 +34,35 @@ __all__ = ["STANDARD_TAIL", "STATUS_OK", "Check", "KResult", "as_K", "standard_K
 STATUS_OK = "ok"
 
 
-def as_K(K, name: str = "K", minimum: int = 1) -> int:
-    """Validate an integer argument such as a batch size and return it as ``int``.
+def as_int(x, name: str, *, minimum: int | None = None) -> int:
+    """Validate an integer argument (K, jobs, maxiter, m, n, ...) and return it as ``int``.
 
-    Integral floats (``8.0``) are accepted; bools, strings, non-integral numbers raise
-    ``TypeError``, values below ``minimum`` raise ``ValueError``; both messages name the
-    argument and the value received.
+    ``int`` and ``numpy.integer`` are accepted; bools, floats (``2.0`` too: a float count is a
+    caller's mistake somewhere), strings and anything else raise ``TypeError``; a value below
+    ``minimum`` (when given) raises ``ValueError``.  Both messages name the argument and the value.
     """
-    if isinstance(K, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer, received {K!r}")
-    if isinstance(K, (int, np.integer)) or isinstance(K, (float, np.floating)) and float(K).is_integer():
-        K = int(K)
-    else:
-        raise TypeError(f"{name} must be an integer, received {K!r}")
-    if K < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, received {K}")
-    return K
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, received {x!r}")
+    x = int(x)
+    if minimum is not None and x < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, received {x}")
+    return x
+
+
+def as_K(K, name: str = "K", minimum: int = 1) -> int:
+    """A batch size (or any count >= ``minimum``): ``as_int(K, name, minimum=minimum)``."""
+    return as_int(K, name, minimum=minimum)
+
+
+@dataclass(frozen=True)
+class TableInput:
+    """A declared input of a generator: the metric ``metric`` of the row K of the table ``table``
+    (built from the same spec into the same directory), passed to ``build_K(K, params,
+    inputs={key: value})``.  The build resolves it, orders the tables by it and hashes the input
+    table's content into the dependent table's ``inputs_hash`` (docs/ARCHITECTURE.md)."""
+
+    table: str
+    metric: str
 
 
 #: K values beyond 256 in the standard grid (docs/MATH.md §9).

@@ -136,7 +136,7 @@ def test_bad_inputs():
 
 def test_generator_interface_and_verify_row():
     K = 6
-    kr = aqp.build_K(K, {"eta": 3, "objective": "Vinf"})
+    kr = aqp.build_K(K, {"eta": 3, "objective": "Vinf"}, inputs={"E_star": E_star(K)})
     assert kr.status == "ok"
     for key in ("E_star", "beta", "beta_cert", "V_inf", "V1", "max_abs_c", "eta_budget",
                 "eta_achieved", "iterations"):

@@ -218,7 +218,7 @@ def test_only_and_order(tmp_path, fake_generator):
     assert sorted(os.listdir(tmp_path / "o")) == ["MANIFEST.json", "fake-b.h5"]  # no .build.lock left
     with pytest.raises(ValueError, match="unknown table name.*'fake-c'"):
         build(spec, tmp_path / "o", only=["fake-c"])
-    with pytest.raises(ValueError, match="jobs must be a positive integer"):
+    with pytest.raises(ValueError, match="jobs must be an integer >= 1, received 0"):
         build(spec, tmp_path / "o", jobs=0)
     out = build(spec, tmp_path / "o")
     assert [(o.name, o.action) for o in out] == [("fake-a", "built"), ("fake-b", "up-to-date")]

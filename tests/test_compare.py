@@ -8,7 +8,7 @@ import math
 from click.testing import CliRunner
 
 from aqpgen.cli import main
-from aqpgen.generators.compare import PRESETS, compare, to_json, to_markdown
+from aqpgen.compare import PRESETS, compare, to_json, to_markdown
 from aqpgen.generators.peers import PEERS, peer_table
 from aqpgen.numerics.metrics import variance_sup
 

@@ -14,7 +14,7 @@ from _power_oracles import mp_beta_power
 from click.testing import CliRunner
 
 from aqpgen.cli import main
-from aqpgen.generators import compare as C
+from aqpgen import compare as C
 from aqpgen.generators import minimax
 from aqpgen.records import KResult
 

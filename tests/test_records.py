@@ -1,23 +1,38 @@
-"""records.as_K (the one K validation) and the status vocabulary."""
+"""records.as_int (the one integer validation), as_K and the status vocabulary."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from aqpgen.records import STATUS_OK, as_K, standard_Ks
+from aqpgen.records import STATUS_OK, as_int, as_K, standard_Ks
 
 
-@pytest.mark.parametrize(("x", "want"), [(1, 1), (np.int64(7), 7), (8.0, 8), (np.float32(3), 3)])
-def test_as_K_accepts_integers(x, want):
-    got = as_K(x)
+@pytest.mark.parametrize(("x", "want"), [(1, 1), (np.int64(3), 3), (np.int32(7), 7), (np.uint8(8), 8),
+                                         (-4, -4), (2**70, 2**70)])
+def test_as_int_accepts_integers(x, want):
+    got = as_int(x, "n")
     assert got == want and type(got) is int
+    if want >= 1:
+        got = as_K(x)
+        assert got == want and type(got) is int
 
 
-@pytest.mark.parametrize("bad", [2.5, "3", True, np.bool_(True), None, 1 + 0j, [2]])
-def test_as_K_type_errors_name_the_argument(bad):
+@pytest.mark.parametrize("bad", [2.0, 2.5, np.float64(3.0), np.float32(3), "3", True, False,
+                                 np.bool_(True), None, 1 + 0j, [2], np.array([3])])
+def test_as_int_refuses_non_integers_naming_argument_and_value(bad):
+    with pytest.raises(TypeError, match=r"^maxiter must be an integer, received ") as e:
+        as_int(bad, "maxiter")
+    assert repr(bad) in str(e.value)
     with pytest.raises(TypeError, match=r"Kbatch must be an integer, received"):
         as_K(bad, "Kbatch")
+
+
+def test_as_int_minimum():
+    assert as_int(0, "jobs") == 0 and as_int(-3, "shift") == -3  # no minimum unless asked
+    assert as_int(1, "jobs", minimum=1) == 1
+    with pytest.raises(ValueError, match=r"^jobs must be an integer >= 1, received 0$"):
+        as_int(np.int64(0), "jobs", minimum=1)
 
 
 def test_as_K_minimum():

@@ -53,7 +53,7 @@ _ROWS = (
     "import json\n"
     "from aqpgen.build.runner import run_K\n"
     "for K in {Ks}:\n"
-    "    r = run_K('aqpgen.generators.minimax', K, {{'target': 'log'}}, 'tables')\n"
+    "    r = run_K('aqpgen.generators.minimax', K, {{'target': 'log'}})\n"
     "print(json.dumps([list(r.values_hp), r.metrics, r.solver]))\n")
 
 

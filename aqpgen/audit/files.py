@@ -23,6 +23,7 @@ from aqpgen.audit.findings import TOLERANCES, FileAudit, Finding, file_finding
 from aqpgen.audit.rowpoly import LOG_TARGET, AuditTarget, parse_audit_target
 from aqpgen.audit.rows import RowTask, audit_row
 from aqpgen.errors import TableFormatError
+from aqpgen.records import as_int
 from aqpgen.store import tablefile
 from aqpgen.store.manifest import MANIFEST_NAME, load_manifest, row_digests
 
@@ -347,8 +348,7 @@ def audit_files(paths: Sequence[str], *, manifest: str | None = None, minimax: s
     list of FileAudit
         One per path, in the given order.
     """
-    if isinstance(jobs, bool) or int(jobs) != jobs or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, received {jobs!r}")
+    jobs = as_int(jobs, "jobs", minimum=1)
     prepared = [_prepare(os.fspath(p), manifest, minimax) for p in paths]
     tasks = [t for pr in prepared for t in pr.tasks]
     order = sorted(range(len(tasks)), key=lambda i: -tasks[i].K)  # big rows first
@@ -359,7 +359,7 @@ def audit_files(paths: Sequence[str], *, manifest: str | None = None, minimax: s
             if progress:
                 progress(1)
     else:
-        with cf.ProcessPoolExecutor(max_workers=int(jobs)) as ex:
+        with cf.ProcessPoolExecutor(max_workers=jobs) as ex:
             futs = {ex.submit(audit_row, tasks[i]): i for i in order}
             for fut in cf.as_completed(futs):
                 results[futs[fut]] = fut.result()

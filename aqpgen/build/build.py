@@ -16,7 +16,8 @@ GENERATORS, TableSpec, load_spec, standard_kmin, DEFAULT_SPEC, MAX_K -- from ``a
 Up-to-date rule (docs/ARCHITECTURE.md)
 --------------------------------------
 A file is current iff its stored ``inputs_hash`` equals sha256 of the canonical JSON of
-``{name, family, method, params, Ks, generator_version, schema_version}``, its provenance's
+``{name, family, method, params, Ks, generator_version, schema_version}`` (plus ``inputs``, the
+content hashes of its declared input tables, when it has any: ``aqpgen.build.inputs``), its provenance's
 ``build_env`` equals the running environment's (``aqpgen.build.buildenv.env_key``: the hash of
 the pinned numerical libraries of ``constraints.txt``, or ``"unlocked"``) *and* its content hash
 checks.  Then ``build`` does nothing for it.
@@ -72,6 +73,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from aqpgen.build.buildenv import UNLOCKED, describe, env_key
+from aqpgen.build.inputs import InputError, InputTables, order_by_inputs
 from aqpgen.build.lock import build_lock
 from aqpgen.build.runner import RowFailed, make_runner
 from aqpgen.build.spec import (
@@ -86,7 +88,7 @@ from aqpgen.build.spec import (
 )
 from aqpgen.errors import AqpgenError, TableFormatError
 from aqpgen.numerics.precision import single_thread_blas
-from aqpgen.records import KResult
+from aqpgen.records import KResult, as_int
 from aqpgen.store.atomic import (
     NotWritableError,
     check_writable,
@@ -176,9 +178,11 @@ def generator(spec: TableSpec):
         raise ImportError(f"table {spec.name!r}: {e}") from e
 
 
-def inputs_hash(spec: TableSpec, generator_version: str) -> str:
+def inputs_hash(spec: TableSpec, generator_version: str, inputs: dict | None = None) -> str:
     """sha256 (hex) of canonical JSON of {name, family, method, params, Ks, generator_version,
-    schema_version} -- the up-to-date key stored in each file."""
+    schema_version} plus, for a table with declared inputs, ``inputs`` = {input table: its
+    content hash} (``aqpgen.build.inputs``) -- the up-to-date key stored in each file.  A table
+    without declared inputs hashes exactly the keys above (no ``inputs`` key)."""
     doc = {
         "name": spec.name,
         "family": spec.family,
@@ -188,15 +192,25 @@ def inputs_hash(spec: TableSpec, generator_version: str) -> str:
         "generator_version": str(generator_version),
         "schema_version": SCHEMA_VERSION,
     }
+    if inputs:
+        doc["inputs"] = {str(k): str(v) for k, v in inputs.items()}
     return hashlib.sha256(canonical_json(doc).encode()).hexdigest()
 
 
-def current_table(spec: TableSpec, path: str, generator_version: str):
-    """The valid full TableData at ``path`` if it was built from ``spec``'s inputs, else None."""
+def current_table(spec: TableSpec, path: str, generator_version: str, inputs: dict | None = None):
+    """The valid full TableData at ``path`` if it was built from ``spec``'s inputs, else None.
+
+    ``inputs``: {input table: content hash} of the declared inputs; default: read from the
+    directory of ``path`` (a missing or unreadable input: None, the table is not current)."""
     if not os.path.isfile(path):
         return None
+    if inputs is None:
+        try:
+            inputs = InputTables(os.path.dirname(os.path.abspath(path))).hashes(spec, generator(spec))
+        except InputError:
+            return None
     try:
-        if read_attrs(path).get("inputs_hash") != inputs_hash(spec, generator_version):
+        if read_attrs(path).get("inputs_hash") != inputs_hash(spec, generator_version, inputs):
             return None
         t = read_table(path, check_hash=True)
     except TableFormatError:
@@ -284,11 +298,19 @@ def _check_result(spec: TableSpec, K: int, r) -> KResult:
     return r
 
 
-def _build_rows(spec: TableSpec, mod, runner, emit, tables_dir: str) -> list:
+def _declared_inputs(tables: InputTables, spec: TableSpec, mod, rows: bool = False) -> dict:
+    """``tables.hashes`` (or ``row_inputs`` when ``rows``) of ``spec``, an InputError as BuildError."""
+    try:
+        return tables.row_inputs(spec, mod) if rows else tables.hashes(spec, mod)
+    except InputError as e:
+        raise BuildError(str(e)) from e
+
+
+def _build_rows(spec: TableSpec, mod, runner, emit, row_inputs: dict) -> list:
     results = []
     total = len(spec.Ks)
     try:
-        for K, r in runner.run(mod.__name__, spec.Ks, dict(spec.params), tables_dir):
+        for K, r in runner.run(mod.__name__, spec.Ks, dict(spec.params), row_inputs):
             results.append(_check_result(spec, K, r))
             emit(Progress("K", spec.name, K, len(results), total))
     except RowFailed as e:
@@ -326,7 +348,8 @@ def build(
     dask=None,
     allow_unlocked: bool = False,
 ) -> list[TableOutcome]:
-    """Build every out-of-date table of a spec file, in spec-file order.
+    """Build every out-of-date table of a spec file, in spec-file order except that a table comes
+    after the tables it reads (declared inputs, ``aqpgen.build.inputs``).
 
     Parameters
     ----------
@@ -374,12 +397,12 @@ def build(
         computed), and a write that fails (full disk, read-only, I/O error): one line naming the
         path; the previous files are unchanged.
     """
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, received {jobs!r}")
+    jobs = as_int(jobs, "jobs", minimum=1)
     spec_path = os.fspath(spec_path)
     specs = _select(load_spec(spec_path), only, spec_path)
     out_dir = os.fspath(out_dir) if out_dir is not None else os.path.dirname(os.path.abspath(spec_path))
     mods = {s.name: generator(s) for s in specs}
+    specs = order_by_inputs(specs, mods)  # a table after the tables it reads
     created = _prepare_out_dir(out_dir)
     run = _Run(spec_path, out_dir, mods, progress or (lambda ev: None), force=force, command=command,
                allow_dirty=allow_dirty, allow_unlocked=allow_unlocked, jobs=jobs, dask=dask)
@@ -432,7 +455,7 @@ class _Run:
         self.spec_path, self.out_dir, self.mods, self.emit = spec_path, out_dir, mods, emit
         self.force, self.command, self.jobs, self.dask = force, command, jobs, dask
         self.allow_dirty, self.allow_unlocked = allow_dirty, allow_unlocked
-        self.tables_dir = os.path.abspath(out_dir)
+        self.inputs = InputTables(out_dir)
         self.runner = None
         self.tree_checked = False
 
@@ -453,7 +476,8 @@ class _Run:
     def table(self, spec: TableSpec) -> TableOutcome:
         mod = self.mods[spec.name]
         path = os.path.join(self.out_dir, spec.filename)
-        current = None if self.force else self.current(spec, mod, path)
+        ins = _declared_inputs(self.inputs, spec, mod)
+        current = None if self.force else self.current(spec, mod, path, ins)
         if current is not None:
             self.emit(Progress("skip", spec.name, total=len(spec.Ks)))
             return TableOutcome(spec.name, path, "up-to-date", _not_ok(current), current.content_hash,
@@ -466,17 +490,19 @@ class _Run:
         # ignore a limit set from another thread (a threaded Dask worker), so the rows' own
         # single_thread_blas then only joins this one
         with single_thread_blas():
-            results = _build_rows(spec, mod, self.runner, self.emit, self.tables_dir)
-        written = self.write(spec, mod, path, results)
+            results = _build_rows(spec, mod, self.runner, self.emit,
+                                  _declared_inputs(self.inputs, spec, mod, rows=True))
+        written = self.write(spec, mod, path, results, ins)
+        self.inputs.replace(written)
         self.emit(Progress("written", spec.name, done=len(spec.Ks), total=len(spec.Ks)))
         return TableOutcome(spec.name, path, "built", _not_ok(written), written.content_hash, written.Ks)
 
-    def current(self, spec: TableSpec, mod, path: str):
+    def current(self, spec: TableSpec, mod, path: str, ins: dict):
         """The table at ``path`` if it is current (``current_table``) and is the file the
         directory's manifest records; a file that differs from its record (edited, even with its
         own content hash recomputed; or left by a build killed before the manifest was written)
         is rebuilt, with a note naming the file and both hashes."""
-        t = current_table(spec, path, mod.GENERATOR_VERSION)
+        t = current_table(spec, path, mod.GENERATOR_VERSION, ins)
         if t is None:
             return None
         why = manifest_mismatch(path)
@@ -495,12 +521,12 @@ class _Run:
             _check_locked_env(self.out_dir)
         self.tree_checked = True
 
-    def write(self, spec: TableSpec, mod, path: str, results: list):
+    def write(self, spec: TableSpec, mod, path: str, results: list, ins: dict):
         table = make_table(
             name=spec.name, family=spec.family, target=str(mod.target_name(dict(spec.params))),
             method=spec.method, params=spec.params,
             provenance=provenance_for(spec, self.spec_path, mod, self.command),
-            results=results, inputs_hash=inputs_hash(spec, mod.GENERATOR_VERSION),
+            results=results, inputs_hash=inputs_hash(spec, mod.GENERATOR_VERSION, ins),
         )
         try:
             written = write_table(path, table)

@@ -2,15 +2,27 @@
 
 Public names
 ------------
-run_K(modname, K, params, tables_dir) -- one row: ``import_module(modname).build_K(...)`` (the
+ROW_LOCK                   -- the process-wide lock a row holds while it runs.
+run_K(modname, K, params, inputs=None) -- one row: ``import_module(modname).build_K(...)``, with
+                              ``inputs=`` (the row's declared inputs) when there are any (the
                               picklable entry point shipped to workers).
 RowFailed                  -- a ``build_K`` raised; carries ``K`` and the original exception.
-LocalRunner, PoolRunner, DaskRunner -- ``run(modname, Ks, params, tables_dir)`` yields
+LocalRunner, PoolRunner, DaskRunner -- ``run(modname, Ks, params, row_inputs)`` yields
                               ``(K, KResult)`` as rows finish (largest K submitted first);
                               ``close()`` releases workers; ``abort()`` stops them at once
                               (a failed or interrupted build).
 make_runner(jobs, dask)    -- the runner for ``aqpgen build --jobs J [--dask ADDRESS|local]``.
 die_with_parent(parent_pid) -- pool worker initializer: the worker dies when the build dies.
+
+One row at a time per process
+-----------------------------
+A row's working precision is process-wide state (python-flint's ``flint.ctx.prec``, mpmath's
+``mp.prec``; ``aqpgen.numerics.precision``), and so is the BLAS thread limit.  Two rows of different
+precision computing at once in one process (the threads of a Dask worker started the default way,
+``dask worker`` with one thread per core) would compute in each other's precision.  So
+``run_K`` holds ``ROW_LOCK``: rows of one process run one after another whatever the threads.
+A threaded Dask worker therefore builds correct rows but no faster than one thread; start
+workers with ``--nthreads 1 --nworkers N`` (``--dask local`` does) for parallel rows.
 
 Every backend runs the same ``run_K`` on the same arguments, and the build sorts rows by K before
 writing, so the table bytes do not depend on the backend or the completion order.
@@ -46,9 +58,13 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from aqpgen.numerics.precision import single_thread_blas
 
-__all__ = ["DaskRunner", "LocalRunner", "PoolRunner", "RowFailed", "die_with_parent", "make_runner", "run_K"]
+__all__ = ["ROW_LOCK", "DaskRunner", "LocalRunner", "PoolRunner", "RowFailed", "die_with_parent", "make_runner",
+           "run_K"]
 
 _PR_SET_PDEATHSIG = 1
+
+#: held by ``run_K`` while a row runs: rows of one process never overlap (module docstring).
+ROW_LOCK = threading.Lock()
 
 #: How long ``--dask ADDRESS`` waits for the scheduler before giving up.
 CONNECT_TIMEOUT = "20s"
@@ -62,11 +78,16 @@ class RowFailed(Exception):
         self.K, self.exc = K, exc
 
 
-def run_K(modname: str, K: int, params: dict, tables_dir: str):
+def run_K(modname: str, K: int, params: dict, inputs: dict | None = None):
     """Build one row: import the generator by name and call its ``build_K`` (BLAS on one thread:
-    ``aqpgen.numerics.precision.single_thread_blas``; the pool's workers run in parallel instead)."""
-    with single_thread_blas():
-        return importlib.import_module(modname).build_K(K, dict(params), tables_dir=tables_dir)
+    ``aqpgen.numerics.precision.single_thread_blas``; the pool's workers run in parallel instead).
+    ``inputs``: the row's declared inputs (``aqpgen.build.inputs``), passed only when not empty.
+    Rows of one process run one at a time (``ROW_LOCK``, module docstring)."""
+    build_K = importlib.import_module(modname).build_K
+    with ROW_LOCK, single_thread_blas():
+        if inputs:
+            return build_K(K, dict(params), inputs=dict(inputs))
+        return build_K(K, dict(params))
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -103,10 +124,10 @@ def _order(Ks) -> list[int]:
 class LocalRunner:
     """Rows one after another in this process."""
 
-    def run(self, modname: str, Ks, params: dict, tables_dir: str) -> Iterator[tuple[int, object]]:
+    def run(self, modname: str, Ks, params: dict, row_inputs: dict) -> Iterator[tuple[int, object]]:
         for K in _order(Ks):
             try:
-                r = run_K(modname, K, params, tables_dir)
+                r = run_K(modname, K, params, row_inputs.get(K))
             except Exception as e:
                 raise RowFailed(K, e) from e
             yield K, r
@@ -134,9 +155,9 @@ class PoolRunner:
                                              initializer=_pool_worker_init, initargs=(os.getpid(),))
         return self._pool
 
-    def run(self, modname: str, Ks, params: dict, tables_dir: str) -> Iterator[tuple[int, object]]:
+    def run(self, modname: str, Ks, params: dict, row_inputs: dict) -> Iterator[tuple[int, object]]:
         ex = self._executor()
-        futures = {ex.submit(run_K, modname, K, dict(params), tables_dir): K for K in _order(Ks)}
+        futures = {ex.submit(run_K, modname, K, dict(params), row_inputs.get(K)): K for K in _order(Ks)}
         pending = set(futures)
         try:
             while pending:
@@ -198,12 +219,13 @@ class DaskRunner:
         else:
             raise ValueError(f"dask must be 'local', a scheduler address or a distributed.Client, received {address!r}")
 
-    def run(self, modname: str, Ks, params: dict, tables_dir: str) -> Iterator[tuple[int, object]]:
+    def run(self, modname: str, Ks, params: dict, row_inputs: dict) -> Iterator[tuple[int, object]]:
         from distributed import as_completed
 
         order = _order(Ks)
         n = len(order)
-        futs = self.client.map(run_K, [modname] * n, order, [dict(params)] * n, [tables_dir] * n, pure=False)
+        futs = self.client.map(run_K, [modname] * n, order, [dict(params)] * n,
+                               [row_inputs.get(K) for K in order], pure=False)
         K_of = {f.key: K for f, K in zip(futs, order)}
         try:
             for fut in as_completed(futs):

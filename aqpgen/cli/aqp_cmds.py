@@ -1,5 +1,5 @@
 """``aqpgen frontier`` and ``aqpgen compare``: thin layers over aqpgen.generators.aqp and
-aqpgen.generators.compare.  Both solve with BLAS limited to one thread, as the build does
+aqpgen.compare.  Both solve with BLAS limited to one thread, as the build does
 (``aqpgen.numerics.precision.single_thread_blas``), so their numbers equal the shipped rows'."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import click
 from aqpgen.cli import CONVENTIONS, k_list, k_value
 from aqpgen.cli.options import target_option
 from aqpgen.generators import aqp
-from aqpgen.generators.compare import (
+from aqpgen.compare import (
     PRESETS,
     compare,
     peer_metrics,

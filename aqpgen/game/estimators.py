@@ -34,7 +34,7 @@ import numpy as np
 
 from aqpgen.game.alpha import game_alpha
 from aqpgen.generators import peers
-from aqpgen.generators.compare import PRESETS, power_presets, preset_table_name
+from aqpgen.compare import PRESETS, power_presets, preset_table_name
 from aqpgen.generators.peers import peer_names
 from aqpgen.generators.peers_power import POWER_PEERS, power_peer_table
 from aqpgen.records import as_K

@@ -10,7 +10,10 @@ aqp          variance-optimal programs and their exchange (generator); aqp_conic
              solve; aqp_eval: fine-grid verification and the V1 matrix.
 peers        classical estimators (plug-in, digamma, Laplace, jackknife), plugin_table,
              reference_table.
-compare      peers versus the AQP presets.
+
+Generators read no files: a generator that needs a number from another table declares it
+(``declared_inputs(params)``) and the build passes it (``build_K(K, params, inputs=...)``).
+The comparison of peers and shipped presets is ``aqpgen.compare`` (it reads shipped tables).
 
 Submodules are imported explicitly; this package imports nothing.
 """

@@ -19,7 +19,7 @@ plugin_constants(K, target=LOG)      (V_inf, beta lower bound) of the plug-in ta
 AQPResult                            frozen result of one solve (``status`` "ok" or the reason).
 evaluate, v1_matrix                  re-exported from ``aqpgen.generators.aqp_eval``.
 PMF_CUTOFF, SOLVER_SETTINGS          re-exported from ``aqpgen.generators.aqp_conic``.
-GENERATOR_VERSION, target_name, build_K, verify_row   the generator interface
+GENERATOR_VERSION, target_name, declared_inputs, build_K, verify_row   the generator interface
                                      (docs/ARCHITECTURE.md).
 
 The exchange (why the programs stay accurate up to K = 1024)
@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -52,7 +51,7 @@ from aqpgen.generators.peers import plugin_table, reference_table
 from aqpgen.numerics.certify import certify_beta
 from aqpgen.numerics.grids import theta_grid
 from aqpgen.numerics.metrics import bias_sup, table_metrics, variance_sup
-from aqpgen.records import STATUS_OK, Check, KResult, as_K
+from aqpgen.records import STATUS_OK, Check, KResult, TableInput, as_K
 from aqpgen.targets import LOG, Target, parse_target
 
 __all__ = [
@@ -61,6 +60,7 @@ __all__ = [
     "SOLVER_SETTINGS",
     "AQPResult",
     "build_K",
+    "declared_inputs",
     "evaluate",
     "frontier",
     "plugin_constants",
@@ -153,16 +153,6 @@ class AQPResult:
 
 # ----------------------------------------------------------------------------------------------
 # reference tables and constants (peers, minimax)
-
-
-def _E_star(K: int, tables_dir=None, target: Target = LOG) -> float:
-    """E*_K: from the target's minimax table in ``tables_dir`` when given (the build's output
-    directory), else from the table found by name (``minimax.E_star``), else solved."""
-    path = None
-    name = minimax.table_name(target)
-    if tables_dir is not None and (Path(tables_dir) / f"{name}.h5").is_file():
-        path = Path(tables_dir) / f"{name}.h5"
-    return float(minimax.E_star(K, target=target, path=path))
 
 
 def _certify(values: np.ndarray, target: Target = LOG):
@@ -262,7 +252,7 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, target: Target = L
     if eta < 0:
         raise InfeasibleError(f"eta must be >= 0: the budget (1+eta)*E*_K = {1 + eta}*E*_K is below "
                               f"the minimax error E*_K, so no table meets it (received eta={eta})")
-    Es = float(E_star) if E_star is not None else _E_star(K, target=target)
+    Es = float(E_star) if E_star is not None else minimax.E_star(K, target=target)
     budget = (1.0 + eta) * Es
     if eta < ETA_MIN:
         # β <= E*_K has exactly one solution, the minimax table (Haar uniqueness); the solver's
@@ -301,7 +291,7 @@ def solve_rho(K: int, rho: float, *, target: Target = LOG, E_star: float | None 
         raise ValueError(f"rho must be finite, received {rho!r}")
     if rho <= 0:
         raise InfeasibleError(f"rho must be > 0 (received rho={rho})")
-    Es = float(E_star) if E_star is not None else _E_star(K, target=target)
+    Es = float(E_star) if E_star is not None else minimax.E_star(K, target=target)
     V_pl, beta_pl = plugin_constants(K, target)
     c = np.asarray(plugin_table(K, target) if c_ref is None else c_ref, dtype=np.float64)
     return _exchange(K, "rho", "beta", rho, c, budget=rho * V_pl, E_star=Es, V_pl=V_pl,
@@ -431,7 +421,7 @@ def frontier(K: int, etas=None, rhos=None, *, objective: str = "Vinf", target: T
     if etas is not None and rhos is not None:
         raise ValueError("give either etas or rhos, not both")
     target = parse_target(target)
-    Es = float(E_star) if E_star is not None else _E_star(K, target=target)
+    Es = float(E_star) if E_star is not None else minimax.E_star(K, target=target)
     if rhos is not None:
         return [solve_rho(K, r, target=target, E_star=Es, shape=shape) for r in rhos]
     return [solve_eta(K, e, objective, target=target, E_star=Es, shape=shape)
@@ -478,17 +468,45 @@ def _solver_info(r: AQPResult) -> dict:
             "precision": "float64 solve; beta certified by aqpgen.certify"}
 
 
-def build_K(K: int, params: dict, *, tables_dir=None):
+def declared_inputs(params) -> dict:
+    """The inputs of a row (generator interface): an eta preset's budget (1+η)·E*_K needs E*_K,
+    the ``E_star`` metric of the target's minimax table at the same K; a rho preset declares none
+    (the E*_K it reports is solved by ``minimax.E_star``, ~2 s at K = 1024, the same double)."""
+    prm = _check_params(params)
+    if "eta" not in prm:
+        return {}
+    return {"E_star": TableInput(minimax.table_name(prm["target"]), "E_star")}
+
+
+def _input_E_star(K: int, prm: dict, inputs) -> float:
+    """E*_K of a row: the declared input (eta), else solved (rho: a reported number only)."""
+    if "eta" not in prm:
+        return minimax.E_star(K, target=prm["target"])
+    E = dict(inputs or {}).get("E_star")
+    if E is None:
+        raise ValueError(f"an eta row needs its declared input E*_K: build_K({K}, params, "
+                         f"inputs={{'E_star': E}}) with E the E_star metric of table "
+                         f"{minimax.table_name(prm['target'])!r} at K={K} (the build passes it), or "
+                         "minimax.E_star(K) to solve it")
+    E = float(E)
+    if not (math.isfinite(E) and E > 0):
+        raise ValueError(f"inputs['E_star'] must be a finite E*_K > 0, received {E!r}")
+    return E
+
+
+def build_K(K: int, params: dict, *, inputs=None):
     """Build one AQP row (generator interface): a ``KResult`` whose status explains any failure.
 
+    ``inputs``: the values of ``declared_inputs(params)`` at K (``{"E_star": E*_K}`` for an eta
+    row; a missing one is a ValueError).
     Metrics: ``E_star``, ``beta``, ``beta_cert``, ``V_inf``, ``V1``, ``max_abs_c``, ``iterations``
     and ``eta_budget``/``eta_achieved`` or ``rho_budget``/``rho_achieved``.
     """
     K = as_K(K, minimum=2)
     prm = _check_params(params)
+    E = _input_E_star(K, prm, inputs)
     try:
         tg = prm["target"]
-        E = _E_star(K, tables_dir, tg)
         sh = prm["shape"]
         r = (solve_eta(K, prm["eta"], prm["objective"], target=tg, E_star=E, shape=sh)
              if "eta" in prm else solve_rho(K, prm["rho"], target=tg, E_star=E, shape=sh))
@@ -538,7 +556,7 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
                     f"beta {stored:.10e}, stored beta_cert {metrics.get('beta_cert', math.nan):.10e}",
                     K)]
     if "eta" in prm:
-        Es = _E_star(K, target=prm["target"])
+        Es = minimax.E_star(K, target=prm["target"])
         budget = (1.0 + prm["eta"]) * Es
         checks.append(Check("aqp.eta_budget", bool(cert.beta_upper <= budget),
                             f"certified beta {cert.beta_upper:.10e} <= (1+{prm['eta']:g})*E*_K = "

@@ -21,7 +21,7 @@ minimax_table(K, *, target=LOG, ...)     -> (values_hp, values_f64, result): the
 cheb_to_bernstein(cheb, prec)            re-exported from ``aqpgen.numerics.bernstein``.
 table_prec(K)                            working precision (bits) of the table conversion.
 table_name(target)                       "kl-minimax" for log p, "pow0.5-minimax" for p^0.5, ...
-E_star(K, *, target=LOG, path=None)      E*_K from the shipped table, else solved.
+E_star(K, *, target=LOG)                 E*_K solved by remez (what the table stores).
 rate_audit(Ks, E, *, target=LOG) -> RateAudit   K^r E*_K, fitted log-log slope, limit.
 table_error_at_extrema(values_hp, *, target=LOG) the table's error at its located extrema (arb).
 GENERATOR_VERSION, TABLE_NAME, target_name, build_K, verify_row   the generator interface
@@ -61,10 +61,8 @@ Possible issues
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -84,8 +82,6 @@ from aqpgen.numerics.fit import loglog_slope, neville0_weights, richardson_limit
 from aqpgen.numerics.metrics import table_metrics
 from aqpgen.numerics.precision import flint_prec, work_prec
 from aqpgen.records import STATUS_OK, Check, KResult, as_K
-from aqpgen.store.locate import find_table
-from aqpgen.store.tablefile import read_table
 from aqpgen.targets import LOG, Target, parse_target, table_prefix
 
 __all__ = [
@@ -115,7 +111,7 @@ GENERATOR_VERSION = "3"
 VERIFY_SPREAD = 1e-10
 #: relative agreement required between a re-evaluated table and its stored E_star (8 digits).
 VERIFY_E_DIGITS = 8
-#: name of the shipped minimax table of log p (found by ``aqpgen.store.locate``).
+#: name of the minimax table of log p (``table_name(target)`` for any target).
 TABLE_NAME = "kl-minimax"
 #: float64 unit roundoff (the rounding of E*_K and of K^r E*_K in the rate audit).
 _U = 2.0**-53
@@ -195,40 +191,14 @@ def table_name(target: Target = LOG) -> str:
     return f"{table_prefix(target)}-minimax"
 
 
-def E_star(K: int, *, target: Target = LOG, path: str | os.PathLike | None = None) -> float:
-    """E*_K as a float: from the shipped table if it holds K, else by ``remez(K)``.
+def E_star(K: int, *, target: Target = LOG) -> float:
+    """E*_K as a float, solved by ``remez(K)`` (default precision and tolerance: the value the
+    minimax table stores as its ``E_star`` metric, bit for bit; ~2 s at K = 1024).
 
-    Parameters
-    ----------
-    K : int
-        Batch size >= 1.
-    path : path-like, optional
-        Minimax table file.  Default: the table named ``kl-minimax`` on the table search path
-        (``aqpgen.store.locate``); the build passes the file of the directory it writes.  A file's ``E_star`` metric is used when the
-        file exists, reads cleanly (schema and content hash checked by
-        ``aqpgen.store.tablefile.read_table``) and has an ``ok`` row for K.
+    Generators read no files: a table that needs the stored value declares it as an input
+    (``aqpgen.records.TableInput``; the AQP eta presets) and the build passes it.
     """
-    K = as_K(K)
-    target = parse_target(target)
-    if path is None:
-        try:
-            paths = [find_table(table_name(target))]
-        except FileNotFoundError:
-            paths = []
-    else:
-        paths = [Path(path)]
-    for p in paths:
-        if not p.is_file():
-            continue
-        try:
-            t = read_table(p)
-            if t.target == target.name and K in t.Ks and t.status(K) == STATUS_OK:
-                v = float(t.metrics(K).get("E_star", float("nan")))
-                if math.isfinite(v) and v > 0:
-                    return v
-        except Exception:  # noqa: BLE001, S112 - an unreadable table is not fatal: solve instead
-            continue
-    return remez(K, target=target).E
+    return remez(as_K(K), target=parse_target(target)).E
 
 
 @dataclass(frozen=True)
@@ -393,7 +363,7 @@ def _check_params(params) -> dict:
     return {"target": parse_target(params.get("target", LOG))}
 
 
-def build_K(K: int, params, *, tables_dir=None) -> KResult:
+def build_K(K: int, params) -> KResult:
     """Build the minimax table row for batch size K (generator interface).
 
     Solves ``remez(K)`` (default precision and tolerance), converts to the table

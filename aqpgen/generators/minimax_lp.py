@@ -50,7 +50,7 @@ import numpy as np
 from aqpgen.errors import ConvergenceError
 from aqpgen.numerics.extrema import golden_max, local_maxima
 from aqpgen.numerics.grids import theta_grid, theta_grid_closed
-from aqpgen.records import as_K
+from aqpgen.records import as_int, as_K
 from aqpgen.targets import LOG, parse_target
 
 __all__ = ["LPBracket", "LPResult", "continuum_max", "default_grid", "lp_bracket", "lp_minimax",
@@ -97,9 +97,7 @@ class LPResult:
 
 def default_grid(n: int) -> np.ndarray:
     """p_i = sin^2(pi i / (2 n)), i = 1..n: uniform in t = 2 arcsin sqrt(p), p_n = 1."""
-    if isinstance(n, bool) or int(n) != n or n < 2:
-        raise ValueError(f"n_grid must be an integer >= 2, received {n!r}")
-    return theta_grid(int(n))
+    return theta_grid(as_int(n, "n_grid", minimum=2))
 
 
 def _design(K: int, p: np.ndarray) -> np.ndarray:
@@ -140,57 +138,63 @@ def lp_minimax(K: int, n_grid: int | None = None, grid=None, solver: str | None 
 
     K = as_K(K)
     target = parse_target(target)
-    if grid is None:
-        n = 2000 * K if n_grid is None else n_grid
-        p = default_grid(n)
-    else:
-        p = np.unique(np.asarray(grid, dtype=np.float64).ravel())
-        if p.size < K + 1 or not np.all(np.isfinite(p)) or p[0] <= 0 or p[-1] > 1:
-            raise ValueError(f"grid must hold >= K+1 = {K + 1} distinct points in (0, 1]")
+    p = _lp_grid(K, n_grid, grid)
     A = _design(K, p)
     h = target.h(p)
     installed = cp.installed_solvers()
     if solver is None:
         solver = "CLARABEL" if "CLARABEL" in installed else "HIGHS"
-
-    def solve(r0, scale, accept, slv):
-        # minimise t s.t. |r0 + A d| <= t, in units of ``scale`` (well scaled: t ~ 1)
-        opts = {}
-        if slv == "CLARABEL":
-            opts = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12, "max_iter": 500}
-        d = cp.Variable(K)
-        t = cp.Variable()
-        r = r0 / scale + A @ d
-        prob = cp.Problem(cp.Minimize(t), [r <= t, -r <= t])
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                prob.solve(solver=slv, **opts)
-        except cp.error.SolverError as exc:  # pragma: no cover - solver failure path
-            raise ConvergenceError(f"lp_minimax(K={K}): solver {slv} failed: {exc}",
-                                   {"K": K}) from exc
-        status = str(prob.status)
-        if status not in accept or d.value is None:
-            raise ConvergenceError(f"lp_minimax(K={K}): solver {slv} status {status!r}",
-                                   {"K": K, "status": status})
-        return np.asarray(d.value, dtype=np.float64) * scale, float(t.value) * scale, status
-
     # pass 1: a first solution (may be flagged inaccurate); pass 2: the same LP for the correction
     # around it, rescaled so that the optimum is ~1 (the solver's tolerances then act relative).
     # If CLARABEL reports pass 2 only "optimal_inaccurate", HiGHS (when installed) solves pass 2.
-    a0, _, _ = solve(-h, 1.0, (cp.OPTIMAL, cp.OPTIMAL_INACCURATE), solver)
+    a0, _, _ = _solve_lp(K, A, -h, 1.0, (cp.OPTIMAL, cp.OPTIMAL_INACCURATE), solver)
     scale = max(float(np.max(np.abs(A @ a0 - h))), 1e-300)
     try:
-        d1, E, status = solve(A @ a0 - h, scale, (cp.OPTIMAL,), solver)
+        d1, E, status = _solve_lp(K, A, A @ a0 - h, scale, (cp.OPTIMAL,), solver)
     except ConvergenceError:
         if solver != "CLARABEL" or "HIGHS" not in installed:
             raise
         solver = "HIGHS"
-        d1, E, status = solve(A @ a0 - h, scale, (cp.OPTIMAL,), solver)
+        d1, E, status = _solve_lp(K, A, A @ a0 - h, scale, (cp.OPTIMAL,), solver)
     coef = a0 + d1
     gmax = float(np.max(np.abs(A @ coef - h)))
     return LPResult(K=K, E=E, grid_max=gmax, violation=max(0.0, gmax - E), cheb=coef,
                     n_grid=int(p.size), solver=solver, status=status, target=target.name)
+
+
+def _lp_grid(K: int, n_grid, grid) -> np.ndarray:
+    """The LP's grid: ``default_grid(n_grid)`` (default 2000 K points) or the explicit ``grid``."""
+    if grid is None:
+        return default_grid(2000 * K if n_grid is None else n_grid)
+    p = np.unique(np.asarray(grid, dtype=np.float64).ravel())
+    if p.size < K + 1 or not np.all(np.isfinite(p)) or p[0] <= 0 or p[-1] > 1:
+        raise ValueError(f"grid must hold >= K+1 = {K + 1} distinct points in (0, 1]")
+    return p
+
+
+def _solve_lp(K: int, A, r0, scale: float, accept, slv: str):
+    """min t s.t. |r0 + A d| <= t, in units of ``scale`` (well scaled: t ~ 1) -> (d, t, status);
+    ConvergenceError unless the solver's status is in ``accept``."""
+    import cvxpy as cp
+
+    opts = {}
+    if slv == "CLARABEL":
+        opts = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12, "max_iter": 500}
+    d = cp.Variable(K)
+    t = cp.Variable()
+    r = r0 / scale + A @ d
+    prob = cp.Problem(cp.Minimize(t), [r <= t, -r <= t])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            prob.solve(solver=slv, **opts)
+    except cp.error.SolverError as exc:  # pragma: no cover - solver failure path
+        raise ConvergenceError(f"lp_minimax(K={K}): solver {slv} failed: {exc}", {"K": K}) from exc
+    status = str(prob.status)
+    if status not in accept or d.value is None:
+        raise ConvergenceError(f"lp_minimax(K={K}): solver {slv} status {status!r}",
+                               {"K": K, "status": status})
+    return np.asarray(d.value, dtype=np.float64) * scale, float(t.value) * scale, status
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,8 +298,9 @@ def lp_bracket(K: int, *, target=LOG, n_grid: int | None = None, rtol: float = 1
         The bracket after the last round (its ``rel_width`` says how tight it is; no exception
         when ``rtol`` is not reached).
     """
+    K = as_K(K)
     target = parse_target(target)
-    grid = default_grid(200 * int(K) + 200 if n_grid is None else n_grid)
+    grid = default_grid(200 * K + 200 if n_grid is None else n_grid)
     rounds = 0
     while True:
         lp = lp_minimax(K, grid=grid, solver=solver, target=target)

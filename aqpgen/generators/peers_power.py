@@ -50,6 +50,7 @@ from functools import cache
 import numpy as np
 
 from aqpgen.numerics.precision import mp_prec, work_prec
+from aqpgen.records import as_K
 from aqpgen.targets import PowerTarget, parse_target
 
 __all__ = ["POWER_PEERS", "power_peer_table", "power_peer_table_mp"]
@@ -61,15 +62,12 @@ POWER_PEERS = ("plugin", "laplace", "jackknife", "delta", "series")
 def _check(name, K, target) -> tuple[int, PowerTarget]:
     if name not in POWER_PEERS:
         raise ValueError(f"name must be one of {POWER_PEERS}, received {name!r}")
-    if isinstance(K, (bool, np.bool_)) or not isinstance(K, (int, np.integer)):
-        raise TypeError(f"K must be a positive integer, received {K!r}")
-    if K < 1:
-        raise ValueError(f"K must be a positive integer (>= 1), received {K}")
+    K = as_K(K)
     target = parse_target(target)
     if not isinstance(target, PowerTarget):
         raise TypeError(f"power peers serve targets p^a; for {target.name!r} use "
                          f"aqpgen.generators.peers.peer_table, received {target!r}")
-    return int(K), target
+    return K, target
 
 
 def _mp_a(target: PowerTarget, mp):

@@ -40,7 +40,7 @@ from fractions import Fraction
 import numpy as np
 
 from aqpgen.numerics.metrics import variance_mean, variance_sup
-from aqpgen.records import Check, KResult, as_K
+from aqpgen.records import Check, KResult, as_int, as_K
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -62,9 +62,7 @@ GENERATOR_VERSION = "4"
 
 # ----------------------------------------------------------------------------- validation
 def _check_m(m) -> int:
-    if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 0:
-        raise ValueError(f"m must be a non-negative integer, received {m!r}")
-    return int(m)
+    return as_int(m, "m", minimum=0)
 
 
 def _exact_coeff(x, what: str) -> Fraction:
@@ -360,7 +358,7 @@ def _hp_string(x: Fraction) -> str:
 
 
 # ----------------------------------------------------------------------------- generator
-def build_K(K: int, params: Mapping, *, tables_dir=None) -> KResult:
+def build_K(K: int, params: Mapping) -> KResult:
     """Build the exact table row for batch size K (generator interface).
 
     Parameters
@@ -425,7 +423,7 @@ def verify_row(K, values, values_hp, metrics, params) -> list[Check]:
                             falling-factorial construction).
     ``power.err_f64``    -- the stored ``err_f64`` metric is >= the actual max rounding error.
     """
-    K = int(K)
+    K = as_K(K)
     checks: list[Check] = []
     try:
         coeffs = target_coeffs(params)

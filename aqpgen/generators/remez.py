@@ -10,11 +10,14 @@ remez(K, *, target=LOG, prec=, tol=, maxiter=, init=) -> MinimaxResult   the exc
 MinimaxResult         frozen result: E*_K, Chebyshev coefficients of Q, the reference, spread.
 DEFAULT_TOL           default stopping tolerance on the relative levelled-error spread (1e-12).
 default_prec(K)       bits of the high-precision stage (``aqpgen.numerics.precision.work_prec``).
-digits(prec)          significant decimal digits printed for a quantity computed at prec bits.
 Engine, grid_size, select_alternating, reference_p
                       the float64 building blocks (cosine series on the angle grid, extremum
                       location by Newton, alternating selection), also used by
                       ``aqpgen.generators.minimax.table_error_at_extrema``.
+
+``remez`` runs in stages, each returning a status record (``_Status``: reference, iterations,
+spread, best result, ``result`` or why it ``failed``): ``_float_stage``, then ``_hp_stage``
+(arb helpers in ``aqpgen.generators.remez_hp``).
 
 The Remez exchange
 ------------------
@@ -56,14 +59,21 @@ min_i |e(x_i)| <= E*_K <= max_i |e(x_i)|, so E*_K is known to relative accuracy 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from aqpgen.errors import ConvergenceError
+from aqpgen.generators.remez_hp import (
+    cheb_strings,
+    coeffs_from_strings,
+    digits,
+    hp_rows,
+    hp_solve,
+    hp_values,
+)
 from aqpgen.numerics.precision import flint_prec, work_prec
-from aqpgen.records import STATUS_OK, as_K
+from aqpgen.records import STATUS_OK, as_int, as_K
 from aqpgen.targets import LOG, Target, parse_target
 
 __all__ = [
@@ -71,7 +81,6 @@ __all__ = [
     "Engine",
     "MinimaxResult",
     "default_prec",
-    "digits",
     "grid_size",
     "reference_p",
     "remez",
@@ -95,10 +104,6 @@ def default_prec(K: int) -> int:
     (sum|a_j| ~ 2 log K), far below 1e-12 E*_K ~ 3e-20 at K = 1024.
     """
     return work_prec(as_K(K))
-
-def digits(prec: int) -> int:
-    """Significant decimal digits printed for a quantity computed at ``prec`` bits."""
-    return int(prec * math.log10(2)) + 2
 
 # --------------------------------------------------------------------------------------------
 # the float64 engine: cosine series on the t grid, solve, locate extrema
@@ -287,80 +292,6 @@ def _to_grid(eng: Engine, t) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --------------------------------------------------------------------------------------------
-# the high-precision stage (python-flint arb)
-# --------------------------------------------------------------------------------------------
-def _hp_rows(k, d, M: int, K: int, prec: int, target: Target):
-    """arb rows [cos(j t_i), j < K] + [(-1)^i / p_i], and p_i, g(p_i) at t_i = pi k_i/M + d_i."""
-    with flint_prec(prec) as flint:
-        arb = flint.arb
-        pi = arb.pi()
-        rows, ps, Ls = [], [], []
-        for i, (ki, di) in enumerate(zip(k, d)):
-            t = pi * int(ki) / M + arb(float(di))
-            c = t.cos()
-            s = (t / 2).sin()
-            p = s * s
-            ps.append(p)
-            Ls.append(target.g_arb_sin(s))
-            r = [arb(1), c.mid()] if K > 1 else [arb(1)]
-            c2 = 2 * c
-            T0, T1 = r[0], r[-1]
-            for _ in range(2, K):
-                T0, T1 = T1, (c2 * T1 - T0).mid()
-                r.append(T1)
-            r.append((1 if i % 2 == 0 else -1) / p)
-            rows.append(r)
-        return flint.arb_mat(rows), ps, Ls
-
-
-def _hp_solve(Mfull, Ls, A_float, prec: int, K: int):
-    """Solve Mfull x = g(p) to ~prec bits: float64 LU + iterative refinement, arb residuals."""
-    import scipy.linalg
-
-    lu = scipy.linalg.lu_factor(A_float)
-    with flint_prec(prec) as flint:
-        arb_mat = flint.arb_mat
-        rhs = arb_mat([[L] for L in Ls])
-        x = arb_mat(K + 1, 1)
-        xf = np.zeros(K + 1)
-        for _ in range(12):
-            r = rhs - Mfull * x
-            rf = np.array([float(v.mid()) for v in r.entries()])
-            dx = scipy.linalg.lu_solve(lu, rf)
-            x = x + arb_mat([[float(v)] for v in dx])
-            xf = xf + dx
-            if np.max(np.abs(dx)) <= 2.0 ** (-prec + 4) * np.max(np.abs(xf)):
-                break
-        return [v.mid() for v in x.entries()]
-
-
-def _hp_values(Mfull, ps, Ls, coeffs, prec: int, K: int):
-    """Errors e_i = p_i (Q(t_i) - g(p_i)) in arb, Q given by arb cosine coefficients."""
-    with flint_prec(prec) as flint:
-        arb, arb_mat = flint.arb, flint.arb_mat
-        x = arb_mat([[c] for c in coeffs] + [[arb(0)]])
-        Q = (Mfull * x).entries()
-        return [ps[i] * (Q[i] - Ls[i]) for i in range(K + 1)]
-
-
-def _cheb_strings(b_arb, prec: int) -> tuple[str, ...]:
-    """Chebyshev coefficients a_j = (-1)^j b_j as decimal strings (``digits(prec)`` digits)."""
-    n = digits(prec)
-    out = []
-    with flint_prec(prec):  # negation rounds to the context precision
-        for j, v in enumerate(b_arb):
-            v = v.mid() if j % 2 == 0 else -v.mid()
-            out.append(v.str(n, radius=False))
-    return tuple(out)
-
-
-def _coeffs_from_strings(cheb: Sequence[str], prec: int):
-    """Cosine coefficients b_j = (-1)^j a_j as arb at ``prec`` bits from decimal strings."""
-    with flint_prec(prec) as flint:
-        return [flint.arb(s) if j % 2 == 0 else -flint.arb(s) for j, s in enumerate(cheb)]
-
-
-# --------------------------------------------------------------------------------------------
 # the result object and remez()
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -462,6 +393,132 @@ def _init_theta(K: int, init) -> np.ndarray:
     return 2.0 * np.arcsin(np.sqrt(p))
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """The validated arguments of one ``remez`` call and its float64 engine."""
+
+    K: int
+    target: Target
+    prec: int
+    tol: float
+    maxiter: int
+    M: int
+    eng: Engine
+
+
+@dataclass
+class _Status:
+    """Where the exchange stands after a stage: the reference (grid index k, offset d), the
+    iterations so far, the spread reached and the best high-precision result; ``result`` is the
+    converged result, ``failed`` why the exchange stopped without one ("" while it goes on)."""
+
+    k: np.ndarray
+    d: np.ndarray
+    it: int = 0
+    hp_it: int = 0
+    spread: float = math.inf
+    best: MinimaxResult | None = None
+    result: MinimaxResult | None = None
+    failed: str = ""
+
+
+def _setup(K, target, prec, tol, maxiter) -> _Setup:
+    K = as_K(K)
+    target = parse_target(target)
+    prec = default_prec(K) if prec is None else int(prec)
+    if prec < 64:
+        raise ValueError(f"prec must be >= 64 bits, received {prec}")
+    tol = DEFAULT_TOL if tol is None else float(tol)
+    if not (tol > 0 and math.isfinite(tol)):
+        raise ValueError(f"tol must be a positive finite number, received {tol!r}")
+    maxiter = as_int(maxiter, "maxiter", minimum=1)
+    M = grid_size(K)
+    return _Setup(K, target, prec, tol, maxiter, M, Engine(K, M, target))
+
+
+def _float_stage(su: _Setup, st: _Status) -> _Status:
+    """Float64 iterations from ``st``'s reference until the spread is below the hand-over level
+    (module docstring) or stagnates; ``failed`` when the alternation is lost."""
+    prev = math.inf
+    while st.it < su.maxiter:
+        b, lev = su.eng.solve(st.k, st.d)
+        st.it += 1
+        noise = 20.0 * np.finfo(float).eps * np.sum(np.abs(b)) / max(abs(lev), 1e-300)
+        k2, d2, ev = select_alternating(*su.eng.locate(b), su.K + 1)
+        if k2.size < su.K + 1:
+            st.spread, st.failed = prev, f"only {k2.size} alternating extrema found (float64 stage)"
+            return st
+        st.k, st.d = k2, d2
+        s = _spread(ev)
+        if s <= max(_FLOAT_HANDOVER, noise) or (s < 1e-5 and s > 0.5 * prev):
+            break
+        prev = s
+    return st
+
+
+def _hp_result(su: _Setup, st: _Status, k2, d2, cheb, coeffs):
+    """The result of the polynomial ``coeffs`` with its error evaluated in arb at the located
+    alternating extrema (k2, d2); also that reference's high-precision rows (Mfull, Ls)."""
+    K, prec = su.K, su.prec
+    Mfull2, ps2, Ls2 = hp_rows(k2, d2, su.M, K, prec, su.target)
+    e_hp = hp_values(Mfull2, ps2, Ls2, coeffs, prec, K)
+    sg = [1 if float(v) > 0 else -1 for v in e_hp]
+    alternating = all(sg[i] != sg[i + 1] for i in range(K))
+    with flint_prec(prec):
+        absv = [abs(v).mid() for v in e_hp]  # exact midpoints: exact comparisons
+        emax, emin = max(absv), min(absv)
+        spread = float(((emax - emin) / emax).mid())
+        nd = digits(prec)
+        E_hp = emax.mid().str(nd, radius=False)
+        bracket = (emin.mid().str(nd, radius=False), E_hp)
+    res = MinimaxResult(
+        K=K, E=float(E_hp), E_hp=E_hp, E_bracket=bracket, cheb=cheb,
+        reference=reference_p(k2, d2, su.M), signs=tuple(sg), iterations=st.it,
+        hp_iterations=st.hp_it, spread=spread, converged=alternating and spread <= su.tol,
+        prec=prec, tol=su.tol, target=su.target.name)
+    return res, Mfull2, Ls2
+
+
+def _hp_stage(su: _Setup, st: _Status) -> _Status:
+    """High-precision iterations (arb system, float64 extremum location, arb errors) until the
+    spread is <= tol (``result``), the alternation is lost or ``maxiter`` is reached (``failed``)."""
+    K = su.K
+    Mfull, _, Ls = hp_rows(st.k, st.d, su.M, K, su.prec, su.target)
+    while True:
+        A, _, _ = su.eng.system(st.k, st.d)
+        b_arb = hp_solve(Mfull, Ls, A, su.prec, K)
+        st.it += 1
+        st.hp_it += 1
+        cheb = cheb_strings(b_arb[:K], su.prec)
+        coeffs = coeffs_from_strings(cheb, su.prec)
+        bf = np.array([float(v) for v in coeffs])
+        k2, d2, _ = select_alternating(*su.eng.locate(bf), K + 1)
+        n_alt = k2.size
+        if n_alt == K + 1:
+            res, Mfull2, Ls2 = _hp_result(su, st, k2, d2, cheb, coeffs)
+            if st.best is None or res.spread < st.best.spread:
+                st.best = res
+            if res.converged:
+                st.result = res
+                return st
+            st.k, st.d, Mfull, Ls = k2, d2, Mfull2, Ls2
+            st.spread = res.spread
+        else:
+            st.spread = st.best.spread if st.best is not None else math.inf
+        if st.it >= su.maxiter or n_alt < K + 1:
+            st.failed = ("no convergence" if n_alt == K + 1 else
+                         f"only {n_alt} alternating extrema found (high-precision stage)")
+            return st
+
+
+def _not_converged(su: _Setup, st: _Status) -> ConvergenceError:
+    info = {"K": su.K, "tol": su.tol, "spread": st.spread, "iterations": st.it, "prec": su.prec,
+            "best": st.best}
+    return ConvergenceError(
+        f"remez(K={su.K}): {st.failed}; achieved spread {st.spread:.3g}, required <= {su.tol:.3g} "
+        f"after {st.it} iterations", info)
+
+
 def remez(K: int, *, target: Target = LOG, prec: int | None = None, tol: float | None = None,
           maxiter: int = 50, init=None) -> MinimaxResult:
     """Best weighted uniform approximation of a target g (default log p): the Remez exchange.
@@ -509,86 +566,11 @@ def remez(K: int, *, target: Target = LOG, prec: int | None = None, tol: float |
     float64, which limits the attainable spread to ~(1e-15 / E*_K)^2 (1e-17 at K = 1024), so
     tol below ~1e-16 may not be reachable for large K.
     """
-    K = as_K(K)
-    target = parse_target(target)
-    prec = default_prec(K) if prec is None else int(prec)
-    if prec < 64:
-        raise ValueError(f"prec must be >= 64 bits, received {prec}")
-    tol = DEFAULT_TOL if tol is None else float(tol)
-    if not (tol > 0 and math.isfinite(tol)):
-        raise ValueError(f"tol must be a positive finite number, received {tol!r}")
-    if isinstance(maxiter, bool) or int(maxiter) != maxiter or maxiter < 1:
-        raise ValueError(f"maxiter must be a positive integer, received {maxiter!r}")
-    maxiter = int(maxiter)
-
-    M = grid_size(K)
-    eng = Engine(K, M, target)
-    k, d = _to_grid(eng, _init_theta(K, init))
-    it = 0
-    best = None
-
-    def fail(msg, spread):
-        info = {"K": K, "tol": tol, "spread": spread, "iterations": it, "prec": prec, "best": best}
-        raise ConvergenceError(
-            f"remez(K={K}): {msg}; achieved spread {spread:.3g}, required <= {tol:.3g} "
-            f"after {it} iterations", info)
-
-    # ---- float64 stage
-    prev = math.inf
-    while it < maxiter:
-        b, lev = eng.solve(k, d)
-        it += 1
-        noise = 20.0 * np.finfo(float).eps * np.sum(np.abs(b)) / max(abs(lev), 1e-300)
-        k2, d2, ev = select_alternating(*eng.locate(b), K + 1)
-        if k2.size < K + 1:
-            fail(f"only {k2.size} alternating extrema found (float64 stage)", prev)
-        k, d = k2, d2
-        s = _spread(ev)
-        if s <= max(_FLOAT_HANDOVER, noise) or (s < 1e-5 and s > 0.5 * prev):
-            break
-        prev = s
-
-    # ---- high-precision stage
-    Mfull, _, Ls = _hp_rows(k, d, M, K, prec, target)
-    hp_it = 0
-    while True:
-        A, _, _ = eng.system(k, d)
-        b_arb = _hp_solve(Mfull, Ls, A, prec, K)
-        it += 1
-        hp_it += 1
-        cheb = _cheb_strings(b_arb[:K], prec)
-        coeffs = _coeffs_from_strings(cheb, prec)
-        bf = np.array([float(v) for v in coeffs])
-        k2, d2, ev = select_alternating(*eng.locate(bf), K + 1)
-        n_alt = k2.size
-        if n_alt == K + 1:
-            Mfull2, ps2, Ls2 = _hp_rows(k2, d2, M, K, prec, target)
-            e_hp = _hp_values(Mfull2, ps2, Ls2, coeffs, prec, K)
-            sg = [1 if float(v) > 0 else -1 for v in e_hp]
-            alternating = all(sg[i] != sg[i + 1] for i in range(K))
-            with flint_prec(prec):
-                absv = [abs(v).mid() for v in e_hp]  # exact midpoints: exact comparisons
-                emax, emin = max(absv), min(absv)
-                spread = float(((emax - emin) / emax).mid())
-                nd = digits(prec)
-                E_hp = emax.mid().str(nd, radius=False)
-                bracket = (emin.mid().str(nd, radius=False), E_hp)
-            ok = alternating and spread <= tol
-            res = MinimaxResult(
-                K=K, E=float(E_hp), E_hp=E_hp, E_bracket=bracket, cheb=cheb,
-                reference=reference_p(k2, d2, M), signs=tuple(sg), iterations=it,
-                hp_iterations=hp_it, spread=spread, converged=ok, prec=prec, tol=tol,
-                target=target.name)
-            if best is None or spread < best.spread:
-                best = res
-            if ok:
-                return res
-            k, d, Mfull, Ls = k2, d2, Mfull2, Ls2
-            s = spread
-        else:
-            s = best.spread if best is not None else math.inf
-        if it >= maxiter or n_alt < K + 1:
-            fail("no convergence" if n_alt == K + 1 else
-                 f"only {n_alt} alternating extrema found (high-precision stage)", s)
-
-
+    su = _setup(K, target, prec, tol, maxiter)
+    k, d = _to_grid(su.eng, _init_theta(su.K, init))
+    st = _float_stage(su, _Status(k, d))
+    if not st.failed:
+        st = _hp_stage(su, st)
+    if st.result is None:
+        raise _not_converged(su, st)
+    return st.result

@@ -83,7 +83,7 @@ import numpy as np
 
 from aqpgen.numerics.bernstein import to_chebyshev_exact, to_chebyshev_f64
 from aqpgen.numerics.precision import flint_prec
-from aqpgen.records import STATUS_OK, as_K
+from aqpgen.records import STATUS_OK, as_int, as_K
 from aqpgen.targets import LOG, LogTarget, Target, parse_target
 
 __all__ = ["H3_CONST", "MAX_POINTS", "Certificate", "certify_beta", "certify_exact"]
@@ -366,8 +366,7 @@ def certify_beta(K, values=None, values_hp=None, *, target: Target = LOG, rel_sl
     K = as_K(K)
     if not (rel_slack > 0 and math.isfinite(rel_slack)):
         raise ValueError(f"rel_slack must be a positive number, received {rel_slack!r}")
-    if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
-        raise ValueError(f"max_points must be a positive integer, received {max_points!r}")
+    max_points = as_int(max_points, "max_points", minimum=1)
     src = values_hp if values_hp is not None else values
     if src is None:
         raise ValueError("certify_beta needs values or values_hp, received neither")

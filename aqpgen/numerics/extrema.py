@@ -10,7 +10,7 @@ refine_maxima(f, x, vals, idx, ...)     -- the grid + zoom sup locator: refine t
                                            16x finer; returns (abscissae, |f| there).
 
 The minimax engine locates the extrema of its error by Newton's method on the cosine series
-(aqpgen.generators.remez); that is part of the Remez exchange, not a sup estimate.
+(the Remez exchange of the generators); that is part of the Remez exchange, not a sup estimate.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ from aqpgen.numerics.bernstein import (
 )
 from aqpgen.numerics.certify import certify_exact
 from aqpgen.numerics.grids import theta_grid_closed
-from aqpgen.numerics.precision import flint_prec, work_prec
+from aqpgen.numerics.precision import flint_prec, mp_prec, work_prec
 from aqpgen.records import as_K
 from aqpgen.targets import LOG, Target, parse_target
 
@@ -104,7 +104,7 @@ def _hp_moments(src, K: int):
     """(max|c| as mpf, s/s_max float array, s_max as mpf)."""
     import mpmath as mp
 
-    with mp.workprec(work_prec()):
+    with mp_prec(work_prec()):
         c = [mp.mpf(int(q.p)) / int(q.q) for q in exact_values(src)]
         s = [mp.mpf(j + 1) / K * c[j] ** 2 for j in range(K)]
         smax = max(s)
@@ -129,7 +129,7 @@ class _PVar:
         self.sr = sr
         self.cheb = cheb if cheb is not None else to_chebyshev_f64(src)[0]
         if not self.hp:
-            with mp.workprec(work_prec()):
+            with mp_prec(work_prec()):
                 self.values = np.array([float(mp.mpf(int(q.p)) / int(q.q))
                                         for q in exact_values(src)])
 
@@ -350,7 +350,7 @@ def _float_log10(q) -> tuple[float, float]:
         f = num / den
     except OverflowError:
         f = math.inf
-    with mp.workprec(work_prec()):
+    with mp_prec(work_prec()):
         lg = float(mp.log10(mp.mpf(num) / den)) if num > 0 else -math.inf
     return f, lg
 
@@ -363,7 +363,7 @@ def variance_mean(values, K, *, values_hp=None) -> float:
 def _log10_mpf(x) -> float:
     import mpmath as mp
 
-    with mp.workprec(work_prec()):
+    with mp_prec(work_prec()):
         return float(mp.log10(abs(mp.mpf(x)))) if x != 0 else -math.inf
 
 

@@ -10,8 +10,10 @@ work_dps(K=1, *, magnitude_bits=0) -> int
                                 -- the same policy in decimal digits (for ``mpmath.workdps``).
 flint_prec(bits)                -- context manager: python-flint's working precision is ``bits``
                                    inside the block, the caller's is restored on exit (also on
-                                   exceptions); yields the ``flint`` module.
+                                   exceptions); yields the ``flint`` module.  Holds
+                                   ``PRECISION_LOCK`` (below).
 mp_prec(bits)                   -- the same for mpmath (yields the ``mpmath`` module).
+PRECISION_LOCK                  -- the process-wide re-entrant lock every precision block holds.
 single_thread_blas()            -- context manager: every BLAS / OpenMP pool on one thread
                                    (checked), SciPy's included (see below).
 
@@ -34,6 +36,18 @@ inside ``single_thread_blas``; tests/test_row_isolation.py checks it in new proc
 
 Precision is always an explicit argument in aqpgen; nothing sets a global precision at import
 time or leaves it changed.
+
+Threads: precision is process-wide state
+----------------------------------------
+python-flint keeps one ``flint.ctx.prec`` per process and mpmath one ``mp.prec``; neither offers
+a context that a computation could carry with it (python-flint's arb functions read the global
+one).  Two threads in ``flint_prec(640)`` and ``flint_prec(1152)`` would otherwise interleave:
+when the first leaves, it restores 53 bits while the second is still computing inside its block.
+So every block holds ``PRECISION_LOCK`` (re-entrant: blocks nest in one thread), and blocks of
+different threads run one after another; python-flint and mpmath hold the GIL anyway, so little
+parallelism is lost.  The build goes further (``aqpgen.build.runner.run_K``): rows of one process
+never run at the same time, so nothing a row computes between its blocks can see another row's
+precision either.
 """
 
 from __future__ import annotations
@@ -44,7 +58,10 @@ import threading
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
-__all__ = ["GUARD_BITS", "flint_prec", "mp_prec", "single_thread_blas", "work_dps", "work_prec"]
+from aqpgen.records import as_int
+
+__all__ = ["GUARD_BITS", "PRECISION_LOCK", "flint_prec", "mp_prec", "single_thread_blas", "work_dps",
+           "work_prec"]
 
 #: bits kept beyond the magnitude of the computed quantity.
 GUARD_BITS = 128
@@ -52,10 +69,8 @@ GUARD_BITS = 128
 
 def work_prec(K: int = 1, *, magnitude_bits: int = 0) -> int:
     """Working precision in bits for a computation at batch size K (module docstring)."""
-    K = int(K)
-    if K < 1:
-        raise ValueError(f"K must be an integer >= 1, received {K}")
-    return GUARD_BITS + int(magnitude_bits) + 4 * max(0, math.ceil(math.log2(K)) - 10)
+    K = as_int(K, "K", minimum=1)
+    return GUARD_BITS + as_int(magnitude_bits, "magnitude_bits", minimum=0) + 4 * max(0, math.ceil(math.log2(K)) - 10)
 
 
 def work_dps(K: int = 1, *, magnitude_bits: int = 0) -> int:
@@ -63,25 +78,34 @@ def work_dps(K: int = 1, *, magnitude_bits: int = 0) -> int:
     return int(work_prec(K, magnitude_bits=magnitude_bits) * math.log10(2))
 
 
+#: held by every precision block (module docstring, "Threads"); re-entrant, so blocks nest.
+PRECISION_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def flint_prec(bits: int):
-    """Temporarily set python-flint's working precision to ``bits`` (restored on exit)."""
+    """Temporarily set python-flint's working precision to ``bits`` (restored on exit); other
+    threads' precision blocks wait until this one ends (``PRECISION_LOCK``)."""
     import flint
 
-    old = flint.ctx.prec
-    flint.ctx.prec = int(bits)
-    try:
-        yield flint
-    finally:
-        flint.ctx.prec = old
+    bits = int(bits)
+    with PRECISION_LOCK:
+        old = flint.ctx.prec
+        flint.ctx.prec = bits
+        try:
+            yield flint
+        finally:
+            flint.ctx.prec = old
 
 
 @contextlib.contextmanager
 def mp_prec(bits: int):
-    """Temporarily set mpmath's working precision to ``bits`` (restored on exit)."""
+    """Temporarily set mpmath's working precision to ``bits`` (restored on exit); holds
+    ``PRECISION_LOCK`` like ``flint_prec``."""
     import mpmath
 
-    with mpmath.workprec(int(bits)):
+    bits = int(bits)
+    with PRECISION_LOCK, mpmath.workprec(bits):
         yield mpmath
 
 

@@ -42,7 +42,8 @@ from collections.abc import Sequence
 from aqpgen.audit.files import RATE_RANGE
 from aqpgen.game import alpha as game_alphas
 from aqpgen.game import study
-from aqpgen.generators import aqp, compare, minimax
+from aqpgen import compare
+from aqpgen.generators import aqp, minimax
 from aqpgen.report import figures
 from aqpgen.report.markdown import (
     limit_markdown,

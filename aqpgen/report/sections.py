@@ -26,8 +26,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from aqpgen import compare
 from aqpgen.audit.files import RATE_RANGE
-from aqpgen.generators import aqp, compare, minimax, peers
+from aqpgen.generators import aqp, minimax, peers
 from aqpgen.numerics import metrics
 from aqpgen.recommend import noise_weight, recommend
 from aqpgen.report.markdown import (
@@ -242,7 +243,7 @@ def reach_markdown(reach: dict) -> str:
 
 
 def compare_markdown(Ks: Sequence[int]) -> str:
-    """``aqpgen.generators.compare.to_markdown(compare(Ks))`` -- what ``aqpgen compare --markdown`` prints."""
+    """``aqpgen.compare.to_markdown(compare(Ks))`` -- what ``aqpgen compare --markdown`` prints."""
     return compare.to_markdown(compare.compare(list(Ks))).strip("\n")
 
 

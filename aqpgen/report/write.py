@@ -244,7 +244,7 @@ def write_report(out: str = "docs/report.md", *, tables_dir: str = "tables", qui
         "## Minimax rate (docs/MATH.md §4)", sec["k2e"], sec["rate_full"], sec["f64"],
         "## Bias–variance frontier (docs/MATH.md §5)", sec["frontier"],
         f"## Comparison with the classical estimators (K = {sec['compare_Ks']})",
-        "`aqpgen.generators.compare` (identical to `aqpgen compare --markdown`; docs/MATH.md §7).",
+        "`aqpgen.compare` (identical to `aqpgen compare --markdown`; docs/MATH.md §7).",
         sec["compare"],
         "## AQP presets: reach and variance", sec["reach"],
         "## Shape-constrained presets (docs/MATH.md §5b)", sec.get("shape_report"),

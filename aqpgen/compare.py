@@ -1,5 +1,8 @@
 """Peers versus AQP presets: the comparison table (docs/MATH.md §7).
 
+It reads the shipped tables (``aqpgen.store.locate``), so it sits above the generators (which
+read no files), beside ``aqpgen.recommend``.
+
 Public names
 ------------
 compare(Ks, presets=None, *, target=LOG) -- list of ``CompareRow``: every peer and preset at
@@ -44,7 +47,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from aqpgen.errors import TableFormatError
 from aqpgen.generators.aqp import build_K, plugin_constants, solve_rho
 from aqpgen.generators.minimax import E_star, minimax_table, table_name
 from aqpgen.generators.peers import peer_names, peer_table
@@ -55,8 +57,22 @@ from aqpgen.store.locate import find_table
 from aqpgen.store.tablefile import read_table
 from aqpgen.targets import LOG, Target, parse_target, table_prefix
 
-__all__ = ["DEFAULT_POWER_PRESETS", "POWER_PRESETS", "PRESETS", "PRESET_PARAMS", "power_presets", "CompareRow", "compare", "minimax_values", "peer_metrics", "peer_names",
-           "peer_values", "preset_table_name", "to_json", "to_markdown"]
+__all__ = [
+    "DEFAULT_POWER_PRESETS",
+    "POWER_PRESETS",
+    "PRESETS",
+    "PRESET_PARAMS",
+    "CompareRow",
+    "compare",
+    "minimax_values",
+    "peer_metrics",
+    "peer_names",
+    "peer_values",
+    "power_presets",
+    "preset_table_name",
+    "to_json",
+    "to_markdown",
+]
 
 #: preset name -> AQP params, for every preset shipped for some target.
 PRESET_PARAMS = {
@@ -128,15 +144,13 @@ def preset_table_name(name: str, target: Target = LOG) -> str:
 
 
 def _shipped(name: str, target: Target):
-    """The shipped table ``name`` (TableData) for ``target``, or None when absent/unreadable."""
+    """The shipped table ``name`` (TableData) for ``target`` and its path, or (None, None) when
+    no file of that name is found; a file that cannot be read is an error (TableFormatError)."""
     try:
         path = find_table(name)
     except FileNotFoundError:
         return None, None
-    try:
-        t = read_table(path)
-    except (TableFormatError, OSError):  # an unreadable shipped table: solve instead
-        return None, path
+    t = read_table(path)
     return (t if t.target == target.name else None), path
 
 
@@ -163,7 +177,8 @@ def _preset_values(name: str, K: int, target: Target = LOG):
             return np.asarray(t.values(K), dtype=np.float64), STATUS_OK
         return np.full(K, np.nan), f"{path.name}: {row.status}"
     params = dict(PRESETS[name]) if target == LOG else {**PRESET_PARAMS[name], "target": target.spec}
-    r = build_K(K, params)
+    inputs = {"E_star": E_star(K, target=target)} if "eta" in params else None  # solved, explicitly
+    r = build_K(K, params, inputs=inputs)
     return r.values, r.status
 
 
