@@ -49,8 +49,9 @@ def test_shipped_spec_order_and_grids():
     assert [s.name for s in specs] == [
         "power-m1", "power-m2", "power-m3", "power-m4", "kl-minimax",
         "kl-aqp-eta3", "kl-aqp-eta15", "kl-aqp-rho1", "kl-aqp-rho2", "kl-aqp-rho4", "kl-aqp-rho8",
+        "kl-aqp-rho4-mono",
         "pow0.5-minimax", "pow-0.5-minimax", "pow0.5-aqp-rho1", "pow-0.5-aqp-rho1",
-        "pow-0.5-aqp-rho8", "pow-0.5-aqp-rho16",
+        "pow-0.5-aqp-rho8", "pow-0.5-aqp-rho8-mono", "pow-0.5-aqp-rho16",
     ]
     by = {s.name: s for s in specs}
     # docs/MATH.md §9 standard grid, written out independently of records.standard_Ks
@@ -60,6 +61,8 @@ def test_shipped_spec_order_and_grids():
     assert list(by["kl-minimax"].Ks) == list(range(2, 257)) + tail
     assert by["kl-aqp-eta15"].params == {"eta": 15, "objective": "Vinf"}
     assert by["kl-aqp-rho2"].params == {"rho": 2}
+    assert by["kl-aqp-rho4-mono"].params == {"rho": 4, "shape": "monotone"}
+    assert by["pow-0.5-aqp-rho8-mono"].params == {"rho": 8, "target": "p^-0.5", "shape": "monotone"}
     assert list(by["pow-0.5-aqp-rho1"].Ks) == list(range(2, 257)) + tail
     assert by["pow0.5-aqp-rho1"].params == {"rho": 1, "target": "p^0.5"}
 

@@ -48,7 +48,9 @@ grid maximum is a lower bound within 1 % of the recomputed sup), ``beta_cert`` a
 ``beta_cert.fresh`` (in [sup, 1.01·sup]), ``beta_f64``, ``V_inf``, ``V1``, ``max_abs_c``,
 ``float64``; minimax: ``equioscillation``, ``spread``, ``E_star``; AQP eta presets: ``E_star``,
 ``eta_budget``, ``budget``, ``eta_achieved``; rho presets: ``rho_budget``, ``budget``,
-``rho_achieved``, ``beats_plugin`` (plug-in log(n/K) or (n/K)^a recomputed here).
+``rho_achieved``, ``beats_plugin`` (plug-in log(n/K) or (n/K)^a recomputed here); AQP tables
+whose params say ``shape = "monotone"``: ``shape`` (the stored floats rise with n for log p and
+p^a, a >= 0, fall for a < 0, with c_K <= 0 for log p and c >= 0 for p^a; exact comparison).
 Rows whose status is not "ok" are reported (``status``) and not otherwise audited.
 """
 

@@ -54,6 +54,7 @@ TOLERANCES: dict[str, float] = {
     "slope_pow": 0.02,     # p^a: |slope + 2(a+1)| over K in [16, 1024]
     "budget": 1e-12,       # relative slack allowed on a budget comparison (float rounding)
     "achieved": 1e-6,      # abs. diff eta_achieved / rho_achieved
+    "shape": 0.0,          # shape = "monotone": stored floats compared exactly (no slack)
 }
 
 #: Relative slack asked of the fresh certificate (``certify_beta(rel_slack=...)``).
@@ -73,7 +74,9 @@ TOLERANCE_HELP = (
     "log p and -2(a+1) +- 0.02 for p^a; AQP: E_star equals the minimax table's to 1e-12 rel, eta "
     "presets need the fresh certified beta <= (1+eta)*E*_K, rho presets V_inf <= "
     "rho*V_inf(plug-in) and beta < beta(plug-in) (budget slack 1e-12 rel; plug-in log(n/K) or "
-    "(n/K)^a); achieved ratios abs 1e-6; power tables: stored rationals equal the exact table, "
+    "(n/K)^a); achieved ratios abs 1e-6; AQP tables whose params say shape = \"monotone\": every "
+    "step c[n+1] - c[n] has the target's direction and the extreme entry its sign, comparing the "
+    "stored floats exactly (tolerance 0); power tables: stored rationals equal the exact table, "
     "mean polynomial equals the target in exact arithmetic, float64 correctly rounded (bit-exact)."
 )
 

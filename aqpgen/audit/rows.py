@@ -185,6 +185,7 @@ def _audit_approx_row(task: RowTask) -> tuple[list[Finding], dict]:
         out.extend(_minimax_checks(task, ext, extra, prec))
     elif task.method == "aqp":
         out.extend(_aqp_checks(task, beta, common, fresh))
+        out.extend(_shape_checks(task))
     return out, extra
 
 
@@ -279,6 +280,31 @@ def _aqp_checks(task: RowTask, beta: float, common, fresh) -> list[Finding]:
                            "beta < beta(plug-in)", ok,
                            "" if ok else f"K={K}: beta {beta:.12g} is not below plug-in's {pl_beta:.12g}"))
     return out
+
+
+def _shape_checks(task: RowTask) -> list[Finding]:
+    """params shape = "monotone" (docs/MATH.md §5b): the stored floats follow the target's
+    direction (log p and p^a, a >= 0: nondecreasing; -1 < a < 0: nonincreasing) and sign
+    (log p: c_K <= 0; a >= 0: c_1 >= 0; a < 0: c_K >= 0), compared exactly (audit's own code)."""
+    shape = task.params.get("shape", "none")
+    if shape == "none":
+        return []
+    if shape != "monotone":
+        return [info(task, "shape", False, f"K={task.K}: unknown shape {shape!r} in params")]
+    a = task.target.a
+    v = [float(x) for x in task.values]
+    rising = a is None or a >= 0
+    bad = [f"c[{i + 2}] {'<' if rising else '>'} c[{i + 1}] ({v[i + 1]!r} vs {v[i]!r})"
+           for i in range(len(v) - 1) if not (v[i + 1] >= v[i] if rising else v[i + 1] <= v[i])]
+    if a is None and not v[-1] <= 0:
+        bad.append(f"c[{len(v)}] = {v[-1]!r} > 0")
+    elif a is not None and not min(v[0], v[-1]) >= 0:
+        bad.append(f"min(c[1], c[{len(v)}]) = {min(v[0], v[-1])!r} < 0")
+    return [info(task, "shape", not bad,
+                 f"K={task.K}: shape 'monotone' violated: " + "; ".join(bad[:5])
+                 + (f" (and {len(bad) - 5} more)" if len(bad) > 5 else "") if bad else
+                 "nondecreasing" if rising else "nonincreasing",
+                 stored=shape, recomputed=float(len(bad)), tol="exact (0 violations)")]
 
 
 def audit_row(task: RowTask) -> tuple[str, int, list[Finding], dict]:

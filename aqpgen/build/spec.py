@@ -27,6 +27,8 @@ defines one, else its ``target_name(params)`` (which rejects unknown keys and co
 * ``coeffs`` -- a non-empty list of rationals written as strings (``"1/3"``), each representable
   in float64, the sum of their magnitudes finite, of degree >= 1 (a constant needs no table).
 * ``target`` -- a target string accepted by ``aqpgen.targets.parse_target`` (``"log"``, ``"p^0.5"``).
+* ``shape``  -- ``"none"`` (default) or ``"monotone"`` (AQP only: c follows the target's
+  monotonicity and sign, docs/MATH.md §5b).
 
 K above :data:`MAX_K` is refused at once (a K of 10^11 would otherwise allocate or loop for
 hours): the largest shipped table stops at 1024, and minimax / AQP solves at K = 4096 already
@@ -219,8 +221,13 @@ def _rule_target(x) -> None:
         raise ValueError(f"params 'target': {e}") from None
 
 
+def _rule_shape(x) -> None:
+    if x not in ("none", "monotone"):
+        raise ValueError(f"params 'shape' must be 'none' or 'monotone', received {x!r}")
+
+
 _KEY_RULES = {"rho": _rule_rho, "eta": _rule_eta, "objective": _rule_objective, "m": _rule_m,
-              "coeffs": _rule_coeffs, "target": _rule_target}
+              "coeffs": _rule_coeffs, "target": _rule_target, "shape": _rule_shape}
 
 
 def check_params(family: str, method: str, params: Mapping, mod=None) -> None:

@@ -3,7 +3,8 @@
 Public names
 ------------
 verify_file(path, manifest=True) -- schema, content hash, manifest entry, and per-row checks by
-                                    the table's generator (``module.verify_row``).
+                                    the table's generator (``module.verify_row``; AQP tables whose
+                                    params say shape = "monotone" also check the shape exactly).
 verify_files(paths, jobs=1, progress=None) -- the same for many files, one process pool over
                                     their rows (``aqpgen verify --jobs``).
 verify_row_task(task)            -- the checks of one row (what a pool worker runs).

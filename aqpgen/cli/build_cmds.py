@@ -24,6 +24,7 @@ from aqpgen.build.verify import (
 )
 from aqpgen.cli import CONVENTIONS, progress_bar
 from aqpgen.errors import TableFormatError
+from aqpgen.report.shape import shape_note
 from aqpgen.store.locate import find_table, packaged_tables_dir, source_tables_dir
 from aqpgen.store.tablefile import read_table
 
@@ -252,6 +253,8 @@ def show_cmd(table, K, as_json):
         click.echo(json.dumps(doc, indent=2, sort_keys=True))
     else:
         _show_header(path, t)
+        if t.method == "aqp":  # why rows may fall as n rises, and what the shape costs (MATH §5b)
+            click.echo(f"  shape         {shape_note(t, K, os.path.dirname(path))}")
         if K is None:
             _show_summary(t, doc)
         else:

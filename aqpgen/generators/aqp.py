@@ -9,8 +9,10 @@ V1(c) = int_0^1 p Var_p dp (docs/MATH.md §1, §5).  Two programs:
 
 Public names
 ------------
-solve_eta(K, eta, objective="Vinf", *, target=LOG) -> AQPResult   the eta program.
-solve_rho(K, rho, *, target=LOG) -> AQPResult                     the rho program.
+solve_eta(K, eta, objective="Vinf", *, target=LOG, shape="none") -> AQPResult   the eta program.
+solve_rho(K, rho, *, target=LOG, shape="none") -> AQPResult                     the rho program.
+                                     ``shape="monotone"``: c follows the target's monotonicity and
+                                     sign (``aqpgen.generators.aqp_shape``, docs/MATH.md §5b).
 frontier(K, etas=None, rhos=None, *, target=LOG)  sweep either program; one ``AQPResult`` each.
 plugin_constants(K, target=LOG)      (V_inf, beta lower bound) of the plug-in table: the rho
                                      budgets and the "better than plug-in" test.
@@ -42,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from aqpgen.errors import InfeasibleError
-from aqpgen.generators import minimax
+from aqpgen.generators import aqp_shape, minimax
 from aqpgen.generators.aqp_conic import PMF_CUTOFF, SOLVER_SETTINGS, solve_checked
 from aqpgen.generators.aqp_eval import Verified, evaluate, v1_matrix
 from aqpgen.generators.peers import plugin_table, reference_table
@@ -121,6 +123,10 @@ class AQPResult:
         Number of bias + variance grid points of the last solve.
     status : str
         "ok", or why the program failed (infeasible, out of numerical reach, ...).
+    info : dict
+        Exchange history and settings.
+    shape : str
+        "none", or "monotone": the table follows the target's shape exactly (docs/MATH.md §5b).
     """
 
     K: int
@@ -142,6 +148,7 @@ class AQPResult:
     grid_size: int
     status: str = STATUS_OK
     info: dict = field(default_factory=dict)
+    shape: str = "none"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -161,11 +168,11 @@ def _certify(values: np.ndarray, target: Target = LOG):
 
 
 def _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, it, solver_status,
-                grid, status, info=None) -> AQPResult:
+                grid, status, info=None, shape="none") -> AQPResult:
     nan = float("nan")
     return AQPResult(K, program, objective, float(param), np.full(K, nan), nan, nan, nan, nan,
                      float(budget), nan, float(E_star), float(V_pl), float(beta_pl), int(it),
-                     solver_status, int(grid), status, dict(info or {}))
+                     solver_status, int(grid), status, dict(info or {}), shape)
 
 
 def plugin_constants(K: int, target: Target = LOG):
@@ -186,7 +193,8 @@ def _final_numbers(c: np.ndarray, ver: Verified, target: Target):
 
 
 def solve_eta(K: int, eta: float, objective: str = "Vinf", *, target: Target = LOG,
-              E_star: float | None = None, c_ref=None, max_rounds: int = MAX_ROUNDS) -> AQPResult:
+              E_star: float | None = None, c_ref=None, max_rounds: int = MAX_ROUNDS,
+              shape: str = "none") -> AQPResult:
     """Minimise V(c) subject to β(c) <= (1+η)·E*_K (docs/MATH.md §5).
 
     Parameters
@@ -205,6 +213,9 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, target: Target = L
         Reference table for the correction δ (default: the digamma table).
     max_rounds : int
         Maximum exchange rounds.
+    shape : {"none", "monotone"}
+        "monotone" adds the target's monotonicity and sign (docs/MATH.md §5b); the budget may
+        then be below the smallest β of a monotone table (reported as infeasible).
 
     Returns
     -------
@@ -232,6 +243,7 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, target: Target = L
     """
     K = as_K(K, minimum=2)
     target = parse_target(target)
+    aqp_shape.check_shape(shape)
     if objective not in ("Vinf", "V1"):
         raise ValueError(f"objective must be 'Vinf' or 'V1', received {objective!r}")
     eta = float(eta)
@@ -253,17 +265,18 @@ def solve_eta(K: int, eta: float, objective: str = "Vinf", *, target: Target = L
     V_pl, beta_pl = plugin_constants(K, target)
     c = np.asarray(reference_table(K, target) if c_ref is None else c_ref, dtype=np.float64)
     return _exchange(K, "eta", objective, eta, c, budget=budget, E_star=Es, V_pl=V_pl,
-                     beta_pl=beta_pl, max_rounds=max_rounds, target=target)
+                     beta_pl=beta_pl, max_rounds=max_rounds, target=target, shape=shape)
 
 
 def solve_rho(K: int, rho: float, *, target: Target = LOG, E_star: float | None = None,
-              c_ref=None, max_rounds: int = MAX_ROUNDS) -> AQPResult:
+              c_ref=None, max_rounds: int = MAX_ROUNDS, shape: str = "none") -> AQPResult:
     """Minimise β(c) subject to V∞(c) <= ρ·V∞(plug-in at K) (docs/MATH.md §5).
 
     ``status == "ok"`` iff every solve was "optimal", V∞ verified on the fine grid is <= ρ·V∞(plug-in)
     and β is below the plug-in's β.  ``E_star`` (default
-    ``aqpgen.generators.minimax.E_star``) only feeds the
-    reported metric; pass NaN to skip it.
+    ``aqpgen.generators.minimax.E_star``) only feeds the reported metric; pass NaN to skip it.
+    ``shape="monotone"`` adds the target's monotonicity and sign (docs/MATH.md §5b; still
+    feasible: a constant table has the shape and V = 0).
 
     Raises
     ------
@@ -272,6 +285,7 @@ def solve_rho(K: int, rho: float, *, target: Target = LOG, E_star: float | None 
     """
     K = as_K(K, minimum=2)
     target = parse_target(target)
+    aqp_shape.check_shape(shape)
     rho = float(rho)
     if not math.isfinite(rho):
         raise ValueError(f"rho must be finite, received {rho!r}")
@@ -281,11 +295,47 @@ def solve_rho(K: int, rho: float, *, target: Target = LOG, E_star: float | None 
     V_pl, beta_pl = plugin_constants(K, target)
     c = np.asarray(plugin_table(K, target) if c_ref is None else c_ref, dtype=np.float64)
     return _exchange(K, "rho", "beta", rho, c, budget=rho * V_pl, E_star=Es, V_pl=V_pl,
-                     beta_pl=beta_pl, max_rounds=max_rounds, target=target)
+                     beta_pl=beta_pl, max_rounds=max_rounds, target=target, shape=shape)
+
+
+def _why_no_candidate(K, program, param, status, it, shape) -> str:
+    """The status of a row whose solve returned no candidate."""
+    if not status.startswith("infeasible"):
+        return (f"out of numerical reach: solver status {status} at K={K}, {program}={param}, "
+                f"exchange round {it}")
+    if program == "eta" and shape != "none":
+        # the minimax table oscillates: a monotone table may not meet (1+η)E*_K at all
+        return (f"infeasible: solver reports {status} at K={K}, eta={param}, shape={shape!r}, "
+                f"exchange round {it}: the budget may be below the smallest beta of a table with "
+                "that shape (docs/MATH.md §5b)")
+    # both programs are feasible in exact arithmetic (eta: the minimax table; rho: any constant
+    # table has V = 0 and the shape), so a reported infeasibility is numerical
+    return (f"out of numerical reach: solver reports {status} at K={K}, {program}={param}, "
+            f"exchange round {it}, although the program is feasible "
+            f"({'the minimax table meets the budget' if program == 'eta' else 'a constant table has V = 0'})")
+
+
+def _solve_round(K, program, objective, c, p_bias, p_var, *, budget, tighten, bias_scale, V_pl,
+                 var_scale, target, shape):
+    """One checked solve of the program on the current grids: (candidate or None, status, β of
+    the grid optimum (rho) or NaN).  A candidate gets its shape restored exactly."""
+    kw = {"bias_scale": bias_scale, "var_scale": V_pl, "target": target, "shape": shape}
+    if program == "eta":
+        c_new, status, _ = solve_checked(K, c, p_bias, p_var, mode="eta", objective=objective,
+                                         alt_var_scale=var_scale,
+                                         bias_bound=budget * (1.0 - tighten) / bias_scale, **kw)
+        beta_grid = math.nan
+    else:
+        c_new, status, t_opt = solve_checked(K, c, p_bias, p_var, mode="rho",
+                                             var_bound=budget * (1.0 - tighten) / V_pl, **kw)
+        beta_grid = t_opt * bias_scale
+    if c_new is not None and shape != "none":
+        c_new = aqp_shape.repair(c_new, target)
+    return c_new, status, beta_grid
 
 
 def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl, max_rounds,
-              target) -> AQPResult:
+              target, shape="none") -> AQPResult:
     p_bias = theta_grid(2 * K + 8)
     p_var = theta_grid(K + 8)
     tighten = TIGHTEN
@@ -293,52 +343,33 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
     var_scale = V_pl
     status = "not run"
     history = []
+    fail = {"budget": budget, "E_star": E_star, "V_pl": V_pl, "beta_pl": beta_pl, "shape": shape}
     for it in range(1, max_rounds + 1):
         grid = len(p_bias) + len(p_var)
-        if program == "eta":
-            c_new, status, _ = solve_checked(
-                K, c, p_bias, p_var, mode="eta", objective=objective, bias_scale=bias_scale,
-                var_scale=V_pl, alt_var_scale=var_scale,
-                bias_bound=budget * (1.0 - tighten) / bias_scale, target=target)
-        else:
-            c_new, status, t_opt = solve_checked(
-                K, c, p_bias, p_var, mode="rho", bias_scale=bias_scale, var_scale=V_pl,
-                var_bound=budget * (1.0 - tighten) / V_pl, target=target)
-            beta_grid = t_opt * bias_scale
+        c_new, status, beta_grid = _solve_round(
+            K, program, objective, c, p_bias, p_var, budget=budget, tighten=tighten,
+            bias_scale=bias_scale, V_pl=V_pl, var_scale=var_scale, target=target, shape=shape)
         if c_new is None:
-            if status.startswith("infeasible"):
-                # both programs are feasible in exact arithmetic (eta: the minimax table; rho: any
-                # constant table has V = 0), so a reported infeasibility is numerical
-                why = (f"out of numerical reach: solver reports {status} at K={K}, "
-                       f"{program}={param}, exchange round {it}, although the program is feasible "
-                       f"({'the minimax table meets the budget' if program == 'eta' else 'a constant table has V = 0'})")
-            else:
-                why = (f"out of numerical reach: solver status {status} at K={K}, "
-                       f"{program}={param}, exchange round {it}")
-            return _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, it,
-                               status, grid, why, {"history": history})
+            return _nan_result(K, program, objective, param, it=it, solver_status=status, grid=grid,
+                               status=_why_no_candidate(K, program, param, status, it, shape),
+                               info={"history": history}, **fail)
         c = c_new
         ver = Verified(c, target=target)
         history.append((ver.beta, ver.V_inf))
         if program == "eta":
             # scale the variance cones by the variance actually reached (objective O(1))
             var_scale = max(V_pl, ver.V_inf if objective == "Vinf" else ver.V1)
-            ok = ver.beta <= budget
-            if not ok:
+            if not ver.beta <= budget:
                 p_bias = np.concatenate([p_bias, ver.points_above("e", budget * (1.0 - tighten))])
                 continue
-            rho_ok = True
         else:
-            ok = ver.V_inf <= budget
-            rho_ok = ver.beta < beta_pl
-            if not ok:
-                p_var = np.concatenate([p_var, ver.points_above("v", budget * (1.0 - tighten))])
-                bias_scale = max(ver.beta, 1e-300)
-                continue
             bias_scale = max(ver.beta, 1e-300)
+            if not ver.V_inf <= budget:
+                p_var = np.concatenate([p_var, ver.points_above("v", budget * (1.0 - tighten))])
+                continue
             # the verified β exceeds the grid optimum: the solver missed bias extrema, add them
             # (this only improves the optimum; acceptance does not depend on it)
-            if not rho_ok or (ver.beta > beta_grid * (1.0 + 2e-3) and it < max_rounds // 2):
+            if not ver.beta < beta_pl or (ver.beta > beta_grid * (1.0 + 2e-3) and it < max_rounds // 2):
                 p_bias = np.concatenate([p_bias, ver.points_above("e", beta_grid)])
                 continue
         m, V_acc = _final_numbers(c, ver, target)
@@ -352,24 +383,39 @@ def _exchange(K, program, objective, param, c, *, budget, E_star, V_pl, beta_pl,
             tighten = min(0.05, tighten + max(V_acc / budget - 1.0, 0.0) + 0.5 * TIGHTEN)
             p_var = np.concatenate([p_var, ver.points_above("v", budget * (1.0 - tighten))])
             continue
-        beta, V_inf = m["beta"], m["V_inf"]
-        achieved = beta / E_star - 1.0 if program == "eta" else V_inf / V_pl
-        return AQPResult(K, program, objective, float(param), c, beta, beta_up, V_inf, m["V1"],
-                         float(budget), float(achieved), float(E_star), float(V_pl),
-                         float(beta_pl), it, status, grid, STATUS_OK,
-                         {"history": history, "tighten": tighten, "cert_ratio": beta_up / beta})
-    return _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, max_rounds,
-                       status, len(p_bias) + len(p_var),
-                       f"out of numerical reach: exchange did not meet the budget in {max_rounds} "
-                       f"rounds at K={K}, {program}={param} (beta, V_inf history: {history[-3:]})",
-                       {"history": history})
+        return _accepted(K, program, objective, param, c, m, it=it, solver_status=status,
+                         grid=grid, info={"history": history, "tighten": tighten}, target=target,
+                         **fail)
+    return _nan_result(K, program, objective, param, it=max_rounds, solver_status=status,
+                       grid=len(p_bias) + len(p_var),
+                       status=f"out of numerical reach: exchange did not meet the budget in "
+                              f"{max_rounds} rounds at K={K}, {program}={param} (beta, V_inf "
+                              f"history: {history[-3:]})", info={"history": history}, **fail)
+
+
+def _accepted(K, program, objective, param, c, m, *, budget, E_star, V_pl, beta_pl, it,
+              solver_status, grid, info, target, shape) -> AQPResult:
+    """The result of an accepted candidate with metrics ``m``; a shape violation (impossible
+    after ``aqp_shape.repair``, checked anyway) is reported instead."""
+    bad = aqp_shape.violations(c, target) if shape != "none" else []
+    if bad:
+        return _nan_result(K, program, objective, param, budget=budget, E_star=E_star, V_pl=V_pl,
+                           beta_pl=beta_pl, it=it, solver_status=solver_status, grid=grid,
+                           status=f"shape {shape!r} violated: {'; '.join(bad[:3])}", info=info,
+                           shape=shape)
+    beta, V_inf = m["beta"], m["V_inf"]
+    achieved = beta / E_star - 1.0 if program == "eta" else V_inf / V_pl
+    return AQPResult(K, program, objective, float(param), c, beta, m["beta_cert"], V_inf, m["V1"],
+                     float(budget), float(achieved), float(E_star), float(V_pl), float(beta_pl),
+                     it, solver_status, grid, STATUS_OK,
+                     {**info, "cert_ratio": m["beta_cert"] / beta}, shape)
 
 
 def frontier(K: int, etas=None, rhos=None, *, objective: str = "Vinf", target: Target = LOG,
-             E_star: float | None = None) -> list[AQPResult]:
+             E_star: float | None = None, shape: str = "none") -> list[AQPResult]:
     """Sweep the bias–variance frontier at one K: one ``AQPResult`` per η (``solve_eta``) or per
     ρ (``solve_rho``), in the order given.  Default: η in ``DEFAULT_ETAS``.  Points that fail keep
-    their ``status`` (NaN numbers); nothing is dropped.
+    their ``status`` (NaN numbers); nothing is dropped.  ``shape``: as in the programs.
     """
     K = as_K(K, minimum=2)
     if etas is not None and rhos is not None:
@@ -377,8 +423,8 @@ def frontier(K: int, etas=None, rhos=None, *, objective: str = "Vinf", target: T
     target = parse_target(target)
     Es = float(E_star) if E_star is not None else minimax.E_star(K, target=target)
     if rhos is not None:
-        return [solve_rho(K, r, target=target, E_star=Es) for r in rhos]
-    return [solve_eta(K, e, objective, target=target, E_star=Es)
+        return [solve_rho(K, r, target=target, E_star=Es, shape=shape) for r in rhos]
+    return [solve_eta(K, e, objective, target=target, E_star=Es, shape=shape)
             for e in (DEFAULT_ETAS if etas is None else etas)]
 
 
@@ -393,20 +439,22 @@ def target_name(params) -> str:
 
 def _check_params(params) -> dict:
     """Validate {"eta": η, "objective": "Vinf"|"V1"} or {"rho": ρ}, each with an optional
-    "target" ("log" when absent); returns a normalised copy with a Target under "target"."""
+    "target" ("log" when absent) and "shape" ("none" when absent, or "monotone"); returns a
+    normalised copy with a Target under "target"."""
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict, received {type(params).__name__}")
-    keys = set(params) - {"target"}
+    keys = set(params) - {"target", "shape"}
     target = parse_target(params.get("target", LOG))
+    shape = aqp_shape.check_shape(params.get("shape", "none"))
     if keys <= {"eta", "objective"} and "eta" in keys:
         obj = params.get("objective", "Vinf")
         if obj not in ("Vinf", "V1"):
             raise ValueError(f"params['objective'] must be 'Vinf' or 'V1', received {obj!r}")
-        return {"eta": float(params["eta"]), "objective": obj, "target": target}
+        return {"eta": float(params["eta"]), "objective": obj, "target": target, "shape": shape}
     if keys == {"rho"}:
-        return {"rho": float(params["rho"]), "target": target}
+        return {"rho": float(params["rho"]), "target": target, "shape": shape}
     raise ValueError("AQP params must be {'eta': η[, 'objective': 'Vinf'|'V1']} or {'rho': ρ} "
-                     f"(each with an optional 'target'), received {params!r}")
+                     f"(each with an optional 'target' and 'shape'), received {params!r}")
 
 
 def _solver_info(r: AQPResult) -> dict:
@@ -459,8 +507,9 @@ def build_K(K: int, params: dict, *, inputs=None):
     E = _input_E_star(K, prm, inputs)
     try:
         tg = prm["target"]
-        r = (solve_eta(K, prm["eta"], prm["objective"], target=tg, E_star=E) if "eta" in prm
-             else solve_rho(K, prm["rho"], target=tg, E_star=E))
+        sh = prm["shape"]
+        r = (solve_eta(K, prm["eta"], prm["objective"], target=tg, E_star=E, shape=sh)
+             if "eta" in prm else solve_rho(K, prm["rho"], target=tg, E_star=E, shape=sh))
     except InfeasibleError as exc:
         nan = float("nan")
         r = _nan_result(K, "eta" if "eta" in prm else "rho", prm.get("objective", "beta"),
@@ -487,6 +536,8 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
     ``aqp.eta_budget`` -- (eta presets) recomputed β̄ <= (1+η)·E*_K, E*_K from ``aqpgen.generators.minimax``.
     ``aqp.rho_budget`` -- (rho presets) V∞ recomputed by ``aqpgen.numerics.metrics.variance_sup`` <=
                           ρ·V∞(plug-in) (same routine), and β̄ < the plug-in's β lower bound.
+    ``aqp.shape``      -- (params shape = "monotone") the stored floats follow the target's
+                          monotonicity and sign exactly (``aqp_shape.violations``; docs/MATH.md §5b).
     """
     try:
         K = as_K(K, minimum=2)
@@ -518,4 +569,10 @@ def verify_row(K, values, values_hp, metrics, params) -> list:
                             f"V_inf {V:.10e} <= {prm['rho']:g}*V_inf(plug-in) = "
                             f"{prm['rho'] * V_pl:.10e}; certified beta {cert.beta_upper:.10e} < "
                             f"plug-in beta {beta_pl:.10e}", K))
+    if prm["shape"] != "none":
+        bad = aqp_shape.violations(v, prm["target"])
+        checks.append(Check("aqp.shape", not bad,
+                            f"shape {prm['shape']!r}: " + ("; ".join(bad[:5]) + (
+                                f" (and {len(bad) - 5} more)" if len(bad) > 5 else "")
+                                if bad else "every difference and the sign bound hold"), K))
     return checks

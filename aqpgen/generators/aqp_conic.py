@@ -2,7 +2,8 @@
 
 Public names
 ------------
-solve_program(K, c_ref, p_bias, p_var, *, mode, ...) -> (c, status, value)  one Clarabel solve.
+solve_program(K, c_ref, p_bias, p_var, *, mode, ..., shape="none") -> (c, status, value)
+                     one Clarabel solve (``shape="monotone"``: with the shape constraints).
 solve_checked(...)   ``solve_program``, refined or retried on a non-optimal status; only an
                      "optimal" candidate is returned.
 pmf_rows(K, p, cutoff=None)   sparse binomial rows b_{K-1,m}(p), truncated at ``PMF_CUTOFF``.
@@ -37,6 +38,7 @@ import warnings
 
 import numpy as np
 
+from aqpgen.generators import aqp_shape
 from aqpgen.numerics.bernstein import binom_pmf
 from aqpgen.numerics.grids import gauss_legendre01
 from aqpgen.targets import LOG
@@ -87,45 +89,25 @@ def cone_groups(lengths: np.ndarray, group: int = 64):
     return [order[i:i + group] for i in range(0, len(order), group)]
 
 
-def solve_program(K, c_ref, p_bias, p_var, *, mode, bias_scale, var_scale, bias_bound=None,
-                   var_bound=None, objective="Vinf", settings=None, target=LOG):
-    """One conic solve for δ around ``c_ref``.
-
-    mode "eta": minimise V (``objective``) s.t. |e_i| <= bias_bound on p_bias.
-    mode "rho": minimise t s.t. |e_i| <= t on p_bias and p·Var <= var_bound on p_var.
-    Rows: bias (e_ref_i + p_i b_i^T δ)/bias_scale; cones sqrt(p_i b_im / var_scale)(c_m − g_i).
-    Returns (c, status, objective value).
-    """
-    import cvxpy as cp
+def _bias_rows(K, c_ref, p_bias, bias_scale, target):
+    """Scaled bias rows: e_i(c_ref + δ)/bias_scale = (A δ + r)_i."""
     import scipy.sparse as sp
 
     Bb = pmf_rows(K, p_bias)
     with np.errstate(divide="ignore"):
         e_ref = p_bias * (Bb @ c_ref) - p_bias * target.g(p_bias)
-    Ab = sp.diags(p_bias / bias_scale) @ Bb
-    rb = e_ref / bias_scale
+    return sp.diags(p_bias / bias_scale) @ Bb, e_ref / bias_scale
 
-    # variance cones: points of the V∞ grid (and Gauss nodes for V1)
-    if mode == "eta" and objective == "V1":
-        pq, wq = gauss_legendre01(K)
-        pv, wv = pq, wq * pq
-    else:
-        pv = p_var
-        wv = pv
-    Bv = pmf_rows(K, pv).tocsr()
-    nv = len(pv)
-    nx = K + nv  # δ (K), then g_i − g_ref_i (nv)
-    x = cp.Variable(nx)
+
+def _cone_blocks(K, c_ref, Bv, wv, var_scale, nx):
+    """Variance cone rows sqrt(w_i b_im / var_scale)(c_m − g_i), grouped (``cone_groups``) and
+    padded: a list of (A, r, L, n) with the group's rows A @ x + r, L rows per cone, n cones."""
+    import scipy.sparse as sp
+
     g_ref = Bv @ c_ref
-    # equality: gδ_i − b_i^T δ = 0
-    Aeq = sp.hstack([-Bv, sp.identity(nv, format="csr")], format="csr")
-    cons = [Aeq @ x == 0]
-    Abx = sp.hstack([Ab, sp.csr_matrix((len(p_bias), nv))], format="csr")
-    # cone rows
     lengths = np.diff(Bv.indptr)
-    groups = cone_groups(lengths)
-    cone_blocks = []
-    for grp in groups:
+    blocks = []
+    for grp in cone_groups(lengths):
         L = int(lengths[grp].max())
         rows, cols, vals, rhs = [], [], [], np.zeros(L * len(grp))
         for k, i in enumerate(grp):
@@ -139,27 +121,75 @@ def solve_program(K, c_ref, p_bias, p_var, *, mode, bias_scale, var_scale, bias_
             rhs[r] = wts * (c_ref[ms] - g_ref[i])
         A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                           shape=(L * len(grp), nx))
-        cone_blocks.append((A, rhs, L, len(grp)))
+        blocks.append((A, rhs, L, len(grp)))
+    return blocks
 
+
+def _shape_cons(K, c_ref, x, nx, shape, target):
+    """The shape constraints (``aqp_shape.constraints``) on c_ref + δ, as cvxpy constraints."""
+    import scipy.sparse as sp
+
+    if aqp_shape.check_shape(shape) == "none":
+        return []
+    G, h = aqp_shape.constraints(K, target)
+    Gx = sp.hstack([G, sp.csr_matrix((G.shape[0], nx - K))], format="csr")
+    return [Gx @ x <= h - G @ c_ref]
+
+
+def _objective(cp, x, mode, objective, blocks, bias, bias_bound, var_bound):
+    """(objective, constraints) of the eta or rho program over the bias rows ``bias`` (A, r)."""
+    Abx, rb = bias
+    cons = []
     if mode == "eta":
         cons += [Abx @ x + rb <= bias_bound, -(Abx @ x + rb) <= bias_bound]
         if objective == "V1":
-            obj = sum(cp.sum_squares(A @ x + r) for A, r, _, _ in cone_blocks)
-        else:
-            s = cp.Variable()
-            for A, r, L, n in cone_blocks:
-                X = cp.reshape(A @ x + r, (L, n), order="F")
-                cons.append(cp.SOC(s * np.ones(n), X, axis=0))
-            obj = s
-    else:
-        t = cp.Variable()
-        cons += [Abx @ x + rb <= t, -(Abx @ x + rb) <= t]
-        sb = math.sqrt(var_bound)
-        for A, r, L, n in cone_blocks:
+            return sum(cp.sum_squares(A @ x + r) for A, r, _, _ in blocks), cons
+        s = cp.Variable()
+        for A, r, L, n in blocks:
             X = cp.reshape(A @ x + r, (L, n), order="F")
-            cons.append(cp.SOC(sb * np.ones(n), X, axis=0))
-        obj = t
-    prob = cp.Problem(cp.Minimize(obj), cons)
+            cons.append(cp.SOC(s * np.ones(n), X, axis=0))
+        return s, cons
+    t = cp.Variable()
+    cons += [Abx @ x + rb <= t, -(Abx @ x + rb) <= t]
+    sb = math.sqrt(var_bound)
+    for A, r, L, n in blocks:
+        X = cp.reshape(A @ x + r, (L, n), order="F")
+        cons.append(cp.SOC(sb * np.ones(n), X, axis=0))
+    return t, cons
+
+
+def solve_program(K, c_ref, p_bias, p_var, *, mode, bias_scale, var_scale, bias_bound=None,
+                  var_bound=None, objective="Vinf", settings=None, target=LOG, shape="none"):
+    """One conic solve for δ around ``c_ref``.
+
+    mode "eta": minimise V (``objective``) s.t. |e_i| <= bias_bound on p_bias.
+    mode "rho": minimise t s.t. |e_i| <= t on p_bias and p·Var <= var_bound on p_var.
+    shape "monotone": also the linear shape constraints of ``aqp_shape.constraints`` (the
+    solution satisfies them to the solver's tolerance; ``aqp_shape.repair`` makes them exact).
+    Rows: bias (e_ref_i + p_i b_i^T δ)/bias_scale; cones sqrt(p_i b_im / var_scale)(c_m − g_i).
+    Returns (c, status, objective value).
+    """
+    import cvxpy as cp
+    import scipy.sparse as sp
+
+    Ab, rb = _bias_rows(K, c_ref, p_bias, bias_scale, target)
+    # variance cones: points of the V∞ grid (and Gauss nodes for V1)
+    if mode == "eta" and objective == "V1":
+        pv, wq = gauss_legendre01(K)
+        wv = wq * pv
+    else:
+        pv = wv = p_var
+    Bv = pmf_rows(K, pv).tocsr()
+    nv = len(pv)
+    nx = K + nv  # δ (K), then g_i − g_ref_i (nv)
+    x = cp.Variable(nx)
+    # equality: gδ_i − b_i^T δ = 0
+    cons = [sp.hstack([-Bv, sp.identity(nv, format="csr")], format="csr") @ x == 0]
+    cons += _shape_cons(K, c_ref, x, nx, shape, target)
+    Abx = sp.hstack([Ab, sp.csr_matrix((len(p_bias), nv))], format="csr")
+    obj, more = _objective(cp, x, mode, objective, _cone_blocks(K, c_ref, Bv, wv, var_scale, nx),
+                           (Abx, rb), bias_bound, var_bound)
+    prob = cp.Problem(cp.Minimize(obj), cons + more)
     opts = dict(SOLVER_SETTINGS if settings is None else settings)
     try:
         with warnings.catch_warnings():  # the status is checked below; no stray warnings

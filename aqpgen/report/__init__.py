@@ -9,6 +9,8 @@ simulation     -- the toy alignment game's tables and figures.
 alpha          -- the power targets p^0.5, p^-0.5: rate audit, compare, frontier, α-game summary
                   (README block ``alpha-results``, one report section per target).
 choices        -- dependencies (parsed from the sources) and the numbers behind the design choices.
+shape          -- what the shape constraint costs (docs/MATH.md §5b): report section, figure, the
+                  the ``aqpgen show`` line.
 readme         -- README assembly from docs/readme/*.md fragments (``README_ORDER``) with the
                   generated blocks filled; the CLI table from a click group passed in.
 write          -- ``build_sections`` / ``write_report``; ``ReportError`` when a part fails.

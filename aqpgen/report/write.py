@@ -25,7 +25,15 @@ from dataclasses import dataclass, field
 from aqpgen.experiments.plan import read_results
 from aqpgen.game import study
 from aqpgen.records import as_int
-from aqpgen.report import alpha, choices, experiments, readme, sections, simulation
+from aqpgen.report import (
+    alpha,
+    choices,
+    experiments,
+    readme,
+    sections,
+    shape,
+    simulation,
+)
 from aqpgen.report import audit_figures as F
 from aqpgen.store.atomic import write_text_atomic
 
@@ -61,8 +69,7 @@ class ReportResult:
 
 
 def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False, K: int = 64,
-                   readme_path: str | None = None, cli_group=None,
-                   game_json: str | None = None,
+                   readme_path: str | None = None, cli_group=None, game_json: str | None = None,
                    experiment_json: str | None = None) -> tuple[list, dict]:
     """Generate the figures (in ``figures/`` beside ``out``) and every Markdown section.
 
@@ -77,9 +84,7 @@ def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False,
     figdir = os.path.join(os.path.dirname(os.path.abspath(out)), "figures")
     rdir = os.path.dirname(os.path.abspath(readme_path)) if readme_path else os.getcwd()
     odir = os.path.dirname(os.path.abspath(out))
-    figures: list = []
-    failures: list = []
-    sec: dict = {}
+    figures, failures, sec = [], [], {}
 
     attempt = attempt_into(failures)
 
@@ -138,6 +143,7 @@ def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False,
                     odir=odir, game_json=game_json or GAME_JSON)
     sec["choices_full"] = attempt("choices", lambda: choices.choices_section(tables_dir, reach, rd))
     sec["choices"] = attempt("choices (README)", lambda: choices.choices_readme(tables_dir, reach, rd))
+    _shape_sections(sec, attempt, figures, tables_dir=tables_dir, quick=quick, figdir=figdir, odir=odir)
     if failures:
         raise ReportError(failures)
     return figures, sec
@@ -172,6 +178,27 @@ def _alpha_sections(sec, attempt, figures, *, tables_dir, quick, K, figdir, odir
                 "advantage-convention study beside it is in [game.md](game.md))."),
                 study.alpha_markdown(game)]
         sec["alpha_report"] = "\n\n".join(p for p in rep if p)
+
+
+def _shape_sections(sec, attempt, figures, *, tables_dir, quick, figdir, odir) -> None:
+    """The shape constraint's cost (``aqpgen.report.shape``): ``sec["shape_report"]``, opening
+    with the sentence the README points to; every failure is recorded by ``attempt``."""
+    Ks = shape.SOLVED_KS_QUICK if quick else shape.SOLVED_KS
+    solved = attempt("shape: solved programs", lambda: shape.solved_data(Ks))
+    shipped = attempt("shape: shipped tables", lambda: shape.shipped_data(tables_dir))
+    sentence = attempt("shape sentence", lambda: shape.shape_sentence(tables_dir))
+    if solved is None or shipped is None:
+        return
+    path = os.path.join(figdir, "shape_cost.png")
+    drawn = attempt("figure shape cost", lambda: shape.shape_figure(solved, shipped, path))
+    if drawn is not None:
+        figures.append(path)
+    pow_pair = attempt("shape: p^-0.5 pair",
+                       lambda: shape.shipped_data(tables_dir, *shape.POW_PAIR, None))
+    link = _fig_link(figdir, "cost of the shape constraint", drawn and "shape_cost.png", odir)
+    sec["shape_report"] = "\n\n".join(p for p in (
+        sentence, link,
+        attempt("shape section", lambda: shape.shape_markdown(solved, shipped, pow_pair))) if p)
 
 
 def attempt_into(failures: list):
@@ -219,6 +246,7 @@ def write_report(out: str = "docs/report.md", *, tables_dir: str = "tables", qui
         "`aqpgen.compare` (identical to `aqpgen compare --markdown`; docs/MATH.md §7).",
         sec["compare"],
         "## AQP presets: reach and variance", sec["reach"],
+        "## Shape-constrained presets (docs/MATH.md §5b)", sec.get("shape_report"),
         "## Toy alignment game (docs/MATH.md §8)", sec["sim_exact"], sec["sim_sampled"], sec["sim_figs"],
         sec["alpha_report"],
         "## Runtime", sec["usage"],
