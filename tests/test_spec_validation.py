@@ -46,11 +46,11 @@ def _never_solve(monkeypatch):
         ("kl", "aqp", "{ rho = true }", "[4, 8]", "'rho' must be a finite real"),
         ("kl", "minimax", "{ target = 'p^-2' }", "[4, 8]", "params 'target'"),
         ("kl", "minimax", "{ tol = 1 }", "[4, 8]", "rejected by aqpgen.generators.minimax"),
-        ("power", "ustat", "{ m = -1 }", "[4, 8]", "'m' must be a non-negative integer"),
+        ("power", "ustat", "{ m = -1 }", "[4, 8]", "'m' must be an integer >= 0, received -1"),
         ("power", "ustat", "{ coeffs = ['1/0'] }", "[4, 8]", "'coeffs' must be rationals"),
         ("power", "ustat", "{ m = 2 }", "[4, 100000000000]", f"K=100000000000 is above the maximum K = {MAX_K}"),
         ("power", "ustat", "{ m = 2 }", f"[4, {MAX_K + 1}]", f"above the maximum K = {MAX_K}"),
-        ("power", "ustat", "{ m = 2 }", "[4, 4.5]", "integers only"),
+        ("power", "ustat", "{ m = 2 }", "[4, 4.5]", "Ks entry must be an integer, received 4.5"),
         ("power", "ustat", "{ m = 2 }", "[2, 4]", "K=2 is below the smallest valid K=3"),
         ("power", "ustat", "{ m = 2 }", "[]", "'Ks' must be"),
         # what the build cannot do is refused before any work (these failed inside the build with

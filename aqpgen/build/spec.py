@@ -46,7 +46,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from aqpgen.records import standard_Ks
+from aqpgen.records import as_int, standard_Ks
 from aqpgen.store.content import canonical_json
 from aqpgen.targets import parse_target, pow_kmin
 
@@ -175,9 +175,16 @@ def _rule_objective(x) -> None:
         raise ValueError(f"params 'objective' must be 'Vinf' or 'V1', received {x!r}")
 
 
+def _spec_int(x, name: str, minimum: int | None = None) -> int:
+    """``aqpgen.records.as_int`` for a spec value: every spec error is a ValueError."""
+    try:
+        return as_int(x, name, minimum=minimum)
+    except TypeError as e:
+        raise ValueError(str(e)) from None
+
+
 def _rule_m(x) -> None:
-    if isinstance(x, bool) or not isinstance(x, int) or x < 0:
-        raise ValueError(f"params 'm' must be a non-negative integer, received {x!r}")
+    x = _spec_int(x, "params 'm'", minimum=0)
     if x == 0:
         raise ValueError("params 'm' = 0 is the constant target p^0 = 1: its table is 1 at every n "
                          "(no estimator to build); give m >= 1")
@@ -255,12 +262,10 @@ def check_Ks(Ks, kmin: int = 1, name: str = "Ks") -> tuple[int, ...]:
     """Validate a non-empty list of distinct integers in ``kmin..MAX_K``; returns them sorted."""
     if isinstance(Ks, (str, bytes)) or not hasattr(Ks, "__iter__"):
         raise ValueError(f"{name} must be a list of integers, received {Ks!r}")
-    Ks = list(Ks)
+    Ks = [_spec_int(k, f"{name} entry") for k in Ks]
     if not Ks:
         raise ValueError(f"{name} must not be empty")
     for k in Ks:
-        if isinstance(k, bool) or not isinstance(k, int):
-            raise ValueError(f"{name} must contain integers only, received {k!r} in {Ks!r}")  # noqa: TRY004
         if k > MAX_K:
             raise ValueError(f"{name}: K={k} is above the maximum K = {MAX_K} (aqpgen.build.spec.MAX_K; "
                              "docs/SCALING.md)")
