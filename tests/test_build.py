@@ -72,7 +72,7 @@ def test_standard_kmin():
     assert standard_kmin("power", {"m": 3}) == 4
     assert standard_kmin("power", {"coeffs": ["0", "2"]}) == 2
     assert standard_kmin("power", {"coeffs": ["1", "0", "1/2", "0"]}) == 3
-    with pytest.raises(ValueError, match="'m' must be a non-negative integer"):
+    with pytest.raises(ValueError, match="'m' must be an integer >= 0, received -1"):
         standard_kmin("power", {"m": -1})
 
 
