@@ -50,7 +50,7 @@ def _never_solve(monkeypatch):
         ("power", "ustat", "{ coeffs = ['1/0'] }", "[4, 8]", "'coeffs' must be rationals"),
         ("power", "ustat", "{ m = 2 }", "[4, 100000000000]", f"K=100000000000 is above the maximum K = {MAX_K}"),
         ("power", "ustat", "{ m = 2 }", f"[4, {MAX_K + 1}]", f"above the maximum K = {MAX_K}"),
-        ("power", "ustat", "{ m = 2 }", "[4, 4.5]", "Ks entry must be an integer, received 4.5"),
+        ("power", "ustat", "{ m = 2 }", "[4, 4.5]", "entry must be an integer, received 4.5"),
         ("power", "ustat", "{ m = 2 }", "[2, 4]", "K=2 is below the smallest valid K=3"),
         ("power", "ustat", "{ m = 2 }", "[]", "'Ks' must be"),
         # what the build cannot do is refused before any work (these failed inside the build with
