@@ -54,7 +54,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -113,6 +115,26 @@ def mp_prec(bits: int):
 _blas_lock = threading.Lock()
 _blas_users = 0
 _blas_limit = None
+#: the one thread (per process) that changes BLAS thread counts when the caller is not the main
+#: thread, and the process it belongs to (a forked child makes its own).
+_blas_thread: ThreadPoolExecutor | None = None
+_blas_thread_pid = None
+
+
+def _blas_call(fn):
+    """``fn()`` where OpenBLAS honours a thread-count change.  Measured with SciPy's OpenBLAS
+    (tests/test_row_isolation.py): ``openblas_set_num_threads`` takes effect from the main thread
+    and from the first other thread that ever calls it, and is silently ignored from any later
+    thread; so a limit set in one Dask worker thread and restored in another stayed at one thread
+    for the rest of the process.  The main thread calls directly; every other thread goes through
+    one long-lived thread of this process."""
+    global _blas_thread, _blas_thread_pid
+    if threading.current_thread() is threading.main_thread():
+        return fn()
+    if _blas_thread is None or _blas_thread_pid != os.getpid():
+        _blas_thread = ThreadPoolExecutor(1, thread_name_prefix="aqpgen-blas")
+        _blas_thread_pid = os.getpid()
+    return _blas_thread.submit(fn).result()
 
 
 @contextlib.contextmanager
@@ -130,18 +152,19 @@ def single_thread_blas():
     imported first, and the block checks that each pool it then sees runs one thread.
 
     The limit is process-wide, so blocks that overlap in threads of one process (a threaded
-    Dask worker) share it: the first to enter sets it, the last to leave restores the caller's.
+    Dask worker) share it: the first to enter sets it, the last to leave restores the caller's
+    (both through ``_blas_call``: OpenBLAS ignores the change from most non-main threads).
     """
     import scipy.linalg  # noqa: F401 - loaded before the limit is set (see above)
 
     global _blas_users, _blas_limit
     with _blas_lock:
         if _blas_users == 0:
-            limit = threadpool_limits(limits=1)
+            limit = _blas_call(lambda: threadpool_limits(limits=1))
             wide = [f"{x.get('internal_api')} ({x.get('filepath')}): {x.get('num_threads')} "
                     "threads" for x in threadpool_info() if x.get("num_threads") != 1]
             if wide:
-                limit.restore_original_limits()
+                _blas_call(limit.restore_original_limits)
                 raise RuntimeError("could not limit these thread pools to one thread: "
                                    + "; ".join(wide))
             _blas_limit = limit
@@ -152,5 +175,5 @@ def single_thread_blas():
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0:
-                _blas_limit.restore_original_limits()
+                _blas_call(_blas_limit.restore_original_limits)
                 _blas_limit = None
