@@ -25,8 +25,15 @@ Public names
 THRESHOLD, Cell, cells(results) -> list[Cell], select(cells, target, scale, K),
 best_cell(cells, ...), within_spread(a, b), gap_closed(cell, plugin, oracle),
 simulator_tv(results, target, estimator, K), check_recommendation(results, rec, scale),
-noise_ranges(results, target) -- per K, the noise weights λ of ``aqpgen recommend`` the runs
-                                 validate
+noise_ranges(results, target, ..., game, Ks) -- per K, the noise weights λ of ``aqpgen
+                                 recommend`` the runs validate
+fit_noise(results, current, target, fit) -- λ fitted on the fit runs (the one-token game at
+                                 ``plan.FIT_KS``)
+held_out_runs(results, target), validate_noise(results, λ, target, held_out) -- the disjoint
+                                 runs and the recommendation's check on them
+collapses(results, mass)      -- runs whose final policy sits on one answer
+proxy_fixed_point(game, j, mean) -- where a sequence-likelihood proxy drives prompt j
+LAMBDA_GRID
 """
 
 from __future__ import annotations
@@ -39,14 +46,21 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from aqpgen.experiments.grpo_run import ORACLE
+from aqpgen.experiments.plan import FIT_KS
+from aqpgen.game.scenarios import tv_distance
 from aqpgen.recommend import recommend
 from aqpgen.targets import parse_target
 
-__all__ = ["THRESHOLD", "Cell", "best_cell", "cells", "check_recommendation", "gap_closed",
-           "noise_ranges", "select", "simulator_tv", "within_spread"]
+__all__ = ["LAMBDA_GRID", "THRESHOLD", "Cell", "best_cell", "cells", "check_recommendation",
+           "collapses", "fit_noise", "gap_closed", "held_out_runs", "noise_ranges",
+           "proxy_fixed_point", "select",
+           "simulator_tv", "validate_noise", "within_spread"]
 
 #: TV threshold of "steps to reach".
 THRESHOLD = 0.2
+#: The noise weights λ tried by ``noise_ranges`` and ``fit_noise``: 0 and 81 points log-spaced
+#: over 1e-4 .. 1.
+LAMBDA_GRID = (0.0,) + tuple(float(x) for x in np.logspace(-4, 0, 81))
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,8 @@ class Cell:
     ----------
     target, scale, estimator : str
     K : int
+    game : str
+        ``"token"`` (one-token game) or ``"sequence"`` (multi-token game).
     seeds : tuple of int
     final : tuple of float
         Final TV of each seed's run (mean over prompts).
@@ -91,6 +107,7 @@ class Cell:
     curve_mean: tuple[float, ...]
     metrics: dict
     seconds: float
+    game: str = "token"
 
 
 def _mean_tv(tvs: Sequence[float]) -> float:
@@ -105,14 +122,15 @@ def _first_below(steps: Sequence[int], curve: Sequence[float], t: float) -> int 
 
 
 def cells(results: dict) -> list[Cell]:
-    """One Cell per (target, scale, K, estimator) of a results object, in run order."""
-    prompts = results["game"]["prompts"]
+    """One Cell per (game, target, scale, K, estimator) of a results object, in run order."""
     groups: dict = {}
     for r in results["runs"]:
         c = r["config"]
-        groups.setdefault((c["target"], c["scale_rewards"], c["K"], r["estimator"]), []).append(r)
+        groups.setdefault((c.get("game", "token"), c["target"], c["scale_rewards"], c["K"],
+                           r["estimator"]), []).append(r)
     out = []
-    for (target, scale, K, est), runs in groups.items():
+    for (game, target, scale, K, est), runs in groups.items():
+        prompts = results.get("games", {}).get(game, results["game"])["prompts"]
         runs = sorted(runs, key=lambda r: r["config"]["seed"])
         final = tuple(_mean_tv(r["final_tv"]) for r in runs)
         scen: dict = {}
@@ -130,15 +148,16 @@ def cells(results: dict) -> list[Cell]:
             mean=statistics.fmean(final), std=statistics.stdev(final) if len(final) > 1 else 0.0,
             steps_to_threshold=_first_below(steps, curve, THRESHOLD), steps_to_plugin=None,
             curve_steps=steps, curve_mean=curve, metrics=dict(runs[0]["metrics"]),
-            seconds=statistics.fmean(r["seconds"] for r in runs)))
-    plugin = {(c.target, c.scale, c.K): c.mean for c in out if c.estimator == "plugin"}
+            seconds=statistics.fmean(r["seconds"] for r in runs), game=game))
+    plugin = {(c.game, c.target, c.scale, c.K): c.mean for c in out if c.estimator == "plugin"}
     return [replace(c, steps_to_plugin=_first_below(c.curve_steps, c.curve_mean, plugin[key]))
-            if (key := (c.target, c.scale, c.K)) in plugin else c for c in out]
+            if (key := (c.game, c.target, c.scale, c.K)) in plugin else c for c in out]
 
 
-def select(all_cells: Iterable[Cell], *, target: str, scale: str, K: int) -> list[Cell]:
-    """The cells of one (target, scale, K), lowest final TV first."""
-    return sorted((c for c in all_cells if (c.target, c.scale, c.K) == (target, scale, K)),
+def select(all_cells: Iterable[Cell], *, target: str, scale: str, K: int,
+           game: str = "token") -> list[Cell]:
+    """The cells of one (game, target, scale, K), lowest final TV first."""
+    return sorted((c for c in all_cells if (c.game, c.target, c.scale, c.K) == (game, target, scale, K)),
                   key=lambda c: c.mean)
 
 
@@ -148,9 +167,10 @@ def within_spread(a: Cell, best: Cell) -> bool:
 
 
 def best_cell(all_cells: Iterable[Cell], *, target: str, scale: str, K: int,
-              tables_only: bool = False) -> Cell | None:
-    """The lowest mean final TV of a (target, scale, K); ``tables_only`` leaves out the oracle."""
-    cs = [c for c in select(all_cells, target=target, scale=scale, K=K)
+              tables_only: bool = False, game: str = "token") -> Cell | None:
+    """The lowest mean final TV of a (game, target, scale, K); ``tables_only`` leaves out the
+    oracle."""
+    cs = [c for c in select(all_cells, target=target, scale=scale, K=K, game=game)
           if not (tables_only and c.estimator == ORACLE)]
     return cs[0] if cs else None
 
@@ -170,26 +190,30 @@ def simulator_tv(results: dict, target: str, estimator: str, K: int) -> float:
     return float(results.get("predictions", {}).get(target, {}).get(str(K), {}).get(estimator, math.nan))
 
 
-def check_recommendation(results: dict, rec, scale: str = "none") -> dict | None:
+def check_recommendation(results: dict, rec, scale: str = "none", game: str = "token",
+                         all_cells: Sequence[Cell] | None = None) -> dict | None:
     """What the experiment measured at ``rec.K`` (an ``aqpgen.recommend.Recommendation``) with
-    ``scale_rewards=scale``: the best estimator a user can pick (the oracle left out), the
-    recommended table's final TV, and whether it is within the seed spread of the best.  None
-    when the experiment did not run that (target, K)."""
+    ``scale_rewards=scale`` in ``game``: the best estimator a user can pick (the oracle left
+    out), the recommended table's final TV, and whether it is within the seed spread of the
+    best.  None when the experiment did not run that (game, target, K).  ``all_cells``:
+    ``cells(results)`` when the caller has them."""
     target = next((a["target"] for a in results["plan"]["arms"]
                    if parse_target(a["target"]) == parse_target(rec.target)), None)
     if target is None:
         return None
-    cs = [c for c in select(cells(results), target=target, scale=scale, K=rec.K)
+    all_cells = cells(results) if all_cells is None else all_cells
+    cs = [c for c in select(all_cells, target=target, scale=scale, K=rec.K, game=game)
           if c.estimator != ORACLE]
     if not cs:
         return None
     best = cs[0]
     chosen = next((c for c in cs if c.estimator == rec.name), None)
-    out = {"K": rec.K, "scale_rewards": scale, "best": best.estimator,
+    out = {"K": rec.K, "scale_rewards": scale, "game": game, "best": best.estimator,
            "best_tv": [best.mean, best.std], "recommended": rec.name,
            "recommended_tv": None if chosen is None else [chosen.mean, chosen.std],
            "within_spread": None if chosen is None else within_spread(chosen, best)}
-    head = (f"experiment (docs/experiments.md), K={rec.K}, scale_rewards={scale!r}: lowest final "
+    where = "" if game == "token" else f", {game} game"
+    head = (f"experiment (docs/experiments.md){where}, K={rec.K}, scale_rewards={scale!r}: lowest final "
             f"TV {best.estimator} {best.mean:.3f} +- {best.std:.3f}")
     if chosen is None:
         out["text"] = head + f"; {rec.name} was not run."
@@ -201,20 +225,126 @@ def check_recommendation(results: dict, rec, scale: str = "none") -> dict | None
 
 
 def noise_ranges(results: dict, target: str = "log", grid: Sequence[float] | None = None,
-                 scale: str = "none") -> tuple[list[float], dict[int, list[float]]]:
+                 scale: str = "none", game: str = "token",
+                 Ks: Sequence[int] | None = None) -> tuple[list[float], dict[int, list[float]]]:
     """The noise weights λ of ``aqpgen.recommend`` under which the recommendation is within the
-    seed spread of the best measured estimator, for each K the experiment ran for ``target``.
+    seed spread of the best measured estimator, for each K the experiment ran for ``target`` in
+    ``game`` (or each of ``Ks``).
 
-    Returns ``(grid, {K: admissible λ})``: the λ tried (default 0 and 81 points log-spaced over
-    1e-4 .. 1).  The tables are the shipped ones the locator finds, as for any
+    Returns ``(grid, {K: admissible λ})``: the λ tried (default ``LAMBDA_GRID``: 0 and 81 points
+    log-spaced over 1e-4 .. 1).  The tables are the shipped ones the locator finds, as for any
     ``aqpgen recommend`` call."""
     t = parse_target(target)
-    grid = [0.0] + [float(x) for x in np.logspace(-4, 0, 81)] if grid is None else list(grid)
-    Ks = sorted({r["config"]["K"] for r in results["runs"]
-                 if parse_target(r["config"]["target"]) == t and r["config"]["scale_rewards"] == scale})
+    grid = list(LAMBDA_GRID) if grid is None else list(grid)
+    if Ks is None:
+        Ks = sorted({r["config"]["K"] for r in results["runs"]
+                     if parse_target(r["config"]["target"]) == t
+                     and r["config"]["scale_rewards"] == scale
+                     and r["config"].get("game", "token") == game})
+    all_cells = cells(results)
     out = {}
     for K in Ks:
         out[K] = [lam for lam in grid
-                  if (c := check_recommendation(results, recommend(K, t, noise=lam), scale))
-                  is not None and c["within_spread"]]
+                  if (c := check_recommendation(results, recommend(K, t, noise=lam), scale, game,
+                                                all_cells)) is not None and c["within_spread"]]
     return grid, out
+
+
+def _spans(grid: Sequence[float], ok: Sequence[float]) -> list[list[float]]:
+    """Runs of consecutive grid values of ``ok``."""
+    spans: list[list[float]] = []
+    for lam in ok:
+        if spans and grid.index(lam) == grid.index(spans[-1][-1]) + 1:
+            spans[-1].append(lam)
+        else:
+            spans.append([lam])
+    return spans
+
+
+def fit_noise(results: dict, current: float, target: str = "log",
+              fit: Sequence[tuple[str, int]] | None = None) -> dict:
+    """Fit λ on the ``fit`` runs ((game, K) pairs, scale "none"; default the one-token game at
+    ``FIT_KS``): the grid values under which the recommendation is within the seed spread of
+    the best at every fit run at once.  The fit keeps ``current`` when it is admissible, else
+    takes the geometric middle of the widest admissible span (None when none is).
+
+    Returns ``{"fit": [(game, K)], "spans": [[λ...]], "lambda": λ or None, "moved": bool}``."""
+    fit = [("token", K) for K in FIT_KS] if fit is None else list(fit)
+    grid = list(LAMBDA_GRID)
+    ok = set(grid)
+    for game in dict.fromkeys(g for g, _ in fit):
+        _, per = noise_ranges(results, target, grid, game=game, Ks=[K for g, K in fit if g == game])
+        for K, lams in per.items():
+            ok &= set(lams)
+    spans = _spans(grid, [x for x in grid if x in ok])
+    if any(s[0] <= current <= s[-1] for s in spans):
+        lam, moved = current, False
+    elif spans:
+        w = max(spans, key=len)
+        lo = w[0] if w[0] > 0 else (w[1] if len(w) > 1 else 1e-4)
+        lam, moved = float(math.sqrt(lo * w[-1])), True
+    else:
+        lam, moved = None, False
+    return {"fit": fit, "spans": spans, "lambda": lam, "moved": moved}
+
+
+def held_out_runs(results: dict, target: str = "log",
+                  fit: Sequence[tuple[str, int]] | None = None) -> list[tuple[str, int]]:
+    """The (game, K) of ``target`` (scale "none") that are not fit runs: the held-out part."""
+    fit = {("token", K) for K in FIT_KS} if fit is None else set(fit)
+    t = parse_target(target)
+    keys = {(r["config"].get("game", "token"), r["config"]["K"]) for r in results["runs"]
+            if parse_target(r["config"]["target"]) == t and r["config"]["scale_rewards"] == "none"}
+    return sorted(keys - fit, key=lambda k: (k[0] != "token", k[0], k[1]))
+
+
+def validate_noise(results: dict, lam: float, target: str = "log",
+                   held_out: Sequence[tuple[str, int]] | None = None) -> list[dict]:
+    """``check_recommendation`` of ``recommend(K, target, noise=lam)`` on every held-out run
+    (default ``held_out_runs``); the runs the experiment has no cell for are left out."""
+    held_out = held_out_runs(results, target) if held_out is None else held_out
+    all_cells = cells(results)
+    out = []
+    for game, K in held_out:
+        chk = check_recommendation(results, recommend(K, parse_target(target), noise=lam), "none",
+                                   game, all_cells)
+        if chk is not None:
+            out.append(chk)
+    return out
+
+
+def collapses(results: dict, mass: float = 0.9) -> list[dict]:
+    """Runs whose final policy puts at least ``mass`` on one answer class of a prompt whose
+    optimum puts less than ``mass`` on every class (a collapse: TV near 1 − π*_max); one entry
+    per (run, prompt) with game, K, estimator, seed, prompt index, class index and its mass."""
+    out = []
+    for r in results["runs"]:
+        c = r["config"]
+        game = results.get("games", {}).get(c.get("game", "token"), results["game"])
+        for j, d in enumerate(r.get("final_dist", ())):
+            top = int(np.argmax(d))
+            opt = game["prompts"][j].get("optimum")
+            if d[top] >= mass and (opt is None or max(opt) < mass):
+                out.append({"game": c.get("game", "token"), "K": c["K"], "estimator": r["estimator"],
+                            "seed": c["seed"], "scale": c["scale_rewards"], "target": c["target"],
+                            "prompt": j, "class": top, "mass": float(d[top])})
+    return out
+
+
+def proxy_fixed_point(game: dict, j: int, mean: bool) -> tuple[np.ndarray, float]:
+    """Where a sequence-likelihood proxy drives prompt j of the multi-token game (a results
+    file's ``games["sequence"]``), and its TV to the answer-level optimum.
+
+    The sum proxy rewards −τ log π(sequence): its game is E[R] + τ H(sequences), maximised by
+    π(sequence) ∝ e^{R_z/τ}, i.e. π(z) ∝ N_z e^{R_z/τ} over answers (N_z sequences).  The
+    per-token mean rewards −(τ/L) log π(sequence) for a completion of L tokens: π(z) ∝
+    N_z e^{L R_z/τ}.  Digit sequences only (``other``, whose completions have several lengths,
+    at 0)."""
+    p = game["prompts"][j]
+    tau, L = float(game["tau"]), int(game["completion_length"])
+    R = np.asarray(p["R"][:-1], dtype=np.float64)
+    N = np.array([game["multiplicity"][z] for z in p["order"]], dtype=np.float64)
+    e = (L if mean else 1) * R / tau
+    w = N * np.exp(e - e.max())
+    dist = np.append(w / w.sum(), 0.0)
+    return dist, tv_distance(dist, np.asarray(p["optimum"], dtype=np.float64))

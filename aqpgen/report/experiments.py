@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from aqpgen.experiments.grpo_run import ORACLE
+from aqpgen.experiments.grpo_run import ORACLE, PROXIES
 from aqpgen.experiments.summary import (
     THRESHOLD,
     Cell,
+    _spans,
     cells,
     check_recommendation,
     gap_closed,
@@ -44,20 +45,26 @@ _PANEL = (4.8, 3.8)
 #: estimators always drawn in the learning-curve figure (the best table and the recommended one
 #: are added per K)
 _ALWAYS = (ORACLE, "plugin", "jackknife")
+_GAME_TITLE = {"token": "", "sequence": "multi-token game, "}
 
 
-def _arms(results: dict) -> list[tuple[str, str]]:
-    """(target, scale) pairs of the results, in plan order."""
+def _arms(results: dict) -> list[tuple[str, str, str]]:
+    """(game, target, scale) of the results, in plan order."""
     out = []
     for a in results["plan"]["arms"]:
         for s in a["scales"]:
-            if (a["target"], s) not in out:
-                out.append((a["target"], s))
+            if (a.get("game", "token"), a["target"], s) not in out:
+                out.append((a.get("game", "token"), a["target"], s))
     return out
 
 
-def _Ks(all_cells: Sequence[Cell], target: str, scale: str) -> list[int]:
-    return sorted({c.K for c in all_cells if (c.target, c.scale) == (target, scale)})
+def _Ks(all_cells: Sequence[Cell], target: str, scale: str, game: str = "token") -> list[int]:
+    return sorted({c.K for c in all_cells if (c.game, c.target, c.scale) == (game, target, scale)})
+
+
+def _not_tables(target) -> tuple[str, ...]:
+    """Estimators that are no aqpgen table: the classical peers, the proxies, the oracle."""
+    return tuple(peer_names(parse_target(target))) + PROXIES + (ORACLE,)
 
 
 def _pm(c: Cell | None) -> str:
@@ -80,16 +87,18 @@ def _recommended(target: str, K: int) -> str | None:
         return None
 
 
-def plot_experiment_curves(all_cells: Sequence[Cell], path, *, target: str, scale: str) -> Path:
+def plot_experiment_curves(all_cells: Sequence[Cell], path, *, target: str, scale: str,
+                           game: str = "token") -> Path:
     """Mean TV over seeds against optimizer steps, one panel per K: the oracle, the plug-in,
-    the jackknife, the recommended table and the lowest-final-TV table."""
+    the jackknife (and in the multi-token game the proxies), the recommended table and the
+    lowest-final-TV table."""
     plt = pyplot()
-    Ks = _Ks(all_cells, target, scale)
+    Ks = _Ks(all_cells, target, scale, game)
     fig, axes = plt.subplots(1, len(Ks), figsize=(_PANEL[0] * len(Ks), _PANEL[1]), squeeze=False)
     for ax, K in zip(axes[0], Ks):
-        cs = select(all_cells, target=target, scale=scale, K=K)
-        tables = [c for c in cs if c.estimator != ORACLE]
-        show = list(_ALWAYS) + [tables[0].estimator, _recommended(target, K)]
+        cs = select(all_cells, target=target, scale=scale, K=K, game=game)
+        tables = [c for c in cs if c.estimator not in _not_tables(target)] or cs
+        show = list(_ALWAYS) + list(PROXIES) + [tables[0].estimator, _recommended(target, K)]
         seen = []
         for name in show:
             c = next((c for c in cs if c.estimator == name), None)
@@ -103,23 +112,25 @@ def plot_experiment_curves(all_cells: Sequence[Cell], path, *, target: str, scal
         ax.set_yscale("log")
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("TV(π_θ, π*), mean over prompts and seeds")
-        ax.set_title(f"K = {K}, scale_rewards={scale!r}")
+        ax.set_title(f"{_GAME_TITLE[game]}K = {K}, scale_rewards={scale!r}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
     return save_png(fig, path)
 
 
-def plot_final_tv(all_cells: Sequence[Cell], path, *, target: str, scale: str) -> Path:
+def plot_final_tv(all_cells: Sequence[Cell], path, *, target: str, scale: str,
+                  game: str = "token") -> Path:
     """Final TV (mean ± one standard deviation over seeds) against K for every estimator."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(_PANEL[0] * 1.6, _PANEL[1] * 1.2))
     names = []
     for c in all_cells:
-        if (c.target, c.scale) == (target, scale) and c.estimator not in names:
+        if (c.game, c.target, c.scale) == (game, target, scale) and c.estimator not in names:
             names.append(c.estimator)
     for i, name in enumerate(names):
-        cs = sorted((c for c in all_cells if (c.target, c.scale, c.estimator) == (target, scale, name)),
+        cs = sorted((c for c in all_cells
+                     if (c.game, c.target, c.scale, c.estimator) == (game, target, scale, name)),
                     key=lambda c: c.K)
         x = np.array([c.K for c in cs], dtype=float) * (1 + 0.02 * (i - len(names) / 2))
         ax.errorbar(x, [max(c.mean, 1e-4) for c in cs], yerr=[c.std for c in cs], marker="o",
@@ -129,7 +140,7 @@ def plot_final_tv(all_cells: Sequence[Cell], path, *, target: str, scale: str) -
     ax.set_yscale("log")
     ax.set_xlabel("K (completions per prompt)")
     ax.set_ylabel("final TV(π_θ, π*)")
-    ax.set_title(f"{_game_name(target)}, scale_rewards={scale!r}")
+    ax.set_title(f"{_GAME_TITLE[game]}{_game_name(target)}, scale_rewards={scale!r}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -141,8 +152,8 @@ def _steps(s: int | None) -> str:
 
 
 def _cell_table(results: dict, all_cells: Sequence[Cell], target: str, scale: str, K: int,
-                with_sim: bool) -> str:
-    cs = select(all_cells, target=target, scale=scale, K=K)
+                with_sim: bool, game: str = "token") -> str:
+    cs = select(all_cells, target=target, scale=scale, K=K, game=game)
     plugin = next((c for c in cs if c.estimator == "plugin"), None)
     oracle = next((c for c in cs if c.estimator == ORACLE), None)
     best = next((c for c in cs if c.estimator != ORACLE), None)
@@ -169,10 +180,11 @@ def _cell_table(results: dict, all_cells: Sequence[Cell], target: str, scale: st
     return md_table(head, rows, "---|" + "---:|" * (len(head) - 1))
 
 
-def _findings(results: dict, all_cells: Sequence[Cell], target: str, scale: str) -> list[str]:
+def _findings(results: dict, all_cells: Sequence[Cell], target: str, scale: str,
+              game: str = "token") -> list[str]:
     out = []
-    for K in _Ks(all_cells, target, scale):
-        cs = select(all_cells, target=target, scale=scale, K=K)
+    for K in _Ks(all_cells, target, scale, game):
+        cs = select(all_cells, target=target, scale=scale, K=K, game=game)
         tables = [c for c in cs if c.estimator != ORACLE]
         oracle = next((c for c in cs if c.estimator == ORACLE), None)
         plugin = next((c for c in cs if c.estimator == "plugin"), None)
@@ -181,9 +193,9 @@ def _findings(results: dict, all_cells: Sequence[Cell], target: str, scale: str)
         line = (f"K = {K}: lowest final TV among the estimators a user can pick: `{best.estimator}` "
                 f"{_pm(best)}" + (f" (within its seed spread: {', '.join(f'`{n}`' for n in near)})"
                                   if near else ""))
-        if best.estimator in peer_names(parse_target(target)):
-            tab = next((c for c in tables if c.estimator not in peer_names(parse_target(target))), None)
-            line += (" — a classical estimator: **no table does better here**"
+        if best.estimator in _not_tables(target):
+            tab = next((c for c in tables if c.estimator not in _not_tables(target)), None)
+            line += (" — not a table: **no table does better here**"
                      + (f" (the best table, `{tab.estimator}`, {_pm(tab)}"
                         + (", within that spread)" if within_spread(tab, best) else ")")
                         if tab is not None else ""))
@@ -205,7 +217,8 @@ def _recommend_lines(results: dict, target: str) -> list[str]:
     flag = "" if t == LOG else f" --target {t.spec}"
     lines = []
     for K in sorted({r["config"]["K"] for r in results["runs"]
-                     if parse_target(r["config"]["target"]) == t}):
+                     if parse_target(r["config"]["target"]) == t
+                     and r["config"].get("game", "token") == "token"}):
         rec = recommend(K, t)
         chk = check_recommendation(results, rec)
         if rec.name is None or chk is None:
@@ -220,17 +233,6 @@ def _recommend_lines(results: dict, target: str) -> list[str]:
                      f"{got}; lowest `{chk['best']}` {chk['best_tv'][0]:.3f} ± "
                      f"{chk['best_tv'][1]:.3f}: {verdict}.")
     return lines
-
-
-def _spans(grid: Sequence[float], ok: Sequence[float]) -> list[list[float]]:
-    """Runs of consecutive grid values of ``ok``."""
-    spans: list[list[float]] = []
-    for lam in ok:
-        if spans and grid.index(lam) == grid.index(spans[-1][-1]) + 1:
-            spans[-1].append(lam)
-        else:
-            spans.append([lam])
-    return spans
 
 
 def _fmt_spans(spans: list[list[float]]) -> str:
@@ -342,15 +344,13 @@ def _scale_lines(all_cells: Sequence[Cell], target: str) -> list[str]:
     return lines
 
 
-def experiment_markdown(results: dict, figures: dict) -> str:
-    """The page (module docstring); ``figures`` maps (target, scale, kind) to a relative path."""
-    all_cells = cells(results)
+def _intro(results: dict) -> list[str]:
     env, plan = results["environment"], results["plan"]
     n = len(results["runs"])
     total_train = sum(r["seconds"] for r in results["runs"])
     prompts = ", ".join(f"`{p['prompt']}`: `{p['scenario']}` (best answer `{p['best']}`)"
                         for p in results["game"]["prompts"])
-    parts = [
+    return [
         "# The trainer experiment: real GRPO runs with each estimator",
         "",
         "<!-- Generated by `aqpgen experiment` (aqpgen/report/experiments.py) from "
@@ -360,7 +360,10 @@ def experiment_markdown(results: dict, figures: dict) -> str:
         f"{env.get('transformers')}, torch {env.get('torch')}, on {env.get('cpus')} CPUs, "
         f"`--jobs {results['jobs']}`): **{results['wall_seconds'] / 60:.1f} minutes** wall clock "
         f"({total_train / n:.1f} s of `train()` per run on average).  Command: "
-        f"`{results.get('command') or 'aqpgen experiment'}`.",
+        f"`{results.get('command') or 'aqpgen experiment'}`.  Two games: the one-token game "
+        "below and the [multi-token game](#the-multi-token-game) (completions of several tokens, "
+        "many per answer); `aqpgen recommend`'s noise weight is [fitted on part of the runs and "
+        "validated on the others](#the-noise-weight-fitted-and-held-out).",
         "",
         "## The game",
         "",
@@ -388,35 +391,66 @@ def experiment_markdown(results: dict, figures: dict) -> str:
         "game (`aqpgen.game.dynamics.run_exact`, group-mean baseline: expected dynamics, no "
         "sampling noise); the row's certified bias β̄ and V∞ relative to the plug-in's.  "
         "≈: within the seed spread of the best (the one-sd bars touch).",
-    ]
+    ] + _skipped_lines(results)
+
+
+def _skipped_lines(results: dict) -> list[str]:
+    parts = []
     if results["skipped"]:
         parts += ["", "Not run (the trainer may not use these rows): " + "; ".join(
             f"`{s['estimator']}` at K = {s['K']} ({s['reason'].split(':', 1)[-1].strip()[:120]}…)"
             for s in results["skipped"])]
-    if plan.get("candidates"):
+    if results["plan"].get("candidates"):
         parts += ["", "Candidates (AQP presets not shipped, built for the experiment's K with "
                   "their certificates): " + ", ".join(
                       f"`{c['name']}` ({', '.join(f'{k}={v}' for k, v in c['params'].items())})"
-                      for c in plan["candidates"]) + "."]
-    for target, scale in _arms(results):
-        parts += ["", f"## {_game_name(target)}, `scale_rewards=\"{scale}\"`"
-                  + (" (the README's setting)" if scale == "none" else " (TRL's default)"), ""]
-        for K in _Ks(all_cells, target, scale):
-            parts += [f"**K = {K}**", "", _cell_table(results, all_cells, target, scale, K,
-                                                      with_sim=scale == "none"), ""]
-        parts += ["*What it shows:*", ""] + [f"* {x}" for x in _findings(results, all_cells, target, scale)]
-        if scale == "group":
-            parts += [f"* {x}" for x in _scale_lines(all_cells, target)]
-        for kind in ("curves", "final"):
-            f = figures.get((target, scale, kind))
-            if f:
-                parts += ["", f"![{kind}]({f})"]
-        if scale == "none":
-            parts += ["", "*Against the simulator* (`aqpgen simulate --exact --baseline group` on "
-                      "the same scenarios):", ""] + [f"* {x}" for x in _simulator_lines(results, all_cells, target)]
-            parts += ["", "*The recommendation* (`aqpgen recommend`: the shipped table served in "
-                      f"float32 with the lowest β̄ + λ·√V∞, λ = {noise_weight(target)[0]:g}):", ""]
-            parts += [f"* {x}" for x in _recommend_lines(results, target) + _noise_lines(results, target)]
+                      for c in results["plan"]["candidates"]) + "."]
+    return parts
+
+
+def _token_section(results: dict, all_cells: Sequence[Cell], figures: dict, target: str,
+                   scale: str) -> list[str]:
+    parts = ["", f"## {_game_name(target)}, `scale_rewards=\"{scale}\"`"
+             + (" (the README's setting)" if scale == "none" else " (TRL's default)"), ""]
+    for K in _Ks(all_cells, target, scale):
+        parts += [f"**K = {K}**", "", _cell_table(results, all_cells, target, scale, K,
+                                                  with_sim=scale == "none"), ""]
+    parts += ["*What it shows:*", ""] + [f"* {x}" for x in _findings(results, all_cells, target, scale)]
+    if scale == "group":
+        parts += [f"* {x}" for x in _scale_lines(all_cells, target)]
+    parts += _figure_lines(figures, ("token", target, scale))
+    if scale == "none":
+        parts += ["", "*Against the simulator* (`aqpgen simulate --exact --baseline group` on "
+                  "the same scenarios):", ""] + [f"* {x}" for x in _simulator_lines(results, all_cells, target)]
+        parts += ["", "*The recommendation* (`aqpgen recommend`: the shipped table served in "
+                  f"float32 with the lowest β̄ + λ·√V∞, λ = {noise_weight(target)[0]:g}):", ""]
+        parts += [f"* {x}" for x in _recommend_lines(results, target) + _noise_lines(results, target)]
+    return parts
+
+
+def _figure_lines(figures: dict, key: tuple) -> list[str]:
+    out = []
+    for kind in ("curves", "final"):
+        f = figures.get(key + (kind,))
+        if f:
+            out += ["", f"![{kind}]({f})"]
+    return out
+
+
+def experiment_markdown(results: dict, figures: dict) -> str:
+    """The page (module docstring); ``figures`` maps (game, target, scale, kind) to a relative
+    path."""
+    from aqpgen.report.experiments_sequence import lambda_section, sequence_section
+
+    all_cells = cells(results)
+    parts = _intro(results)
+    for game, target, scale in _arms(results):
+        if game == "token":
+            parts += _token_section(results, all_cells, figures, target, scale)
+    if any(c.game == "sequence" for c in all_cells):
+        parts += sequence_section(results, all_cells, figures)
+    if any(c.target == "log" for c in all_cells):
+        parts += lambda_section(results)
     parts += ["", "## Why the trainer and the simulator differ", "",
               "The simulator's fixed point is where the *expected* dynamics stop: it sees the "
               "table's bias only (docs/MATH.md §11).  A trainer samples K completions per prompt, "
@@ -443,12 +477,16 @@ def headline_markdown(results: dict, link: str = "docs/experiments.md") -> str:
                      _f(gap_closed(r, plugin, oracle), 2) if r else "—",
                      f"`{tables[0].estimator}` {_pm(tables[0])}"])
     n_seeds = len(all_cells[0].seeds) if all_cells else 0
+    from aqpgen.report.experiments_sequence import held_out_summary
+
+    held = held_out_summary(results) if any(c.game != "token" for c in all_cells) else ""
     return (f"Real TRL `GRPOTrainer` runs on a game with a known optimum (KL game, "
             f"`scale_rewards=\"none\"`, {n_seeds} seeds; final TV(π_θ, π*), lower is better; "
-            f"[{link}]({link}) has every estimator, TRL's default scaling, "
-            f"the α-game and the simulator's predictions):\n\n"
+            f"[{link}]({link}) has every estimator, TRL's default scaling, the multi-token game "
+            f"with the sequence-likelihood proxies, the α-game and the simulator's predictions):\n\n"
             + md_table(["K", "oracle (exact log π)", "plug-in log(n/K)", "recommended table",
-                        "gap closed", "lowest measured"], rows, "---:|---:|---:|---:|---:|---|"))
+                        "gap closed", "lowest measured"], rows, "---:|---:|---:|---:|---:|---|")
+            + (f"\n\n{held}" if held else ""))
 
 
 def write_experiment_report(results: dict, path) -> list[Path]:
@@ -457,11 +495,12 @@ def write_experiment_report(results: dict, path) -> list[Path]:
     fig_dir = path.parent / "figures"
     all_cells = cells(results)
     figures, written = {}, []
-    for target, scale in _arms(results):
+    for game, target, scale in _arms(results):
         tag = "kl" if parse_target(target) == LOG else parse_target(target).spec.replace("^", "")
+        tag = tag if game == "token" else f"{game}-{tag}"
         for kind, fn in (("curves", plot_experiment_curves), ("final", plot_final_tv)):
             out = fig_dir / f"exp-{kind}-{tag}-{scale}.png"
-            written.append(fn(all_cells, out, target=target, scale=scale))
-            figures[(target, scale, kind)] = os.path.relpath(out, path.parent).replace(os.sep, "/")
+            written.append(fn(all_cells, out, target=target, scale=scale, game=game))
+            figures[(game, target, scale, kind)] = os.path.relpath(out, path.parent).replace(os.sep, "/")
     write_text_atomic(path, experiment_markdown(results, figures))
     return [path] + written

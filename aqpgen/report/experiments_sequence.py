@@ -1,0 +1,225 @@
+"""Two sections of docs/experiments.md (``aqpgen.report.experiments`` assembles the page): the
+multi-token game (``aqpgen.experiments.sequence_game``) with the sequence-likelihood proxies, and
+the noise weight λ of ``aqpgen recommend`` fitted on part of the runs and validated on the
+others.  Every number is computed here from the results file.
+
+Public names
+------------
+sequence_section(results, all_cells, figures) -> list[str]   -- the multi-token game's lines.
+lambda_section(results) -> list[str]                         -- the λ fit and its held-out check.
+held_out_summary(results) -> str                             -- the README's sentence on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aqpgen.experiments.grpo_run import ORACLE, PROXIES
+from aqpgen.experiments.summary import (
+    Cell,
+    _spans,
+    collapses,
+    fit_noise,
+    held_out_runs,
+    noise_ranges,
+    proxy_fixed_point,
+    select,
+    validate_noise,
+    within_spread,
+)
+from aqpgen.recommend import NOISE_WEIGHTS
+from aqpgen.report.experiments import (
+    _Ks,
+    _cell_table,
+    _figure_lines,
+    _findings,
+    _fmt_spans,
+    _not_tables,
+    _pm,
+)
+
+__all__ = ["held_out_summary", "lambda_section", "sequence_section"]
+
+_LITERATURE = (
+    "Which one the literature uses: the per-token mean is what self-certainty (Intuitor, Zhao et "
+    "al. 2025: the average over the completion's tokens of KL(uniform ‖ π(·|prefix))) and RENT "
+    "(Prabhudesai et al. 2025: the mean token entropy) average; the sum is EM-RL's "
+    "trajectory-level reward (Agarwal et al. 2025: the completion's log-likelihood, i.e. the "
+    "negative sequence entropy's one-sample estimate).  Here both are the completion's own "
+    "log-probability under the weights that generated it, from the model's logits: "
+    "`seqlik-sum` rewards −τ·Σ_t log π(y_t | prefix), `seqlik-mean` −τ·(1/|y|)·Σ_t log π(y_t | "
+    "prefix).")
+
+
+def _game_lines(results: dict) -> list[str]:
+    g = results["games"]["sequence"]
+    L, V = g["completion_length"], g["digits"]
+    mult = ", ".join(f"{k}: {v}" for k, v in g["multiplicity"].items())
+    prompts = "; ".join(f"`{p['prompt']}`: `{p['scenario']}`, best answer `{p['best']}` "
+                        f"(π* {max(p['optimum']):.3f}, {g['multiplicity'][p['best']]} sequences)"
+                        for p in g["prompts"])
+    return [
+        "", "## The multi-token game", "",
+        f"A completion is {L} tokens from {V} digit tokens `d0` … `d{V - 1}`; its answer is "
+        f"their sum (`s0` … `s{L * (V - 1)}`), or `other` when a token is not a digit (a special "
+        f"token, an early end).  The {V ** L} digit sequences reach the sums in different "
+        f"numbers ({mult}), so π(answer) is a sum over up to "
+        f"{max(g['multiplicity'].values())} sequences and the trainer never sees it.  The "
+        "experiment does: it enumerates every sequence from the model's logits (one batched "
+        "forward pass over all prefixes; `aqpgen.experiments.sequence_game`) and reads the exact "
+        f"answer distribution.  Prompts {prompts}; τ = {g['tau']:g}; same model, trainer "
+        "settings, seeds and step budget as the one-token game "
+        f"(`max_completion_length={L}`).",
+        "",
+        "Peers: the oracle (−τ·log π_θ(answer), exact, available to the experiment only), the "
+        "plug-in and the classical corrections (digamma ψ(n) − ψ(K), Grassberger's 1988 "
+        "correction; Laplace (add-½); the jackknife), the tables, and the **sequence-likelihood "
+        "proxies**: the completion's own log-likelihood in place of log π(answer).  "
+        + _LITERATURE + "  The proxy plays the *sequence* entropy game, not the answer game: "
+        "with the sum its fixed point is π(z) ∝ N_z·e^{R_z/τ} (N_z sequences of answer z), with "
+        "the mean π(z) ∝ N_z·e^{L·R_z/τ} (L the completion length), not softmax(R/τ).",
+    ]
+
+
+def _proxy_fixed_point_line(results: dict) -> str:
+    g = results["games"]["sequence"]
+    parts = []
+    for name, mean in (("seqlik-sum", False), ("seqlik-mean", True)):
+        tvs = [proxy_fixed_point(g, j, mean)[1] for j in range(len(g["prompts"]))]
+        parts.append(f"`{name}` {sum(tvs) / len(tvs):.3f} (per prompt "
+                     + ", ".join(f"{t:.3f}" for t in tvs) + ")")
+    return ("The proxies' fixed points, computed from the game (digit sequences only, `other` "
+            "at 0): TV to π* " + "; ".join(parts) + ".  No amount of training removes this bias; "
+            "a table's bias shrinks with K.")
+
+
+def _proxy_lines(all_cells: Sequence[Cell], K: int) -> str:
+    cs = select(all_cells, target="log", scale="none", K=K, game="sequence")
+    proxies = [c for c in cs if c.estimator in PROXIES]
+    if not proxies:
+        return f"K = {K}: no proxy run."
+    p = proxies[0]
+    tables = [c for c in cs if c.estimator not in _not_tables("log")]
+    below = [c for c in tables if p.mean - c.mean > p.std + c.std]
+    tied = [c for c in tables if c not in below and within_spread(c, p) and within_spread(p, c)]
+    above = [c for c in tables if c not in below and c not in tied]
+    peers = [c for c in cs if c.estimator not in tables and c.estimator not in PROXIES
+             and c.estimator != ORACLE]
+
+    def names(xs):
+        return ", ".join(f"`{c.estimator}` {c.mean:.3f}" for c in xs) or "none"
+
+    other = "".join(f"; `{c.estimator}` {_pm(c)}" for c in proxies[1:])
+    return (f"K = {K}, tables against the better proxy `{p.estimator}` ({_pm(p)}{other}): lower "
+            f"beyond the seed spreads: {names(below)}; within: {names(tied)}; higher: "
+            f"{names(above)}.  Classical peers: {names(peers)}.")
+
+
+def held_out_summary(results: dict) -> str:
+    """One sentence for the README: the λ fit and how many held-out runs it passes."""
+    current = NOISE_WEIGHTS["log"]
+    fit = fit_noise(results, current)
+    lam = fit["lambda"] if fit["lambda"] is not None else current
+    checks = validate_noise(results, lam)
+    if not checks:
+        return ""
+    fails = [c for c in checks if not c["within_spread"]]
+    fit_txt = ", ".join(str(K) for _, K in fit["fit"])
+    where = "; ".join(("one-token" if c["game"] == "token" else "multi-token") + f" K = {c['K']}: "
+                      f"`{c['recommended']}` {c['recommended_tv'][0]:.3f} vs `{c['best']}` "
+                      f"{c['best_tv'][0]:.3f}" if c["recommended_tv"] else
+                      f"{c['game']} K = {c['K']}: `{c['recommended']}` not run" for c in fails)
+    return (f"`aqpgen recommend`'s λ = {lam:.3g} (fitted on the one-token game at K = {fit_txt}) "
+            f"picks a table within the seed spread of the best on {len(checks) - len(fails)} of "
+            f"{len(checks)} held-out runs" + (f"; **not** on {where}." if fails else "."))
+
+
+def _shape_lines(all_cells: Sequence[Cell], game: str) -> list[str]:
+    out = []
+    for c in all_cells:
+        if c.game != game or c.scale != "none" or not c.estimator.endswith("-mono"):
+            continue
+        base = next((b for b in all_cells if (b.game, b.scale, b.K, b.target) ==
+                     (game, "none", c.K, c.target) and b.estimator == c.estimator[:-5]), None)
+        if base is None:
+            continue
+        rel = ("within the seed spread of" if within_spread(c, base) and within_spread(base, c)
+               else "below" if c.mean < base.mean else "above")
+        out.append(f"`{c.estimator}` {_pm(c)} vs `{base.estimator}` {_pm(base)} at K = {c.K}: {rel}")
+    if not out:
+        return []
+    return ["Shape-constrained (c_K[n] nondecreasing, c_K[K] ≤ 0) against the unconstrained "
+            "preset of the same ρ: " + "; ".join(out) + "."]
+
+
+def _collapse_line(results: dict, game: str) -> str:
+    cl = [c for c in collapses(results) if c["game"] == game]
+    if not cl:
+        return ("No run collapsed: no final policy puts 0.9 or more on one answer of any prompt "
+                "(the optimum puts at most 0.41 on one).")
+    by: dict = {}
+    for c in cl:
+        by.setdefault((c["estimator"], c["K"]), set()).add(c["seed"])
+    return ("Collapses (final policy ≥ 0.9 on one answer of a prompt): " + "; ".join(
+        f"`{e}` K = {K}, seeds {sorted(s)}" for (e, K), s in sorted(by.items())) + ".")
+
+
+def sequence_section(results: dict, all_cells: Sequence[Cell], figures: dict) -> list[str]:
+    """The multi-token game: description, one table per K, what it shows, figures."""
+    parts = _game_lines(results)
+    Ks = _Ks(all_cells, "log", "none", "sequence")
+    for K in Ks:
+        parts += ["", f"**K = {K}** (multi-token game)", "",
+                  _cell_table(results, all_cells, "log", "none", K, with_sim=False,
+                              game="sequence")]
+    parts += ["", "*What it shows:*", ""]
+    parts += [f"* {x}" for x in _findings(results, all_cells, "log", "none", "sequence")]
+    parts += [f"* {_proxy_lines(all_cells, K)}" for K in Ks]
+    parts += [f"* {x}" for x in _shape_lines(all_cells, "sequence") + _shape_lines(all_cells, "token")]
+    parts += [f"* {_proxy_fixed_point_line(results)}", f"* {_collapse_line(results, 'sequence')}"]
+    return parts + _figure_lines(figures, ("sequence", "log", "none"))
+
+
+def _held_line(chk: dict) -> str:
+    where = ("one-token game" if chk["game"] == "token" else "multi-token game") + f", K = {chk['K']}"
+    if chk["recommended_tv"] is None:
+        return f"{where}: names `{chk['recommended']}`, which was not run."
+    verdict = "within the seed spread of the best" if chk["within_spread"] else \
+        "**not** within the seed spread of the best"
+    return (f"{where}: names `{chk['recommended']}` {chk['recommended_tv'][0]:.3f} ± "
+            f"{chk['recommended_tv'][1]:.3f}; lowest `{chk['best']}` {chk['best_tv'][0]:.3f} ± "
+            f"{chk['best_tv'][1]:.3f}: {verdict}.")
+
+
+def lambda_section(results: dict) -> list[str]:
+    """λ fitted on the one-token game at the fit K, validated on the disjoint runs."""
+    current = NOISE_WEIGHTS["log"]
+    fit = fit_noise(results, current)
+    fit_txt = ", ".join(f"K = {K}" for _, K in fit["fit"])
+    lam = fit["lambda"] if fit["lambda"] is not None else current
+    held = held_out_runs(results)
+    checks = validate_noise(results, lam)
+    fails = [c for c in checks if not c["within_spread"]]
+    parts = ["", "## The noise weight, fitted and held out", "",
+             f"Fit runs: the one-token KL game at {fit_txt} (`scale_rewards=\"none\"`, every seed).  "
+             f"λ under which `aqpgen recommend` is within the seed spread of the best at all of "
+             f"them at once: {_fmt_spans(fit['spans'])}.  "
+             + (f"The shipped λ = {current:g} is inside it and is kept." if not fit["moved"] and
+                fit["lambda"] is not None else
+                f"The shipped λ = {current:g} is outside it; the fit gives λ = {lam:.3g}." if
+                fit["moved"] else "No λ fits all of them; the shipped λ = "
+                f"{current:g} is validated as it is."),
+             "",
+             "Held-out runs (disjoint: other K of the same game and the multi-token game; "
+             f"none was used by the fit): {', '.join(f'{g} K = {K}' for g, K in held)}.  "
+             f"`aqpgen recommend` with λ = {lam:.3g}:", ""]
+    parts += [f"* {_held_line(c)}" for c in checks]
+    per_lines = []
+    for game in dict.fromkeys(g for g, _ in held):
+        grid, per = noise_ranges(results, "log", game=game, Ks=[K for g, K in held if g == game])
+        per_lines += [f"{game} K = {K}: {_fmt_spans(_spans(grid, ok))}" for K, ok in per.items()]
+    parts += ["", "λ that would have been within the spread on each held-out run: "
+              + "; ".join(per_lines) + "."]
+    parts += ["", "**Where the choice fails:** " + ("nowhere on these held-out runs." if not fails
+              else "; ".join(_held_line(c) for c in fails))]
+    return parts
