@@ -51,13 +51,20 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from multiprocessing import get_context
 
-from aqpgen.experiments.grpo_run import ORACLE, PROXIES, RunConfig, estimator_table, make_game, run_grpo
+from aqpgen.build.build import build
+from aqpgen.experiments.grpo_run import (
+    ORACLE,
+    PROXIES,
+    RunConfig,
+    estimator_table,
+    make_game,
+    run_grpo,
+)
 from aqpgen.game.dynamics import run_exact
 from aqpgen.game.estimators import peer_names
 from aqpgen.integrations.grouping import check_served
 from aqpgen.runtime.precision import ImpreciseRowError
 from aqpgen.store.atomic import write_text_atomic
-from aqpgen.build.build import build
 from aqpgen.store.locate import available_tables
 from aqpgen.targets import LOG, parse_target, table_prefix
 

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from aqpgen.experiments.answer_game import OTHER, SPECIAL_TOKENS, PromptGame
+from aqpgen.experiments.answer_game import OTHER, SPECIAL_TOKENS, AnswerGame, PromptGame
 from aqpgen.game.scenarios import Scenario, tv_distance
 
 __all__ = ["DIGITS", "LENGTH", "SequenceGame", "sequence_game"]
@@ -133,12 +133,10 @@ class SequenceGame:
 
     def build_tokenizer(self):
         """The word-level tokenizer of ``AnswerGame.build_tokenizer`` over this vocabulary."""
-        from aqpgen.experiments.answer_game import AnswerGame
         return AnswerGame.build_tokenizer(self)
 
     def build_model(self, seed: int):
         """A tiny randomly initialised Qwen2 (``AnswerGame.build_model``)."""
-        from aqpgen.experiments.answer_game import AnswerGame
         return AnswerGame.build_model(self, seed)
 
     def sequence_logprobs(self, model) -> np.ndarray:

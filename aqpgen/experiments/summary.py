@@ -33,6 +33,7 @@ held_out_runs(results, target), validate_noise(results, λ, target, held_out) --
                                  runs and the recommendation's check on them
 collapses(results, mass)      -- runs whose final policy sits on one answer
 proxy_fixed_point(game, j, mean) -- where a sequence-likelihood proxy drives prompt j
+lambda_spans(grid, ok)        -- runs of consecutive grid values
 LAMBDA_GRID
 """
 
@@ -51,10 +52,25 @@ from aqpgen.game.scenarios import tv_distance
 from aqpgen.recommend import recommend
 from aqpgen.targets import parse_target
 
-__all__ = ["LAMBDA_GRID", "THRESHOLD", "Cell", "best_cell", "cells", "check_recommendation",
-           "collapses", "fit_noise", "gap_closed", "held_out_runs", "noise_ranges",
-           "proxy_fixed_point", "select",
-           "simulator_tv", "validate_noise", "within_spread"]
+__all__ = [
+    "LAMBDA_GRID",
+    "THRESHOLD",
+    "Cell",
+    "best_cell",
+    "cells",
+    "check_recommendation",
+    "collapses",
+    "fit_noise",
+    "gap_closed",
+    "held_out_runs",
+    "lambda_spans",
+    "noise_ranges",
+    "proxy_fixed_point",
+    "select",
+    "simulator_tv",
+    "validate_noise",
+    "within_spread",
+]
 
 #: TV threshold of "steps to reach".
 THRESHOLD = 0.2
@@ -250,7 +266,7 @@ def noise_ranges(results: dict, target: str = "log", grid: Sequence[float] | Non
     return grid, out
 
 
-def _spans(grid: Sequence[float], ok: Sequence[float]) -> list[list[float]]:
+def lambda_spans(grid: Sequence[float], ok: Sequence[float]) -> list[list[float]]:
     """Runs of consecutive grid values of ``ok``."""
     spans: list[list[float]] = []
     for lam in ok:
@@ -269,14 +285,19 @@ def fit_noise(results: dict, current: float, target: str = "log",
     takes the geometric middle of the widest admissible span (None when none is).
 
     Returns ``{"fit": [(game, K)], "spans": [[λ...]], "lambda": λ or None, "moved": bool}``."""
-    fit = [("token", K) for K in FIT_KS] if fit is None else list(fit)
+    if fit is None:
+        ran = {(r["config"].get("game", "token"), r["config"]["K"]) for r in results["runs"]
+               if parse_target(r["config"]["target"]) == parse_target(target)
+               and r["config"]["scale_rewards"] == "none"}
+        fit = [("token", K) for K in FIT_KS if ("token", K) in ran]
+    fit = list(fit)
     grid = list(LAMBDA_GRID)
     ok = set(grid)
     for game in dict.fromkeys(g for g, _ in fit):
         _, per = noise_ranges(results, target, grid, game=game, Ks=[K for g, K in fit if g == game])
-        for K, lams in per.items():
+        for lams in per.values():
             ok &= set(lams)
-    spans = _spans(grid, [x for x in grid if x in ok])
+    spans = lambda_spans(grid, [x for x in grid if x in ok])
     if any(s[0] <= current <= s[-1] for s in spans):
         lam, moved = current, False
     elif spans:

@@ -22,17 +22,32 @@ from aqpgen.experiments.grpo_run import ORACLE, PROXIES
 from aqpgen.experiments.summary import (
     THRESHOLD,
     Cell,
-    _spans,
     cells,
     check_recommendation,
     gap_closed,
+    lambda_spans,
     noise_ranges,
     select,
     simulator_tv,
-    within_spread,
 )
-from aqpgen.game.estimators import peer_names
 from aqpgen.recommend import noise_weight, recommend
+from aqpgen.report.experiment_tables import (
+    arm_Ks,
+    cell_table,
+    figure_lines,
+    findings,
+    fmt,
+    fmt_spans,
+    game_name,
+    not_tables,
+    pm,
+)
+from aqpgen.report.experiments_sequence import (
+    held_out_summary,
+    lambda_section,
+    sequence_section,
+    sequence_summary,
+)
 from aqpgen.report.figures import pyplot, save_png
 from aqpgen.report.markdown import md_table
 from aqpgen.store.atomic import write_text_atomic
@@ -58,28 +73,6 @@ def _arms(results: dict) -> list[tuple[str, str, str]]:
     return out
 
 
-def _Ks(all_cells: Sequence[Cell], target: str, scale: str, game: str = "token") -> list[int]:
-    return sorted({c.K for c in all_cells if (c.game, c.target, c.scale) == (game, target, scale)})
-
-
-def _not_tables(target) -> tuple[str, ...]:
-    """Estimators that are no aqpgen table: the classical peers, the proxies, the oracle."""
-    return tuple(peer_names(parse_target(target))) + PROXIES + (ORACLE,)
-
-
-def _pm(c: Cell | None) -> str:
-    return "—" if c is None else f"{c.mean:.3f} ± {c.std:.3f}"
-
-
-def _f(x, d: int = 3) -> str:
-    return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{d}f}"
-
-
-def _game_name(target: str) -> str:
-    t = parse_target(target)
-    return "KL game (target log p)" if t == LOG else f"α-game (target {t.spec}, α = {t.a + 1:g})"
-
-
 def _recommended(target: str, K: int) -> str | None:
     try:
         return recommend(K, target).name
@@ -93,11 +86,11 @@ def plot_experiment_curves(all_cells: Sequence[Cell], path, *, target: str, scal
     the jackknife (and in the multi-token game the proxies), the recommended table and the
     lowest-final-TV table."""
     plt = pyplot()
-    Ks = _Ks(all_cells, target, scale, game)
+    Ks = arm_Ks(all_cells, target, scale, game)
     fig, axes = plt.subplots(1, len(Ks), figsize=(_PANEL[0] * len(Ks), _PANEL[1]), squeeze=False)
     for ax, K in zip(axes[0], Ks):
         cs = select(all_cells, target=target, scale=scale, K=K, game=game)
-        tables = [c for c in cs if c.estimator not in _not_tables(target)] or cs
+        tables = [c for c in cs if c.estimator not in not_tables(target)] or cs
         show = list(_ALWAYS) + list(PROXIES) + [tables[0].estimator, _recommended(target, K)]
         seen = []
         for name in show:
@@ -140,75 +133,11 @@ def plot_final_tv(all_cells: Sequence[Cell], path, *, target: str, scale: str,
     ax.set_yscale("log")
     ax.set_xlabel("K (completions per prompt)")
     ax.set_ylabel("final TV(π_θ, π*)")
-    ax.set_title(f"{_GAME_TITLE[game]}{_game_name(target)}, scale_rewards={scale!r}")
+    ax.set_title(f"{_GAME_TITLE[game]}{game_name(target)}, scale_rewards={scale!r}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return save_png(fig, path)
-
-
-def _steps(s: int | None) -> str:
-    return "never" if s is None else str(s)
-
-
-def _cell_table(results: dict, all_cells: Sequence[Cell], target: str, scale: str, K: int,
-                with_sim: bool, game: str = "token") -> str:
-    cs = select(all_cells, target=target, scale=scale, K=K, game=game)
-    plugin = next((c for c in cs if c.estimator == "plugin"), None)
-    oracle = next((c for c in cs if c.estimator == ORACLE), None)
-    best = next((c for c in cs if c.estimator != ORACLE), None)
-    scen = sorted({s for c in cs for s in c.by_scenario})
-    ref = plugin.metrics.get("V_inf") if plugin is not None else None
-    rows = []
-    for c in cs:
-        within = "" if c is best or c.estimator == ORACLE or best is None else \
-            (" ≈" if within_spread(c, best) else "")
-        row = [f"`{c.estimator}`" + (" (best)" if c is best else within), _pm(c)]
-        row += [_f(c.by_scenario.get(s)) for s in scen]
-        row += [_steps(c.steps_to_threshold), _steps(c.steps_to_plugin),
-                _f(gap_closed(c, plugin, oracle), 2)]
-        if with_sim:
-            row.append(_f(simulator_tv(results, target, c.estimator, K)))
-        m = c.metrics
-        row += [f"{m['beta_cert']:.2e}" if "beta_cert" in m else "—",
-                f"{m['V_inf'] / ref:.3g}" if "V_inf" in m and ref else "—"]
-        rows.append(row)
-    head = ["estimator", f"final TV ({len(cs[0].seeds)} seeds)"] + scen + \
-        [f"steps to TV ≤ {THRESHOLD:g}", "steps to plug-in's final TV", "gap closed"] + \
-        (["simulator"] if with_sim else []) + \
-        ["β̄", "V∞ / plug-in"]
-    return md_table(head, rows, "---|" + "---:|" * (len(head) - 1))
-
-
-def _findings(results: dict, all_cells: Sequence[Cell], target: str, scale: str,
-              game: str = "token") -> list[str]:
-    out = []
-    for K in _Ks(all_cells, target, scale, game):
-        cs = select(all_cells, target=target, scale=scale, K=K, game=game)
-        tables = [c for c in cs if c.estimator != ORACLE]
-        oracle = next((c for c in cs if c.estimator == ORACLE), None)
-        plugin = next((c for c in cs if c.estimator == "plugin"), None)
-        best = tables[0]
-        near = [c.estimator for c in tables[1:] if within_spread(c, best)]
-        line = (f"K = {K}: lowest final TV among the estimators a user can pick: `{best.estimator}` "
-                f"{_pm(best)}" + (f" (within its seed spread: {', '.join(f'`{n}`' for n in near)})"
-                                  if near else ""))
-        if best.estimator in _not_tables(target):
-            tab = next((c for c in tables if c.estimator not in _not_tables(target)), None)
-            line += (" — not a table: **no table does better here**"
-                     + (f" (the best table, `{tab.estimator}`, {_pm(tab)}"
-                        + (", within that spread)" if within_spread(tab, best) else ")")
-                        if tab is not None else ""))
-        if oracle is not None:
-            line += f"; the oracle reaches {_pm(oracle)}"
-        if plugin is not None:
-            worse = [c.estimator for c in tables if c.estimator != "plugin"
-                     and c.mean >= plugin.mean]
-            line += (f"; no better than the plug-in ({_pm(plugin)}): "
-                     + ", ".join(f"`{n}`" for n in worse) if worse
-                     else f"; every other estimator ends below the plug-in ({_pm(plugin)})")
-        out.append(line + ".")
-    return out
 
 
 def _recommend_lines(results: dict, target: str) -> list[str]:
@@ -235,11 +164,6 @@ def _recommend_lines(results: dict, target: str) -> list[str]:
     return lines
 
 
-def _fmt_spans(spans: list[list[float]]) -> str:
-    return " and ".join(f"{s[0]:.3g} … {s[-1]:.3g}" if len(s) > 1 else f"{s[0]:.3g}"
-                        for s in spans) or "none"
-
-
 def _noise_lines(results: dict, target: str) -> list[str]:
     """Per K, the λ the runs validate, the joint range over K = 8 and 16 (and over every K),
     and where the target's default λ sits."""
@@ -247,14 +171,14 @@ def _noise_lines(results: dict, target: str) -> list[str]:
     lam, validated = noise_weight(target)
     lines = [f"λ under which the recommendation is within the seed spread of the best (grid of "
              f"{len(grid)} values, 0 and 1e-4 … 1): "
-             + "; ".join(f"K = {K}: {_fmt_spans(_spans(grid, ok))}" for K, ok in per.items()) + "."]
+             + "; ".join(f"K = {K}: {fmt_spans(lambda_spans(grid, ok))}" for K, ok in per.items()) + "."]
     for Ks in dict.fromkeys([(8, 16), tuple(per)]):
         if not all(K in per for K in Ks):
             continue
-        spans = _spans(grid, [x for x in grid if all(x in per[K] for K in Ks)])
+        spans = lambda_spans(grid, [x for x in grid if all(x in per[K] for K in Ks)])
         inside = any(s[0] <= lam <= s[-1] for s in spans)
         note = "" if validated else " (the KL game's weight: none is measured for this target)"
-        lines.append(f"At every K of {', '.join(map(str, Ks))} at once: {_fmt_spans(spans)}; the "
+        lines.append(f"At every K of {', '.join(map(str, Ks))} at once: {fmt_spans(spans)}; the "
                      f"default λ = {lam:g}{note} is {'inside' if inside else '**outside**'} it.")
     return lines
 
@@ -262,7 +186,7 @@ def _noise_lines(results: dict, target: str) -> list[str]:
 def _simulator_lines(results: dict, all_cells: Sequence[Cell], target: str) -> list[str]:
     """How the measured final TVs (scale "none") compare with the simulator's fixed points."""
     lines = []
-    for K in _Ks(all_cells, target, "none"):
+    for K in arm_Ks(all_cells, target, "none"):
         cs = [c for c in select(all_cells, target=target, scale="none", K=K) if c.estimator != ORACLE]
         pred = np.array([simulator_tv(results, target, c.estimator, K) for c in cs])
         meas = np.array([c.mean for c in cs])
@@ -286,7 +210,7 @@ def _excess_line(results: dict, all_cells: Sequence[Cell], target: str) -> str:
     """How the measured-minus-predicted final TV relates to the rows' variance, over every
     (K, table) of ``scale_rewards="none"``."""
     ex, vr, plug = [], [], []
-    for K in _Ks(all_cells, target, "none"):
+    for K in arm_Ks(all_cells, target, "none"):
         cs = select(all_cells, target=target, scale="none", K=K)
         p = next((c for c in cs if c.estimator == "plugin"), None)
         for c in cs:
@@ -325,7 +249,7 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 def _scale_lines(all_cells: Sequence[Cell], target: str) -> list[str]:
     """TRL's default std scaling against "none", per K: which estimators it helps or hurts."""
     lines = []
-    for K in _Ks(all_cells, target, "group"):
+    for K in arm_Ks(all_cells, target, "group"):
         none = {c.estimator: c for c in select(all_cells, target=target, scale="none", K=K)}
         grp = select(all_cells, target=target, scale="group", K=K)
         worse = [c for c in grp if c.estimator in none and c.mean - none[c.estimator].mean
@@ -333,7 +257,7 @@ def _scale_lines(all_cells: Sequence[Cell], target: str) -> list[str]:
         better = [c for c in grp if c.estimator in none and none[c.estimator].mean - c.mean
                   > c.std + none[c.estimator].std]
         best = next(c for c in grp if c.estimator != ORACLE)
-        line = f"K = {K}: with `scale_rewards=\"group\"` the lowest final TV is `{best.estimator}` {_pm(best)}"
+        line = f"K = {K}: with `scale_rewards=\"group\"` the lowest final TV is `{best.estimator}` {pm(best)}"
         if worse:
             line += "; worse than with `\"none\"` (beyond the seed spreads): " + ", ".join(
                 f"`{c.estimator}` {c.mean:.3f} vs {none[c.estimator].mean:.3f}" for c in worse)
@@ -410,15 +334,15 @@ def _skipped_lines(results: dict) -> list[str]:
 
 def _token_section(results: dict, all_cells: Sequence[Cell], figures: dict, target: str,
                    scale: str) -> list[str]:
-    parts = ["", f"## {_game_name(target)}, `scale_rewards=\"{scale}\"`"
+    parts = ["", f"## {game_name(target)}, `scale_rewards=\"{scale}\"`"
              + (" (the README's setting)" if scale == "none" else " (TRL's default)"), ""]
-    for K in _Ks(all_cells, target, scale):
-        parts += [f"**K = {K}**", "", _cell_table(results, all_cells, target, scale, K,
+    for K in arm_Ks(all_cells, target, scale):
+        parts += [f"**K = {K}**", "", cell_table(results, all_cells, target, scale, K,
                                                   with_sim=scale == "none"), ""]
-    parts += ["*What it shows:*", ""] + [f"* {x}" for x in _findings(results, all_cells, target, scale)]
+    parts += ["*What it shows:*", ""] + [f"* {x}" for x in findings(results, all_cells, target, scale)]
     if scale == "group":
         parts += [f"* {x}" for x in _scale_lines(all_cells, target)]
-    parts += _figure_lines(figures, ("token", target, scale))
+    parts += figure_lines(figures, ("token", target, scale))
     if scale == "none":
         parts += ["", "*Against the simulator* (`aqpgen simulate --exact --baseline group` on "
                   "the same scenarios):", ""] + [f"* {x}" for x in _simulator_lines(results, all_cells, target)]
@@ -428,20 +352,9 @@ def _token_section(results: dict, all_cells: Sequence[Cell], figures: dict, targ
     return parts
 
 
-def _figure_lines(figures: dict, key: tuple) -> list[str]:
-    out = []
-    for kind in ("curves", "final"):
-        f = figures.get(key + (kind,))
-        if f:
-            out += ["", f"![{kind}]({f})"]
-    return out
-
-
 def experiment_markdown(results: dict, figures: dict) -> str:
     """The page (module docstring); ``figures`` maps (game, target, scale, kind) to a relative
     path."""
-    from aqpgen.report.experiments_sequence import lambda_section, sequence_section
-
     all_cells = cells(results)
     parts = _intro(results)
     for game, target, scale in _arms(results):
@@ -466,20 +379,19 @@ def headline_markdown(results: dict, link: str = "docs/experiments.md") -> str:
     table (KL game, scale_rewards "none"), with the gap closed; ``link``: the full page."""
     all_cells = cells(results)
     rows = []
-    for K in _Ks(all_cells, "log", "none"):
+    for K in arm_Ks(all_cells, "log", "none"):
         cs = select(all_cells, target="log", scale="none", K=K)
         get = {c.estimator: c for c in cs}
         rec = recommend(K, "log").name
         tables = [c for c in cs if c.estimator != ORACLE]
         plugin, oracle = get.get("plugin"), get.get(ORACLE)
         r = get.get(rec)
-        rows.append([str(K), _pm(oracle), _pm(plugin), f"`{rec}` {_pm(r)}",
-                     _f(gap_closed(r, plugin, oracle), 2) if r else "—",
-                     f"`{tables[0].estimator}` {_pm(tables[0])}"])
+        rows.append([str(K), pm(oracle), pm(plugin), f"`{rec}` {pm(r)}",
+                     fmt(gap_closed(r, plugin, oracle), 2) if r else "—",
+                     f"`{tables[0].estimator}` {pm(tables[0])}"])
     n_seeds = len(all_cells[0].seeds) if all_cells else 0
-    from aqpgen.report.experiments_sequence import held_out_summary
-
-    held = held_out_summary(results) if any(c.game != "token" for c in all_cells) else ""
+    held = "\n\n".join(x for x in (sequence_summary(all_cells), held_out_summary(results)) if x) \
+        if any(c.game != "token" for c in all_cells) else ""
     return (f"Real TRL `GRPOTrainer` runs on a game with a known optimum (KL game, "
             f"`scale_rewards=\"none\"`, {n_seeds} seeds; final TV(π_θ, π*), lower is better; "
             f"[{link}]({link}) has every estimator, TRL's default scaling, the multi-token game "

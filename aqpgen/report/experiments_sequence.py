@@ -8,6 +8,7 @@ Public names
 sequence_section(results, all_cells, figures) -> list[str]   -- the multi-token game's lines.
 lambda_section(results) -> list[str]                         -- the λ fit and its held-out check.
 held_out_summary(results) -> str                             -- the README's sentence on it.
+sequence_summary(all_cells) -> str                           -- the README's multi-token lines.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from collections.abc import Sequence
 from aqpgen.experiments.grpo_run import ORACLE, PROXIES
 from aqpgen.experiments.summary import (
     Cell,
-    _spans,
     collapses,
     fit_noise,
     held_out_runs,
+    lambda_spans,
     noise_ranges,
     proxy_fixed_point,
     select,
@@ -28,17 +29,17 @@ from aqpgen.experiments.summary import (
     within_spread,
 )
 from aqpgen.recommend import NOISE_WEIGHTS
-from aqpgen.report.experiments import (
-    _Ks,
-    _cell_table,
-    _figure_lines,
-    _findings,
-    _fmt_spans,
-    _not_tables,
-    _pm,
+from aqpgen.report.experiment_tables import (
+    arm_Ks,
+    cell_table,
+    figure_lines,
+    findings,
+    fmt_spans,
+    not_tables,
+    pm,
 )
 
-__all__ = ["held_out_summary", "lambda_section", "sequence_section"]
+__all__ = ["held_out_summary", "lambda_section", "sequence_section", "sequence_summary"]
 
 _LITERATURE = (
     "Which one the literature uses: the per-token mean is what self-certainty (Intuitor, Zhao et "
@@ -99,7 +100,7 @@ def _proxy_lines(all_cells: Sequence[Cell], K: int) -> str:
     if not proxies:
         return f"K = {K}: no proxy run."
     p = proxies[0]
-    tables = [c for c in cs if c.estimator not in _not_tables("log")]
+    tables = [c for c in cs if c.estimator not in not_tables("log")]
     below = [c for c in tables if p.mean - c.mean > p.std + c.std]
     tied = [c for c in tables if c not in below and within_spread(c, p) and within_spread(p, c)]
     above = [c for c in tables if c not in below and c not in tied]
@@ -109,8 +110,8 @@ def _proxy_lines(all_cells: Sequence[Cell], K: int) -> str:
     def names(xs):
         return ", ".join(f"`{c.estimator}` {c.mean:.3f}" for c in xs) or "none"
 
-    other = "".join(f"; `{c.estimator}` {_pm(c)}" for c in proxies[1:])
-    return (f"K = {K}, tables against the better proxy `{p.estimator}` ({_pm(p)}{other}): lower "
+    other = "".join(f"; `{c.estimator}` {pm(c)}" for c in proxies[1:])
+    return (f"K = {K}, tables against the better proxy `{p.estimator}` ({pm(p)}{other}): lower "
             f"beyond the seed spreads: {names(below)}; within: {names(tied)}; higher: "
             f"{names(above)}.  Classical peers: {names(peers)}.")
 
@@ -145,7 +146,7 @@ def _shape_lines(all_cells: Sequence[Cell], game: str) -> list[str]:
             continue
         rel = ("within the seed spread of" if within_spread(c, base) and within_spread(base, c)
                else "below" if c.mean < base.mean else "above")
-        out.append(f"`{c.estimator}` {_pm(c)} vs `{base.estimator}` {_pm(base)} at K = {c.K}: {rel}")
+        out.append(f"`{c.estimator}` {pm(c)} vs `{base.estimator}` {pm(base)} at K = {c.K}: {rel}")
     if not out:
         return []
     return ["Shape-constrained (c_K[n] nondecreasing, c_K[K] ≤ 0) against the unconstrained "
@@ -167,17 +168,17 @@ def _collapse_line(results: dict, game: str) -> str:
 def sequence_section(results: dict, all_cells: Sequence[Cell], figures: dict) -> list[str]:
     """The multi-token game: description, one table per K, what it shows, figures."""
     parts = _game_lines(results)
-    Ks = _Ks(all_cells, "log", "none", "sequence")
+    Ks = arm_Ks(all_cells, "log", "none", "sequence")
     for K in Ks:
         parts += ["", f"**K = {K}** (multi-token game)", "",
-                  _cell_table(results, all_cells, "log", "none", K, with_sim=False,
+                  cell_table(results, all_cells, "log", "none", K, with_sim=False,
                               game="sequence")]
     parts += ["", "*What it shows:*", ""]
-    parts += [f"* {x}" for x in _findings(results, all_cells, "log", "none", "sequence")]
+    parts += [f"* {x}" for x in findings(results, all_cells, "log", "none", "sequence")]
     parts += [f"* {_proxy_lines(all_cells, K)}" for K in Ks]
     parts += [f"* {x}" for x in _shape_lines(all_cells, "sequence") + _shape_lines(all_cells, "token")]
     parts += [f"* {_proxy_fixed_point_line(results)}", f"* {_collapse_line(results, 'sequence')}"]
-    return parts + _figure_lines(figures, ("sequence", "log", "none"))
+    return parts + figure_lines(figures, ("sequence", "log", "none"))
 
 
 def _held_line(chk: dict) -> str:
@@ -203,7 +204,7 @@ def lambda_section(results: dict) -> list[str]:
     parts = ["", "## The noise weight, fitted and held out", "",
              f"Fit runs: the one-token KL game at {fit_txt} (`scale_rewards=\"none\"`, every seed).  "
              f"λ under which `aqpgen recommend` is within the seed spread of the best at all of "
-             f"them at once: {_fmt_spans(fit['spans'])}.  "
+             f"them at once: {fmt_spans(fit['spans'])}.  "
              + (f"The shipped λ = {current:g} is inside it and is kept." if not fit["moved"] and
                 fit["lambda"] is not None else
                 f"The shipped λ = {current:g} is outside it; the fit gives λ = {lam:.3g}." if
@@ -217,9 +218,35 @@ def lambda_section(results: dict) -> list[str]:
     per_lines = []
     for game in dict.fromkeys(g for g, _ in held):
         grid, per = noise_ranges(results, "log", game=game, Ks=[K for g, K in held if g == game])
-        per_lines += [f"{game} K = {K}: {_fmt_spans(_spans(grid, ok))}" for K, ok in per.items()]
+        per_lines += [f"{game} K = {K}: {fmt_spans(lambda_spans(grid, ok))}" for K, ok in per.items()]
     parts += ["", "λ that would have been within the spread on each held-out run: "
               + "; ".join(per_lines) + "."]
     parts += ["", "**Where the choice fails:** " + ("nowhere on these held-out runs." if not fails
               else "; ".join(_held_line(c) for c in fails))]
     return parts
+
+
+def sequence_summary(all_cells: Sequence[Cell]) -> str:
+    """README lines: per K of the multi-token game, the oracle, the better proxy, the best
+    classical peer and the best table."""
+    lines = []
+    for K in arm_Ks(all_cells, "log", "none", "sequence"):
+        cs = select(all_cells, target="log", scale="none", K=K, game="sequence")
+        pick = {
+            "oracle": [c for c in cs if c.estimator == ORACLE],
+            "proxy": [c for c in cs if c.estimator in PROXIES],
+            "peer": [c for c in cs if c.estimator in not_tables("log")
+                     and c.estimator not in PROXIES + (ORACLE,)],
+            "table": [c for c in cs if c.estimator not in not_tables("log")],
+        }
+        best = {k: v[0] for k, v in pick.items() if v}
+        if len(best) < 4:
+            continue
+        lines.append(f"K = {K}: oracle {pm(best['oracle'])}; best proxy `{best['proxy'].estimator}` "
+                     f"{pm(best['proxy'])}; best classical `{best['peer'].estimator}` "
+                     f"{pm(best['peer'])}; best table `{best['table'].estimator}` {pm(best['table'])}")
+    if not lines:
+        return ""
+    return ("Multi-token game (each answer reached by several completions; the proxies reward "
+            "the completion's own log-likelihood, as self-certainty / entropy rewards do): "
+            + "; ".join(lines) + ".")
