@@ -26,7 +26,7 @@ pytest.importorskip("trl")
 chi2 = pytest.importorskip("scipy.stats").chi2
 
 from aqpgen.experiments.grpo_run import RunConfig, run_grpo  # noqa: E402
-from aqpgen.experiments.plan import _describe_game  # noqa: E402
+from aqpgen.experiments.plan import describe_game  # noqa: E402
 from aqpgen.experiments.summary import proxy_fixed_point  # noqa: E402
 
 
@@ -113,7 +113,7 @@ def test_proxy_runs_through_trl():
 def test_proxy_fixed_point_by_brute_force(game, mean):
     """The proxy maximises E[R] + τ' H(sequences) (τ' = τ, or τ/L for the mean): brute force
     over the sequences (softmax of R_z(s)/τ' per sequence, summed per answer)."""
-    desc = _describe_game(game)
+    desc = describe_game(game)
     tau_s = game.tau / (game.length if mean else 1)
     for j, p in enumerate(game.prompts):
         R = dict(zip(p.classes, p.scenario.R))

@@ -257,7 +257,7 @@ def run_grpo(config: RunConfig, game=None) -> dict:
     evaluation, TV of every prompt), ``final_tv`` (per prompt), ``final_dist`` (per prompt, the
     exact answer distribution after the last step, classes in scenario order), ``metrics`` (β,
     β̄, V∞, V1 of the served row; empty for the oracle and the proxies), ``seconds`` (wall time
-    of ``train()``), and with ``record_samples`` ``samples``: per generation,
+    of ``train()``), ``cpu_seconds`` (its CPU time: what the run costs on an idle core), and with ``record_samples`` ``samples``: per generation,
     ``{"dist": [...], "counts": [...]}`` per prompt (classes in scenario order)."""
     import torch
     from datasets import Dataset
@@ -283,11 +283,12 @@ def run_grpo(config: RunConfig, game=None) -> dict:
                               train_dataset=dataset, callbacks=[monitor])
         trainer.remove_callback(PrinterCallback)  # the end-of-training metrics dump
         holder["trainer"] = trainer
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         trainer.train()
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     rec = {"config": asdict(cfg), "steps": curve_steps, "tv": curve_tv, "final_tv": curve_tv[-1],
-           "final_dist": last["dist"], "metrics": _row_metrics(table, cfg.K), "seconds": seconds}
+           "final_dist": last["dist"], "metrics": _row_metrics(table, cfg.K), "seconds": seconds,
+           "cpu_seconds": cpu}
     if cfg.record_samples:
         rec["samples"] = samples
     return rec

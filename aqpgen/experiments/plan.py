@@ -33,7 +33,8 @@ Public names
 Arm, Plan, default_plan(), quick_plan(), CANDIDATES, FIT_KS, HELD_OUT_KS, SEQUENCE_KS, plan_runs(plan) -> (configs, skipped),
 build_candidates(plan, out_dir), run_plan(plan, jobs), label(estimator),
 prediction(game, target, estimator, K) -- the simulator's TV for the same game,
-write_results(path, results), read_results(path), RESULTS_SCHEMA
+write_results(path, results), read_results(path), RESULTS_SCHEMA, describe_game(game),
+describe_plan(plan), merge_results(base, extra, plan, notes) -- two runs' results as one
 """
 
 from __future__ import annotations
@@ -68,8 +69,10 @@ from aqpgen.store.atomic import write_text_atomic
 from aqpgen.store.locate import available_tables
 from aqpgen.targets import LOG, parse_target, table_prefix
 
-__all__ = ["CANDIDATES", "FIT_KS", "HELD_OUT_KS", "RESULTS_SCHEMA", "SEQUENCE_KS", "Arm", "Plan", "build_candidates", "default_plan", "label",
-           "plan_runs", "prediction", "quick_plan", "read_results", "run_plan", "write_results"]
+__all__ = ["CANDIDATES", "FIT_KS", "HELD_OUT_KS", "RESULTS_SCHEMA", "SEQUENCE_KS", "Arm", "Plan",
+           "build_candidates", "default_plan", "describe_game", "describe_plan", "label",
+           "merge_results", "plan_runs", "prediction", "quick_plan", "read_results", "run_plan",
+           "write_results"]
 
 #: Schema name and version of the results file (version 1, one game, is still read).
 RESULTS_SCHEMA = ("aqpgen.experiment", 2)
@@ -318,18 +321,16 @@ def _run(plan: Plan, runnable: Plan, jobs: int, echo) -> dict:
             per[label(c.estimator)] = prediction(game, c.target, c.estimator, c.K)
     return {
         "schema": RESULTS_SCHEMA[0], "version": RESULTS_SCHEMA[1],
-        "plan": {"name": plan.name, "steps": plan.steps, "lr": plan.lr,
-                 "eval_every": plan.eval_every, "arms": [asdict(a) for a in plan.arms],
-                 "candidates": [{"name": n, "params": p} for n, p in plan.candidates]},
-        "game": _describe_game(game),
-        "games": {g: _describe_game(make_game(g)) for g in sorted({c.game for c in configs})},
+        "plan": describe_plan(plan),
+        "game": describe_game(game),
+        "games": {g: describe_game(make_game(g)) for g in sorted({c.game for c in configs})},
         "environment": _versions(), "jobs": jobs, "wall_seconds": time.perf_counter() - t0,
         "command": " ".join(["aqpgen"] + sys.argv[1:]) if sys.argv else "",
         "skipped": skipped, "predictions": predictions, "runs": records,
     }
 
 
-def _describe_game(game) -> dict:
+def describe_game(game) -> dict:
     out = {"prompts": [{"prompt": p.prompt, "scenario": p.scenario.name, "best": p.order[0],
                         "order": list(p.order), "R": list(p.scenario.R),
                         "optimum": game.optimum(i).tolist()} for i, p in enumerate(game.prompts)],
@@ -338,6 +339,36 @@ def _describe_game(game) -> dict:
     if hasattr(game, "multiplicity"):
         out.update(digits=game.digits, multiplicity=game.multiplicity())
     return out
+
+
+def merge_results(base: dict, extra: dict, plan: Plan, notes: tuple[str, str]) -> dict:
+    """One results object from two runs of disjoint configurations: ``base`` (e.g. a committed
+    results file) and ``extra`` (a ``run_plan`` of the configurations it lacks); ``plan`` is
+    the plan the two make up together, ``notes`` say what each part is.  Every run keeps its own
+    record; ``parts`` records each part's runs, command, jobs and wall time (the page prints
+    them), and the total wall time is the parts' sum."""
+    key = {json.dumps(r["config"], sort_keys=True) for r in base["runs"]}
+    clash = [r["config"] for r in extra["runs"] if json.dumps(r["config"], sort_keys=True) in key]
+    if clash:
+        raise ValueError(f"the parts overlap: {clash[0]} is in both")
+    predictions = json.loads(json.dumps(base.get("predictions", {})))
+    for t, perK in extra.get("predictions", {}).items():
+        for K, per in perK.items():
+            predictions.setdefault(t, {}).setdefault(K, {}).update(per)
+    parts = [{"note": note, "runs": len(r["runs"]), "jobs": r["jobs"],
+              "wall_seconds": r["wall_seconds"], "command": r.get("command", ""),
+              "environment": r["environment"]} for note, r in zip(notes, (base, extra))]
+    return {**extra, "plan": describe_plan(plan), "parts": parts,
+            "wall_seconds": sum(p["wall_seconds"] for p in parts),
+            "skipped": extra["skipped"] + [s for s in base["skipped"] if s not in extra["skipped"]],
+            "predictions": predictions, "runs": base["runs"] + extra["runs"]}
+
+
+def describe_plan(plan: Plan) -> dict:
+    """The plan as the results file records it."""
+    return {"name": plan.name, "steps": plan.steps, "lr": plan.lr, "eval_every": plan.eval_every,
+            "arms": [asdict(a) for a in plan.arms],
+            "candidates": [{"name": n, "params": p} for n, p in plan.candidates]}
 
 
 def write_results(path, results: dict) -> None:

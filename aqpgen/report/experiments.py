@@ -24,6 +24,7 @@ from aqpgen.experiments.summary import (
     Cell,
     cells,
     check_recommendation,
+    cost_estimate,
     gap_closed,
     lambda_spans,
     noise_ranges,
@@ -281,10 +282,12 @@ def _intro(results: dict) -> list[str]:
         "docs/experiments.json: edit the code, not this file. -->",
         "",
         f"{n} runs of an unmodified TRL `GRPOTrainer` (TRL {env.get('trl')}, transformers "
-        f"{env.get('transformers')}, torch {env.get('torch')}, on {env.get('cpus')} CPUs, "
-        f"`--jobs {results['jobs']}`): **{results['wall_seconds'] / 60:.1f} minutes** wall clock "
-        f"({total_train / n:.1f} s of `train()` per run on average).  Command: "
-        f"`{results.get('command') or 'aqpgen experiment'}`.  Two games: the one-token game "
+        f"{env.get('transformers')}, torch {env.get('torch')}, on {env.get('cpus')} CPUs)"
+        + (_parts_text(results) if results.get("parts") else
+           f", `--jobs {results['jobs']}`: **{results['wall_seconds'] / 60:.1f} minutes** wall "
+           f"clock ({total_train / n:.1f} s of `train()` per run on average).  Command: "
+           f"`{results.get('command') or 'aqpgen experiment'}`.")
+        + "  Two games: the one-token game "
         "below and the [multi-token game](#the-multi-token-game) (completions of several tokens, "
         "many per answer); `aqpgen recommend`'s noise weight is [fitted on part of the runs and "
         "validated on the others](#the-noise-weight-fitted-and-held-out).",
@@ -316,6 +319,25 @@ def _intro(results: dict) -> list[str]:
         "sampling noise); the row's certified bias β̄ and V∞ relative to the plug-in's.  "
         "≈: within the seed spread of the best (the one-sd bars touch).",
     ] + _skipped_lines(results)
+
+
+def _parts_text(results: dict) -> str:
+    """How a merged results file (``plan.merge_results``) was made, and the plan's cost."""
+    parts = results["parts"]
+    txt = ", in {} parts: ".format(len(parts)) + "; ".join(
+        f"{p['note']} ({p['runs']} runs, `--jobs {p['jobs']}`, {p['wall_seconds'] / 60:.1f} "
+        f"minutes wall clock; `{p['command']}`)" for p in parts) + "."
+    est = cost_estimate(results)
+    if est is not None:
+        txt += (f"  The second part ran on a machine shared with other jobs (2 cores), so its wall "
+                f"time is pessimistic; its runs' CPU time, {est['extra_cpu'] / 60:.1f} CPU-minutes, "
+                f"is not inflated by the sharing.  The whole default plan (`make experiment`, "
+                f"`--jobs 2`) on {est['cores']} idle cores: the first part's measured "
+                f"{est['base_wall'] / 60:.1f} minutes plus that CPU time over {est['cores']} "
+                f"cores times the first part's overhead outside `train()` "
+                f"({est['overhead']:.2f}×): **about {est['estimate'] / 60:.0f} minutes** (an "
+                "estimate, not a measurement of one run).")
+    return txt
 
 
 def _skipped_lines(results: dict) -> list[str]:

@@ -42,14 +42,19 @@ from aqpgen.report.experiment_tables import (
 __all__ = ["held_out_summary", "lambda_section", "sequence_section", "sequence_summary"]
 
 _LITERATURE = (
-    "Which one the literature uses: the per-token mean is what self-certainty (Intuitor, Zhao et "
-    "al. 2025: the average over the completion's tokens of KL(uniform ‖ π(·|prefix))) and RENT "
-    "(Prabhudesai et al. 2025: the mean token entropy) average; the sum is EM-RL's "
-    "trajectory-level reward (Agarwal et al. 2025: the completion's log-likelihood, i.e. the "
-    "negative sequence entropy's one-sample estimate).  Here both are the completion's own "
-    "log-probability under the weights that generated it, from the model's logits: "
-    "`seqlik-sum` rewards −τ·Σ_t log π(y_t | prefix), `seqlik-mean` −τ·(1/|y|)·Σ_t log π(y_t | "
-    "prefix).")
+    "Which one the literature uses: the self-rewarding methods average over the completion's "
+    "tokens — self-certainty (Intuitor, Zhao et al. 2025) the per-token KL(uniform ‖ "
+    "π(·|prefix)), RENT (Prabhudesai et al. 2025) the per-token entropy; both are per-token means "
+    "of quantities of the whole next-token distribution, and `seqlik-mean` is the per-token mean "
+    "of the sampled tokens' log-probabilities, the same average of the same logits.  The sum is "
+    "the trajectory-level reward of EM-RL (Agarwal et al. 2025), the completion's "
+    "log-likelihood.  Here both are computed from the model's logits for the completion's "
+    "tokens, under the weights that generated it: `seqlik-sum` rewards −τ·Σ_t log π(y_t | "
+    "prefix), `seqlik-mean` −τ·(1/|y|)·Σ_t log π(y_t | prefix).")
+
+
+def _n_seq(n: int) -> str:
+    return f"{n} sequence" + ("" if n == 1 else "s")
 
 
 def _game_lines(results: dict) -> list[str]:
@@ -57,7 +62,7 @@ def _game_lines(results: dict) -> list[str]:
     L, V = g["completion_length"], g["digits"]
     mult = ", ".join(f"{k}: {v}" for k, v in g["multiplicity"].items())
     prompts = "; ".join(f"`{p['prompt']}`: `{p['scenario']}`, best answer `{p['best']}` "
-                        f"(π* {max(p['optimum']):.3f}, {g['multiplicity'][p['best']]} sequences)"
+                        f"(π* {max(p['optimum']):.3f}, {_n_seq(g['multiplicity'][p['best']])})"
                         for p in g["prompts"])
     return [
         "", "## The multi-token game", "",
@@ -73,8 +78,9 @@ def _game_lines(results: dict) -> list[str]:
         f"(`max_completion_length={L}`).",
         "",
         "Peers: the oracle (−τ·log π_θ(answer), exact, available to the experiment only), the "
-        "plug-in and the classical corrections (digamma ψ(n) − ψ(K), Grassberger's 1988 "
-        "correction; Laplace (add-½); the jackknife), the tables, and the **sequence-likelihood "
+        "plug-in and the classical corrections (digamma ψ(n) − ψ(K), the digamma correction of "
+        "Grassberger's family — his G(n) of 2003 is not played; Laplace (add-½); the jackknife), "
+        "the tables, and the **sequence-likelihood "
         "proxies**: the completion's own log-likelihood in place of log π(answer).  "
         + _LITERATURE + "  The proxy plays the *sequence* entropy game, not the answer game: "
         "with the sum its fixed point is π(z) ∝ N_z·e^{R_z/τ} (N_z sequences of answer z), with "
