@@ -109,20 +109,47 @@ def test_proxy_runs_through_trl():
         RunConfig("oracle", 8, game="chess")
 
 
+def _completions(game):
+    """Every completion TRL can generate: L tokens, or fewer ending with <eos>; its class."""
+    vocab = sorted(game.vocab, key=game.vocab.get)
+    out = []
+    for L in range(1, game.length + 1):
+        for seq in itertools.product(vocab, repeat=L):
+            if "<eos>" in seq[:-1] or (L < game.length and seq[-1] != "<eos>"):
+                continue
+            text = " ".join(t for t in seq if t not in ("<pad>", "<eos>", "<unk>"))
+            out.append((game.extract_answer(text), L))
+    return out
+
+
 @pytest.mark.parametrize("mean", [False, True])
 def test_proxy_fixed_point_by_brute_force(game, mean):
-    """The proxy maximises E[R] + τ' H(sequences) (τ' = τ, or τ/L for the mean): brute force
-    over the sequences (softmax of R_z(s)/τ' per sequence, summed per answer)."""
+    """Every completion enumerated (Counter of class and length); the stationary policy of the
+    proxy's reward R − τ w log π(y), w = 1 or 1/|y|, solved by bisection on its constant;
+    the sum's has the closed form π(y) ∝ e^{R/τ}."""
     desc = describe_game(game)
-    tau_s = game.tau / (game.length if mean else 1)
+    comps = Counter(_completions(game))
+    assert sum(k for (a, _), k in comps.items() if a != OTHER) == game.digits ** game.length
     for j, p in enumerate(game.prompts):
         R = dict(zip(p.classes, p.scenario.R))
-        w = Counter()
-        for seq in itertools.product(range(game.digits), repeat=game.length):
-            w[f"s{sum(seq)}"] += math.exp(R[f"s{sum(seq)}"] / tau_s)
-        total = sum(w.values())
+        w = {key: (key[1] if mean else 1) / game.tau for key in comps}
+
+        def mass(c):
+            return {key: k * math.exp(w[key] * (R[key[0]] - c)) for key, k in comps.items()}
+
+        lo, hi = -100.0, 100.0
+        for _ in range(300):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if sum(mass(mid).values()) > 1 else (lo, mid)
+        m = mass(lo)
+        ref = [sum(v for (a, _), v in m.items() if a == z) for z in p.classes]
+        ref = np.array(ref) / sum(ref)
+        if not mean:
+            closed = [sum(k * math.exp(R[a] / game.tau) for (a, _), k in comps.items() if a == z)
+                      for z in p.classes]
+            assert ref == pytest.approx(np.array(closed) / sum(closed), rel=1e-9)
         dist, tv = proxy_fixed_point(desc, j, mean)
-        assert dist[:-1] == pytest.approx([w[z] / total for z in p.order], rel=1e-12)
+        assert dist == pytest.approx(ref, rel=1e-9, abs=1e-15)
         opt = game.optimum(j)
-        assert tv == pytest.approx(0.5 * sum(abs(a - b) for a, b in zip(dist, opt)), rel=1e-12)
+        assert tv == pytest.approx(0.5 * float(np.abs(ref - opt).sum()), rel=1e-9)
         assert tv > 0.01  # the proxy's bias: its fixed point is not the answer-level optimum

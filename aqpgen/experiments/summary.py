@@ -47,6 +47,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from aqpgen.experiments.answer_game import SPECIAL_TOKENS
 from aqpgen.experiments.grpo_run import ORACLE
 from aqpgen.experiments.plan import FIT_KS
 from aqpgen.game.scenarios import tv_distance
@@ -358,18 +359,37 @@ def proxy_fixed_point(game: dict, j: int, mean: bool) -> tuple[np.ndarray, float
     """Where a sequence-likelihood proxy drives prompt j of the multi-token game (a results
     file's ``games["sequence"]``), and its TV to the answer-level optimum.
 
-    The sum proxy rewards −τ log π(sequence): its game is E[R] + τ H(sequences), maximised by
-    π(sequence) ∝ e^{R_z/τ}, i.e. π(z) ∝ N_z e^{R_z/τ} over answers (N_z sequences).  The
-    per-token mean rewards −(τ/L) log π(sequence) for a completion of L tokens: π(z) ∝
-    N_z e^{L R_z/τ}.  Digit sequences only (``other``, whose completions have several lengths,
-    at 0)."""
+    A completion y (L tokens, or fewer when it ends with the end-of-sequence token) is rewarded
+    R_z(y) − τ w_y log π(y), w_y = 1 for the sum and 1/|y| for the per-token mean.  With a policy
+    free over completions the expected update stops where that reward is the same constant c for
+    every completion: π(y) = exp((R_z(y) − c) / (τ w_y)), c fixed by Σ π = 1 (bisection).  The
+    completions are counted from the game: N_z digit sequences per sum; the ``other`` ones are
+    every other completion the vocabulary allows (special tokens, prompt tokens, an early end:
+    (v − 1)^(ℓ−1) of length ℓ < L, (v − 1)^(L−1) v − V^L of length L, v the vocabulary size)."""
     p = game["prompts"][j]
-    tau, L = float(game["tau"]), int(game["completion_length"])
-    R = np.asarray(p["R"][:-1], dtype=np.float64)
-    N = np.array([game["multiplicity"][z] for z in p["order"]], dtype=np.float64)
-    e = (L if mean else 1) * R / tau
-    w = N * np.exp(e - e.max())
-    dist = np.append(w / w.sum(), 0.0)
+    tau, L, V = float(game["tau"]), int(game["completion_length"]), int(game["digits"])
+    v = len(SPECIAL_TOKENS) + len(game["prompts"]) + V
+    R = np.asarray(p["R"], dtype=np.float64)
+    cls, n, w = [], [], []
+    for k, z in enumerate(p["order"]):
+        cls.append(k), n.append(game["multiplicity"][z]), w.append(L)
+    for ell in range(1, L + 1):
+        cls.append(len(p["order"])), w.append(ell)
+        n.append((v - 1) ** (ell - 1) if ell < L else (v - 1) ** (L - 1) * v - V ** L)
+    cls, n = np.array(cls), np.array(n, dtype=np.float64)
+    scale = (np.array(w, dtype=np.float64) if mean else np.ones(len(w))) / tau
+
+    def log_total(c):
+        e = np.log(n) + scale * (R[cls] - c)
+        return float(e.max() + np.log(np.exp(e - e.max()).sum()))
+
+    lo, hi = float(R.min()) - 50.0 * tau, float(R.max()) + 50.0 * tau
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if log_total(mid) > 0 else (lo, mid)
+    mass = n * np.exp(scale * (R[cls] - 0.5 * (lo + hi)))
+    dist = np.bincount(cls, weights=mass, minlength=len(R))
+    dist = dist / dist.sum()
     return dist, tv_distance(dist, np.asarray(p["optimum"], dtype=np.float64))
 
 

@@ -106,7 +106,8 @@ def plot_experiment_curves(all_cells: Sequence[Cell], path, *, target: str, scal
         ax.set_yscale("log")
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("TV(π_θ, π*), mean over prompts and seeds")
-        ax.set_title(f"{_GAME_TITLE[game]}K = {K}, scale_rewards={scale!r}")
+        ax.set_title(f"{_GAME_TITLE[game]}K = {K}"
+                     + (f", scale_rewards={scale!r}" if game == "token" else ""))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()

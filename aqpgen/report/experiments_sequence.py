@@ -82,9 +82,10 @@ def _game_lines(results: dict) -> list[str]:
         "Grassberger's family — his G(n) of 2003 is not played; Laplace (add-½); the jackknife), "
         "the tables, and the **sequence-likelihood "
         "proxies**: the completion's own log-likelihood in place of log π(answer).  "
-        + _LITERATURE + "  The proxy plays the *sequence* entropy game, not the answer game: "
-        "with the sum its fixed point is π(z) ∝ N_z·e^{R_z/τ} (N_z sequences of answer z), with "
-        "the mean π(z) ∝ N_z·e^{L·R_z/τ} (L the completion length), not softmax(R/τ).",
+        + _LITERATURE + "  The proxy plays a *sequence* game, not the answer game: with the sum "
+        "its fixed point is π(z) ∝ N_z·e^{R_z/τ} (N_z completions of answer z, `other` "
+        "included), with the mean π(z) ∝ N_z·e^{L·R_z/τ} for the completions of L tokens, not "
+        "softmax(R/τ).",
     ]
 
 
@@ -95,9 +96,11 @@ def _proxy_fixed_point_line(results: dict) -> str:
         tvs = [proxy_fixed_point(g, j, mean)[1] for j in range(len(g["prompts"]))]
         parts.append(f"`{name}` {sum(tvs) / len(tvs):.3f} (per prompt "
                      + ", ".join(f"{t:.3f}" for t in tvs) + ")")
-    return ("The proxies' fixed points, computed from the game (digit sequences only, `other` "
-            "at 0): TV to π* " + "; ".join(parts) + ".  No amount of training removes this bias; "
-            "a table's bias shrinks with K.")
+    return ("The proxies' fixed points, computed from the game (`summary.proxy_fixed_point`: "
+            "the reward the same for every completion, with a policy free over completions; "
+            "`other` counts every completion the vocabulary allows): TV to π* " + "; ".join(parts)
+            + ".  No amount of training removes this bias, and the proxies pay most of it in "
+            "`other`, the class with the most completions; a table's bias shrinks with K.")
 
 
 def _proxy_lines(all_cells: Sequence[Cell], K: int) -> str:
