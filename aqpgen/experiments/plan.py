@@ -40,6 +40,7 @@ describe_plan(plan), merge_results(base, extra, plan, notes) -- two runs' result
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -53,6 +54,7 @@ from importlib import metadata
 from multiprocessing import get_context
 
 from aqpgen.build.build import build
+from aqpgen.errors import ConvergenceError
 from aqpgen.experiments.grpo_run import (
     ORACLE,
     PROXIES,
@@ -233,9 +235,14 @@ def prediction(game, target: str, estimator: str, K: int) -> float:
     """The simulator's final TV for the game: ``aqpgen.game.dynamics.run_exact`` on each prompt's
     scenario with ``baseline="group"`` (TRL's group-mean baseline: the expected step follows
     the table's leave-one-out effective table), mean over the prompts.  The fixed point of the
-    *expected* dynamics: no sampling noise, no std scaling."""
+    *expected* dynamics: no sampling noise, no std scaling.  NaN when ``run_exact`` raises
+    ``ConvergenceError`` (its fixed point and a direct solve disagree): the page shows no
+    prediction there rather than losing the runs."""
     scen = [p.scenario for p in game.prompts]
-    tv = {s.name: run_exact(s, estimator, K, baseline="group", target=target).tv for s in scen}
+    try:
+        tv = {s.name: run_exact(s, estimator, K, baseline="group", target=target).tv for s in scen}
+    except ConvergenceError:
+        return math.nan  # the simulator could not certify its fixed point: no prediction
     return sum(tv[s.name] for s in scen) / len(scen)
 
 

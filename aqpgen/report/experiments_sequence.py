@@ -164,14 +164,21 @@ def _shape_lines(all_cells: Sequence[Cell], game: str) -> list[str]:
 
 def _collapse_line(results: dict, game: str) -> str:
     cl = [c for c in collapses(results) if c["game"] == game]
+    g = results["games"][game]
+    top = max(max(p["optimum"]) for p in g["prompts"])
     if not cl:
         return ("No run collapsed: no final policy puts 0.9 or more on one answer of any prompt "
-                "(the optimum puts at most 0.41 on one).")
+                f"(the optimum puts at most {top:.3f} on one).")
     by: dict = {}
     for c in cl:
-        by.setdefault((c["estimator"], c["K"]), set()).add(c["seed"])
-    return ("Collapses (final policy ≥ 0.9 on one answer of a prompt): " + "; ".join(
-        f"`{e}` K = {K}, seeds {sorted(s)}" for (e, K), s in sorted(by.items())) + ".")
+        cls = g["prompts"][c["prompt"]]["order"] + ["other"]
+        by.setdefault((c["estimator"], c["K"]), {}).setdefault(cls[c["class"]], set()).add(c["seed"])
+    return (f"Collapses (final policy ≥ 0.9 on one answer of a prompt; the optimum puts at most "
+            f"{top:.3f} on one): " + "; ".join(
+                f"`{e}` K = {K}: " + ", ".join(f"onto `{z}` (seeds {sorted(s)})" for z, s in zs.items())
+                for (e, K), zs in sorted(by.items()))
+            + ".  Every other run of every estimator, the oracle's included, ends spread over the "
+            "answers.")
 
 
 def sequence_section(results: dict, all_cells: Sequence[Cell], figures: dict) -> list[str]:
