@@ -189,7 +189,11 @@ def _simulator_lines(results: dict, all_cells: Sequence[Cell], target: str) -> l
     """How the measured final TVs (scale "none") compare with the simulator's fixed points."""
     lines = []
     for K in arm_Ks(all_cells, target, "none"):
-        cs = [c for c in select(all_cells, target=target, scale="none", K=K) if c.estimator != ORACLE]
+        every = [c for c in select(all_cells, target=target, scale="none", K=K) if c.estimator != ORACLE]
+        cs = [c for c in every if math.isfinite(simulator_tv(results, target, c.estimator, K))]
+        none = [c.estimator for c in every if c not in cs]
+        if not cs:
+            continue
         pred = np.array([simulator_tv(results, target, c.estimator, K) for c in cs])
         meas = np.array([c.mean for c in cs])
         rho = _spearman(pred, meas)
@@ -197,13 +201,16 @@ def _simulator_lines(results: dict, all_cells: Sequence[Cell], target: str) -> l
         under = [(c, p) for c, p in zip(cs, pred) if p - c.mean > max(2 * c.std, 0.02)]
         line = (f"K = {K}: rank correlation (Spearman) between predicted and measured final TV "
                 f"over {len(cs)} estimators: {rho:.2f}; the simulator's best `{cs[int(np.argmin(pred))].estimator}` "
-                f"(predicted {pred.min():.3f}), the trainer's best `{cs[0].estimator}` (measured {cs[0].mean:.3f})")
+                f"(predicted {pred.min():.3f}), the trainer's best `{every[0].estimator}` (measured {every[0].mean:.3f})")
         if over:
             line += "; measured above the prediction (by more than 2 sd): " + ", ".join(
-                f"`{c.estimator}` {c.mean:.3f} vs {p:.3f}" + _vratio(c, cs) for c, p in over)
+                f"`{c.estimator}` {c.mean:.3f} vs {p:.3f}" + _vratio(c, every) for c, p in over)
         if under:
             line += "; measured below it: " + ", ".join(
-                f"`{c.estimator}` {c.mean:.3f} vs {p:.3f}" + _vratio(c, cs) for c, p in under)
+                f"`{c.estimator}` {c.mean:.3f} vs {p:.3f}" + _vratio(c, every) for c, p in under)
+        if none:
+            line += "; no prediction (the simulator's fixed point not certified): " + ", ".join(
+                f"`{n}`" for n in none)
         lines.append(line + ".")
     return lines
 
