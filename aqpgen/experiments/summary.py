@@ -52,6 +52,7 @@ from aqpgen.experiments.grpo_run import ORACLE
 from aqpgen.experiments.plan import FIT_KS
 from aqpgen.game.scenarios import tv_distance
 from aqpgen.recommend import recommend
+from aqpgen.store.locate import available_tables
 from aqpgen.targets import parse_target
 
 __all__ = [
@@ -212,8 +213,8 @@ def simulator_tv(results: dict, target: str, estimator: str, K: int) -> float:
 def check_recommendation(results: dict, rec, scale: str = "none", game: str = "token",
                          all_cells: Sequence[Cell] | None = None) -> dict | None:
     """What the experiment measured at ``rec.K`` (an ``aqpgen.recommend.Recommendation``) with
-    ``scale_rewards=scale`` in ``game``: the best estimator a user can pick (the oracle left
-    out), the recommended table's final TV, and whether it is within the seed spread of the
+    ``scale_rewards=scale`` in ``game``: the best estimator a user can pick (the oracle and the
+    plan's candidate presets that are not shipped left out), the recommended table's final TV, and whether it is within the seed spread of the
     best.  None when the experiment did not run that (game, target, K).  ``all_cells``:
     ``cells(results)`` when the caller has them."""
     target = next((a["target"] for a in results["plan"]["arms"]
@@ -221,8 +222,9 @@ def check_recommendation(results: dict, rec, scale: str = "none", game: str = "t
     if target is None:
         return None
     all_cells = cells(results) if all_cells is None else all_cells
+    unshipped = _unshipped_candidates(results)
     cs = [c for c in select(all_cells, target=target, scale=scale, K=rec.K, game=game)
-          if c.estimator != ORACLE]
+          if c.estimator != ORACLE and c.estimator not in unshipped]
     if not cs:
         return None
     best = cs[0]
@@ -241,6 +243,13 @@ def check_recommendation(results: dict, rec, scale: str = "none", game: str = "t
         out["text"] = (head + f"; {rec.name} {chosen.mean:.3f} +- {chosen.std:.3f}, {verdict} the "
                        "seed spread of the best.")
     return out
+
+
+def _unshipped_candidates(results: dict) -> frozenset:
+    """Candidate presets of the plan that are not shipped: a user cannot pick them (and
+    ``recommend`` cannot name them), so the best a user can pick leaves them out."""
+    names = {c["name"] for c in results.get("plan", {}).get("candidates", ())}
+    return frozenset(names - set(available_tables())) if names else frozenset()
 
 
 def noise_ranges(results: dict, target: str = "log", grid: Sequence[float] | None = None,

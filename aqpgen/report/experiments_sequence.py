@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from aqpgen.experiments.grpo_run import ORACLE, PROXIES
 from aqpgen.experiments.summary import (
     Cell,
+    cells,
     collapses,
     fit_noise,
     held_out_runs,
@@ -113,7 +114,7 @@ def _proxy_lines(all_cells: Sequence[Cell], K: int) -> str:
     below = [c for c in tables if p.mean - c.mean > p.std + c.std]
     tied = [c for c in tables if c not in below and within_spread(c, p) and within_spread(p, c)]
     above = [c for c in tables if c not in below and c not in tied]
-    peers = [c for c in cs if c.estimator not in tables and c.estimator not in PROXIES
+    peers = [c for c in cs if c not in tables and c.estimator not in PROXIES
              and c.estimator != ORACLE]
 
     def names(xs):
@@ -197,8 +198,11 @@ def sequence_section(results: dict, all_cells: Sequence[Cell], figures: dict) ->
     return parts + figure_lines(figures, ("sequence", "log", "none"))
 
 
+_GAME = {"token": "one-token game", "sequence": "multi-token game"}
+
+
 def _held_line(chk: dict) -> str:
-    where = ("one-token game" if chk["game"] == "token" else "multi-token game") + f", K = {chk['K']}"
+    where = _GAME[chk["game"]] + f", K = {chk['K']}"
     if chk["recommended_tv"] is None:
         return f"{where}: names `{chk['recommended']}`, which was not run."
     verdict = "within the seed spread of the best" if chk["within_spread"] else \
@@ -228,18 +232,40 @@ def lambda_section(results: dict) -> list[str]:
                 f"{current:g} is validated as it is."),
              "",
              "Held-out runs (disjoint: other K of the same game and the multi-token game; "
-             f"none was used by the fit): {', '.join(f'{g} K = {K}' for g, K in held)}.  "
+             f"none was used by the fit): {', '.join(f'{_GAME[g]} K = {K}' for g, K in held)}.  "
              f"`aqpgen recommend` with λ = {lam:.3g}:", ""]
     parts += [f"* {_held_line(c)}" for c in checks]
     per_lines = []
     for game in dict.fromkeys(g for g, _ in held):
         grid, per = noise_ranges(results, "log", game=game, Ks=[K for g, K in held if g == game])
-        per_lines += [f"{game} K = {K}: {fmt_spans(lambda_spans(grid, ok))}" for K, ok in per.items()]
+        per_lines += [f"{_GAME[game]} K = {K}: {fmt_spans(lambda_spans(grid, ok))}"
+                      for K, ok in per.items()]
     parts += ["", "λ that would have been within the spread on each held-out run: "
               + "; ".join(per_lines) + "."]
     parts += ["", "**Where the choice fails:** " + ("nowhere on these held-out runs." if not fails
               else "; ".join(_held_line(c) for c in fails))]
-    return parts
+    return parts + _candidate_lines(results, list(fit["fit"]) + list(held), checks)
+
+
+def _candidate_lines(results: dict, runs: Sequence[tuple[str, int]], checks: Sequence[dict]) -> list[str]:
+    """Where a candidate preset (not shipped, so neither pickable nor recommendable) ends lower
+    than the best a user can pick."""
+    names = {c["name"] for c in results["plan"].get("candidates", ())}
+    all_cells = cells(results)
+    out = []
+    for game, K in runs:
+        cs = select(all_cells, target="log", scale="none", K=K, game=game)
+        best = next((c for c in cs if c.estimator != ORACLE and c.estimator not in names), None)
+        for c in cs:
+            if c.estimator in names and best is not None and c.mean < best.mean:
+                rel = "within its seed spread" if within_spread(best, c) else "beyond the seed spreads"
+                out.append(f"{_GAME[game]} K = {K}: `{c.estimator}` {pm(c)} below `{best.estimator}` "
+                           f"{pm(best)} ({rel})")
+    if not out:
+        return []
+    return ["", "The comparisons above leave out the candidate presets, which are not shipped "
+            "(a user can neither pick them nor have them recommended); where one ends lower than "
+            "the best a user can pick: " + "; ".join(out) + "."]
 
 
 def sequence_summary(all_cells: Sequence[Cell]) -> str:
