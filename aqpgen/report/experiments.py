@@ -408,6 +408,7 @@ def headline_markdown(results: dict, link: str = "docs/experiments.md") -> str:
     """A few README lines: per K, the final TV of the oracle, the plug-in and the recommended
     table (KL game, scale_rewards "none"), with the gap closed; ``link``: the full page."""
     all_cells = cells(results)
+    cands = {c["name"] for c in results["plan"].get("candidates", ())}
     rows = []
     for K in arm_Ks(all_cells, "log", "none"):
         cs = select(all_cells, target="log", scale="none", K=K)
@@ -418,7 +419,8 @@ def headline_markdown(results: dict, link: str = "docs/experiments.md") -> str:
         r = get.get(rec)
         rows.append([str(K), pm(oracle), pm(plugin), f"`{rec}` {pm(r)}",
                      fmt(gap_closed(r, plugin, oracle), 2) if r else "—",
-                     f"`{tables[0].estimator}` {pm(tables[0])}"])
+                     f"`{tables[0].estimator}` {pm(tables[0])}"
+                     + (" (candidate, not shipped)" if tables[0].estimator in cands else "")])
     n_seeds = len(all_cells[0].seeds) if all_cells else 0
     held = "\n\n".join(x for x in (sequence_summary(all_cells), held_out_summary(results)) if x) \
         if any(c.game != "token" for c in all_cells) else ""
