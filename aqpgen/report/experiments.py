@@ -293,8 +293,8 @@ def _intro(results: dict) -> list[str]:
         f"{env.get('transformers')}, torch {env.get('torch')}, on {env.get('cpus')} CPUs)"
         + (_parts_text(results) if results.get("parts") else
            f", `--jobs {results['jobs']}`: **{results['wall_seconds'] / 60:.1f} minutes** wall "
-           f"clock ({total_train / n:.1f} s of `train()` per run on average).  Command: "
-           f"`{results.get('command') or 'aqpgen experiment'}`.")
+           f"clock ({total_train / n:.1f} s of `train()` per run on average{_cpu_text(results)}).  "
+           f"Command: `{results.get('command') or 'aqpgen experiment'}`.")
         + "  Two games: the one-token game "
         "below and the [multi-token game](#the-multi-token-game) (completions of several tokens, "
         "many per answer); `aqpgen recommend`'s noise weight is [fitted on part of the runs and "
@@ -327,6 +327,16 @@ def _intro(results: dict) -> list[str]:
         "sampling noise); the row's certified bias β̄ and V∞ relative to the plug-in's.  "
         "≈: within the seed spread of the best (the one-sd bars touch).",
     ] + _skipped_lines(results)
+
+
+def _cpu_text(results: dict) -> str:
+    runs = results["runs"]
+    if not runs or any("cpu_seconds" not in r for r in runs):
+        return ""
+    cpu = sum(r["cpu_seconds"] for r in runs)
+    return (f"; their CPU time totals {cpu / 60:.1f} CPU-minutes, {cpu / 60 / results['jobs']:.1f} "
+            f"minutes over {results['jobs']} cores: the wall clock above less that is the rest of "
+            "each run and the time lost to other jobs on the machine")
 
 
 def _parts_text(results: dict) -> str:
