@@ -342,7 +342,7 @@ def _cpu_text(results: dict) -> str:
 def _parts_text(results: dict) -> str:
     """How a merged results file (``plan.merge_results``) was made, and the plan's cost."""
     parts = results["parts"]
-    txt = ", in {} parts: ".format(len(parts)) + "; ".join(
+    txt = f", in {len(parts)} parts: " + "; ".join(
         f"{p['note']} ({p['runs']} runs, `--jobs {p['jobs']}`, {p['wall_seconds'] / 60:.1f} "
         f"minutes wall clock; `{p['command']}`)" for p in parts) + "."
     est = cost_estimate(results)

@@ -94,14 +94,17 @@ def _proxy_fixed_point_line(results: dict) -> str:
     g = results["games"]["sequence"]
     parts = []
     for name, mean in (("seqlik-sum", False), ("seqlik-mean", True)):
-        tvs = [proxy_fixed_point(g, j, mean)[1] for j in range(len(g["prompts"]))]
+        fp = [proxy_fixed_point(g, j, mean) for j in range(len(g["prompts"]))]
+        tvs = [t for _, t in fp]
         parts.append(f"`{name}` {sum(tvs) / len(tvs):.3f} (per prompt "
-                     + ", ".join(f"{t:.3f}" for t in tvs) + ")")
+                     + ", ".join(f"{t:.3f}" for t in tvs) + "; its mass on `other` "
+                     + ", ".join(f"{d[-1]:.3f}" for d, _ in fp) + " where π* has "
+                     + ", ".join(f"{p['optimum'][-1]:.3f}" for p in g["prompts"]) + ")")
     return ("The proxies' fixed points, computed from the game (`summary.proxy_fixed_point`: "
             "the reward the same for every completion, with a policy free over completions; "
             "`other` counts every completion the vocabulary allows): TV to π* " + "; ".join(parts)
-            + ".  No amount of training removes this bias, and the proxies pay most of it in "
-            "`other`, the class with the most completions; a table's bias shrinks with K.")
+            + ".  No amount of training removes this bias (`other`, the class with the most "
+            "completions, draws the most); a table's bias shrinks with K.")
 
 
 def _proxy_lines(all_cells: Sequence[Cell], K: int) -> str:
@@ -154,13 +157,14 @@ def _shape_lines(all_cells: Sequence[Cell], game: str) -> list[str]:
                      (game, "none", c.K, c.target) and b.estimator == c.estimator[:-5]), None)
         if base is None:
             continue
-        rel = ("within the seed spread of" if within_spread(c, base) and within_spread(base, c)
-               else "below" if c.mean < base.mean else "above")
-        out.append(f"`{c.estimator}` {pm(c)} vs `{base.estimator}` {pm(base)} at K = {c.K}: {rel}")
+        rel = ("within the seed spreads" if within_spread(c, base) and within_spread(base, c)
+               else "lower beyond them" if c.mean < base.mean else "higher beyond them")
+        out.append((c.K, f"K = {c.K}: `{c.estimator}` {pm(c)} vs `{base.estimator}` {pm(base)}, {rel}"))
     if not out:
         return []
-    return ["Shape-constrained (c_K[n] nondecreasing, c_K[K] ≤ 0) against the unconstrained "
-            "preset of the same ρ: " + "; ".join(out) + "."]
+    return [f"{_GAME[game].capitalize()}, shape-constrained (c_K[n] nondecreasing, c_K[K] ≤ 0) "
+            "against the unconstrained preset of the same ρ: " + "; ".join(t for _, t in sorted(out))
+            + "."]
 
 
 def _collapse_line(results: dict, game: str) -> str:
