@@ -28,7 +28,9 @@ The default λ is a measurement, per game: the trainer experiment (``aqpgen expe
 docs/experiments.md) reports, for each target it played and each K, the range of λ for which
 this rule's choice is within the seed spread of the lowest final TV, and :data:`NOISE_WEIGHTS`
 holds a value inside the ranges of K = 8 and 16 (a test checks this against
-docs/experiments.json).  The weight differs between games because a bias and a noise of the same
+docs/experiments.json).  For log p the value is fitted on the one-token game at K = 8, 16, 32
+only and validated out of sample, on runs the fit did not see (the same game at K = 12, 24 and
+the multi-token game at K = 8, 16); docs/experiments.md says where the choice fails there.  The weight differs between games because a bias and a noise of the same
 size move different games' optima by different amounts; a target the experiment did not play
 gets the KL game's weight, and the recommendation says it is not validated.  Longer runs or
 larger batches average more noise away: a smaller λ then favours lower bias.
@@ -74,7 +76,8 @@ __all__ = ["NOISE_WEIGHTS", "Candidate", "Recommendation", "build_command", "noi
            "plugin_variance", "recommend", "table_source"]
 
 #: Default noise weight λ of the rule per target (``Target.spec``; module docstring): inside the
-#: ranges the trainer experiment measured at K = 8 and 16 (docs/experiments.md).
+#: ranges the trainer experiment measured at K = 8 and 16 (docs/experiments.md); for log p the
+#: fit on the one-token game at K = 8, 16, 32 (``aqpgen.experiments.summary.fit_noise``).
 NOISE_WEIGHTS = {"log": 0.01, "p^-0.5": 0.025}
 
 

@@ -133,6 +133,11 @@ class AnswerGame:
             ids = [self.vocab[t] for t in p.order]
             self._class_ids.append(np.array(ids))
 
+    #: tokens the trainer generates per completion
+    completion_length = 1
+    #: the answer of a completion's text (the module's ``extract_answer``)
+    extract_answer = staticmethod(extract_answer)
+
     def __repr__(self) -> str:
         sc = ", ".join(f"{p.prompt}:{p.scenario.name}" for p in self.prompts)
         return f"AnswerGame({sc}, tau={self.tau})"

@@ -5,6 +5,13 @@ The default plan (``default_plan()``; ``aqpgen experiment`` runs it, ``make expe
 * **KL game** (target log p): the oracle, the classical peers plugin, digamma and jackknife, the
   minimax table and every shipped KL AQP preset, at K = 8, 16, 32, seeds 0, 1, 2, with TRL's
   ``scale_rewards="none"`` (what the README recommends) and ``"group"`` (TRL's default).
+* **held-out K** of the KL game: the same estimators at K = 12, 24 (``HELD_OUT_KS``),
+  ``scale_rewards="none"``: with the multi-token game, the runs ``aqpgen recommend``'s λ is
+  validated on (it is fitted on K = 8, 16, 32, ``FIT_KS``).
+* **multi-token game** (``sequence_game``; KL): the oracle, the sequence-likelihood proxies
+  ``seqlik-sum`` and ``seqlik-mean``, every classical peer of log p and every KL table (shipped,
+  and the ``CANDIDATES``), at K = 8, 16 (``SEQUENCE_KS``), seeds 0, 1, 2,
+  ``scale_rewards="none"``.
 * **α-game** (α = 0.5, target p^-0.5): the oracle, the plug-in (n/K)^-0.5, the add-½ and
   jackknife corrections and the shipped p^-0.5 tables, at K = 8, 16, 32, seeds 0, 1, 2,
   ``scale_rewards="none"``.
@@ -23,15 +30,17 @@ JSON.  A run that raises stops the experiment with the run's configuration in th
 
 Public names
 ------------
-Arm, Plan, default_plan(), quick_plan(), plan_runs(plan) -> (configs, skipped),
+Arm, Plan, default_plan(), quick_plan(), CANDIDATES, FIT_KS, HELD_OUT_KS, SEQUENCE_KS, plan_runs(plan) -> (configs, skipped),
 build_candidates(plan, out_dir), run_plan(plan, jobs), label(estimator),
 prediction(game, target, estimator, K) -- the simulator's TV for the same game,
-write_results(path, results), read_results(path), RESULTS_SCHEMA
+write_results(path, results), read_results(path), RESULTS_SCHEMA, describe_game(game),
+describe_plan(plan), merge_results(base, extra, plan, notes) -- two runs' results as one
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -44,40 +53,59 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from multiprocessing import get_context
 
-from aqpgen.experiments.answer_game import default_game
-from aqpgen.experiments.grpo_run import ORACLE, RunConfig, estimator_table, run_grpo
+from aqpgen.build.build import build
+from aqpgen.errors import ConvergenceError
+from aqpgen.experiments.grpo_run import (
+    ORACLE,
+    PROXIES,
+    RunConfig,
+    estimator_table,
+    make_game,
+    run_grpo,
+)
 from aqpgen.game.dynamics import run_exact
 from aqpgen.game.estimators import peer_names
 from aqpgen.integrations.grouping import check_served
 from aqpgen.runtime.precision import ImpreciseRowError
 from aqpgen.store.atomic import write_text_atomic
-from aqpgen.build.build import build
 from aqpgen.store.locate import available_tables
 from aqpgen.targets import LOG, parse_target, table_prefix
 
-__all__ = ["CANDIDATES", "RESULTS_SCHEMA", "Arm", "Plan", "build_candidates", "default_plan", "label",
-           "plan_runs", "prediction", "quick_plan", "read_results", "run_plan", "write_results"]
+__all__ = ["CANDIDATES", "FIT_KS", "HELD_OUT_KS", "RESULTS_SCHEMA", "SEQUENCE_KS", "Arm", "Plan",
+           "build_candidates", "default_plan", "describe_game", "describe_plan", "label",
+           "merge_results", "plan_runs", "prediction", "quick_plan", "read_results", "run_plan",
+           "write_results"]
 
-#: Schema name and version of the results file.
-RESULTS_SCHEMA = ("aqpgen.experiment", 1)
+#: Schema name and version of the results file (version 1, one game, is still read).
+RESULTS_SCHEMA = ("aqpgen.experiment", 2)
 #: The dtype TRL stores rewards in (the precision guard of every table row is checked for it).
 SERVED_DTYPE = "float32"
 
 
-#: Presets run beside the shipped ones without being shipped (``Plan.candidates``); the default
-#: plan has none: the exploration that chose the shipped ρ presets ran ρ = 2 ... 32 this way.
-CANDIDATES: tuple = ()
+#: Presets run beside the shipped ones without being shipped (``Plan.candidates``): the
+#: shape-constrained KL preset (c_K[n] nondecreasing in n, c_K[K] <= 0), built with its
+#: certificates at the experiment's K while its table is not shipped (a shipped name is played
+#: as shipped, not rebuilt).  The exploration that chose the shipped ρ presets ran ρ = 2 ... 32
+#: this way.
+CANDIDATES: tuple = (("kl-aqp-rho4-mono", {"rho": 4, "shape": "monotone"}),)
+#: K of the one-token KL game on which ``aqpgen recommend``'s λ is fitted, and the disjoint runs
+#: it is validated on: other K of the same game, and the multi-token game.
+FIT_KS = (8, 16, 32)
+HELD_OUT_KS = (12, 24)
+SEQUENCE_KS = (8, 16)
 
 
 @dataclass(frozen=True)
 class Arm:
-    """One comparison: estimators x Ks x seeds x scalings for one target."""
+    """One comparison: estimators x Ks x seeds x scalings for one target and game
+    (``grpo_run.GAMES``)."""
 
     target: str
     estimators: tuple[str, ...]
     Ks: tuple[int, ...]
     seeds: tuple[int, ...] = (0, 1, 2)
     scales: tuple[str, ...] = ("none",)
+    game: str = "token"
 
 
 @dataclass(frozen=True)
@@ -138,7 +166,7 @@ def build_candidates(plan: Plan, out_dir) -> Plan:
         f.write("\n".join(spec))
     build(spec_path, out_dir, jobs=1)
     arms = tuple(Arm(a.target, a.estimators + added.get(parse_target(a.target), ()), a.Ks, a.seeds,
-                     a.scales) for a in plan.arms)
+                     a.scales, a.game) for a in plan.arms)
     return Plan(arms, (), plan.steps, plan.lr, plan.eval_every, plan.name, dict(plan.extra))
 
 
@@ -155,21 +183,26 @@ def default_plan() -> Plan:
     alpha_target = "p^-0.5"
     alpha_peers = tuple(p for p in ("plugin", "laplace", "jackknife")
                         if p in peer_names(parse_target(alpha_target)))
+    kl = (ORACLE,) + kl_peers + _shipped("log")
+    seq = (ORACLE,) + PROXIES + tuple(peer_names(LOG)) + _shipped("log")
     return Plan(arms=(
-        Arm("log", (ORACLE,) + kl_peers + _shipped("log"), (8, 16, 32), scales=("none", "group")),
-        Arm(alpha_target, (ORACLE,) + alpha_peers + _shipped(alpha_target), (8, 16, 32)),
-    ), candidates=CANDIDATES)
+        Arm("log", kl, FIT_KS, scales=("none", "group")),
+        Arm("log", kl, HELD_OUT_KS),
+        Arm(alpha_target, (ORACLE,) + alpha_peers + _shipped(alpha_target), FIT_KS),
+        Arm("log", seq, SEQUENCE_KS, game="sequence"),
+    ), candidates=tuple(c for c in CANDIDATES if c[0] not in available_tables()))
 
 
 def quick_plan() -> Plan:
     """A minutes-long plan: oracle against plug-in, K = 8, two seeds, 60 steps."""
-    return Plan(arms=(Arm("log", (ORACLE, "plugin"), (8,), seeds=(0, 1)),), steps=60,
-                name="quick")
+    return Plan(arms=(Arm("log", (ORACLE, "plugin"), (8,), seeds=(0, 1)),
+                      Arm("log", (ORACLE, "seqlik-mean"), (8,), seeds=(0, 1), game="sequence")),
+                steps=60, name="quick")
 
 
 def _serve_reason(name: str, K: int, target) -> str | None:
     """None if the trainer may use the estimator at K, else why not."""
-    if name == ORACLE:
+    if name == ORACLE or name in PROXIES:
         return None
     try:
         table = estimator_table(name, [K], target)
@@ -188,10 +221,10 @@ def plan_runs(plan: Plan) -> tuple[list[RunConfig], list[dict]]:
                 why = _serve_reason(name, K, arm.target)
                 if why is not None:
                     skipped.append({"target": arm.target, "estimator": label(name), "K": K,
-                                    "reason": why})
+                                    "game": arm.game, "reason": why})
                     continue
                 runs += [RunConfig(name, K, seed=s, target=arm.target, scale_rewards=sc,
-                                   steps=plan.steps, lr=plan.lr, eval_every=plan.eval_every,
+                                   game=arm.game, steps=plan.steps, lr=plan.lr, eval_every=plan.eval_every,
                                    extra=dict(plan.extra))
                          for sc in arm.scales for s in arm.seeds]
     runs.sort(key=lambda c: -c.K)
@@ -202,9 +235,14 @@ def prediction(game, target: str, estimator: str, K: int) -> float:
     """The simulator's final TV for the game: ``aqpgen.game.dynamics.run_exact`` on each prompt's
     scenario with ``baseline="group"`` (TRL's group-mean baseline: the expected step follows
     the table's leave-one-out effective table), mean over the prompts.  The fixed point of the
-    *expected* dynamics: no sampling noise, no std scaling."""
+    *expected* dynamics: no sampling noise, no std scaling.  NaN when ``run_exact`` raises
+    ``ConvergenceError`` (its fixed point and a direct solve disagree): the page shows no
+    prediction there rather than losing the runs."""
     scen = [p.scenario for p in game.prompts]
-    tv = {s.name: run_exact(s, estimator, K, baseline="group", target=target).tv for s in scen}
+    try:
+        tv = {s.name: run_exact(s, estimator, K, baseline="group", target=target).tv for s in scen}
+    except ConvergenceError:
+        return math.nan  # the simulator could not certify its fixed point: no prediction
     return sum(tv[s.name] for s in scen) / len(scen)
 
 
@@ -237,7 +275,7 @@ def _run_one(cfg: RunConfig) -> dict:
 
 def _describe(cfg: RunConfig) -> str:
     return (f"K={cfg.K} {label(cfg.estimator)} seed {cfg.seed} target {cfg.target} "
-            f"scale_rewards={cfg.scale_rewards}")
+            f"scale_rewards={cfg.scale_rewards}" + ("" if cfg.game == "token" else f" game {cfg.game}"))
 
 
 def run_plan(plan: Plan, jobs: int = 2, *, echo: Callable[[str], None] | None = print) -> dict:
@@ -278,26 +316,66 @@ def _run(plan: Plan, runnable: Plan, jobs: int, echo) -> dict:
                      f"({rec['seconds']:.1f} s, {time.perf_counter() - t0:.0f} s elapsed)")
     key = [asdict(c) for c in configs]
     records.sort(key=lambda r: key.index(r["config"]))
-    game = default_game()
+    game = make_game("token")
     if echo:
         echo("the simulator's predictions for the same game (aqpgen.game.dynamics.run_exact)")
     predictions: dict = {}
     for c in configs:
+        if c.game != "token" or c.estimator in PROXIES:
+            continue
         per = predictions.setdefault(c.target, {}).setdefault(str(c.K), {})
         if label(c.estimator) not in per:
             per[label(c.estimator)] = prediction(game, c.target, c.estimator, c.K)
     return {
         "schema": RESULTS_SCHEMA[0], "version": RESULTS_SCHEMA[1],
-        "plan": {"name": plan.name, "steps": plan.steps, "lr": plan.lr,
-                 "eval_every": plan.eval_every, "arms": [asdict(a) for a in plan.arms],
-                 "candidates": [{"name": n, "params": p} for n, p in plan.candidates]},
-        "game": {"prompts": [{"prompt": p.prompt, "scenario": p.scenario.name,
-                              "best": p.order[0]} for p in game.prompts],
-                 "tau": game.tau, "hidden_size": game.hidden_size},
+        "plan": describe_plan(plan),
+        "game": describe_game(game),
+        "games": {g: describe_game(make_game(g)) for g in sorted({c.game for c in configs})},
         "environment": _versions(), "jobs": jobs, "wall_seconds": time.perf_counter() - t0,
         "command": " ".join(["aqpgen"] + sys.argv[1:]) if sys.argv else "",
         "skipped": skipped, "predictions": predictions, "runs": records,
     }
+
+
+def describe_game(game) -> dict:
+    out = {"prompts": [{"prompt": p.prompt, "scenario": p.scenario.name, "best": p.order[0],
+                        "order": list(p.order), "R": list(p.scenario.R),
+                        "optimum": game.optimum(i).tolist()} for i, p in enumerate(game.prompts)],
+           "tau": game.tau, "hidden_size": game.hidden_size,
+           "completion_length": game.completion_length}
+    if hasattr(game, "multiplicity"):
+        out.update(digits=game.digits, multiplicity=game.multiplicity())
+    return out
+
+
+def merge_results(base: dict, extra: dict, plan: Plan, notes: tuple[str, str]) -> dict:
+    """One results object from two runs of disjoint configurations: ``base`` (e.g. a committed
+    results file) and ``extra`` (a ``run_plan`` of the configurations it lacks); ``plan`` is
+    the plan the two make up together, ``notes`` say what each part is.  Every run keeps its own
+    record; ``parts`` records each part's runs, command, jobs and wall time (the page prints
+    them), and the total wall time is the parts' sum."""
+    key = {json.dumps(r["config"], sort_keys=True) for r in base["runs"]}
+    clash = [r["config"] for r in extra["runs"] if json.dumps(r["config"], sort_keys=True) in key]
+    if clash:
+        raise ValueError(f"the parts overlap: {clash[0]} is in both")
+    predictions = json.loads(json.dumps(base.get("predictions", {})))
+    for t, perK in extra.get("predictions", {}).items():
+        for K, per in perK.items():
+            predictions.setdefault(t, {}).setdefault(K, {}).update(per)
+    parts = [{"note": note, "runs": len(r["runs"]), "jobs": r["jobs"],
+              "wall_seconds": r["wall_seconds"], "command": r.get("command", ""),
+              "environment": r["environment"]} for note, r in zip(notes, (base, extra))]
+    return {**extra, "plan": describe_plan(plan), "parts": parts,
+            "wall_seconds": sum(p["wall_seconds"] for p in parts),
+            "skipped": extra["skipped"] + [s for s in base["skipped"] if s not in extra["skipped"]],
+            "predictions": predictions, "runs": base["runs"] + extra["runs"]}
+
+
+def describe_plan(plan: Plan) -> dict:
+    """The plan as the results file records it."""
+    return {"name": plan.name, "steps": plan.steps, "lr": plan.lr, "eval_every": plan.eval_every,
+            "arms": [asdict(a) for a in plan.arms],
+            "candidates": [{"name": n, "params": p} for n, p in plan.candidates]}
 
 
 def write_results(path, results: dict) -> None:
@@ -309,7 +387,7 @@ def read_results(path) -> dict:
     """Read a results file, checking its schema (ValueError naming the file otherwise)."""
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
-    if (data.get("schema"), data.get("version")) != RESULTS_SCHEMA:
+    if data.get("schema") != RESULTS_SCHEMA[0] or data.get("version") not in (1, RESULTS_SCHEMA[1]):
         raise ValueError(f"{os.fspath(path)!r} is not an aqpgen experiment results file "
                          f"(schema {data.get('schema')!r} version {data.get('version')!r}, "
                          f"expected {RESULTS_SCHEMA[0]!r} version {RESULTS_SCHEMA[1]})")

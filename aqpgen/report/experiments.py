@@ -18,20 +18,37 @@ from pathlib import Path
 
 import numpy as np
 
-from aqpgen.experiments.grpo_run import ORACLE
+from aqpgen.experiments.grpo_run import ORACLE, PROXIES
 from aqpgen.experiments.summary import (
     THRESHOLD,
     Cell,
     cells,
     check_recommendation,
+    cost_estimate,
     gap_closed,
+    lambda_spans,
     noise_ranges,
     select,
     simulator_tv,
-    within_spread,
 )
-from aqpgen.game.estimators import peer_names
 from aqpgen.recommend import noise_weight, recommend
+from aqpgen.report.experiment_tables import (
+    arm_Ks,
+    cell_table,
+    figure_lines,
+    findings,
+    fmt,
+    fmt_spans,
+    game_name,
+    not_tables,
+    pm,
+)
+from aqpgen.report.experiments_sequence import (
+    held_out_summary,
+    lambda_section,
+    sequence_section,
+    sequence_summary,
+)
 from aqpgen.report.figures import pyplot, save_png
 from aqpgen.report.markdown import md_table
 from aqpgen.store.atomic import write_text_atomic
@@ -44,33 +61,17 @@ _PANEL = (4.8, 3.8)
 #: estimators always drawn in the learning-curve figure (the best table and the recommended one
 #: are added per K)
 _ALWAYS = (ORACLE, "plugin", "jackknife")
+_GAME_TITLE = {"token": "", "sequence": "multi-token game, "}
 
 
-def _arms(results: dict) -> list[tuple[str, str]]:
-    """(target, scale) pairs of the results, in plan order."""
+def _arms(results: dict) -> list[tuple[str, str, str]]:
+    """(game, target, scale) of the results, in plan order."""
     out = []
     for a in results["plan"]["arms"]:
         for s in a["scales"]:
-            if (a["target"], s) not in out:
-                out.append((a["target"], s))
+            if (a.get("game", "token"), a["target"], s) not in out:
+                out.append((a.get("game", "token"), a["target"], s))
     return out
-
-
-def _Ks(all_cells: Sequence[Cell], target: str, scale: str) -> list[int]:
-    return sorted({c.K for c in all_cells if (c.target, c.scale) == (target, scale)})
-
-
-def _pm(c: Cell | None) -> str:
-    return "—" if c is None else f"{c.mean:.3f} ± {c.std:.3f}"
-
-
-def _f(x, d: int = 3) -> str:
-    return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{d}f}"
-
-
-def _game_name(target: str) -> str:
-    t = parse_target(target)
-    return "KL game (target log p)" if t == LOG else f"α-game (target {t.spec}, α = {t.a + 1:g})"
 
 
 def _recommended(target: str, K: int) -> str | None:
@@ -80,16 +81,18 @@ def _recommended(target: str, K: int) -> str | None:
         return None
 
 
-def plot_experiment_curves(all_cells: Sequence[Cell], path, *, target: str, scale: str) -> Path:
+def plot_experiment_curves(all_cells: Sequence[Cell], path, *, target: str, scale: str,
+                           game: str = "token") -> Path:
     """Mean TV over seeds against optimizer steps, one panel per K: the oracle, the plug-in,
-    the jackknife, the recommended table and the lowest-final-TV table."""
+    the jackknife (and in the multi-token game the proxies), the recommended table and the
+    lowest-final-TV table."""
     plt = pyplot()
-    Ks = _Ks(all_cells, target, scale)
+    Ks = arm_Ks(all_cells, target, scale, game)
     fig, axes = plt.subplots(1, len(Ks), figsize=(_PANEL[0] * len(Ks), _PANEL[1]), squeeze=False)
     for ax, K in zip(axes[0], Ks):
-        cs = select(all_cells, target=target, scale=scale, K=K)
-        tables = [c for c in cs if c.estimator != ORACLE]
-        show = list(_ALWAYS) + [tables[0].estimator, _recommended(target, K)]
+        cs = select(all_cells, target=target, scale=scale, K=K, game=game)
+        tables = [c for c in cs if c.estimator not in not_tables(target)] or cs
+        show = list(_ALWAYS) + list(PROXIES) + [tables[0].estimator, _recommended(target, K)]
         seen = []
         for name in show:
             c = next((c for c in cs if c.estimator == name), None)
@@ -103,23 +106,26 @@ def plot_experiment_curves(all_cells: Sequence[Cell], path, *, target: str, scal
         ax.set_yscale("log")
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("TV(π_θ, π*), mean over prompts and seeds")
-        ax.set_title(f"K = {K}, scale_rewards={scale!r}")
+        ax.set_title(f"{_GAME_TITLE[game]}K = {K}"
+                     + (f", scale_rewards={scale!r}" if game == "token" else ""))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
     return save_png(fig, path)
 
 
-def plot_final_tv(all_cells: Sequence[Cell], path, *, target: str, scale: str) -> Path:
+def plot_final_tv(all_cells: Sequence[Cell], path, *, target: str, scale: str,
+                  game: str = "token") -> Path:
     """Final TV (mean ± one standard deviation over seeds) against K for every estimator."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(_PANEL[0] * 1.6, _PANEL[1] * 1.2))
     names = []
     for c in all_cells:
-        if (c.target, c.scale) == (target, scale) and c.estimator not in names:
+        if (c.game, c.target, c.scale) == (game, target, scale) and c.estimator not in names:
             names.append(c.estimator)
     for i, name in enumerate(names):
-        cs = sorted((c for c in all_cells if (c.target, c.scale, c.estimator) == (target, scale, name)),
+        cs = sorted((c for c in all_cells
+                     if (c.game, c.target, c.scale, c.estimator) == (game, target, scale, name)),
                     key=lambda c: c.K)
         x = np.array([c.K for c in cs], dtype=float) * (1 + 0.02 * (i - len(names) / 2))
         ax.errorbar(x, [max(c.mean, 1e-4) for c in cs], yerr=[c.std for c in cs], marker="o",
@@ -129,74 +135,11 @@ def plot_final_tv(all_cells: Sequence[Cell], path, *, target: str, scale: str) -
     ax.set_yscale("log")
     ax.set_xlabel("K (completions per prompt)")
     ax.set_ylabel("final TV(π_θ, π*)")
-    ax.set_title(f"{_game_name(target)}, scale_rewards={scale!r}")
+    ax.set_title(f"{_GAME_TITLE[game]}{game_name(target)}, scale_rewards={scale!r}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return save_png(fig, path)
-
-
-def _steps(s: int | None) -> str:
-    return "never" if s is None else str(s)
-
-
-def _cell_table(results: dict, all_cells: Sequence[Cell], target: str, scale: str, K: int,
-                with_sim: bool) -> str:
-    cs = select(all_cells, target=target, scale=scale, K=K)
-    plugin = next((c for c in cs if c.estimator == "plugin"), None)
-    oracle = next((c for c in cs if c.estimator == ORACLE), None)
-    best = next((c for c in cs if c.estimator != ORACLE), None)
-    scen = sorted({s for c in cs for s in c.by_scenario})
-    ref = plugin.metrics.get("V_inf") if plugin is not None else None
-    rows = []
-    for c in cs:
-        within = "" if c is best or c.estimator == ORACLE or best is None else \
-            (" ≈" if within_spread(c, best) else "")
-        row = [f"`{c.estimator}`" + (" (best)" if c is best else within), _pm(c)]
-        row += [_f(c.by_scenario.get(s)) for s in scen]
-        row += [_steps(c.steps_to_threshold), _steps(c.steps_to_plugin),
-                _f(gap_closed(c, plugin, oracle), 2)]
-        if with_sim:
-            row.append(_f(simulator_tv(results, target, c.estimator, K)))
-        m = c.metrics
-        row += [f"{m['beta_cert']:.2e}" if "beta_cert" in m else "—",
-                f"{m['V_inf'] / ref:.3g}" if "V_inf" in m and ref else "—"]
-        rows.append(row)
-    head = ["estimator", f"final TV ({len(cs[0].seeds)} seeds)"] + scen + \
-        [f"steps to TV ≤ {THRESHOLD:g}", "steps to plug-in's final TV", "gap closed"] + \
-        (["simulator"] if with_sim else []) + \
-        ["β̄", "V∞ / plug-in"]
-    return md_table(head, rows, "---|" + "---:|" * (len(head) - 1))
-
-
-def _findings(results: dict, all_cells: Sequence[Cell], target: str, scale: str) -> list[str]:
-    out = []
-    for K in _Ks(all_cells, target, scale):
-        cs = select(all_cells, target=target, scale=scale, K=K)
-        tables = [c for c in cs if c.estimator != ORACLE]
-        oracle = next((c for c in cs if c.estimator == ORACLE), None)
-        plugin = next((c for c in cs if c.estimator == "plugin"), None)
-        best = tables[0]
-        near = [c.estimator for c in tables[1:] if within_spread(c, best)]
-        line = (f"K = {K}: lowest final TV among the estimators a user can pick: `{best.estimator}` "
-                f"{_pm(best)}" + (f" (within its seed spread: {', '.join(f'`{n}`' for n in near)})"
-                                  if near else ""))
-        if best.estimator in peer_names(parse_target(target)):
-            tab = next((c for c in tables if c.estimator not in peer_names(parse_target(target))), None)
-            line += (" — a classical estimator: **no table does better here**"
-                     + (f" (the best table, `{tab.estimator}`, {_pm(tab)}"
-                        + (", within that spread)" if within_spread(tab, best) else ")")
-                        if tab is not None else ""))
-        if oracle is not None:
-            line += f"; the oracle reaches {_pm(oracle)}"
-        if plugin is not None:
-            worse = [c.estimator for c in tables if c.estimator != "plugin"
-                     and c.mean >= plugin.mean]
-            line += (f"; no better than the plug-in ({_pm(plugin)}): "
-                     + ", ".join(f"`{n}`" for n in worse) if worse
-                     else f"; every other estimator ends below the plug-in ({_pm(plugin)})")
-        out.append(line + ".")
-    return out
 
 
 def _recommend_lines(results: dict, target: str) -> list[str]:
@@ -205,7 +148,8 @@ def _recommend_lines(results: dict, target: str) -> list[str]:
     flag = "" if t == LOG else f" --target {t.spec}"
     lines = []
     for K in sorted({r["config"]["K"] for r in results["runs"]
-                     if parse_target(r["config"]["target"]) == t}):
+                     if parse_target(r["config"]["target"]) == t
+                     and r["config"].get("game", "token") == "token"}):
         rec = recommend(K, t)
         chk = check_recommendation(results, rec)
         if rec.name is None or chk is None:
@@ -222,22 +166,6 @@ def _recommend_lines(results: dict, target: str) -> list[str]:
     return lines
 
 
-def _spans(grid: Sequence[float], ok: Sequence[float]) -> list[list[float]]:
-    """Runs of consecutive grid values of ``ok``."""
-    spans: list[list[float]] = []
-    for lam in ok:
-        if spans and grid.index(lam) == grid.index(spans[-1][-1]) + 1:
-            spans[-1].append(lam)
-        else:
-            spans.append([lam])
-    return spans
-
-
-def _fmt_spans(spans: list[list[float]]) -> str:
-    return " and ".join(f"{s[0]:.3g} … {s[-1]:.3g}" if len(s) > 1 else f"{s[0]:.3g}"
-                        for s in spans) or "none"
-
-
 def _noise_lines(results: dict, target: str) -> list[str]:
     """Per K, the λ the runs validate, the joint range over K = 8 and 16 (and over every K),
     and where the target's default λ sits."""
@@ -245,14 +173,14 @@ def _noise_lines(results: dict, target: str) -> list[str]:
     lam, validated = noise_weight(target)
     lines = [f"λ under which the recommendation is within the seed spread of the best (grid of "
              f"{len(grid)} values, 0 and 1e-4 … 1): "
-             + "; ".join(f"K = {K}: {_fmt_spans(_spans(grid, ok))}" for K, ok in per.items()) + "."]
+             + "; ".join(f"K = {K}: {fmt_spans(lambda_spans(grid, ok))}" for K, ok in per.items()) + "."]
     for Ks in dict.fromkeys([(8, 16), tuple(per)]):
         if not all(K in per for K in Ks):
             continue
-        spans = _spans(grid, [x for x in grid if all(x in per[K] for K in Ks)])
+        spans = lambda_spans(grid, [x for x in grid if all(x in per[K] for K in Ks)])
         inside = any(s[0] <= lam <= s[-1] for s in spans)
         note = "" if validated else " (the KL game's weight: none is measured for this target)"
-        lines.append(f"At every K of {', '.join(map(str, Ks))} at once: {_fmt_spans(spans)}; the "
+        lines.append(f"At every K of {', '.join(map(str, Ks))} at once: {fmt_spans(spans)}; the "
                      f"default λ = {lam:g}{note} is {'inside' if inside else '**outside**'} it.")
     return lines
 
@@ -260,8 +188,12 @@ def _noise_lines(results: dict, target: str) -> list[str]:
 def _simulator_lines(results: dict, all_cells: Sequence[Cell], target: str) -> list[str]:
     """How the measured final TVs (scale "none") compare with the simulator's fixed points."""
     lines = []
-    for K in _Ks(all_cells, target, "none"):
-        cs = [c for c in select(all_cells, target=target, scale="none", K=K) if c.estimator != ORACLE]
+    for K in arm_Ks(all_cells, target, "none"):
+        every = [c for c in select(all_cells, target=target, scale="none", K=K) if c.estimator != ORACLE]
+        cs = [c for c in every if math.isfinite(simulator_tv(results, target, c.estimator, K))]
+        none = [c.estimator for c in every if c not in cs]
+        if not cs:
+            continue
         pred = np.array([simulator_tv(results, target, c.estimator, K) for c in cs])
         meas = np.array([c.mean for c in cs])
         rho = _spearman(pred, meas)
@@ -269,13 +201,16 @@ def _simulator_lines(results: dict, all_cells: Sequence[Cell], target: str) -> l
         under = [(c, p) for c, p in zip(cs, pred) if p - c.mean > max(2 * c.std, 0.02)]
         line = (f"K = {K}: rank correlation (Spearman) between predicted and measured final TV "
                 f"over {len(cs)} estimators: {rho:.2f}; the simulator's best `{cs[int(np.argmin(pred))].estimator}` "
-                f"(predicted {pred.min():.3f}), the trainer's best `{cs[0].estimator}` (measured {cs[0].mean:.3f})")
+                f"(predicted {pred.min():.3f}), the trainer's best `{every[0].estimator}` (measured {every[0].mean:.3f})")
         if over:
             line += "; measured above the prediction (by more than 2 sd): " + ", ".join(
-                f"`{c.estimator}` {c.mean:.3f} vs {p:.3f}" + _vratio(c, cs) for c, p in over)
+                f"`{c.estimator}` {c.mean:.3f} vs {p:.3f}" + _vratio(c, every) for c, p in over)
         if under:
             line += "; measured below it: " + ", ".join(
-                f"`{c.estimator}` {c.mean:.3f} vs {p:.3f}" + _vratio(c, cs) for c, p in under)
+                f"`{c.estimator}` {c.mean:.3f} vs {p:.3f}" + _vratio(c, every) for c, p in under)
+        if none:
+            line += "; no prediction (the simulator's fixed point not certified): " + ", ".join(
+                f"`{n}`" for n in none)
         lines.append(line + ".")
     return lines
 
@@ -284,7 +219,7 @@ def _excess_line(results: dict, all_cells: Sequence[Cell], target: str) -> str:
     """How the measured-minus-predicted final TV relates to the rows' variance, over every
     (K, table) of ``scale_rewards="none"``."""
     ex, vr, plug = [], [], []
-    for K in _Ks(all_cells, target, "none"):
+    for K in arm_Ks(all_cells, target, "none"):
         cs = select(all_cells, target=target, scale="none", K=K)
         p = next((c for c in cs if c.estimator == "plugin"), None)
         for c in cs:
@@ -323,7 +258,7 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 def _scale_lines(all_cells: Sequence[Cell], target: str) -> list[str]:
     """TRL's default std scaling against "none", per K: which estimators it helps or hurts."""
     lines = []
-    for K in _Ks(all_cells, target, "group"):
+    for K in arm_Ks(all_cells, target, "group"):
         none = {c.estimator: c for c in select(all_cells, target=target, scale="none", K=K)}
         grp = select(all_cells, target=target, scale="group", K=K)
         worse = [c for c in grp if c.estimator in none and c.mean - none[c.estimator].mean
@@ -331,7 +266,7 @@ def _scale_lines(all_cells: Sequence[Cell], target: str) -> list[str]:
         better = [c for c in grp if c.estimator in none and none[c.estimator].mean - c.mean
                   > c.std + none[c.estimator].std]
         best = next(c for c in grp if c.estimator != ORACLE)
-        line = f"K = {K}: with `scale_rewards=\"group\"` the lowest final TV is `{best.estimator}` {_pm(best)}"
+        line = f"K = {K}: with `scale_rewards=\"group\"` the lowest final TV is `{best.estimator}` {pm(best)}"
         if worse:
             line += "; worse than with `\"none\"` (beyond the seed spreads): " + ", ".join(
                 f"`{c.estimator}` {c.mean:.3f} vs {none[c.estimator].mean:.3f}" for c in worse)
@@ -342,25 +277,28 @@ def _scale_lines(all_cells: Sequence[Cell], target: str) -> list[str]:
     return lines
 
 
-def experiment_markdown(results: dict, figures: dict) -> str:
-    """The page (module docstring); ``figures`` maps (target, scale, kind) to a relative path."""
-    all_cells = cells(results)
+def _intro(results: dict) -> list[str]:
     env, plan = results["environment"], results["plan"]
     n = len(results["runs"])
     total_train = sum(r["seconds"] for r in results["runs"])
     prompts = ", ".join(f"`{p['prompt']}`: `{p['scenario']}` (best answer `{p['best']}`)"
                         for p in results["game"]["prompts"])
-    parts = [
+    return [
         "# The trainer experiment: real GRPO runs with each estimator",
         "",
         "<!-- Generated by `aqpgen experiment` (aqpgen/report/experiments.py) from "
         "docs/experiments.json: edit the code, not this file. -->",
         "",
         f"{n} runs of an unmodified TRL `GRPOTrainer` (TRL {env.get('trl')}, transformers "
-        f"{env.get('transformers')}, torch {env.get('torch')}, on {env.get('cpus')} CPUs, "
-        f"`--jobs {results['jobs']}`): **{results['wall_seconds'] / 60:.1f} minutes** wall clock "
-        f"({total_train / n:.1f} s of `train()` per run on average).  Command: "
-        f"`{results.get('command') or 'aqpgen experiment'}`.",
+        f"{env.get('transformers')}, torch {env.get('torch')}, on {env.get('cpus')} CPUs)"
+        + (_parts_text(results) if results.get("parts") else
+           f", `--jobs {results['jobs']}`: **{results['wall_seconds'] / 60:.1f} minutes** wall "
+           f"clock ({total_train / n:.1f} s of `train()` per run on average{_cpu_text(results)}).  "
+           f"Command: `{results.get('command') or 'aqpgen experiment'}`.")
+        + "  Two games: the one-token game "
+        "below and the [multi-token game](#the-multi-token-game) (completions of several tokens, "
+        "many per answer); `aqpgen recommend`'s noise weight is [fitted on part of the runs and "
+        "validated on the others](#the-noise-weight-fitted-and-held-out).",
         "",
         "## The game",
         "",
@@ -388,35 +326,84 @@ def experiment_markdown(results: dict, figures: dict) -> str:
         "game (`aqpgen.game.dynamics.run_exact`, group-mean baseline: expected dynamics, no "
         "sampling noise); the row's certified bias β̄ and V∞ relative to the plug-in's.  "
         "≈: within the seed spread of the best (the one-sd bars touch).",
-    ]
+    ] + _skipped_lines(results)
+
+
+def _cpu_text(results: dict) -> str:
+    runs = results["runs"]
+    if not runs or any("cpu_seconds" not in r for r in runs):
+        return ""
+    cpu = sum(r["cpu_seconds"] for r in runs)
+    return (f"; their CPU time totals {cpu / 60:.1f} CPU-minutes, {cpu / 60 / results['jobs']:.1f} "
+            f"minutes over {results['jobs']} cores: the wall clock above less that is the rest of "
+            "each run and the time lost to other jobs on the machine")
+
+
+def _parts_text(results: dict) -> str:
+    """How a merged results file (``plan.merge_results``) was made, and the plan's cost."""
+    parts = results["parts"]
+    txt = f", in {len(parts)} parts: " + "; ".join(
+        f"{p['note']} ({p['runs']} runs, `--jobs {p['jobs']}`, {p['wall_seconds'] / 60:.1f} "
+        f"minutes wall clock; `{p['command']}`)" for p in parts) + "."
+    est = cost_estimate(results)
+    if est is not None:
+        txt += (f"  The second part ran on a machine shared with other jobs (2 cores), so its wall "
+                f"time is pessimistic; its runs' CPU time, {est['extra_cpu'] / 60:.1f} CPU-minutes, "
+                f"is not inflated by the sharing.  The whole default plan (`make experiment`, "
+                f"`--jobs 2`) on {est['cores']} idle cores: the first part's measured "
+                f"{est['base_wall'] / 60:.1f} minutes plus that CPU time over {est['cores']} "
+                f"cores times the first part's overhead outside `train()` "
+                f"({est['overhead']:.2f}×): **about {est['estimate'] / 60:.0f} minutes** (an "
+                "estimate, not a measurement of one run).")
+    return txt
+
+
+def _skipped_lines(results: dict) -> list[str]:
+    parts = []
     if results["skipped"]:
         parts += ["", "Not run (the trainer may not use these rows): " + "; ".join(
             f"`{s['estimator']}` at K = {s['K']} ({s['reason'].split(':', 1)[-1].strip()[:120]}…)"
             for s in results["skipped"])]
-    if plan.get("candidates"):
+    if results["plan"].get("candidates"):
         parts += ["", "Candidates (AQP presets not shipped, built for the experiment's K with "
                   "their certificates): " + ", ".join(
                       f"`{c['name']}` ({', '.join(f'{k}={v}' for k, v in c['params'].items())})"
-                      for c in plan["candidates"]) + "."]
-    for target, scale in _arms(results):
-        parts += ["", f"## {_game_name(target)}, `scale_rewards=\"{scale}\"`"
-                  + (" (the README's setting)" if scale == "none" else " (TRL's default)"), ""]
-        for K in _Ks(all_cells, target, scale):
-            parts += [f"**K = {K}**", "", _cell_table(results, all_cells, target, scale, K,
-                                                      with_sim=scale == "none"), ""]
-        parts += ["*What it shows:*", ""] + [f"* {x}" for x in _findings(results, all_cells, target, scale)]
-        if scale == "group":
-            parts += [f"* {x}" for x in _scale_lines(all_cells, target)]
-        for kind in ("curves", "final"):
-            f = figures.get((target, scale, kind))
-            if f:
-                parts += ["", f"![{kind}]({f})"]
-        if scale == "none":
-            parts += ["", "*Against the simulator* (`aqpgen simulate --exact --baseline group` on "
-                      "the same scenarios):", ""] + [f"* {x}" for x in _simulator_lines(results, all_cells, target)]
-            parts += ["", "*The recommendation* (`aqpgen recommend`: the shipped table served in "
-                      f"float32 with the lowest β̄ + λ·√V∞, λ = {noise_weight(target)[0]:g}):", ""]
-            parts += [f"* {x}" for x in _recommend_lines(results, target) + _noise_lines(results, target)]
+                      for c in results["plan"]["candidates"]) + "."]
+    return parts
+
+
+def _token_section(results: dict, all_cells: Sequence[Cell], figures: dict, target: str,
+                   scale: str) -> list[str]:
+    parts = ["", f"## {game_name(target)}, `scale_rewards=\"{scale}\"`"
+             + (" (the README's setting)" if scale == "none" else " (TRL's default)"), ""]
+    for K in arm_Ks(all_cells, target, scale):
+        parts += [f"**K = {K}**", "", cell_table(results, all_cells, target, scale, K,
+                                                  with_sim=scale == "none"), ""]
+    parts += ["*What it shows:*", ""] + [f"* {x}" for x in findings(results, all_cells, target, scale)]
+    if scale == "group":
+        parts += [f"* {x}" for x in _scale_lines(all_cells, target)]
+    parts += figure_lines(figures, ("token", target, scale))
+    if scale == "none":
+        parts += ["", "*Against the simulator* (`aqpgen simulate --exact --baseline group` on "
+                  "the same scenarios):", ""] + [f"* {x}" for x in _simulator_lines(results, all_cells, target)]
+        parts += ["", "*The recommendation* (`aqpgen recommend`: the shipped table served in "
+                  f"float32 with the lowest β̄ + λ·√V∞, λ = {noise_weight(target)[0]:g}):", ""]
+        parts += [f"* {x}" for x in _recommend_lines(results, target) + _noise_lines(results, target)]
+    return parts
+
+
+def experiment_markdown(results: dict, figures: dict) -> str:
+    """The page (module docstring); ``figures`` maps (game, target, scale, kind) to a relative
+    path."""
+    all_cells = cells(results)
+    parts = _intro(results)
+    for game, target, scale in _arms(results):
+        if game == "token":
+            parts += _token_section(results, all_cells, figures, target, scale)
+    if any(c.game == "sequence" for c in all_cells):
+        parts += sequence_section(results, all_cells, figures)
+    if any(c.target == "log" for c in all_cells):
+        parts += lambda_section(results)
     parts += ["", "## Why the trainer and the simulator differ", "",
               "The simulator's fixed point is where the *expected* dynamics stop: it sees the "
               "table's bias only (docs/MATH.md §11).  A trainer samples K completions per prompt, "
@@ -431,24 +418,29 @@ def headline_markdown(results: dict, link: str = "docs/experiments.md") -> str:
     """A few README lines: per K, the final TV of the oracle, the plug-in and the recommended
     table (KL game, scale_rewards "none"), with the gap closed; ``link``: the full page."""
     all_cells = cells(results)
+    cands = {c["name"] for c in results["plan"].get("candidates", ())}
     rows = []
-    for K in _Ks(all_cells, "log", "none"):
+    for K in arm_Ks(all_cells, "log", "none"):
         cs = select(all_cells, target="log", scale="none", K=K)
         get = {c.estimator: c for c in cs}
         rec = recommend(K, "log").name
         tables = [c for c in cs if c.estimator != ORACLE]
         plugin, oracle = get.get("plugin"), get.get(ORACLE)
         r = get.get(rec)
-        rows.append([str(K), _pm(oracle), _pm(plugin), f"`{rec}` {_pm(r)}",
-                     _f(gap_closed(r, plugin, oracle), 2) if r else "—",
-                     f"`{tables[0].estimator}` {_pm(tables[0])}"])
+        rows.append([str(K), pm(oracle), pm(plugin), f"`{rec}` {pm(r)}",
+                     fmt(gap_closed(r, plugin, oracle), 2) if r else "—",
+                     f"`{tables[0].estimator}` {pm(tables[0])}"
+                     + (" (candidate, not shipped)" if tables[0].estimator in cands else "")])
     n_seeds = len(all_cells[0].seeds) if all_cells else 0
+    held = "\n\n".join(x for x in (sequence_summary(all_cells), held_out_summary(results)) if x) \
+        if any(c.game != "token" for c in all_cells) else ""
     return (f"Real TRL `GRPOTrainer` runs on a game with a known optimum (KL game, "
             f"`scale_rewards=\"none\"`, {n_seeds} seeds; final TV(π_θ, π*), lower is better; "
-            f"[{link}]({link}) has every estimator, TRL's default scaling, "
-            f"the α-game and the simulator's predictions):\n\n"
+            f"[{link}]({link}) has every estimator, TRL's default scaling, the multi-token game "
+            f"with the sequence-likelihood proxies, the α-game and the simulator's predictions):\n\n"
             + md_table(["K", "oracle (exact log π)", "plug-in log(n/K)", "recommended table",
-                        "gap closed", "lowest measured"], rows, "---:|---:|---:|---:|---:|---|"))
+                        "gap closed", "lowest measured"], rows, "---:|---:|---:|---:|---:|---|")
+            + (f"\n\n{held}" if held else ""))
 
 
 def write_experiment_report(results: dict, path) -> list[Path]:
@@ -457,11 +449,12 @@ def write_experiment_report(results: dict, path) -> list[Path]:
     fig_dir = path.parent / "figures"
     all_cells = cells(results)
     figures, written = {}, []
-    for target, scale in _arms(results):
+    for game, target, scale in _arms(results):
         tag = "kl" if parse_target(target) == LOG else parse_target(target).spec.replace("^", "")
+        tag = tag if game == "token" else f"{game}-{tag}"
         for kind, fn in (("curves", plot_experiment_curves), ("final", plot_final_tv)):
             out = fig_dir / f"exp-{kind}-{tag}-{scale}.png"
-            written.append(fn(all_cells, out, target=target, scale=scale))
-            figures[(target, scale, kind)] = os.path.relpath(out, path.parent).replace(os.sep, "/")
+            written.append(fn(all_cells, out, target=target, scale=scale, game=game))
+            figures[(game, target, scale, kind)] = os.path.relpath(out, path.parent).replace(os.sep, "/")
     write_text_atomic(path, experiment_markdown(results, figures))
     return [path] + written
