@@ -109,7 +109,7 @@ def experiment_cmd(quick, jobs, out, report_path, report_only):
 
 
 @click.command("recommend", help=RECOMMEND_HELP + "\n" + CONVENTIONS)
-@click.option("--K", "K", callback=k_value, required=True, help="Batch size K (num_generations).")
+@click.option("--K", "K", type=int, callback=k_value, required=True, help="Batch size K (num_generations).")
 @target_option()
 @click.option("--dtype", type=click.Choice(["float32", "float64", "bfloat16", "float16"]),
               default="float32", show_default=True, help="The dtype the trainer keeps rewards in.")
