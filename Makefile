@@ -116,7 +116,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 # The trainer experiment (aqpgen experiment): real TRL GRPOTrainer runs on CPU, JOBS processes
-# (~15-20 min with JOBS=2), then docs/experiments.json, docs/experiments.md and its figures.
+# (~20 min with JOBS=2; the page records the measured time), then docs/experiments.json, docs/experiments.md and its figures.
 # Installs torch and trl into .venv first when they are missing.
 experiment: $(STAMP)
 	@$(INSTALL_TORCH) || { echo "error: torch $(TORCH_VERSION) could not be installed" >&2; exit 1; }

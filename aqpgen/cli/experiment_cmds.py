@@ -22,18 +22,24 @@ Play the answer-level alignment game with a real TRL GRPOTrainer and measure how
 estimator's run ends to the game's optimum.
 
 \b
-Game: four one-token prompts, each with 16 answer tokens plus "other" (any other token) and
-known rewards R; objective E[R] + tau*H(answer distribution) (the KL game; the alpha-game with
-target p^-0.5 too), optimum pi* = softmax(R/tau).  A tiny Qwen2 is built locally (no hub); a
-completion is one token; the policy's answer distribution is read exactly from the logits.
-The reward of a completion is R(answer) - tau*c_K[n] (the table under test, through
-aqpgen.integrations.trl_reward_func), or - tau*log pi(answer) for the oracle.
+Games: (1) four one-token prompts, each with 16 answer tokens plus "other" (any other token)
+and known rewards R; objective E[R] + tau*H(answer distribution) (the KL game; the alpha-game
+with target p^-0.5 too), optimum pi* = softmax(R/tau); the answer distribution is read exactly
+from the logits.  (2) The multi-token game: a completion is 2 digit tokens and its answer their
+sum, so several completions give one answer; the answer distribution is enumerated from the
+logits of every prefix.  A tiny Qwen2 is built locally (no hub).  The reward of a completion is
+R(answer) - tau*c_K[n] (the table under test, through aqpgen.integrations.trl_reward_func),
+- tau*log pi(answer) for the oracle, or the completion's own log-likelihood (sum or per-token
+mean) for the sequence-likelihood proxies.
 
 \b
 Default plan: oracle, plugin, digamma, jackknife, the minimax table where the float32
-precision guard serves it, every shipped KL AQP preset and the frontier candidates, at
-K = 8, 16, 32, seeds 0-2, scale_rewards "none" and "group"; the alpha-game at K = 8, 16.
-300 steps each (lr 3e-2, linear decay).  About 15-20 minutes on 2 CPU cores with --jobs 2.
+precision guard serves it, every shipped KL AQP preset (shape-constrained ones included), at
+K = 8, 16, 32 (scale_rewards "none" and "group") and the held-out K = 12, 24; the multi-token
+game at K = 8, 16 (also Laplace and both sequence-likelihood proxies); the alpha-game (plugin,
+Laplace, jackknife, the p^-0.5 tables) at K = 8, 16, 32; seeds 0-2, 300 steps each (lr 3e-2,
+linear decay).  The page fits recommend's noise weight on part of the runs and checks it on the rest.
+About 20 minutes on 2 CPU cores with --jobs 2 (the page records the measured time).
 
 \b
 Writes the results (every run's TV curve) to --out, then docs/experiments.md and its figures
