@@ -78,7 +78,7 @@ __all__ = ["NOISE_WEIGHTS", "Candidate", "Recommendation", "build_command", "noi
 #: Default noise weight λ of the rule per target (``Target.spec``; module docstring): inside the
 #: ranges the trainer experiment measured at K = 8 and 16 (docs/experiments.md); for log p the
 #: fit on the one-token game at K = 8, 16, 32 (``aqpgen.experiments.summary.fit_noise``).
-NOISE_WEIGHTS = {"log": 0.01, "p^-0.5": 0.025}
+NOISE_WEIGHTS = {"log": 0.014, "p^-0.5": 0.025}
 
 
 def noise_weight(target="log") -> tuple[float, bool]:
