@@ -42,7 +42,7 @@ REGENERATE = ("make report (aqpgen report --out docs/report.md --readme README.m
               "only fragments: aqpgen report --readme README.md --readme-only")
 #: modules whose blocks need an optional framework (skipped, with the reason, when missing)
 OPTIONAL = ("torch", "jax", "trl", "verl", "openrlhf", "transformers")
-TRAINERS = ("from trl", "aqpgen.integrations.verl", "aqpgen.integrations.openrlhf")
+TRAINERS = ("from trl", "trl_async_reward_func", "aqpgen.integrations.verl", "aqpgen.integrations.openrlhf")
 
 
 def _assembled() -> str:
@@ -136,7 +136,7 @@ def _sections(main) -> dict:
     return {
         "tables": sections.tables_section(TABLES),
         "usage": sections.usage_section(TABLES),
-        "cli": readme.cli_section(main),
+        "cli": readme.cli_summary(main),
         "recommend": sections.recommend_markdown(),
         "headline": sections.headline_markdown(rd),
         "experiment": experiments.headline_markdown(read_results(EXPERIMENT_JSON),

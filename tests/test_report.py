@@ -148,8 +148,9 @@ def test_cli_section_lists_every_command():
 
     md = readme.cli_section(main)
     assert set(main.commands) == set(cli.COMMANDS)  # the lazy map names exactly what is registered
+    summary = readme.cli_summary(main)  # the README's block names every command too
     for name in main.commands:
-        assert f"`aqpgen {name}" in md
+        assert f"`aqpgen {name}" in md and f"`{name}" in summary
 
 
 def test_imports_found_by_ast(tmp_path):

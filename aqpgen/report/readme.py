@@ -22,6 +22,7 @@ replace_generated(text, name, body)  -- fill one generated block (exactly one mu
 assemble_readme(dir, sections)       -- the README text (ValueError naming any unfilled block).
 write_readme(path, dir, sections)    -- assemble and write atomically; returns True if it changed.
 cli_section(group)                   -- every command of a click group with its one-line help.
+cli_summary(group)                   -- the commands by name, one paragraph (the README's block).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "README_ORDER",
     "assemble_readme",
     "cli_section",
+    "cli_summary",
     "extract_generated",
     "fragment_paths",
     "generated_names",
@@ -143,12 +145,8 @@ def _click_context(group):
     return type(group).context_class(group, info_name="aqpgen")
 
 
-def cli_section(group) -> str:
-    """Markdown: every command of the click ``group`` (and its sub-groups) with its one-line help.
-
-    The group is passed in by the caller (the ``report`` command passes its own root group), so
-    the report package does not import the CLI.
-    """
+def _commands(group) -> list[tuple[str, str]]:
+    """(command path, one-line help) of every command of the click ``group`` and its sub-groups."""
     rows = []
     ctx = _click_context(group)
 
@@ -158,8 +156,27 @@ def cli_section(group) -> str:
             if hasattr(sub, "list_commands"):
                 walk(sub, [*prefix, name])
             else:
-                rows.append([f"`aqpgen {' '.join([*prefix, name])}`", sub.get_short_help_str(limit=120)])
+                rows.append((" ".join([*prefix, name]), sub.get_short_help_str(limit=120)))
 
     walk(group, [])
+    return rows
+
+
+def cli_section(group) -> str:
+    """Markdown: every command of the click ``group`` (and its sub-groups) with its one-line help
+    (docs/report.md).
+
+    The group is passed in by the caller (the ``report`` command passes its own root group), so
+    the report package does not import the CLI.
+    """
+    rows = [[f"`aqpgen {name}`", help_] for name, help_ in _commands(group)]
     return ("Every command (from the click definitions; `aqpgen COMMAND --help` teaches the "
             "conventions and options):\n\n" + md_table(["command", "what it does"], rows, "---|---|"))
+
+
+def cli_summary(group) -> str:
+    """Markdown, one paragraph: the commands of the click ``group`` by name (the README's block;
+    :func:`cli_section`'s table with each command's help is in docs/report.md)."""
+    names = ", ".join(f"`{name}`" for name, _ in _commands(group))
+    return (f"`aqpgen COMMAND --help` teaches each command's conventions and options: {names} "
+            "(each with its one-line help: [docs/report.md](docs/report.md#command-line)).")

@@ -112,7 +112,8 @@ def build_sections(out: str, *, tables_dir: str = "tables", quick: bool = False,
     sec["tables"] = attempt("tables", lambda: sections.tables_section(tables_dir))
     sec["usage"] = attempt("usage", lambda: sections.usage_section(tables_dir))
     if cli_group is not None:
-        sec["cli"] = attempt("cli", lambda: readme.cli_section(cli_group))
+        sec["cli_full"] = attempt("cli", lambda: readme.cli_section(cli_group))
+        sec["cli"] = attempt("cli (README)", lambda: readme.cli_summary(cli_group))
     rd = attempt("minimax rate", lambda: sections.rate_data(tables_dir))
     if rd:
         sec["rate"] = sections.rate_markdown(rd)
@@ -251,8 +252,8 @@ def write_report(out: str = "docs/report.md", *, tables_dir: str = "tables", qui
         sec["alpha_report"],
         "## Runtime", sec["usage"],
     ]
-    if "cli" in sec:
-        parts += ["## Command line", sec["cli"]]
+    if "cli_full" in sec:
+        parts += ["## Command line", sec["cli_full"]]
     parts += ["## Choices", sec["choices_full"]]
     text = "\n\n".join(p for p in parts if p) + "\n"
     write_text_atomic(out, text)
