@@ -139,16 +139,27 @@ def verify_files(paths, *, manifest: bool = True, jobs: int = 1, progress=None) 
             if progress:
                 progress(1)
     else:
+        # one future per K: the rows of every file at one K go to one worker, which then computes
+        # what they share (the plug-in's constants, E*_K) once
+        by_K: dict = {}
+        for i in order:
+            by_K.setdefault(tasks[i][1][1], []).append(i)
         with cf.ProcessPoolExecutor(max_workers=jobs) as ex:
-            futs = {ex.submit(verify_row_task, tasks[i][1]): i for i in order}
+            futs = {ex.submit(_verify_batch, [tasks[i][1] for i in idx]): idx for idx in by_K.values()}
             for fut in cf.as_completed(futs):
-                done[futs[fut]] = fut.result()
+                for i, res in zip(futs[fut], fut.result()):
+                    done[i] = res
                 if progress:
-                    progress(1)
+                    progress(len(futs[fut]))
     out = {p: list(checks) for p, (checks, _) in files.items()}
     for i, (p, _) in enumerate(tasks):  # tasks are in file, then K order
         out[p].extend(done[i])
     return out
+
+
+def _verify_batch(batch: list) -> list:
+    """:func:`verify_row_task` of each task of ``batch`` (one worker's unit: the rows of one K)."""
+    return [verify_row_task(t) for t in batch]
 
 
 def count_rows(paths) -> int:

@@ -38,6 +38,7 @@ the rigorous bound of ``aqpgen.numerics.certify.certify_beta``; the stored numbe
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -178,8 +179,15 @@ def _nan_result(K, program, objective, param, budget, E_star, V_pl, beta_pl, it,
 def plugin_constants(K: int, target: Target = LOG):
     """(V∞, β) of the plug-in table: ``metrics.variance_sup`` (the reference the audit uses) and
     ``metrics.bias_sup``, a rigorous lower bound on its β (so "β below the plug-in's" is proved);
-    both evaluated in ball arithmetic, so the budgets are the same doubles on every machine."""
-    target = parse_target(target)
+    both evaluated in ball arithmetic, so the budgets are the same doubles on every machine.
+    Computed once per (K, target) in a process (a pure function: ``aqpgen verify`` asks for it
+    once per row of every ρ preset)."""
+    return _plugin_constants_cached(as_K(K), parse_target(target).spec)
+
+
+@functools.lru_cache(maxsize=4096)
+def _plugin_constants_cached(K: int, target_spec: str) -> tuple[float, float]:
+    target = parse_target(target_spec)
     c = plugin_table(K, target)
     return float(variance_sup(c, K)), float(bias_sup(c, K, target=target))
 

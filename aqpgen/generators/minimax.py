@@ -60,6 +60,7 @@ Possible issues
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -196,9 +197,15 @@ def E_star(K: int, *, target: Target = LOG) -> float:
     minimax table stores as its ``E_star`` metric, bit for bit; ~2 s at K = 1024).
 
     Generators read no files: a table that needs the stored value declares it as an input
-    (``aqpgen.records.TableInput``; the AQP eta presets) and the build passes it.
+    (``aqpgen.records.TableInput``; the AQP eta presets) and the build passes it.  Solved once per
+    (K, target) in a process (a pure function: ``aqpgen verify`` asks for it once per eta row).
     """
-    return remez(as_K(K), target=parse_target(target)).E
+    return _E_star_cached(as_K(K), parse_target(target).spec)
+
+
+@functools.lru_cache(maxsize=4096)
+def _E_star_cached(K: int, target_spec: str) -> float:
+    return remez(K, target=parse_target(target_spec)).E
 
 
 @dataclass(frozen=True)
