@@ -120,17 +120,10 @@ class SequenceGame:
             return OTHER
         return f"s{sum(int(t[1:]) for t in toks)}"
 
-    def optimum(self, i: int, alpha: float = 1.0) -> np.ndarray:
-        """π* of prompt i over its classes (``Scenario.optimum``)."""
-        return self.prompts[i].scenario.optimum(alpha)
-
-    def index(self, prompt: str) -> int:
-        """Position of a prompt (its text) in ``prompts``."""
-        for i, p in enumerate(self.prompts):
-            if p.prompt == prompt:
-                return i
-        raise ValueError(f"unknown prompt {prompt!r}; the game's prompts are "
-                         f"{[p.prompt for p in self.prompts]}")
+    #: π* of prompt i over its classes, and a prompt's position in ``prompts``: the one-token
+    #: game's methods (both read only ``self.prompts``).
+    optimum = AnswerGame.optimum
+    index = AnswerGame.index
 
     def build_tokenizer(self):
         """The word-level tokenizer of ``AnswerGame.build_tokenizer`` over this vocabulary."""
