@@ -130,30 +130,6 @@ def test_noise_fit_and_held_out_check():
     assert bad["spans"] == [] and bad["lambda"] is None and not bad["moved"]
 
 
-def test_merge_results_and_cost_estimate(synthetic):
-    """Two parts merged: runs concatenated, overlap refused, parts recorded; the cost estimate
-    is the first part's wall time plus the second's CPU time per core times the first part's
-    wall / (train() time per job) -- worked by hand."""
-    from aqpgen.experiments.plan import Arm, Plan, merge_results
-
-    extra = _results([_run("tab", s, [0.5, 0.3], K=12) for s in range(3)])
-    for r in extra["runs"]:
-        r["cpu_seconds"] = 4.0
-    extra.update(jobs=4, wall_seconds=100.0, command="second")
-    synthetic.update(jobs=2, wall_seconds=6.0, command="first")  # 9 runs x 1.0 s of train()
-    plan = Plan(arms=(Arm("log", ("tab",), (8, 12)),))
-    m = merge_results(synthetic, extra, plan, ("one", "two"))
-    assert len(m["runs"]) == 12 and m["wall_seconds"] == 106.0
-    assert [(p["note"], p["runs"], p["jobs"]) for p in m["parts"]] == [("one", 9, 2), ("two", 3, 4)]
-    assert list(m["plan"]["arms"][0]["Ks"]) == [8, 12]
-    est = S.cost_estimate(m, cores=2)
-    # overhead = 6.0 / (9 * 1.0 / 2) = 4/3; estimate = 6.0 + 4/3 * (3 * 4.0) / 2 = 14.0
-    assert est["overhead"] == pytest.approx(4 / 3) and est["estimate"] == pytest.approx(14.0)
-    assert S.cost_estimate(synthetic) is None
-    with pytest.raises(ValueError, match="the parts overlap"):
-        merge_results(synthetic, synthetic, plan, ("a", "b"))
-
-
 def test_collapses_are_found():
     res = _results([_run("oracle", 0, [0.5, 0.1])])
     res["runs"][0]["final_dist"] = [[0.95, 0.05], [0.5, 0.5]]
@@ -308,3 +284,17 @@ def test_committed_runs_are_complete(committed):
     for c in cs:
         assert len(c.final) == len(set(c.seeds)) and all(0 <= v <= 1 for v in c.final)
     assert statistics.fmean(r["seconds"] for r in committed["runs"]) > 0
+
+
+def test_experiment_page_is_current(committed):
+    """docs/experiments.md is what the code makes of docs/experiments.json today (a change that
+    moves its numbers -- the summary, the recommendation, the shipped tables' names -- must
+    regenerate it), and every figure it links exists."""
+    from aqpgen.report.experiments import experiment_markdown, figure_paths
+
+    figures = figure_paths(committed)
+    text = experiment_markdown(committed, figures)
+    page = (ROOT / "docs" / "experiments.md").read_text(encoding="utf-8")
+    assert text == page, "docs/experiments.md is stale: run `aqpgen experiment --report-only`"
+    for rel in figures.values():
+        assert f"]({rel})" in page and (ROOT / "docs" / rel).is_file(), rel

@@ -34,7 +34,7 @@ Arm, Plan, default_plan(), quick_plan(), CANDIDATES, FIT_KS, HELD_OUT_KS, SEQUEN
 build_candidates(plan, out_dir), run_plan(plan, jobs), label(estimator),
 prediction(game, target, estimator, K) -- the simulator's TV for the same game,
 write_results(path, results), read_results(path), RESULTS_SCHEMA, describe_game(game),
-describe_plan(plan), merge_results(base, extra, plan, notes) -- two runs' results as one
+describe_plan(plan)
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ from aqpgen.targets import LOG, parse_target, table_prefix
 
 __all__ = ["CANDIDATES", "FIT_KS", "HELD_OUT_KS", "RESULTS_SCHEMA", "SEQUENCE_KS", "Arm", "Plan",
            "build_candidates", "default_plan", "describe_game", "describe_plan", "label",
-           "merge_results", "plan_runs", "prediction", "quick_plan", "read_results", "run_plan",
+           "plan_runs", "prediction", "quick_plan", "read_results", "run_plan",
            "write_results"]
 
 #: Schema name and version of the results file (version 1, one game, is still read).
@@ -346,29 +346,6 @@ def describe_game(game) -> dict:
     if hasattr(game, "multiplicity"):
         out.update(digits=game.digits, multiplicity=game.multiplicity())
     return out
-
-
-def merge_results(base: dict, extra: dict, plan: Plan, notes: tuple[str, str]) -> dict:
-    """One results object from two runs of disjoint configurations: ``base`` (e.g. a committed
-    results file) and ``extra`` (a ``run_plan`` of the configurations it lacks); ``plan`` is
-    the plan the two make up together, ``notes`` say what each part is.  Every run keeps its own
-    record; ``parts`` records each part's runs, command, jobs and wall time (the page prints
-    them), and the total wall time is the parts' sum."""
-    key = {json.dumps(r["config"], sort_keys=True) for r in base["runs"]}
-    clash = [r["config"] for r in extra["runs"] if json.dumps(r["config"], sort_keys=True) in key]
-    if clash:
-        raise ValueError(f"the parts overlap: {clash[0]} is in both")
-    predictions = json.loads(json.dumps(base.get("predictions", {})))
-    for t, perK in extra.get("predictions", {}).items():
-        for K, per in perK.items():
-            predictions.setdefault(t, {}).setdefault(K, {}).update(per)
-    parts = [{"note": note, "runs": len(r["runs"]), "jobs": r["jobs"],
-              "wall_seconds": r["wall_seconds"], "command": r.get("command", ""),
-              "environment": r["environment"]} for note, r in zip(notes, (base, extra))]
-    return {**extra, "plan": describe_plan(plan), "parts": parts,
-            "wall_seconds": sum(p["wall_seconds"] for p in parts),
-            "skipped": extra["skipped"] + [s for s in base["skipped"] if s not in extra["skipped"]],
-            "predictions": predictions, "runs": base["runs"] + extra["runs"]}
 
 
 def describe_plan(plan: Plan) -> dict:

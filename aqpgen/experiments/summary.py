@@ -34,7 +34,6 @@ held_out_runs(results, target), validate_noise(results, λ, target, held_out) --
 collapses(results, mass)      -- runs whose final policy sits on one answer
 proxy_fixed_point(game, j, mean) -- where a sequence-likelihood proxy drives prompt j
 lambda_spans(grid, ok)        -- runs of consecutive grid values
-cost_estimate(results, cores) -- the plan's wall time on idle cores, from a merged results file
 LAMBDA_GRID
 """
 
@@ -63,7 +62,6 @@ __all__ = [
     "cells",
     "check_recommendation",
     "collapses",
-    "cost_estimate",
     "fit_noise",
     "gap_closed",
     "held_out_runs",
@@ -400,23 +398,3 @@ def proxy_fixed_point(game: dict, j: int, mean: bool) -> tuple[np.ndarray, float
     dist = np.bincount(cls, weights=mass, minlength=len(R))
     dist = dist / dist.sum()
     return dist, tv_distance(dist, np.asarray(p["optimum"], dtype=np.float64))
-
-
-def cost_estimate(results: dict, cores: int = 2) -> dict | None:
-    """What the whole plan costs on ``cores`` idle cores, from a merged results file
-    (``plan.merge_results``) whose first part ran on an idle machine: that part's measured wall
-    time, plus the other runs' CPU time (``cpu_seconds``, which a shared machine does not
-    inflate) divided by ``cores``, times the first part's ratio of wall time to train() time per
-    core (the per-run overhead outside ``train()``).  None without parts."""
-    parts = results.get("parts")
-    if not parts or len(parts) < 2:
-        return None
-    n0 = parts[0]["runs"]
-    base, extra = results["runs"][:n0], results["runs"][n0:]
-    if not extra or any("cpu_seconds" not in r for r in extra):
-        return None
-    overhead = parts[0]["wall_seconds"] / (sum(r["seconds"] for r in base) / parts[0]["jobs"])
-    cpu = sum(r["cpu_seconds"] for r in extra)
-    est = parts[0]["wall_seconds"] + overhead * cpu / cores
-    return {"base_wall": parts[0]["wall_seconds"], "extra_cpu": cpu, "overhead": overhead,
-            "cores": cores, "estimate": est}

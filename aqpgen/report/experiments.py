@@ -5,6 +5,7 @@ Public names
 ------------
 write_experiment_report(results, path) -> list[Path]  -- the Markdown page and its figures.
 experiment_markdown(results, figures) -> str         -- the page's text.
+figure_paths(results) -> dict                        -- the figures the page links, relative to it.
 headline_markdown(results, link) -> str              -- the README's few lines on the experiment.
 plot_experiment_curves(cells, path, ...), plot_final_tv(cells, path, ...)
 """
@@ -12,7 +13,6 @@ plot_experiment_curves(cells, path, ...), plot_final_tv(cells, path, ...)
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +24,6 @@ from aqpgen.experiments.summary import (
     Cell,
     cells,
     check_recommendation,
-    cost_estimate,
     gap_closed,
     lambda_spans,
     noise_ranges,
@@ -54,8 +53,8 @@ from aqpgen.report.markdown import md_table
 from aqpgen.store.atomic import write_text_atomic
 from aqpgen.targets import LOG, parse_target
 
-__all__ = ["experiment_markdown", "headline_markdown", "plot_experiment_curves", "plot_final_tv",
-           "write_experiment_report"]
+__all__ = ["experiment_markdown", "figure_paths", "headline_markdown", "plot_experiment_curves",
+           "plot_final_tv", "write_experiment_report"]
 
 _PANEL = (4.8, 3.8)
 #: estimators always drawn in the learning-curve figure (the best table and the recommended one
@@ -291,10 +290,9 @@ def _intro(results: dict) -> list[str]:
         "",
         f"{n} runs of an unmodified TRL `GRPOTrainer` (TRL {env.get('trl')}, transformers "
         f"{env.get('transformers')}, torch {env.get('torch')}, on {env.get('cpus')} CPUs)"
-        + (_parts_text(results) if results.get("parts") else
-           f", `--jobs {results['jobs']}`: **{results['wall_seconds'] / 60:.1f} minutes** wall "
-           f"clock ({total_train / n:.1f} s of `train()` per run on average{_cpu_text(results)}).  "
-           f"Command: `{results.get('command') or 'aqpgen experiment'}`.")
+        + f", `--jobs {results['jobs']}`: **{results['wall_seconds'] / 60:.1f} minutes** wall "
+        f"clock ({total_train / n:.1f} s of `train()` per run on average{_cpu_text(results)}).  "
+        f"Command: `{results.get('command') or 'aqpgen experiment'}`."
         + "  Two games: the one-token game "
         "below and the [multi-token game](#the-multi-token-game) (completions of several tokens, "
         "many per answer); `aqpgen recommend`'s noise weight is [fitted on part of the runs and "
@@ -337,25 +335,6 @@ def _cpu_text(results: dict) -> str:
     return (f"; their CPU time totals {cpu / 60:.1f} CPU-minutes, {cpu / 60 / results['jobs']:.1f} "
             f"minutes over {results['jobs']} cores: the wall clock above less that is the rest of "
             "each run and the time lost to other jobs on the machine")
-
-
-def _parts_text(results: dict) -> str:
-    """How a merged results file (``plan.merge_results``) was made, and the plan's cost."""
-    parts = results["parts"]
-    txt = f", in {len(parts)} parts: " + "; ".join(
-        f"{p['note']} ({p['runs']} runs, `--jobs {p['jobs']}`, {p['wall_seconds'] / 60:.1f} "
-        f"minutes wall clock; `{p['command']}`)" for p in parts) + "."
-    est = cost_estimate(results)
-    if est is not None:
-        txt += (f"  The second part ran on a machine shared with other jobs (2 cores), so its wall "
-                f"time is pessimistic; its runs' CPU time, {est['extra_cpu'] / 60:.1f} CPU-minutes, "
-                f"is not inflated by the sharing.  The whole default plan (`make experiment`, "
-                f"`--jobs 2`) on {est['cores']} idle cores: the first part's measured "
-                f"{est['base_wall'] / 60:.1f} minutes plus that CPU time over {est['cores']} "
-                f"cores times the first part's overhead outside `train()` "
-                f"({est['overhead']:.2f}×): **about {est['estimate'] / 60:.0f} minutes** (an "
-                "estimate, not a measurement of one run).")
-    return txt
 
 
 def _skipped_lines(results: dict) -> list[str]:
@@ -446,15 +425,21 @@ def headline_markdown(results: dict, link: str = "docs/experiments.md") -> str:
 def write_experiment_report(results: dict, path) -> list[Path]:
     """Write the page at ``path`` and its figures to ``<dir of path>/figures/exp-*.png``."""
     path = Path(path)
-    fig_dir = path.parent / "figures"
     all_cells = cells(results)
-    figures, written = {}, []
+    plots = {"curves": plot_experiment_curves, "final": plot_final_tv}
+    written = [plots[key[3]](all_cells, path.parent / rel, target=key[1], scale=key[2], game=key[0])
+               for key, rel in figure_paths(results).items()]
+    write_text_atomic(path, experiment_markdown(results, figure_paths(results)))
+    return [path] + written
+
+
+def figure_paths(results: dict) -> dict:
+    """``{(game, target, scale, kind): path of the figure relative to the page}``, kind "curves"
+    or "final": the figures :func:`write_experiment_report` draws and the page links."""
+    out = {}
     for game, target, scale in _arms(results):
         tag = "kl" if parse_target(target) == LOG else parse_target(target).spec.replace("^", "")
         tag = tag if game == "token" else f"{game}-{tag}"
-        for kind, fn in (("curves", plot_experiment_curves), ("final", plot_final_tv)):
-            out = fig_dir / f"exp-{kind}-{tag}-{scale}.png"
-            written.append(fn(all_cells, out, target=target, scale=scale, game=game))
-            figures[(game, target, scale, kind)] = os.path.relpath(out, path.parent).replace(os.sep, "/")
-    write_text_atomic(path, experiment_markdown(results, figures))
-    return [path] + written
+        for kind in ("curves", "final"):
+            out[(game, target, scale, kind)] = f"figures/exp-{kind}-{tag}-{scale}.png"
+    return out
