@@ -237,3 +237,11 @@ if __name__ == "__main__":  # accelerate launch tests/_trl_harness.py CONFIG.jso
     recs = run(cfg)
     rank = recs[0]["rank"] if recs else 0
     Path(f"{sys.argv[2]}.{rank}.json").write_text(json.dumps(recs))
+    # end the gloo process group before the interpreter exits: left to teardown, its threads were
+    # once killed mid-flight ("terminate called without an active exception", SIGABRT in rank 0
+    # after both ranks had trained), failing a run whose rewards were right
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -128,8 +128,10 @@ def _install(wheel, tmp_path) -> tuple[Path, Path, dict]:
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
     py = venv / "bin" / "python"
-    _run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", str(wheel)])
     env = {k: v for k, v in os.environ.items() if k not in ("AQPGEN_TABLES", "PYTHONPATH")}
+    # without PYTHONPATH: pip asks the target interpreter what is installed, and a PYTHONPATH
+    # naming the checkout made it answer "aqpgen is already there" and skip the wheel
+    _run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", str(wheel)], env=env)
     return venv, py, env
 
 
