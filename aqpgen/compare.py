@@ -15,8 +15,8 @@ PRESETS                       -- the shipped presets: eta3, eta15 (min V∞ at �
 POWER_PRESETS, power_presets(target) -- the presets shipped for a target p^a (rho1 for both;
                                  rho8 and rho16 for p^-0.5, the experiment's α-game);
                                  PRESET_PARAMS: the params of every preset name.
-peer_names(target), peer_values(name, K, target) -- the classical peers of a target (names from
-                                 ``peers.peer_names``, re-exported): log p
+peer_values(name, K, target) -- the classical peers of a target (names from
+                                 ``peers.peer_names``): log p
                                  ``peers.PEERS``; p^a ``peers_power.POWER_PEERS`` (plug-in (n/K)^a and
                                  its classical corrections).
 peer_metrics(K, target)       -- metric rows of the peers and the minimax table at K (also
@@ -57,22 +57,9 @@ from aqpgen.store.locate import find_table
 from aqpgen.store.tablefile import read_table
 from aqpgen.targets import LOG, Target, parse_target, table_prefix
 
-__all__ = [
-    "DEFAULT_POWER_PRESETS",
-    "POWER_PRESETS",
-    "PRESETS",
-    "PRESET_PARAMS",
-    "CompareRow",
-    "compare",
-    "minimax_values",
-    "peer_metrics",
-    "peer_names",
-    "peer_values",
-    "power_presets",
-    "preset_table_name",
-    "to_json",
-    "to_markdown",
-]
+__all__ = ["DEFAULT_POWER_PRESETS", "POWER_PRESETS", "PRESETS", "PRESET_PARAMS", "CompareRow",
+           "compare", "minimax_values", "peer_metrics", "peer_values", "power_presets",
+           "preset_table_name", "to_json", "to_markdown"]
 
 #: preset name -> AQP params, for every preset shipped for some target.
 PRESET_PARAMS = {

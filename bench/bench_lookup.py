@@ -63,7 +63,8 @@ def _get_table(tmpdir: str):
     except (FileNotFoundError, ValueError):
         pass
     from aqpgen.generators import power
-    from aqpgen.store.tablefile import make_table, write_table
+    from aqpgen.store.content import make_table
+    from aqpgen.store.tablefile import write_table
 
     params = {"m": 2}
     td = make_table(name="bench-power-m2", family="power", target=power.target_name(params),

@@ -91,16 +91,16 @@ def fake_generator(monkeypatch):
     mod.kmin = lambda params: 2
     # picklable by reference for process pools: functions live in this (importable) module
     monkeypatch.setitem(sys.modules, "aqpgen_fake_gen", mod)
-    from aqpgen.build import build
+    from aqpgen.build import spec as build_spec
 
-    monkeypatch.setitem(build.GENERATORS, ("fake", "lin"), "aqpgen_fake_gen")
+    monkeypatch.setitem(build_spec.GENERATORS, ("fake", "lin"), "aqpgen_fake_gen")
     return mod
 
 
 @pytest.fixture
 def small_table():
     from aqpgen.records import KResult
-    from aqpgen.store.tablefile import make_table
+    from aqpgen.store.content import make_table
 
     rs = [
         KResult(2, [0.25, 1.0], ("1/4", "1"), {"beta": 0.5, "exact": 1.0}, "ok", {"solver": "s", "prec": 64}),

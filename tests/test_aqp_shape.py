@@ -126,12 +126,12 @@ def test_build_and_verify_row_shape():
 
 
 def _shape_table(path, Ks=(8, 12)):
-    from aqpgen.store import tablefile
+    from aqpgen.store import content, tablefile
 
     params = {"rho": 4, "shape": "monotone"}
     res = [aqp.build_K(K, params) for K in Ks]
     assert all(r.status == "ok" for r in res)
-    t = tablefile.make_table(name="kl-test-mono", family="kl", target="log p", method="aqp",
+    t = content.make_table(name="kl-test-mono", family="kl", target="log p", method="aqp",
                              params=params, provenance={"test": True}, results=res)
     tablefile.write_table(path, t)
     return tablefile.read_table(path)

@@ -23,7 +23,7 @@ from aqpgen.audit import exact as audit_exact
 from aqpgen.audit import files as audit_files_mod
 from aqpgen.cli import main
 from aqpgen.generators import peers, power
-from aqpgen.store import tablefile
+from aqpgen.store import content, tablefile
 from aqpgen.store.manifest import update_manifest
 
 KL_KS = (4, 8, 12)
@@ -33,7 +33,7 @@ KL_KS = (4, 8, 12)
 def _power_table(path, params=None, Ks=(3, 4, 7, 16)):
     params = params or {"m": 2}
     res = [power.build_K(K, params) for K in Ks]
-    t = tablefile.make_table(name=os.path.basename(path)[:-3], family="power",
+    t = content.make_table(name=os.path.basename(path)[:-3], family="power",
                              target=power.target_name(params), method="ustat", params=params,
                              provenance={"test": True}, results=res)
     return tablefile.write_table(path, t)
@@ -88,7 +88,7 @@ def _kl_table(path, metrics, *, params=None, tweak=None, name="kl-test"):
         if tweak:
             v, m = tweak(K, v, m)
         res.append(KResult(K, v, None, m, "ok", {"solver": "oracle"}))
-    t = tablefile.make_table(name=name, family="kl", target="log p", method="aqp",
+    t = content.make_table(name=name, family="kl", target="log p", method="aqp",
                              params=params or {}, provenance={"test": True}, results=res)
     return tablefile.write_table(path, t)
 
@@ -261,7 +261,7 @@ def test_eta_budget(tmp_path, digamma_metrics):
     mm = tmp_path / "kl-minimax.h5"
     E = {K: digamma_metrics[K][0] / 2 for K in KL_KS}  # pretend E*_K = beta/2
     res = [KResult(K, np.zeros(K), None, {"E_star": E[K]}, "ok", {}) for K in KL_KS]
-    tablefile.write_table(mm, tablefile.make_table(name="kl-minimax", family="kl", target="log p",
+    tablefile.write_table(mm, content.make_table(name="kl-minimax", family="kl", target="log p",
                                                    method="minimax", params={}, provenance={},
                                                    results=res))
 
@@ -317,7 +317,7 @@ def _minimax_file(path, Ks=(2, 3, 5, 8, 16, 20), tweak=None):
         if tweak:
             hp, f64, m = tweak(K, hp, f64, m)
         res.append(KResult(K, np.asarray(f64), tuple(hp), m, "ok", {"solver": "remez"}))
-    t = tablefile.make_table(name="kl-minimax", family="kl", target="log p", method="minimax",
+    t = content.make_table(name="kl-minimax", family="kl", target="log p", method="minimax",
                              params={}, provenance={"test": True}, results=res)
     return tablefile.write_table(path, t)
 
@@ -379,9 +379,9 @@ def test_one_ulp_change_named_through_manifest_row_digests(tmp_path):
     """Below every metric tolerance (one ulp in one coefficient, hash recomputed) the manifest's
     per-row digests still name the changed K."""
     t = peers.peer_table("digamma", 6)
-    rows = {K: tablefile.Row(np.asarray(peers.peer_table("digamma", K)), None, {}, "ok", {})
+    rows = {K: content.Row(np.asarray(peers.peer_table("digamma", K)), None, {}, "ok", {})
             for K in (4, 5, 6)}
-    table = tablefile.TableData(name="t", family="kl", target="log p", method="peer", params={},
+    table = content.TableData(name="t", family="kl", target="log p", method="peer", params={},
                                 provenance={}, Ks=(4, 5, 6), rows=rows, inputs_hash="x")
     tablefile.write_table(tmp_path / "t.h5", table)
     update_manifest(tmp_path)

@@ -19,7 +19,7 @@ import pytest
 
 from aqpgen import audit
 from aqpgen.records import KResult
-from aqpgen.store import tablefile
+from aqpgen.store import content, tablefile
 
 A = mpmath.mpf(1) / 2          # the exponent a of p^a
 KS = (4, 5, 6, 8)
@@ -146,7 +146,7 @@ def remez_rows():
 
 
 def _write(path, results, *, method, params, target="p^0.5", family="pow"):
-    t = tablefile.make_table(name=os.path.basename(path)[:-3], family=family, target=target,
+    t = content.make_table(name=os.path.basename(path)[:-3], family=family, target=target,
                              method=method, params=params, provenance={"test": True}, results=results)
     return tablefile.write_table(path, t)
 

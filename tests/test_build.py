@@ -9,17 +9,12 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from aqpgen.build.build import (
-    BuildError,
-    build,
-    inputs_hash,
-    is_up_to_date,
-    load_spec,
-    standard_kmin,
-)
+from aqpgen.build.build import BuildError, build, inputs_hash, is_up_to_date
+from aqpgen.build.spec import load_spec, standard_kmin
 from aqpgen.records import standard_Ks
+from aqpgen.store.content import SCHEMA_VERSION
 from aqpgen.store.manifest import check_manifest
-from aqpgen.store.tablefile import SCHEMA_VERSION, read_table
+from aqpgen.store.tablefile import read_table
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -13,11 +13,12 @@ import hashlib
 
 import pytest
 
-from aqpgen.build.build import BuildError, build, inputs_hash, is_up_to_date, load_spec
+from aqpgen.build.build import BuildError, build, inputs_hash, is_up_to_date
+from aqpgen.build.spec import load_spec
 from aqpgen.generators import aqp, minimax
 from aqpgen.records import TableInput
-from aqpgen.store.content import canonical_json
-from aqpgen.store.tablefile import SCHEMA_VERSION, read_table
+from aqpgen.store.content import SCHEMA_VERSION, canonical_json
+from aqpgen.store.tablefile import read_table
 
 # the eta preset first: the build must still build kl-minimax before it
 SPEC = """

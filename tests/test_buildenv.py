@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 import shutil
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from aqpgen.build import build as build_mod
 from aqpgen.build import buildenv
-from aqpgen.build.build import BuildError, build, current_table, load_spec
+from aqpgen.build.build import BuildError, build, current_table
+from aqpgen.build.spec import load_spec
 from aqpgen.store.tablefile import read_table
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,9 +13,10 @@ from _kl_oracles import mp_pvar_max
 from _power_oracles import mp_beta_power
 from click.testing import CliRunner
 
-from aqpgen.cli import main
 from aqpgen import compare as C
+from aqpgen.cli import main
 from aqpgen.generators import minimax
+from aqpgen.generators.peers import peer_names
 from aqpgen.records import KResult
 
 LOG_KEYS = {"K", "estimator", "kind", "beta", "beta_cert", "V_inf", "V1", "max_abs_c", "aqp_beta",
@@ -39,8 +40,8 @@ def no_shipped_pow(monkeypatch, tmp_path):
 
 
 def test_peer_names_and_values():
-    assert C.peer_names("log") == ("plugin", "digamma", "laplace", "jackknife")
-    assert C.peer_names("p^0.5") == ("plugin", "laplace", "jackknife", "delta", "series")
+    assert peer_names("log") == ("plugin", "digamma", "laplace", "jackknife")
+    assert peer_names("p^0.5") == ("plugin", "laplace", "jackknife", "delta", "series")
     with mpmath.workdps(40):  # correctly rounded entries: 1/sqrt(n/5) from 40 digits
         want = [float(1 / mpmath.sqrt(mpmath.mpf(n) / 5)) for n in range(1, 6)]
     np.testing.assert_array_equal(C.peer_values("plugin", 5, "p^-0.5"), want)
@@ -68,7 +69,7 @@ def test_compare_power_plugin_against_mpmath(a):
     assert by["minimax"].beta == pytest.approx(minimax.E_star(K, target=f"p^{a}"), rel=1e-6)
     assert by["rho1"].V_inf <= by["plugin"].V_inf * (1 + 1e-9)
     assert by["rho1"].beta < by["plugin"].beta
-    for name in C.peer_names(f"p^{a}"):  # the AQP β at the peer's V∞ never exceeds the peer's
+    for name in peer_names(f"p^{a}"):  # the AQP β at the peer's V∞ never exceeds the peer's
         r = by[name]
         assert r.status == "ok" and r.aqp_beta <= r.beta_cert and r.ratio > 1 - 1e-3
 
@@ -76,7 +77,8 @@ def test_compare_power_plugin_against_mpmath(a):
 def test_compare_reads_the_shipped_preset_rows(no_shipped_pow):
     """A file named pow0.5-aqp-rho1 in the search path is read, not solved: here it holds the
     plug-in table, so the rho1 row must reproduce the plug-in row's numbers."""
-    from aqpgen.store.tablefile import make_table, write_table
+    from aqpgen.store.content import make_table
+    from aqpgen.store.tablefile import write_table
 
     Ks = (4, 5)
     res = [KResult(K=K, values=C.peer_values("plugin", K, "p^0.5"), values_hp=None,
@@ -94,7 +96,7 @@ def test_cli_compare_target_json_keys_and_log_unchanged(no_shipped_pow):
     assert r.exit_code == 0, r.output
     rows = json.loads(r.output)
     assert {tuple(sorted(d)) for d in rows} == {tuple(sorted(LOG_KEYS))}
-    assert [d["estimator"] for d in rows] == list(C.peer_names("p^-0.5")) + ["minimax", "rho1", "rho8",
+    assert [d["estimator"] for d in rows] == list(peer_names("p^-0.5")) + ["minimax", "rho1", "rho8",
                                                                               "rho16"]
     r = CliRunner().invoke(main, ["compare", "--K", "4", "--json"])
     assert r.exit_code == 0, r.output
@@ -123,7 +125,7 @@ def test_cli_frontier_target_rho1_below_plugin(no_shipped_pow):
     assert pts["rho=1"]["V_inf"] <= vinf_pl * (1 + 1e-9)
     assert pts["rho=1"]["beta_cert"] < beta_pl
     assert pts["rho=2"]["beta_cert"] < pts["rho=1"]["beta_cert"]  # more variance, less bias
-    assert [q["name"] for q in d["peers"]] == list(C.peer_names("p^0.5")) + ["minimax"]
+    assert [q["name"] for q in d["peers"]] == list(peer_names("p^0.5")) + ["minimax"]
     plug = d["peers"][0]
     assert plug["beta"] == pytest.approx(beta_pl, rel=1e-3) and beta_pl <= plug["beta_cert"] <= 1.01 * beta_pl
     assert plug["V_inf"] == pytest.approx(vinf_pl, rel=1e-7)

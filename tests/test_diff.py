@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from aqpgen.build.diff import diff_tables, rel_diff
 from aqpgen.build.verify import verify_against
 from aqpgen.cli import main
+from aqpgen.store.content import Row
 from aqpgen.store.manifest import check_manifest, update_manifest
-from aqpgen.store.tablefile import Row, write_table
+from aqpgen.store.tablefile import write_table
 
 
 def _with_row(table, K, **changes):

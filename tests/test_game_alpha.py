@@ -16,13 +16,12 @@ import pytest
 from scipy.optimize import brentq
 from scipy.stats import binom
 
-from aqpgen.game.alpha import game_alpha, game_target
+from aqpgen.game.alpha import alpha_optimum, game_alpha, game_target, kkt_residual, phi_prime, reward_affine
 from aqpgen.game.dynamics import run_exact
 from aqpgen.game.estimators import ArrayEstimator, available_estimators, get_estimator
 from aqpgen.game.sampled import run_sampled
 from aqpgen.game.scenarios import SCENARIOS, get_scenario, tv_distance
-from aqpgen.game.alpha import alpha_optimum, kkt_residual, phi_prime, reward_affine
-from aqpgen.store import tablefile
+from aqpgen.store import content, tablefile
 from aqpgen.targets import LOG, PowerTarget
 
 
@@ -171,7 +170,7 @@ def test_power_table_file_through_runtime(tmp_path):
     for K in (4, 8):
         hp = tuple(str(Fraction(n, K) ** 1) for n in range(1, K + 1))  # p^1 plug-in: exact
         res.append(KResult(K, np.array([float(Fraction(s)) for s in hp]), hp, {}, "ok", {}))
-    data = tablefile.make_table(name="lin", family="power", target="p^1", method="test",
+    data = content.make_table(name="lin", family="power", target="p^1", method="test",
                                 params={}, provenance={}, results=res)
     path = tmp_path / "lin.h5"
     tablefile.write_table(path, data)

@@ -4,15 +4,16 @@ GRPOTrainer runs in tests/test_trl_real.py."""
 from __future__ import annotations
 
 import inspect
-from collections import Counter
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from aqpgen import integrations, runtime
 from aqpgen.records import KResult
-from aqpgen.store.tablefile import make_table, write_table
+from aqpgen.store.content import make_table
+from aqpgen.store.tablefile import write_table
 
 KS = (2, 3, 4, 5, 6, 7, 8)
 

@@ -69,7 +69,8 @@ def test_runtime_copy_keeps_every_lookup_and_records_the_full_hash(tmp_path):
 
 
 def test_a_runtime_copy_never_counts_as_built(tmp_path):
-    from aqpgen.build.build import build, is_up_to_date, load_spec
+    from aqpgen.build.build import build, is_up_to_date
+    from aqpgen.build.spec import load_spec
 
     shutil.copy(REPO / "tables" / "tables.toml", tmp_path / "tables.toml")
     write_runtime_tables(REPO / "tables", tmp_path / "out")

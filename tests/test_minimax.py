@@ -18,8 +18,8 @@ import pytest
 from _kl_oracles import mp_golden_max
 
 from aqpgen.errors import ConvergenceError
-from aqpgen.generators import minimax
-from aqpgen.numerics import fit
+from aqpgen.generators import minimax, remez
+from aqpgen.numerics import bernstein, fit
 
 W1E = mp.lambertw(1 / mp.e)  # E*_1 (module docstring); recomputed at higher precision below
 
@@ -73,7 +73,7 @@ def mp_extrema(e, K, n=None, dps=60):
 
 # ---------------------------------------------------------------------------------- K = 1
 def test_K1_closed_form_lambert_w():
-    r = minimax.remez(1)
+    r = remez.remez(1)
     W = w1e()
     assert r.converged and r.K == 1
     # E*_1 = W(1/e) to >= 12 digits (in fact ~19: quadratic in the extremum location)
@@ -111,7 +111,7 @@ def test_equioscillation_mpmath_oracle(K):
 
 @pytest.mark.parametrize("K", [1, 4, 16, 64])
 def test_result_fields_and_spread(K):
-    r = minimax.remez(K)
+    r = remez.remez(K)
     assert r.converged and r.spread <= 1e-12
     assert len(r.cheb) == K and len(r.reference) == K + 1 and len(r.signs) == K + 1
     assert r.reference[-1] == 1.0  # p = 1 is an extremum
@@ -123,7 +123,7 @@ def test_result_fields_and_spread(K):
 
 def test_monotone_decrease_and_K2E_roughly_constant():
     Ks = list(range(1, 25)) + [32, 48, 64]
-    E = [minimax.remez(K).E for K in Ks]
+    E = [remez.remez(K).E for K in Ks]
     assert all(a > b for a, b in zip(E, E[1:]))
     k2e = [K * K * e for K, e in zip(Ks, E)]
     # K^2 E*_K increases to ~0.32509 (1/K^2 corrections): within 1% of each other from K = 8 on
@@ -133,11 +133,11 @@ def test_monotone_decrease_and_K2E_roughly_constant():
 
 
 def test_init_from_smaller_result():
-    r16 = minimax.remez(16)
-    r32 = minimax.remez(32, init=r16)
+    r16 = remez.remez(16)
+    r32 = remez.remez(32, init=r16)
     assert r32.converged
-    assert r32.E == pytest.approx(minimax.remez(32).E, rel=1e-13)
-    r = minimax.remez(5, init=np.array(minimax.remez(5).reference))
+    assert r32.E == pytest.approx(remez.remez(32).E, rel=1e-13)
+    r = remez.remez(5, init=np.array(remez.remez(5).reference))
     assert r.converged
 
 
@@ -145,7 +145,7 @@ def test_init_from_smaller_result():
 @pytest.mark.parametrize("bad", [0, -1, -5])
 def test_bad_K_value(bad):
     with pytest.raises(ValueError, match="K"):
-        minimax.remez(bad)
+        remez.remez(bad)
     with pytest.raises(ValueError, match="K"):
         minimax.minimax_table(bad)
     with pytest.raises(ValueError, match="K"):
@@ -155,29 +155,29 @@ def test_bad_K_value(bad):
 @pytest.mark.parametrize("bad", [2.5, "3", True, None, 1 + 0j])
 def test_bad_K_type(bad):
     with pytest.raises(TypeError, match="K"):
-        minimax.remez(bad)
+        remez.remez(bad)
 
 
 def test_bad_options():
     with pytest.raises(ValueError, match="prec"):
-        minimax.remez(4, prec=10)
+        remez.remez(4, prec=10)
     with pytest.raises(ValueError, match="tol"):
-        minimax.remez(4, tol=-1.0)
+        remez.remez(4, tol=-1.0)
     with pytest.raises(ValueError, match="maxiter"):
-        minimax.remez(4, maxiter=0)
+        remez.remez(4, maxiter=0)
     with pytest.raises(ValueError, match="init"):
-        minimax.remez(4, init=[0.1, 0.2])
+        remez.remez(4, init=[0.1, 0.2])
     with pytest.raises(ValueError, match="params"):
         minimax.build_K(3, {"m": 2})
 
 
 def test_convergence_error_keeps_best():
     with pytest.raises(ConvergenceError) as ei:
-        minimax.remez(64, maxiter=1)
+        remez.remez(64, maxiter=1)
     info = ei.value.info
     assert info["K"] == 64 and info["spread"] > info["tol"]
     best = info["best"]
-    assert isinstance(best, minimax.MinimaxResult) and not best.converged
+    assert isinstance(best, remez.MinimaxResult) and not best.converged
     assert "spread" in str(ei.value) and "required" in str(ei.value)
 
 
@@ -203,11 +203,11 @@ def test_cheb_to_bernstein_matches_sympy_exact():
     # monomial -> Bernstein (exact): c_k = sum_{i<=k} C(k,i)/C(n,i) m_i
     exact = [sum(sympy.binomial(k, i) / sympy.binomial(n, i) * mono[i] for i in range(k + 1))
              for k in range(n + 1)]
-    got = minimax.cheb_to_bernstein(a, 200)
+    got = bernstein.cheb_to_bernstein(a, 200)
     for g, x in zip(got, exact):
         assert abs(mp.mpf(g.mid().str(60, radius=False)) - mp.mpf(sympy.N(x, 60))) < 1e-45
     # strings are parsed, not rounded through float
-    got_s = minimax.cheb_to_bernstein(["0.1", "0.2"], 200)
+    got_s = bernstein.cheb_to_bernstein(["0.1", "0.2"], 200)
     assert abs(mp.mpf(got_s[0].mid().str(55, radius=False)) - mp.mpf("-0.1")) < 1e-50
 
 
@@ -253,7 +253,7 @@ def test_build_K_interface():
     m = res.metrics
     for key in ("E_star", "spread", "iterations", "max_abs_c", "beta", "beta_cert", "V_inf", "V1"):
         assert key in m, key
-    assert m["E_star"] == pytest.approx(minimax.remez(5).E, rel=1e-15)
+    assert m["E_star"] == pytest.approx(remez.remez(5).E, rel=1e-15)
     assert m["beta"] <= m["E_star"] * (1 + 1e-9) and m["beta_cert"] >= m["E_star"] * (1 - 1e-9)
     assert res.solver["solver"] == "remez" and res.solver["prec"] == 128
     json.dumps(res.solver)
@@ -266,7 +266,8 @@ def test_build_K_interface():
 def test_E_star_is_solved_and_reads_no_file(tmp_path, monkeypatch):
     """Generators read no files: E_star ignores any table on the search path (a fake one here)."""
     from aqpgen.records import KResult
-    from aqpgen.store.tablefile import make_table, write_table
+    from aqpgen.store.content import make_table
+    from aqpgen.store.tablefile import write_table
 
     fake = 0.123456789  # not E*_3: would prove a file was read
     t = make_table(name="kl-minimax", family="kl", target="log p", method="minimax", params={},
@@ -274,7 +275,7 @@ def test_E_star_is_solved_and_reads_no_file(tmp_path, monkeypatch):
                    results=[KResult(3, [-1.0, -0.5, 0.0], None, {"E_star": fake}, "ok", {})])
     write_table(tmp_path / "kl-minimax.h5", t)
     monkeypatch.setenv("AQPGEN_TABLES", str(tmp_path))
-    assert minimax.E_star(3) == minimax.remez(3).E != fake
+    assert minimax.E_star(3) == remez.remez(3).E != fake
     assert minimax.E_star(2) == pytest.approx(0.0772019924667603, rel=1e-12)
 
 
@@ -328,7 +329,7 @@ def test_rate_audit_counts_the_inputs_accuracy():
 
 def test_rate_audit_on_solved_values():
     Ks = [16, 24, 32, 48, 64]
-    a = minimax.rate_audit(Ks, [minimax.remez(K).E for K in Ks])
+    a = minimax.rate_audit(Ks, [remez.remez(K).E for K in Ks])
     assert a.ok
     assert 0.3250 < a.limit_value < 0.3252
 
@@ -343,7 +344,7 @@ def test_cli_solve_minimax():
     out = runner.invoke(main, ["solve", "minimax", "--K", "8", "--json"])
     assert out.exit_code == 0, out.output
     d = json.loads(out.output)
-    assert d["K"] == 8 and d["E_star"] == pytest.approx(minimax.remez(8).E, rel=1e-14)
+    assert d["K"] == 8 and d["E_star"] == pytest.approx(remez.remez(8).E, rel=1e-14)
     assert {"K2_E_star", "iterations", "spread", "seconds"} <= set(d)
     out = runner.invoke(main, ["solve", "minimax", "--K", "4"])
     assert out.exit_code == 0 and "E*_K" in out.output and "K^2 * E*_K" in out.output
@@ -361,13 +362,13 @@ def test_cli_solve_minimax():
 def test_remez_p_power_K1_closed_forms():
     # K = 1: Q = c, e(p) = c p - p^(a+1).  a = -1/2: |e| peaks at p = 1/(4c^2) with 1/(4c) and
     # at p = 1 with c - 1; equioscillation 4c^2 - 4c - 1 = 0, E = (sqrt 2 - 1)/2.
-    r = minimax.remez(1, target="p^-0.5")
+    r = remez.remez(1, target="p^-0.5")
     assert abs(r.E - (math.sqrt(2) - 1) / 2) <= 1e-14
     assert r.target == "p^-0.5"
     # a = 1/2: peaks 4c^3/27 at p = (2c/3)^2 and 1 - c at p = 1; E = 1 - c
     with mp.workdps(40):
         c = mp.findroot(lambda c: 1 - c - 4 * c**3 / 27, 0.9)
-        assert abs(minimax.remez(1, target="p^0.5").E - float(1 - c)) <= 1e-14
+        assert abs(remez.remez(1, target="p^0.5").E - float(1 - c)) <= 1e-14
 
 
 def test_remez_p_power_equioscillates_and_has_the_rate():
@@ -380,7 +381,7 @@ def test_remez_p_power_equioscillates_and_has_the_rate():
         assert max(abs(abs(x) / res.E - 1) for x in vals) < 1e-10
     # E*_K = Theta(K^-2(a+1)): the ratio at K, 2K tends to 2^-2(a+1)
     for a, r in ((0.5, 2.0**-3), (-0.5, 2.0**-1)):
-        E32, E64 = (minimax.remez(K, target=f"p^{a}").E for K in (32, 64))
+        E32, E64 = (remez.remez(K, target=f"p^{a}").E for K in (32, 64))
         assert abs(E64 / E32 / r - 1) < 0.05
 
 

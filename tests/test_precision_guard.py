@@ -20,7 +20,8 @@ from _kl_oracles import mp_beta
 from aqpgen import runtime
 from aqpgen.records import KResult
 from aqpgen.runtime import ImpreciseRowError
-from aqpgen.store.tablefile import make_table, write_table
+from aqpgen.store.content import make_table
+from aqpgen.store.tablefile import write_table
 
 
 def sampled_beta(values) -> float:

@@ -165,8 +165,9 @@ def _toy_tables(tmp_path):
     """A tiny tables/ dir: a power table and a fake 'kl-minimax' with known E*_K = C/K^2 rows."""
     from aqpgen.generators import power
     from aqpgen.records import KResult
+    from aqpgen.store.content import make_table
     from aqpgen.store.manifest import update_manifest
-    from aqpgen.store.tablefile import make_table, write_table
+    from aqpgen.store.tablefile import write_table
 
     d = tmp_path / "tables"
     d.mkdir()
@@ -239,8 +240,9 @@ _TINY_KS = (4, 6, 8)
 def tiny_pow_tables(tmp_path_factory):
     """pow0.5 / pow-0.5 minimax and aqp-rho1 tables at K = 4, 6, 8, built here by the generators."""
     from aqpgen.generators import aqp, minimax
+    from aqpgen.store.content import make_table
     from aqpgen.store.manifest import update_manifest
-    from aqpgen.store.tablefile import make_table, write_table
+    from aqpgen.store.tablefile import write_table
 
     d = tmp_path_factory.mktemp("powtables")
     for tg in A.POWER_TARGETS:

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from aqpgen.cli import main
 from aqpgen.generators import aqp
 from aqpgen.report import shape, write
-from aqpgen.store import tablefile
+from aqpgen.store import content, tablefile
 
 ROOT = os.path.join(os.path.dirname(__file__), os.pardir)
 KS = (8, 16)
@@ -38,7 +38,7 @@ def tiny(tmp_path_factory):
         tablefile.write_table(d / (name + ".h5"), replace(
             t, Ks=KS, rows={K: t.rows[K] for K in KS}, content_hash=None))
     params = {"rho": 4, "shape": "monotone"}
-    t = tablefile.make_table(name=shape.MONO, family="kl", target="log p", method="aqp",
+    t = content.make_table(name=shape.MONO, family="kl", target="log p", method="aqp",
                              params=params, provenance={"test": True},
                              results=[aqp.build_K(K, params) for K in KS])
     tablefile.write_table(d / (shape.MONO + ".h5"), t)

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from aqpgen import runtime
 from aqpgen.errors import TableFormatError
 from aqpgen.records import KResult
-from aqpgen.store.tablefile import make_table, write_table
+from aqpgen.store.content import make_table
+from aqpgen.store.tablefile import write_table
 
 KS = (3, 4, 5, 8)
 

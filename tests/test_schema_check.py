@@ -15,7 +15,7 @@ import pytest
 from aqpgen import audit
 from aqpgen.errors import TableFormatError
 from aqpgen.generators import power
-from aqpgen.store import tablefile
+from aqpgen.store import content, tablefile
 
 #: (schema attribute or None to delete, schema_version attribute or None to delete, accepted?,
 #:  a fragment of the reason when refused)
@@ -36,7 +36,7 @@ CASES = [
 
 def _table(path):
     params = {"m": 2}
-    td = tablefile.make_table(name="power-m2", family="power", target=power.target_name(params),
+    td = content.make_table(name="power-m2", family="power", target=power.target_name(params),
                               method="ustat", params=params, provenance={"command": "test"},
                               results=[power.build_K(K, params) for K in (3, 4)])
     tablefile.write_table(path, td)

@@ -14,14 +14,20 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from aqpgen.game.dynamics import exact_sweep, fixed_point_dynamics, fixed_point_solve, run_exact
-from aqpgen.game.estimators import ArrayEstimator, ORACLE, get_estimator
+from aqpgen.game.dynamics import (
+    exact_sweep,
+    fixed_point_dynamics,
+    fixed_point_solve,
+    run_exact,
+)
+from aqpgen.game.estimators import ORACLE, ArrayEstimator, get_estimator
 from aqpgen.game.meanfn import MeanFunction, mean_function
 from aqpgen.game.sampled import run_sampled
 from aqpgen.game.scenarios import SCENARIOS, get_scenario, tv_distance, tv_slope
-from aqpgen.generators import minimax
+from aqpgen.generators import remez
 from aqpgen.records import KResult
 from aqpgen.store import tablefile as tf
+from aqpgen.store.content import make_table
 
 
 def _plugin(Ks):
@@ -188,7 +194,7 @@ def test_slope_helper():
 # ----------------------------------------------------------------------------- minimax
 def test_minimax_beats_plugin():
     K = 16
-    g = MeanFunction(minimax.remez(K).cheb_f64)
+    g = MeanFunction(remez.remez(K).cheb_f64)
     sol = fixed_point_dynamics("head", g)
     tv_mm = tv_distance(sol.p, SCENARIOS["head"].p_star)
     tv_pl = run_exact("head", _plugin([K]), K).tv
@@ -202,7 +208,7 @@ def small_table_file(tmp_path):
     for K in (4, 8):
         hp = tuple(str(Fraction(math.log(n / K)).limit_denominator(10 ** 15)) for n in range(1, K + 1))
         res.append(KResult(K, np.array([float(Fraction(s)) for s in hp]), hp, {}, "ok", {}))
-    data = tf.make_table(name="small", family="kl", target="log p", method="test", params={},
+    data = make_table(name="small", family="kl", target="log p", method="test", params={},
                          provenance={}, results=res)
     path = tmp_path / "small.h5"
     tf.write_table(path, data)

@@ -15,16 +15,15 @@ import pytest
 
 from aqpgen.errors import TableFormatError
 from aqpgen.records import KResult
-from aqpgen.store.manifest import check_manifest, update_manifest
-from aqpgen.store.tablefile import (
+from aqpgen.store.content import (
     SCHEMA,
     SCHEMA_VERSION,
     TableData,
     content_hash,
     make_table,
-    read_table,
-    write_table,
 )
+from aqpgen.store.manifest import check_manifest, update_manifest
+from aqpgen.store.tablefile import read_table, write_table
 
 
 def _eq_nan(a, b):
@@ -87,7 +86,8 @@ def test_content_hash_is_independent_oracle(small_table):
 _WRITER = r"""
 import sys, numpy as np
 from aqpgen.records import KResult
-from aqpgen.store.tablefile import make_table, write_table
+from aqpgen.store.content import make_table
+from aqpgen.store.tablefile import write_table
 rng = np.random.default_rng(7)
 rs = [KResult(K, rng.standard_normal(K), tuple(repr(x) for x in rng.random(K)),
               {"beta": 1.0 / K, "V1": float("nan")}, "ok" if K % 7 else "out of reach",

@@ -24,7 +24,7 @@ from aqpgen.audit.rowpoly import LOG_TARGET, AuditTarget, parse_audit_target
 from aqpgen.audit.rows import RowTask, audit_row
 from aqpgen.errors import TableFormatError
 from aqpgen.records import as_int
-from aqpgen.store import tablefile
+from aqpgen.store import content, tablefile
 from aqpgen.store.manifest import MANIFEST_NAME, load_manifest, row_digests
 
 __all__ = ["RATE_RANGE", "audit_file", "audit_files", "default_minimax_path", "manifest_findings", "rate_findings"]
@@ -71,7 +71,7 @@ def manifest_findings(path: str, fname: str, manifest: str | None, chash: str | 
     if base not in files:
         return [file_finding(fname, "manifest", False, f"{base} is not listed in {mpath}")]
     want = files[base]
-    sha = tablefile.file_sha256(path)
+    sha = content.file_sha256(path)
     out = [file_finding(fname, "manifest.sha256", want.get("sha256") == sha,
                         "file sha256 matches the manifest" if want.get("sha256") == sha else
                         f"file sha256 {sha[:16]}... differs from manifest {str(want.get('sha256'))[:16]}... "
@@ -209,7 +209,7 @@ def _readable(path: str, fname: str, F: list) -> dict | None:
 def _schema_ok(path: str, fname: str, attrs: dict, F: list) -> bool:
     """Finding "schema": the reader's own check (``tablefile.check_schema``), so the audit
     accepts exactly the versions ``read_table`` serves."""
-    supported = f"{tablefile.SCHEMA} v1..v{tablefile.SCHEMA_VERSION}"
+    supported = f"{content.SCHEMA} v1..v{content.SCHEMA_VERSION}"
     try:
         schema, version = tablefile.check_schema(attrs)
     except TableFormatError as exc:
@@ -235,7 +235,7 @@ def _checked_table(path: str, fname: str, manifest: str | None, F: list):
     F.append(file_finding(fname, "layout", True, f"{len(t.Ks)} rows, K {t.Ks[0] if t.Ks else '-'}.."
                           f"{t.Ks[-1] if t.Ks else '-'}"))
     stored_hash = t.content_hash
-    chash = tablefile.content_hash(t)
+    chash = content.content_hash(t)
     F.append(file_finding(fname, "content_hash", chash == stored_hash,
                           "stored content hash equals the recomputed one" if chash == stored_hash else
                           f"{path}: stored content_hash {str(stored_hash)[:16]}... but the data hash to "

@@ -11,7 +11,7 @@ generator(spec)            -- import the generator module of a spec (lazily).
 Progress, TableOutcome     -- progress events and per-table results of ``build``.
 BuildError                 -- a generator raised, a table has no usable row, or a dirty tree.
 git_commit()               -- ``git rev-parse HEAD`` of the aqpgen source (+ "+dirty"), or None.
-GENERATORS, TableSpec, load_spec, standard_kmin, DEFAULT_SPEC, MAX_K -- from ``aqpgen.build.spec``.
+The spec (``GENERATORS``, ``TableSpec``, ``load_spec``, ...) is ``aqpgen.build.spec``.
 
 Up-to-date rule (docs/ARCHITECTURE.md)
 --------------------------------------
@@ -94,35 +94,13 @@ from aqpgen.store.atomic import (
     check_writable,
     remove_stale_temp_files,
 )
+from aqpgen.store.content import SCHEMA_VERSION, canonical_json, make_table
 from aqpgen.store.locate import source_tables_dir
 from aqpgen.store.manifest import MANIFEST_NAME, manifest_mismatch, update_manifest
-from aqpgen.store.tablefile import (
-    SCHEMA_VERSION,
-    canonical_json,
-    make_table,
-    read_attrs,
-    read_table,
-    write_table,
-)
+from aqpgen.store.tablefile import read_attrs, read_table, write_table
 
-__all__ = [
-    "DEFAULT_SPEC",
-    "GENERATORS",
-    "MAX_K",
-    "BuildError",
-    "Progress",
-    "TableOutcome",
-    "TableSpec",
-    "build",
-    "current_table",
-    "generator",
-    "git_commit",
-    "inputs_hash",
-    "is_up_to_date",
-    "load_spec",
-    "provenance_for",
-    "standard_kmin",
-]
+__all__ = ["BuildError", "Progress", "TableOutcome", "build", "current_table", "generator",
+           "git_commit", "inputs_hash", "is_up_to_date", "provenance_for"]
 
 
 class BuildError(AqpgenError, RuntimeError):

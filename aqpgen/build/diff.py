@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aqpgen.store.tablefile import TableData, read_table
+from aqpgen.store.content import TableData
+from aqpgen.store.tablefile import read_table
 
 __all__ = ["TableDiff", "diff_tables", "rel_diff"]
 

@@ -31,7 +31,8 @@ import os
 
 from aqpgen.errors import AqpgenError, TableFormatError
 from aqpgen.records import STATUS_OK, TableInput
-from aqpgen.store.tablefile import TableData, read_table
+from aqpgen.store.content import TableData
+from aqpgen.store.tablefile import read_table
 
 __all__ = ["InputError", "InputTables", "declared", "order_by_inputs"]
 

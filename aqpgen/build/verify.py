@@ -32,15 +32,16 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from aqpgen.build.build import GENERATORS
 from aqpgen.build.diff import diff_tables
+from aqpgen.build.spec import GENERATORS
 from aqpgen.errors import TableFormatError
 from aqpgen.generators.minimax import rate_audit
 from aqpgen.numerics.precision import single_thread_blas
 from aqpgen.records import Check, as_K
 from aqpgen.store.atomic import stale_temp_files
+from aqpgen.store.content import TableData
 from aqpgen.store.manifest import MANIFEST_NAME, check_manifest
-from aqpgen.store.tablefile import TableData, read_table
+from aqpgen.store.tablefile import read_table
 from aqpgen.store.wheeldata import runtime_copy_of
 
 __all__ = ["count_rows", "summarize", "verify_against", "verify_file", "verify_files", "verify_rate",

@@ -13,8 +13,8 @@ import time
 
 import click
 
-from aqpgen.build.build import DEFAULT_SPEC, BuildError, build
-from aqpgen.build.spec import missing_extra
+from aqpgen.build.build import BuildError, build
+from aqpgen.build.spec import DEFAULT_SPEC, missing_extra
 from aqpgen.build.verify import (
     count_rows,
     summarize,

@@ -13,7 +13,7 @@ import click
 from aqpgen.cli import CONVENTIONS, k_value
 from aqpgen.cli.options import target_option
 from aqpgen.errors import ConvergenceError
-from aqpgen.generators import minimax, power
+from aqpgen.generators import minimax, power, remez
 from aqpgen.numerics.precision import flint_prec, single_thread_blas
 from aqpgen.records import as_int
 
@@ -149,7 +149,7 @@ def minimax_cmd(K, prec, tol, with_table, as_json, quiet, target):
     t0 = time.perf_counter()
     try:
         with single_thread_blas(), heartbeat(f"solving K={K} (Remez exchange)", quiet=quiet or K < 256):
-            res = minimax.remez(K, prec=prec, tol=tol, target=target)
+            res = remez.remez(K, prec=prec, tol=tol, target=target)
             t_solve = time.perf_counter() - t0
             strings = values = None
             if with_table:

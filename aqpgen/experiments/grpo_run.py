@@ -49,7 +49,8 @@ import numpy as np
 from aqpgen.experiments.answer_game import default_game
 from aqpgen.experiments.sequence_game import sequence_game
 from aqpgen.game.alpha import game_alpha, reward_affine
-from aqpgen.game.estimators import PeerEstimator, peer_names
+from aqpgen.game.estimators import PeerEstimator
+from aqpgen.generators.peers import peer_names
 from aqpgen.integrations import add_row_ids, trl_reward_func
 from aqpgen.integrations.grouping import as_table
 from aqpgen.numerics.metrics import table_metrics

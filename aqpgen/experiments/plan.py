@@ -64,7 +64,7 @@ from aqpgen.experiments.grpo_run import (
     run_grpo,
 )
 from aqpgen.game.dynamics import run_exact
-from aqpgen.game.estimators import peer_names
+from aqpgen.generators.peers import peer_names
 from aqpgen.integrations.grouping import check_served
 from aqpgen.runtime.precision import ImpreciseRowError
 from aqpgen.store.atomic import write_text_atomic

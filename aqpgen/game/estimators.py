@@ -20,7 +20,7 @@ Public names
 ------------
 Estimator, ArrayEstimator, PeerEstimator, TableEstimator, OracleEstimator
 get_estimator(name, target=None), as_estimator(obj, target=None), available_estimators(target)
-peer_names(target), table_names(target)  -- peer / shipped table names of a target, report order
+table_names(target)  -- shipped table names of a target, report order (peers: ``peers.peer_names``)
 ORACLE, PEER_NAMES, TABLE_NAMES
 """
 
@@ -42,21 +42,9 @@ from aqpgen.runtime import load_table
 from aqpgen.store.tablefile import read_table
 from aqpgen.targets import LOG, Target, parse_target, table_prefix
 
-__all__ = [
-    "ORACLE",
-    "PEER_NAMES",
-    "TABLE_NAMES",
-    "ArrayEstimator",
-    "Estimator",
-    "OracleEstimator",
-    "PeerEstimator",
-    "TableEstimator",
-    "as_estimator",
-    "available_estimators",
-    "get_estimator",
-    "peer_names",
-    "table_names",
-]
+__all__ = ["ORACLE", "PEER_NAMES", "TABLE_NAMES", "ArrayEstimator", "Estimator", "OracleEstimator",
+           "PeerEstimator", "TableEstimator", "as_estimator", "available_estimators",
+           "get_estimator", "table_names"]
 
 #: Name of the log p oracle: the exact log p (mean function g = log; in sampled runs the reward
 #: uses the policy's true p_z).  Not a table -- no unbiased table for log p exists.

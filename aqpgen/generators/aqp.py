@@ -17,8 +17,6 @@ frontier(K, etas=None, rhos=None, *, target=LOG)  sweep either program; one ``AQ
 plugin_constants(K, target=LOG)      (V_inf, beta lower bound) of the plug-in table: the rho
                                      budgets and the "better than plug-in" test.
 AQPResult                            frozen result of one solve (``status`` "ok" or the reason).
-evaluate, v1_matrix                  re-exported from ``aqpgen.generators.aqp_eval``.
-PMF_CUTOFF, SOLVER_SETTINGS          re-exported from ``aqpgen.generators.aqp_conic``.
 GENERATOR_VERSION, target_name, declared_inputs, build_K, verify_row   the generator interface
                                      (docs/ARCHITECTURE.md).
 
@@ -27,9 +25,9 @@ The exchange (why the programs stay accurate up to K = 1024)
 E*_K ~ 1e-7 at K = 1024 while |c| ~ 10.  Each solve is for a correction δ around a reference
 table c_ref (the digamma table first, then the previous exchange iterate), bias rows are divided
 by the bias scale (the budget) so every constraint is O(1), variance cones by sqrt(V∞(plug-in)).
-Clarabel runs with explicit tolerances (``SOLVER_SETTINGS``); a status other than "optimal" is
+Clarabel runs with explicit tolerances (``aqp_conic.SOLVER_SETTINGS``); a status other than "optimal" is
 retried with relaxed settings (``aqp_conic.RETRY_SETTINGS``) and otherwise reported, never
-shipped.  The solver's answer is a candidate: e(p) and p·Var_p are re-evaluated on a fine grid (``evaluate``), local maxima above the
+shipped.  The solver's answer is a candidate: e(p) and p·Var_p are re-evaluated on a fine grid (``aqp_eval.evaluate``), local maxima above the
 budget are refined and added to the grid (exchange), and the solver gets the budget tightened by
 ``TIGHTEN`` so the verified value meets the real budget.  The final acceptance for eta programs is
 the rigorous bound of ``aqpgen.numerics.certify.certify_beta``; the stored numbers are
@@ -47,7 +45,7 @@ import numpy as np
 from aqpgen.errors import InfeasibleError
 from aqpgen.generators import aqp_shape, minimax
 from aqpgen.generators.aqp_conic import PMF_CUTOFF, SOLVER_SETTINGS, solve_checked
-from aqpgen.generators.aqp_eval import Verified, evaluate, v1_matrix
+from aqpgen.generators.aqp_eval import Verified
 from aqpgen.generators.peers import plugin_table, reference_table
 from aqpgen.numerics.certify import certify_beta
 from aqpgen.numerics.grids import theta_grid
@@ -55,22 +53,8 @@ from aqpgen.numerics.metrics import bias_sup, table_metrics, variance_sup
 from aqpgen.records import STATUS_OK, Check, KResult, TableInput, as_K
 from aqpgen.targets import LOG, Target, parse_target
 
-__all__ = [
-    "GENERATOR_VERSION",
-    "PMF_CUTOFF",
-    "SOLVER_SETTINGS",
-    "AQPResult",
-    "build_K",
-    "declared_inputs",
-    "evaluate",
-    "frontier",
-    "plugin_constants",
-    "solve_eta",
-    "solve_rho",
-    "target_name",
-    "v1_matrix",
-    "verify_row",
-]
+__all__ = ["GENERATOR_VERSION", "AQPResult", "build_K", "declared_inputs", "frontier",
+           "plugin_constants", "solve_eta", "solve_rho", "target_name", "verify_row"]
 
 GENERATOR_VERSION = "5"
 

@@ -16,9 +16,8 @@ omega^2_phi(p log p, 1/K) ~ 1/K^2) gives K^2 E*_K -> const, checked by ``rate_au
 
 Public names
 ------------
-remez, MinimaxResult, DEFAULT_TOL, default_prec   re-exported from ``aqpgen.generators.remez``.
+(The Remez exchange itself, ``remez`` and ``MinimaxResult``, is ``aqpgen.generators.remez``.)
 minimax_table(K, *, target=LOG, ...)     -> (values_hp, values_f64, result): the table c_K.
-cheb_to_bernstein(cheb, prec)            re-exported from ``aqpgen.numerics.bernstein``.
 table_prec(K)                            working precision (bits) of the table conversion.
 table_name(target)                       "kl-minimax" for log p, "pow0.5-minimax" for p^0.5, ...
 E_star(K, *, target=LOG)                 E*_K solved by remez (what the table stores).
@@ -69,10 +68,8 @@ import numpy as np
 
 from aqpgen.errors import ConvergenceError
 from aqpgen.generators.remez import (
-    DEFAULT_TOL,
     Engine,
     MinimaxResult,
-    default_prec,
     grid_size,
     reference_p,
     remez,
@@ -85,26 +82,9 @@ from aqpgen.numerics.precision import flint_prec, work_prec
 from aqpgen.records import STATUS_OK, Check, KResult, as_K
 from aqpgen.targets import LOG, Target, parse_target, table_prefix
 
-__all__ = [
-    "DEFAULT_TOL",
-    "GENERATOR_VERSION",
-    "TABLE_NAME",
-    "VERIFY_SPREAD",
-    "E_star",
-    "MinimaxResult",
-    "RateAudit",
-    "build_K",
-    "cheb_to_bernstein",
-    "default_prec",
-    "minimax_table",
-    "rate_audit",
-    "remez",
-    "table_error_at_extrema",
-    "table_name",
-    "table_prec",
-    "target_name",
-    "verify_row",
-]
+__all__ = ["GENERATOR_VERSION", "TABLE_NAME", "VERIFY_SPREAD", "E_star", "RateAudit", "build_K",
+           "minimax_table", "rate_audit", "table_error_at_extrema", "table_name", "table_prec",
+           "target_name", "verify_row"]
 
 #: bump when the output for the same inputs changes.
 GENERATOR_VERSION = "3"

@@ -25,11 +25,15 @@ whose rows break their certificate in the float32 the framework stores rewards i
 (``allow_imprecise=True`` to override).
 """
 
-from aqpgen.integrations.grouping import FAILED, UNEVEN, group_rewards, is_failed
+from aqpgen.integrations.grouping import UNEVEN, group_rewards
 from aqpgen.integrations.openrlhf import openrlhf_group_hook, wrap_generate_responses
 from aqpgen.integrations.trl import add_row_ids, trl_async_reward_func, trl_reward_func
-from aqpgen.integrations.verl import (register_verl_advantage, register_verl_estimator,
-                                      verl_batch_reward)
+from aqpgen.integrations.verl import (
+                                      register_verl_advantage,
+                                      register_verl_estimator,
+                                      verl_batch_reward,
+)
+from aqpgen.runtime.table import FAILED, is_failed
 
 __all__ = ["FAILED", "UNEVEN", "add_row_ids", "group_rewards", "is_failed", "openrlhf_group_hook",
            "register_verl_advantage", "register_verl_estimator", "trl_async_reward_func",

@@ -2,8 +2,8 @@
 
 Public names
 ------------
-FAILED, UNEVEN                            -- the policies for failed answers and uneven groups.
-is_failed(answer)                         -- None or a float NaN: no answer was extracted.
+UNEVEN                                    -- the policies for uneven groups (failed answers:
+                                             ``aqpgen.runtime.table.FAILED`` / ``is_failed``).
 group_rewards(answers, table, K=None, *, failed, uneven, pad_id, mask)
                                           -- per-sample rewards of one group or a batch of groups.
 group_values(items, table, K, ...)        -- one group's rewards (float64, NaN where left out).
@@ -66,10 +66,10 @@ import numpy as np
 
 from aqpgen.records import as_K
 from aqpgen.runtime import Table, load_table
-from aqpgen.runtime.table import FAILED, answers_to_counts, check_failed, is_failed
+from aqpgen.runtime.table import answers_to_counts, check_failed
 
-__all__ = ["FAILED", "UNEVEN", "as_table", "check_served", "check_uneven", "consecutive_groups",
-           "finite_scale", "group_counts", "group_rewards", "group_values", "is_failed", "keyed_groups",
+__all__ = ["UNEVEN", "as_table", "check_served", "check_uneven", "consecutive_groups",
+           "finite_scale", "group_counts", "group_rewards", "group_values", "keyed_groups",
            "rewards_of_groups", "served_table"]
 
 UNEVEN = ("refuse", "serve")

@@ -45,14 +45,8 @@ from functools import lru_cache, partial
 
 import numpy as np
 
-from aqpgen.integrations.grouping import (
-    FAILED,
-    UNEVEN,
-    finite_scale,
-    is_failed,
-    rewards_of_groups,
-    served_table,
-)
+from aqpgen.integrations.grouping import UNEVEN, finite_scale, rewards_of_groups, served_table
+from aqpgen.runtime.table import FAILED, is_failed
 
 __all__ = [
     "ESTIMATOR",

@@ -25,6 +25,7 @@ except ImportError:  # python < 3.11
     import tomli as tomllib
 
 from aqpgen.build import build
+from aqpgen.build.spec import load_spec
 from aqpgen.report.markdown import md_table, ok_Ks, read_named, table_path
 from aqpgen.report.sections import PRESET_TABLES
 
@@ -170,7 +171,7 @@ def _uptodate_stat(tables_dir: str) -> str:
     spec_path = os.path.join(tables_dir, "tables.toml")
     if not os.path.exists(spec_path):
         return ""
-    specs = build.load_spec(spec_path)
+    specs = load_spec(spec_path)
     cur = [s.name for s in specs if build.is_up_to_date(s, table_path(tables_dir, s.name))]
     stale = [s.name for s in specs if s.name not in cur]
     return (f"`make tables` up-to-date check: {len(cur)} of {len(specs)} spec entries current"

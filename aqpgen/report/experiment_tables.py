@@ -23,7 +23,7 @@ from aqpgen.experiments.summary import (
     simulator_tv,
     within_spread,
 )
-from aqpgen.game.estimators import peer_names
+from aqpgen.generators.peers import peer_names
 from aqpgen.report.markdown import md_table
 from aqpgen.targets import LOG, parse_target
 

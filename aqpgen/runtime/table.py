@@ -236,7 +236,7 @@ class Table:
 
     @classmethod
     def from_data(cls, data) -> Table:
-        """A Table from an in-memory ``aqpgen.store.tablefile.TableData``."""
+        """A Table from an in-memory ``aqpgen.store.content.TableData``."""
         return cls(data)
 
     def __repr__(self) -> str:

@@ -2,19 +2,15 @@
 
 Public names
 ------------
-SCHEMA, SCHEMA_VERSION, Row, TableData, make_table -- re-exported from ``aqpgen.store.content``.
 write_table(path, table)    -- build the file image in memory, write it atomically (temp file, rename).
 read_table(path)            -- read and check schema, structure and content hash.
 check_schema(attrs)         -- (schema, version) of a file's root attributes, or TableFormatError.
-content_hash(table)         -- sha256 (hex) of the canonical serialisation of a table.
-canonical_json(obj)         -- the canonical JSON used for params, provenance, solver, hashes.
-file_sha256(path)           -- sha256 (hex) of a file's bytes.
 read_attrs(path)            -- the root attributes (hash not checked).
 The manifest (``MANIFEST.json``: every table's sha256 and row digests) is ``aqpgen.store.manifest``.
 
-The in-memory records and the canonical serialisation live in ``aqpgen.store.content`` (re-exported
-here: ``Row``, ``TableData``, ``make_table``, ``canonical_json``, ``content_hash``,
-``file_sha256``); files are written through ``aqpgen.store.atomic`` (the one atomic write).
+The in-memory records (``Row``, ``TableData``, ``make_table``, ``SCHEMA``, ``SCHEMA_VERSION``) and
+the canonical serialisation (``canonical_json``, ``content_hash``, ``file_sha256``) live in
+``aqpgen.store.content``; files are written through ``aqpgen.store.atomic`` (the one atomic write).
 
 File layout (flat: no groups; every dataset ``track_times=False``)
 -----------------------------------------------------------------
@@ -71,28 +67,12 @@ from aqpgen.store.content import (
     TableData,
     canonical_json,
     combine_sections,
-    content_hash,
     f8_canonical,
-    file_sha256,
-    make_table,
     section_hashes,
     to_raw,
 )
 
-__all__ = [
-    "SCHEMA",
-    "SCHEMA_VERSION",
-    "Row",
-    "TableData",
-    "canonical_json",
-    "check_schema",
-    "content_hash",
-    "file_sha256",
-    "make_table",
-    "read_attrs",
-    "read_table",
-    "write_table",
-]
+__all__ = ["check_schema", "read_attrs", "read_table", "write_table"]
 
 #: h5py ``libver`` bounds used for every file (pins the on-disk object formats).
 LIBVER = ("earliest", "v110")

@@ -36,8 +36,9 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from aqpgen.store.content import Row, TableData
 from aqpgen.store.manifest import update_manifest
-from aqpgen.store.tablefile import Row, TableData, read_table, write_table
+from aqpgen.store.tablefile import read_table, write_table
 
 __all__ = ["DROPPED_SECTIONS", "PACKAGE_DATA", "runtime_copy", "runtime_copy_of", "write_runtime_tables"]
 
