@@ -331,6 +331,28 @@ def test_no_private_import(rel):
     assert not bad, f"{rel} imports private names {bad}"
 
 
+@pytest.mark.parametrize("rel", sorted(r for r in MODULES if not r.endswith("__init__.py")))
+def test_one_home_per_name(rel):
+    """A module's ``__all__`` lists what it defines, not names it imports from another aqpgen
+    module: a name has one home to import it from.  (A package ``__init__`` is a facade and may
+    serve its modules' names: test_api_column_is_all.)"""
+    tree = _tree(MODULES[rel])
+    declared = set(_declared_all(tree) or ())
+    imported = {a.asname or a.name: node.module for node in tree.body if isinstance(node, ast.ImportFrom)
+                and node.module and node.module.startswith("aqpgen") for a in node.names}
+    second = sorted(f"{n} (from {imported[n]})" for n in declared & set(imported))
+    assert not second, f"{rel} re-exports {second}: import them from their own module instead"
+
+
+def test_one_home_detector(tmp_path, monkeypatch):
+    """The check above fails on a module that re-exports an imported name."""
+    f = tmp_path / "m.py"
+    f.write_text('from aqpgen.records import Check\n__all__ = ["Check", "f"]\ndef f():\n    pass\n')
+    monkeypatch.setitem(MODULES, "aqpgen/m.py", f)
+    with pytest.raises(AssertionError, match=r"re-exports \['Check \(from aqpgen.records\)'\]"):
+        test_one_home_per_name("aqpgen/m.py")
+
+
 @pytest.mark.parametrize("rel", sorted(MODULES))
 def test_imports_at_module_top(rel):
     allowed = _allowed_lazy()
