@@ -112,6 +112,21 @@ def test_verify_without_arguments_verifies_the_tables_directory(tmp_path, monkey
     assert r.exit_code == 2 and "no TABLES given" in r.output
 
 
+def test_audit_without_arguments_audits_the_checkouts_tables(tmp_path, monkeypatch):
+    """Like verify: no TABLES = every table of the checkout's tables/ (never the installed
+    runtime copies, which lack what the audit recomputes: a usage error instead)."""
+    shutil.copy(find_table("power-m1"), tmp_path / "power-m1.h5")
+    monkeypatch.setattr("aqpgen.cli.build_cmds.source_tables_dir", lambda: tmp_path)
+    out = tmp_path / "audit.json"
+    r = CliRunner().invoke(main, ["audit", "-q", "--jobs", "1", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(out.read_text())
+    assert doc["ok"] and [f["file"] for f in doc["files"]] == ["power-m1.h5"]
+    monkeypatch.setattr("aqpgen.cli.build_cmds.source_tables_dir", lambda: None)
+    r = CliRunner().invoke(main, ["audit"])
+    assert r.exit_code == 2 and "no TABLES given" in r.output and "no checkout's tables/" in r.output
+
+
 @pytest.mark.parametrize("K", [128, 256])
 def test_solve_minimax_equals_the_shipped_row_under_default_threads(K):
     """Run as a user would, with the machine's default BLAS threads (no *_NUM_THREADS): the

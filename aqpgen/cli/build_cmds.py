@@ -335,13 +335,14 @@ def _show_row(t, K) -> None:
     "file is also compared row by row with that reference build: 'values differ' (the served "
     "rewards change) and 'metrics differ in the last bits' are reported separately, with the K "
     "and the largest relative difference."
-    + "\n\b\nExamples:\n  aqpgen verify --jobs 2\n  aqpgen verify tables/*.h5\n"
+    + "\n\n\b\nExamples:\n  aqpgen verify\n  aqpgen verify tables/*.h5 --jobs 4\n"
     "  aqpgen verify kl-minimax --rate\n"
     "  aqpgen verify /tmp/rebuilt/power-m1.h5 --against tables/\n\n" + CONVENTIONS,
 )
 @click.argument("tables", nargs=-1)
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes over the (file, K) rows.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Worker processes over the (file, K) rows, BLAS on one thread each (as "
+                   "`aqpgen audit`; 1: in this process).")
 @click.option("--rate", is_flag=True, help="Also audit the rate: K^2*E*_K settles, log-log slope -2 +- 0.01 "
               "(KL minimax tables).")
 @click.option("--against", "against", metavar="REF", default=None,
@@ -352,7 +353,7 @@ def _show_row(t, K) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Print every check, not only a summary and the failures.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def verify_cmd(tables, jobs, rate, against, as_json, show_all, quiet):
-    paths = [resolve_table(ref) for ref in tables] if tables else _default_tables()
+    paths = [resolve_table(ref) for ref in tables] if tables else default_tables()
     refs = {p: _against_ref(p, against) for p in paths} if against is not None else {}
     total = 0 if quiet else count_rows(paths)
     if total:
@@ -376,14 +377,14 @@ def verify_cmd(tables, jobs, rate, against, as_json, show_all, quiet):
         raise SystemExit(1)
 
 
-def _default_tables() -> list:
-    """Every ``*.h5`` of the tables directory (the checkout's ``tables/``, else the installed
-    tables); a usage error when there is none."""
-    d = source_tables_dir() or packaged_tables_dir()
+def default_tables(*, installed: bool = True) -> list:
+    """Every ``*.h5`` of the tables directory (the checkout's ``tables/``, else -- with
+    ``installed`` -- the tables installed with the package); a usage error when there is none."""
+    d = source_tables_dir() or (packaged_tables_dir() if installed else None)
     files = sorted(str(f) for f in d.glob("*.h5")) if d is not None else []
     if not files:
-        raise click.UsageError("no TABLES given and no tables directory with *.h5 files found "
-                               "(neither a checkout's tables/ nor installed tables)")
+        where = "neither a checkout's tables/ nor installed tables" if installed else "no checkout's tables/"
+        raise click.UsageError(f"no TABLES given and no tables directory with *.h5 files found ({where})")
     return files
 
 
