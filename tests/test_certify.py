@@ -18,7 +18,7 @@ def _fr(v):
     return [Fraction(float(x)) for x in v]
 
 
-@pytest.mark.parametrize("name", ["plugin", "digamma", "laplace", "jackknife"])
+@pytest.mark.parametrize("name", ["plugin", "digamma", "laplace", "jackknife", "grassberger"])
 @pytest.mark.parametrize("K", [2, 7, 20])
 def test_peer_certificate_brackets_mpmath_max(name, K):
     v = peer_table(name, K)

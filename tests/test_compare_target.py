@@ -40,7 +40,7 @@ def no_shipped_pow(monkeypatch, tmp_path):
 
 
 def test_peer_names_and_values():
-    assert peer_names("log") == ("plugin", "digamma", "laplace", "jackknife")
+    assert peer_names("log") == ("plugin", "digamma", "laplace", "jackknife", "grassberger")
     assert peer_names("p^0.5") == ("plugin", "laplace", "jackknife", "delta", "series")
     with mpmath.workdps(40):  # correctly rounded entries: 1/sqrt(n/5) from 40 digits
         want = [float(1 / mpmath.sqrt(mpmath.mpf(n) / 5)) for n in range(1, 6)]
@@ -102,7 +102,7 @@ def test_cli_compare_target_json_keys_and_log_unchanged(no_shipped_pow):
     assert r.exit_code == 0, r.output
     rows = json.loads(r.output)
     assert {tuple(sorted(d)) for d in rows} == {tuple(sorted(LOG_KEYS))}
-    assert [d["estimator"] for d in rows][:4] == ["plugin", "digamma", "laplace", "jackknife"]
+    assert [d["estimator"] for d in rows][:5] == ["plugin", "digamma", "laplace", "jackknife", "grassberger"]
 
 
 @pytest.mark.parametrize("cmd", [["compare", "--K", "4"], ["frontier", "--K", "4"]])

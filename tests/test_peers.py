@@ -49,7 +49,7 @@ def test_errors():
         peer_table("plugin", 0)
     with pytest.raises(TypeError, match="K must be an integer"):
         peer_table("plugin", 2.5)
-    assert set(PEERS) == {"plugin", "digamma", "laplace", "jackknife"}
+    assert set(PEERS) == {"plugin", "digamma", "laplace", "jackknife", "grassberger"}
 
 
 def test_digamma_bias_closed_form():
@@ -63,3 +63,29 @@ def test_digamma_bias_closed_form():
                     * (1 - pm) ** (K - 1 - m) for m, ci in enumerate(c))
             tail = mp.nsum(lambda j, q=1 - pm: q**j / j, [K, mp.inf])
             assert abs((g - mp.log(pm)) - tail) < mp.mpf(10) ** -30
+
+
+@pytest.mark.parametrize("K", [1, 2, 7, 8, 40])
+def test_grassberger_integral_form(K):
+    """G(n) - log K against the integral form G(n) = psi(n) + (-1)^n int_0^1 t^(n-1)/(1+t) dt
+    (quadrature, not the digamma half-arguments the code uses), and the closed forms
+    G(1) = -gamma - log 2, G(2) = G(3) = 2 - gamma - log 2."""
+    got = peer_table("grassberger", K)
+    with mp.workdps(40):
+        want = [float(mp.digamma(n) + (-1) ** n * mp.quad(lambda t: t ** (n - 1) / (1 + t), [0, 1])
+                      - mp.log(K)) for n in range(1, K + 1)]
+        g1 = float(-mp.euler - mp.log(2) - mp.log(K))
+        g2 = float(2 - mp.euler - mp.log(2) - mp.log(K))
+    np.testing.assert_allclose(got, want, rtol=4e-16, atol=1e-300)
+    assert got[0] == g1
+    if K >= 3:
+        assert got[1] == got[2] == g2
+
+
+def test_grassberger_at_p_one_depends_on_parity():
+    """At p = 1 (n = K always) the table's error is c_K[K] = G(K) - log K: about 1/(6K^2) for
+    even K and about -1/K for odd K (docs/MATH.md §7), from the asymptotic series of psi."""
+    for K in (64, 256):
+        assert peer_table("grassberger", K)[-1] == pytest.approx(1 / (6 * K * K), rel=0.02)
+    for K in (65, 257):
+        assert peer_table("grassberger", K)[-1] == pytest.approx(-1 / K, rel=0.02)

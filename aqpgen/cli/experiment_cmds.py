@@ -33,7 +33,7 @@ R(answer) - tau*c_K[n] (the table under test, through aqpgen.integrations.trl_re
 mean) for the sequence-likelihood proxies.
 
 \b
-Default plan: oracle, plugin, digamma, jackknife, the minimax table where the float32
+Default plan: oracle, plugin, digamma, jackknife, grassberger, the minimax table where the float32
 precision guard serves it, every shipped KL AQP preset (shape-constrained ones included), at
 K = 8, 16, 32 (scale_rewards "none" and "group") and the held-out K = 12, 24; the multi-token
 game at K = 8, 16 (also Laplace and both sequence-likelihood proxies); the alpha-game (plugin,

@@ -2,8 +2,8 @@
 
 The default plan (``default_plan()``; ``aqpgen experiment`` runs it, ``make experiment`` too)
 -----------------------------------------------------------------------------------------
-* **KL game** (target log p): the oracle, the classical peers plugin, digamma and jackknife, the
-  minimax table and every shipped KL AQP preset, at K = 8, 16, 32, seeds 0, 1, 2, with TRL's
+* **KL game** (target log p): the oracle, the classical peers plugin, digamma, jackknife and grassberger,
+  the minimax table and every shipped KL AQP preset, at K = 8, 16, 32, seeds 0, 1, 2, with TRL's
   ``scale_rewards="none"`` (what the README recommends) and ``"group"`` (TRL's default).
 * **held-out K** of the KL game: the same estimators at K = 12, 24 (``HELD_OUT_KS``),
   ``scale_rewards="none"``: with the multi-token game, the runs ``aqpgen recommend``'s λ is
@@ -179,7 +179,7 @@ def _shipped(target) -> tuple[str, ...]:
 
 def default_plan() -> Plan:
     """The plan of the module docstring."""
-    kl_peers = tuple(p for p in ("plugin", "digamma", "jackknife") if p in peer_names(LOG))
+    kl_peers = tuple(p for p in ("plugin", "digamma", "jackknife", "grassberger") if p in peer_names(LOG))
     alpha_target = "p^-0.5"
     alpha_peers = tuple(p for p in ("plugin", "laplace", "jackknife")
                         if p in peer_names(parse_target(alpha_target)))

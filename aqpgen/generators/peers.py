@@ -6,7 +6,7 @@ target **log p**.
 
 Public names
 ------------
-PEERS                    -- ("plugin", "digamma", "laplace", "jackknife").
+PEERS                    -- ("plugin", "digamma", "laplace", "jackknife", "grassberger").
 PEER_TARGET              -- "log p".
 peer_names(target)       -- the peers of a target: ``PEERS`` for log p, ``POWER_PEERS`` for p^a.
 peer_table(name, K)      -- float64 table c_K[1..K] (``values[n-1]``), correctly rounded.
@@ -28,6 +28,12 @@ jackknife  the delete-one jackknife of the plug-in over the K-1 *other* samples 
            (the textbook N theta - (N-1) theta_bar with N = K-1 deletable observations; Quenouille
            1956, Efron & Stein 1981).  K = 2 gives theta_J = theta (the plug-in); K = 1 has nothing
            to delete and returns the plug-in table [0].
+grassberger G(n) - log K, with Grassberger's (2003) G(n) = psi(n) + (-1)^n b(n),
+           b(n) = (psi((n+1)/2) - psi(n/2)) / 2 = int_0^1 t^(n-1) / (1+t) dt: his correction of the
+           digamma estimator of -log p for Poisson counts, whose bias falls like e^(-2Kp) instead of
+           e^(-Kp) for small p.  Our counts are binomial, and G(2m) = G(2m+1): at p = 1 (n = K
+           always) the table gives G(K) - log K = 1/(6K^2) + O(K^-4) for even K but
+           -1/K + O(K^-2) for odd K, so an odd K keeps the plug-in's Theta(1/K) weighted bias.
 
 The transcendental tables are evaluated in mpmath at ``work_prec()`` bits (128) and rounded once
 to float64; the
@@ -49,7 +55,7 @@ from aqpgen.targets import LOG, Target, parse_target
 __all__ = ["PEERS", "PEER_TARGET", "digamma_table_exact", "peer_names", "peer_table",
            "plugin_table", "reference_table"]
 
-PEERS = ("plugin", "digamma", "laplace", "jackknife")
+PEERS = ("plugin", "digamma", "laplace", "jackknife", "grassberger")
 PEER_TARGET = "log p"
 
 
@@ -91,6 +97,9 @@ def _peer_table_cached(name: str, K: int) -> tuple[float, ...]:
                     other = (K - n) * mp.log(mp.mpf(n) / (K - 1))
                     theta_bar = (same + other) / (K - 1)
                     vals.append((K - 1) * theta - (K - 2) * theta_bar)
+        elif name == "grassberger":
+            vals = [mp.digamma(n) + (-1) ** n * (mp.digamma(mp.mpf(n + 1) / 2) - mp.digamma(mp.mpf(n) / 2)) / 2
+                    - mp.log(K) for n in range(1, K + 1)]
         else:  # pragma: no cover - guarded by peer_table
             raise ValueError(name)
         return tuple(float(v) for v in vals)
@@ -102,7 +111,7 @@ def peer_table(name: str, K) -> np.ndarray:
     Parameters
     ----------
     name : str
-        One of `PEERS` ("plugin", "digamma", "laplace", "jackknife"); definitions in the module
+        One of `PEERS` ("plugin", "digamma", "laplace", "jackknife", "grassberger"); definitions in the module
         docstring.
     K : int
         Batch size, K >= 1.

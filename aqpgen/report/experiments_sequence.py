@@ -79,8 +79,9 @@ def _game_lines(results: dict) -> list[str]:
         f"(`max_completion_length={L}`).",
         "",
         "Peers: the oracle (−τ·log π_θ(answer), exact, available to the experiment only), the "
-        "plug-in and the classical corrections (digamma ψ(n) − ψ(K), the digamma correction of "
-        "Grassberger's family — his G(n) of 2003 is not played; Laplace (add-½); the jackknife), "
+        "plug-in and the classical corrections (digamma ψ(n) − ψ(K); Grassberger's G(n) − log K, "
+        "his 2003 correction of the digamma estimator for Poisson counts; Laplace (add-½); the "
+        "jackknife), "
         "the tables, and the **sequence-likelihood "
         "proxies**: the completion's own log-likelihood in place of log π(answer).  "
         + _LITERATURE + "  The proxy plays a *sequence* game, not the answer game: with the sum "
