@@ -29,7 +29,7 @@ docs/experiments.md) reports, for each target it played and each K, the range of
 this rule's choice is within the seed spread of the lowest final TV, and :data:`NOISE_WEIGHTS`
 holds a value inside the ranges of K = 8 and 16 (a test checks this against
 docs/experiments.json).  For log p the value is fitted on the one-token game at K = 8, 16, 32
-only and validated out of sample, on runs the fit did not see (the same game at K = 12, 24 and
+only and validated out of sample, on runs the fit did not see (the same game at K = 12, 15, 24 and
 the multi-token game at K = 8, 16); docs/experiments.md says where the choice fails there.  The weight differs between games because a bias and a noise of the same
 size move different games' optima by different amounts; a target the experiment did not play
 gets the KL game's weight, and the recommendation says it is not validated.  Longer runs or

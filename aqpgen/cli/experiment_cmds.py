@@ -35,7 +35,7 @@ mean) for the sequence-likelihood proxies.
 \b
 Default plan: oracle, plugin, digamma, jackknife, grassberger, the minimax table where the float32
 precision guard serves it, every shipped KL AQP preset (shape-constrained ones included), at
-K = 8, 16, 32 (scale_rewards "none" and "group") and the held-out K = 12, 24; the multi-token
+K = 8, 16, 32 (scale_rewards "none" and "group") and the held-out K = 12, 15, 24; the multi-token
 game at K = 8, 16 (also Laplace and both sequence-likelihood proxies); the alpha-game (plugin,
 Laplace, jackknife, the p^-0.5 tables) at K = 8, 16, 32; seeds 0-2, 300 steps each (lr 3e-2,
 linear decay).  The page fits recommend's noise weight on part of the runs and checks it on the rest.

@@ -5,7 +5,8 @@ The default plan (``default_plan()``; ``aqpgen experiment`` runs it, ``make expe
 * **KL game** (target log p): the oracle, the classical peers plugin, digamma, jackknife and grassberger,
   the minimax table and every shipped KL AQP preset, at K = 8, 16, 32, seeds 0, 1, 2, with TRL's
   ``scale_rewards="none"`` (what the README recommends) and ``"group"`` (TRL's default).
-* **held-out K** of the KL game: the same estimators at K = 12, 24 (``HELD_OUT_KS``),
+* **held-out K** of the KL game: the same estimators at K = 12, 15, 24 (``HELD_OUT_KS``;
+  one odd K),
   ``scale_rewards="none"``: with the multi-token game, the runs ``aqpgen recommend``'s λ is
   validated on (it is fitted on K = 8, 16, 32, ``FIT_KS``).
 * **multi-token game** (``sequence_game``; KL): the oracle, the sequence-likelihood proxies
@@ -91,7 +92,7 @@ CANDIDATES: tuple = (("kl-aqp-rho4-mono", {"rho": 4, "shape": "monotone"}),)
 #: K of the one-token KL game on which ``aqpgen recommend``'s λ is fitted, and the disjoint runs
 #: it is validated on: other K of the same game, and the multi-token game.
 FIT_KS = (8, 16, 32)
-HELD_OUT_KS = (12, 24)
+HELD_OUT_KS = (12, 15, 24)  # 15: one odd K, where Grassberger's G(n) is off by ~1/K at p = 1
 SEQUENCE_KS = (8, 16)
 
 
