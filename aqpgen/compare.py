@@ -26,7 +26,7 @@ minimax_values(K, target)     -- (values_hp, values) of the target's minimax tab
 preset_table_name(name, target) -- "kl-aqp-rho1", "pow0.5-aqp-rho1", ...
 to_markdown(rows), to_json(rows) -- renderings (the README/report embeds the markdown).
 
-For every classical peer (plug-in, digamma, Laplace, jackknife) the row also carries the AQP bias
+For every classical peer (plug-in, digamma, Laplace, jackknife, Grassberger) the row also carries the AQP bias
 at the peer's own worst variance: ``solve_rho(K, ρ)`` with ρ = V∞(peer)/V∞(plug-in), and the
 ratio β(peer)/β(AQP).  The AQP frontier dominates the peer iff the ratio is > 1.  The minimax
 table is the frontier's end point (η = 0), so it gets no ratio.

@@ -31,7 +31,7 @@ For each eta: minimise V_inf subject to beta <= (1+eta)*E*_K (or V1 with --objec
 each rho (--rho instead of --eta): minimise beta subject to V_inf <= rho*V_inf(plug-in).  Each
 point is a convex program (cvxpy + Clarabel) refined by exchange until the bias verified on a fine
 grid, and certified by rigorous arithmetic, meets the budget.  Prints beta, certified beta, V_inf
-and V1 per point, with the peers (plug-in, digamma, Laplace, jackknife, minimax) on the same axes.
+and V1 per point, with the peers (plug-in, digamma, Laplace, jackknife, Grassberger, minimax) on the same axes.
 With --target p^A the target is p^A (rho relative to the plug-in (n/K)^A; the peers are those of
 aqpgen.generators.peers_power: plug-in, laplace, jackknife, delta, series, minimax) and the JSON
 gains the key "target".

@@ -8,7 +8,7 @@ minimax      bias-minimax tables, E_star, rate_audit (generator); remez: the Rem
 minimax_lp   an independent LP solution of the minimax problem (test oracle).
 aqp          variance-optimal programs and their exchange (generator); aqp_conic: one conic
              solve; aqp_eval: fine-grid verification and the V1 matrix.
-peers        classical estimators (plug-in, digamma, Laplace, jackknife), plugin_table,
+peers        classical estimators (plug-in, digamma, Laplace, jackknife, Grassberger), plugin_table,
              reference_table.
 
 Generators read no files: a generator that needs a number from another table declares it
