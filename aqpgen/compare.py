@@ -92,7 +92,7 @@ class CompareRow:
     ----------
     K : int
     estimator : str
-        Peer name ("plugin", "digamma", "laplace", "jackknife", "minimax") or preset ("eta3", ...).
+        Peer name (one of ``peers.peer_names(target)``, or "minimax") or preset ("eta3", ...).
     kind : str
         "peer" or "preset".
     beta, beta_cert, V_inf, V1, max_abs_c : float

@@ -13,7 +13,7 @@ from aqpgen.cli.options import target_option
 from aqpgen.errors import ConvergenceError
 from aqpgen.game.alpha import game_alpha
 from aqpgen.game.dynamics import exact_sweep
-from aqpgen.game.estimators import available_estimators, get_estimator
+from aqpgen.game.estimators import PEER_NAMES, available_estimators, get_estimator
 from aqpgen.game.sampled import sampled_sweep
 from aqpgen.game.scenarios import SCENARIOS, get_scenario
 from aqpgen.report import figures
@@ -36,7 +36,7 @@ default   sampled REINFORCE (G groups of K per step, baseline = other groups' me
           no clipping), --seeds runs; reports the final TV (mean and std over seeds).
 
 \b
-Estimators: peers plugin, digamma, laplace, jackknife; table names or .h5 paths
+Estimators: peers {peers}; table names or .h5 paths
 (kl-minimax, kl-aqp-eta3, kl-aqp-eta15, kl-aqp-rho1, kl-aqp-rho2, ...); oracle-log (the exact
 log p -- no table can do this; a reference).  Default: every peer and shipped table found.
 
@@ -53,7 +53,7 @@ Examples:
 """
 
 
-@click.command("simulate", help=_HELP)
+@click.command("simulate", help=_HELP.replace("{peers}", ", ".join(PEER_NAMES)))
 @click.option("--scenario", type=click.Choice(sorted(SCENARIOS)), default="zipf",
               show_default=True, help="Which game.")
 @click.option("--exact", is_flag=True, help="Fixed point of the expected dynamics (no sampling).")
